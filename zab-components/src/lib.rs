@@ -1,0 +1,5 @@
+//! zab-components: Zab (ZooKeeper Atomic Broadcast) for the Kompics component model.
+//!
+//! This crate will hold the protocol as a pure state machine (`protocol`), the Zab and
+//! FailureDetector components, the write-ahead log and snapshots, and the standalone Zab facade
+//! proposed on the ZooKeeper wiki. See `shared/DESIGN.md` (zab-components).
