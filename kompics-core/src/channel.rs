@@ -1,0 +1,317 @@
+//! Channels: the connections between a provided port and a required port of the same type.
+//!
+//! An event triggered on a port goes down every channel connected to it, one clone per channel
+//! (Kompics' publish semantics). Events on one channel arrive in the order they were triggered.
+//! A [`Selector`] on a channel lets only matching events through, so a provider can serve many
+//! instances of a component over one port (the network routes messages to component instances
+//! this way).
+//!
+//! Internally each port side has an inbox (a lock-free queue of the events arriving at it) and a
+//! list of outlets (the inboxes its triggers go to). The list is copied into the triggering port
+//! and refreshed only when a channel is connected or disconnected, so the hot path takes no lock.
+
+use std::collections::VecDeque;
+use std::fmt;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Weak};
+
+use crossbeam_queue::SegQueue;
+use parking_lot::Mutex;
+
+use crate::component::core::{enqueue, Schedulable};
+use crate::event::Event;
+use crate::port::{Port, ProvidedRef, RequiredRef};
+
+static NEXT_CHANNEL_ID: AtomicU64 = AtomicU64::new(1);
+
+/// A filter deciding which events may go down a channel.
+pub type Filter<E> = Arc<dyn Fn(&E) -> bool + Send + Sync>;
+
+/// The events of one port side that its component has not handled yet.
+pub(crate) struct Inbox<E> {
+    pub(crate) queue: SegQueue<E>,
+    /// Events taken from `queue` while the component was not running, to handle once it starts.
+    /// Only the component's runner touches it, so the lock is never contended.
+    pub(crate) held: Mutex<VecDeque<E>>,
+}
+
+/// One destination of a port's triggers.
+pub(crate) struct Outlet<E> {
+    channel: u64,
+    inbox: Arc<Inbox<E>>,
+    target: Arc<dyn Schedulable>,
+    filter: Option<Filter<E>>,
+}
+
+impl<E> Clone for Outlet<E> {
+    fn clone(&self) -> Self {
+        Outlet {
+            channel: self.channel,
+            inbox: self.inbox.clone(),
+            target: self.target.clone(),
+            filter: self.filter.clone(),
+        }
+    }
+}
+
+impl<E: Event> Outlet<E> {
+    #[inline]
+    fn accepts(&self, event: &E) -> bool {
+        self.filter.as_ref().is_none_or(|f| f(event))
+    }
+
+    #[inline]
+    fn deliver(&self, event: E) {
+        enqueue(&self.target, || self.inbox.queue.push(event));
+    }
+}
+
+/// The shared part of one side of a port: events come `In`, triggers send `Out`.
+pub(crate) struct PortCore<In, Out> {
+    pub(crate) inbox: Arc<Inbox<In>>,
+    outlets: Mutex<Vec<Outlet<Out>>>,
+    /// Bumped on every change of `outlets`, so triggering ports know to refresh their copy.
+    version: AtomicU64,
+    /// The component that owns this port; weak, so that channels do not keep it alive alone.
+    owner: Weak<dyn Schedulable>,
+    /// The channels attached to this port, to disconnect them when the owner is killed.
+    links: Mutex<Vec<Arc<dyn Link>>>,
+}
+
+impl<In: Event, Out: Event> PortCore<In, Out> {
+    pub(crate) fn new(owner: Weak<dyn Schedulable>) -> Self {
+        PortCore {
+            inbox: Arc::new(Inbox { queue: SegQueue::new(), held: Mutex::new(VecDeque::new()) }),
+            outlets: Mutex::new(Vec::new()),
+            version: AtomicU64::new(0),
+            owner,
+            links: Mutex::new(Vec::new()),
+        }
+    }
+
+    fn add_outlet(&self, outlet: Outlet<Out>) {
+        let mut outlets = self.outlets.lock();
+        outlets.push(outlet);
+        self.version.fetch_add(1, Ordering::Release);
+    }
+
+    fn remove_outlet(&self, channel: u64) {
+        let mut outlets = self.outlets.lock();
+        outlets.retain(|o| o.channel != channel);
+        self.version.fetch_add(1, Ordering::Release);
+    }
+}
+
+/// Something attached to a port that can be disconnected (a channel), seen without its type.
+pub(crate) trait Link: Send + Sync {
+    fn id(&self) -> u64;
+    fn disconnect(&self);
+}
+
+/// Disconnects every channel attached to a port; used when its component is killed.
+pub(crate) trait Detach: Send + Sync {
+    fn detach_all(&self);
+}
+
+impl<In: Event, Out: Event> Detach for PortCore<In, Out> {
+    fn detach_all(&self) {
+        let links: Vec<_> = std::mem::take(&mut *self.links.lock());
+        for l in links {
+            l.disconnect();
+        }
+    }
+}
+
+/// The triggering side of a port, owned by the component: a private copy of the outlets.
+pub(crate) struct Trigger<In, Out> {
+    core: Arc<PortCore<In, Out>>,
+    outlets: Vec<Outlet<Out>>,
+    version: u64,
+}
+
+impl<In: Event, Out: Event> Trigger<In, Out> {
+    pub(crate) fn new(core: Arc<PortCore<In, Out>>) -> Self {
+        let mut t = Trigger { core, outlets: Vec::new(), version: u64::MAX };
+        t.refresh();
+        t
+    }
+
+    pub(crate) fn core(&self) -> &Arc<PortCore<In, Out>> {
+        &self.core
+    }
+
+    #[cold]
+    fn refresh(&mut self) {
+        let outlets = self.core.outlets.lock();
+        self.version = self.core.version.load(Ordering::Acquire);
+        self.outlets = outlets.clone();
+    }
+
+    #[inline]
+    pub(crate) fn trigger(&mut self, event: Out) {
+        if self.core.version.load(Ordering::Acquire) != self.version {
+            self.refresh();
+        }
+        match self.outlets.split_last() {
+            None => {}
+            Some((last, rest)) => {
+                for o in rest {
+                    if o.accepts(&event) {
+                        o.deliver(event.clone());
+                    }
+                }
+                if last.accepts(&event) {
+                    last.deliver(event);
+                }
+            }
+        }
+    }
+}
+
+/// Filters on the events a channel lets through, one per direction.
+///
+/// ```
+/// # use kompics_core::{Port, Selector};
+/// # struct Net;
+/// # #[derive(Clone, Debug)] struct Send;
+/// # #[derive(Clone, Debug)] struct Deliver { route: u32 }
+/// # impl Port for Net { type Request = Send; type Indication = Deliver; }
+/// // Only deliveries for instance 3 go down this channel.
+/// let selector = Selector::<Net>::new().indications(|d: &Deliver| d.route == 3);
+/// ```
+pub struct Selector<P: Port> {
+    requests: Option<Filter<P::Request>>,
+    indications: Option<Filter<P::Indication>>,
+}
+
+impl<P: Port> Selector<P> {
+    /// A selector that lets everything through.
+    pub fn new() -> Self {
+        Selector { requests: None, indications: None }
+    }
+
+    /// Lets only the requests for which `filter` returns true go down the channel.
+    pub fn requests(
+        mut self,
+        filter: impl Fn(&P::Request) -> bool + Send + Sync + 'static,
+    ) -> Self {
+        self.requests = Some(Arc::new(filter));
+        self
+    }
+
+    /// Lets only the indications for which `filter` returns true go down the channel.
+    pub fn indications(
+        mut self,
+        filter: impl Fn(&P::Indication) -> bool + Send + Sync + 'static,
+    ) -> Self {
+        self.indications = Some(Arc::new(filter));
+        self
+    }
+}
+
+impl<P: Port> Default for Selector<P> {
+    fn default() -> Self {
+        Selector::new()
+    }
+}
+
+struct ChannelInner<P: Port> {
+    id: u64,
+    provided: Weak<PortCore<P::Request, P::Indication>>,
+    required: Weak<PortCore<P::Indication, P::Request>>,
+    connected: AtomicBool,
+}
+
+impl<P: Port> Link for ChannelInner<P> {
+    fn id(&self) -> u64 {
+        self.id
+    }
+
+    fn disconnect(&self) {
+        if !self.connected.swap(false, Ordering::AcqRel) {
+            return;
+        }
+        if let Some(p) = self.provided.upgrade() {
+            p.remove_outlet(self.id);
+            p.links.lock().retain(|l| l.id() != self.id);
+        }
+        if let Some(r) = self.required.upgrade() {
+            r.remove_outlet(self.id);
+            r.links.lock().retain(|l| l.id() != self.id);
+        }
+    }
+}
+
+/// A connection between a provided and a required port of type `P`.
+///
+/// Dropping the handle leaves the channel connected; call [`disconnect`](Channel::disconnect)
+/// to remove it. Killing either component disconnects it too.
+pub struct Channel<P: Port> {
+    inner: Arc<ChannelInner<P>>,
+}
+
+impl<P: Port> Channel<P> {
+    /// Removes the channel: events triggered afterwards no longer go down it. Events already
+    /// queued at the receiving component are still handled. Disconnecting twice is harmless.
+    pub fn disconnect(&self) {
+        self.inner.disconnect()
+    }
+
+    /// Whether the channel is still connected.
+    pub fn is_connected(&self) -> bool {
+        self.inner.connected.load(Ordering::Acquire)
+    }
+}
+
+impl<P: Port> fmt::Debug for Channel<P> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Channel<{}>#{}", std::any::type_name::<P>(), self.inner.id)
+    }
+}
+
+/// Connects a provided port to a required port of the same type: requests triggered on the
+/// required side reach the provider, indications triggered on the provided side reach the
+/// requirer.
+///
+/// If either component has already been dropped entirely, the channel is returned disconnected.
+pub fn connect<P: Port>(provided: &ProvidedRef<P>, required: &RequiredRef<P>) -> Channel<P> {
+    connect_with(provided, required, Selector::new())
+}
+
+/// Like [`connect`], with a [`Selector`] that filters the events allowed down the channel.
+pub fn connect_with<P: Port>(
+    provided: &ProvidedRef<P>,
+    required: &RequiredRef<P>,
+    selector: Selector<P>,
+) -> Channel<P> {
+    let id = NEXT_CHANNEL_ID.fetch_add(1, Ordering::Relaxed);
+    let inner = Arc::new(ChannelInner::<P> {
+        id,
+        provided: Arc::downgrade(&provided.core),
+        required: Arc::downgrade(&required.core),
+        connected: AtomicBool::new(false),
+    });
+    let (Some(provider), Some(requirer)) =
+        (provided.core.owner.upgrade(), required.core.owner.upgrade())
+    else {
+        return Channel { inner };
+    };
+    inner.connected.store(true, Ordering::Release);
+    let link: Arc<dyn Link> = inner.clone();
+    provided.core.links.lock().push(link.clone());
+    required.core.links.lock().push(link);
+    // Indications flow provided -> required; requests flow required -> provided.
+    provided.core.add_outlet(Outlet {
+        channel: id,
+        inbox: required.core.inbox.clone(),
+        target: requirer,
+        filter: selector.indications,
+    });
+    required.core.add_outlet(Outlet {
+        channel: id,
+        inbox: provided.core.inbox.clone(),
+        target: provider,
+        filter: selector.requests,
+    });
+    Channel { inner }
+}

@@ -1,0 +1,468 @@
+//! The runtime side of a component: its queues, its scheduling state and its run loop.
+//!
+//! # Scheduling invariant
+//!
+//! `pending` counts the events put into the component's queues and not yet taken out. Whoever
+//! moves it from zero schedules the component; the run loop takes up to a budget of events,
+//! subtracts what it took and asks to be rescheduled if anything is left. So a component is in at
+//! most one run queue at a time and never runs on two threads at once, and nothing is left
+//! behind. The count is raised *before* the event is pushed, so it never undercounts; if the
+//! runner sees the count before the push is visible, it simply runs again.
+
+use std::fmt::{self, Write as _};
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
+use std::sync::{Arc, Weak};
+
+use crossbeam_queue::SegQueue;
+use parking_lot::Mutex;
+
+use super::setup::{PortTable, Setup};
+use super::{ComponentDefinition, ComponentId, LifecycleState};
+use crate::channel::Inbox;
+use crate::context::Context;
+use crate::event::Event;
+use crate::supervision::{Fault, FaultAction};
+use crate::system::Executor;
+use crate::time::Time;
+use crate::timer::{TimerEntry, TimerId};
+
+/// How a component is built, and rebuilt on restart.
+pub(crate) type Factory<C> = Box<dyn Fn(&mut Setup<C>) -> C + Send + Sync>;
+
+/// Runtime events about a component itself, as opposed to port events.
+pub(crate) enum Control {
+    Init,
+    Start,
+    Stop,
+    Kill,
+    Restart,
+    Timer { id: TimerId, deadline: Time },
+    ChildFault(Fault),
+}
+
+impl fmt::Debug for Control {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Control::Init => f.write_str("Init"),
+            Control::Start => f.write_str("Start"),
+            Control::Stop => f.write_str("Stop"),
+            Control::Kill => f.write_str("Kill"),
+            Control::Restart => f.write_str("Restart"),
+            Control::Timer { id, deadline } => write!(f, "Timeout({id:?} @ {deadline:?})"),
+            Control::ChildFault(fault) => write!(f, "ChildFault({fault})"),
+        }
+    }
+}
+
+/// The part of a component the runtime sees without knowing its type.
+pub(crate) struct Header {
+    pub(crate) id: ComponentId,
+    pub(crate) type_name: &'static str,
+    pub(crate) pending: AtomicUsize,
+    pub(crate) control: SegQueue<Control>,
+    pub(crate) state: AtomicU8,
+    pub(crate) exec: Arc<dyn Executor>,
+}
+
+/// A component as a scheduler sees it.
+pub(crate) trait Schedulable: Send + Sync + 'static {
+    fn header(&self) -> &Header;
+    /// Handles up to `budget` events; returns whether events remain (the caller reschedules).
+    /// With `trace`, appends a description of each event handled.
+    fn run(self: Arc<Self>, budget: usize, trace: Option<&mut String>) -> bool;
+}
+
+/// Counts one event for `target`, pushes it with `push`, and schedules `target` if it was idle.
+#[inline]
+pub(crate) fn enqueue(target: &Arc<dyn Schedulable>, push: impl FnOnce()) {
+    let header = target.header();
+    let prev = header.pending.fetch_add(1, Ordering::AcqRel);
+    push();
+    if prev == 0 {
+        header.exec.schedule(target.clone());
+    }
+}
+
+/// Puts a control event into `target`'s queue.
+pub(crate) fn enqueue_control(target: &Arc<dyn Schedulable>, control: Control) {
+    enqueue(target, || target.header().control.push(control));
+}
+
+/// Takes the events of one port side out of its inbox and into the component's handler.
+pub(crate) trait PortDrain<C>: Send + Sync {
+    /// Handles the next queued event; false if there was none.
+    fn handle_next(&self, def: &mut C, ctx: &mut Context<C>, trace: Option<&mut String>) -> bool
+    where
+        C: ComponentDefinition;
+    /// Moves the next queued event to the held list; false if there was none.
+    fn hold_next(&self) -> bool;
+    /// Handles the oldest held event; false if there was none.
+    fn replay_next(&self, def: &mut C, ctx: &mut Context<C>) -> bool
+    where
+        C: ComponentDefinition;
+    /// Drops the next queued event; false if there was none.
+    fn drop_next(&self) -> bool;
+    /// Drops every held event.
+    fn clear_held(&self);
+}
+
+/// The drain of one port side whose events have type `E`.
+pub(crate) struct Drain<C: ComponentDefinition, E> {
+    pub(crate) inbox: Arc<Inbox<E>>,
+    pub(crate) handler: fn(&mut C, &mut Context<C>, E),
+    pub(crate) name: &'static str,
+}
+
+impl<C: ComponentDefinition, E: Event> PortDrain<C> for Drain<C, E> {
+    #[inline]
+    fn handle_next(&self, def: &mut C, ctx: &mut Context<C>, trace: Option<&mut String>) -> bool {
+        match self.inbox.queue.pop() {
+            Some(event) => {
+                if let Some(t) = trace {
+                    let _ = write!(t, "{} {:?}", self.name, event);
+                }
+                (self.handler)(def, ctx, event);
+                true
+            }
+            None => false,
+        }
+    }
+
+    fn hold_next(&self) -> bool {
+        match self.inbox.queue.pop() {
+            Some(event) => {
+                self.inbox.held.lock().push_back(event);
+                true
+            }
+            None => false,
+        }
+    }
+
+    fn replay_next(&self, def: &mut C, ctx: &mut Context<C>) -> bool {
+        let next = self.inbox.held.lock().pop_front();
+        match next {
+            Some(event) => {
+                (self.handler)(def, ctx, event);
+                true
+            }
+            None => false,
+        }
+    }
+
+    fn drop_next(&self) -> bool {
+        self.inbox.queue.pop().is_some()
+    }
+
+    fn clear_held(&self) {
+        self.inbox.held.lock().clear();
+    }
+}
+
+/// The mutable part of a component: only its current runner touches it.
+pub(crate) struct Inner<C: ComponentDefinition> {
+    pub(crate) definition: Option<C>,
+    pub(crate) ctx: Context<C>,
+    /// The port to look at first next time, so that a busy port does not starve the others.
+    cursor: usize,
+}
+
+/// A component: its definition, its ports and everything the runtime needs to run it.
+pub(crate) struct ComponentCore<C: ComponentDefinition> {
+    pub(crate) header: Header,
+    factory: Factory<C>,
+    pub(crate) ports: Arc<PortTable>,
+    drains: Vec<Box<dyn PortDrain<C>>>,
+    pub(crate) inner: Mutex<Inner<C>>,
+}
+
+impl<C: ComponentDefinition> ComponentCore<C> {
+    pub(crate) fn new(
+        exec: Arc<dyn Executor>,
+        parent: Option<Weak<dyn Schedulable>>,
+        factory: Factory<C>,
+    ) -> Arc<Self> {
+        let id = exec.next_component_id();
+        let seed = exec.component_seed(id);
+        Arc::new_cyclic(|me: &Weak<Self>| {
+            let owner: Weak<dyn Schedulable> = me.clone();
+            let mut setup = Setup::new(owner, None);
+            let definition = factory(&mut setup);
+            let (table, drains) = setup.into_parts();
+            let ctx = Context::new(id, exec.clone(), me.clone(), parent, seed);
+            ComponentCore {
+                header: Header {
+                    id,
+                    type_name: std::any::type_name::<C>(),
+                    pending: AtomicUsize::new(0),
+                    control: SegQueue::new(),
+                    state: AtomicU8::new(LifecycleState::Passive.as_u8()),
+                    exec,
+                },
+                factory,
+                ports: Arc::new(table),
+                drains,
+                inner: Mutex::new(Inner { definition: Some(definition), ctx, cursor: 0 }),
+            }
+        })
+    }
+
+    fn state(&self) -> LifecycleState {
+        LifecycleState::from_u8(self.header.state.load(Ordering::Acquire))
+    }
+
+    fn set_state(&self, state: LifecycleState) {
+        self.header.state.store(state.as_u8(), Ordering::Release);
+    }
+
+    /// Runs `f` on the definition, catching a panic; returns false (and faults the component)
+    /// if it panicked.
+    fn guarded(
+        &self,
+        inner: &mut Inner<C>,
+        what: &str,
+        f: impl FnOnce(&mut C, &mut Context<C>),
+    ) -> bool {
+        let Inner { definition, ctx, .. } = inner;
+        let Some(def) = definition.as_mut() else { return true };
+        match catch_unwind(AssertUnwindSafe(|| f(def, ctx))) {
+            Ok(()) => true,
+            Err(payload) => {
+                self.fail(inner, format!("{what}: {}", panic_message(payload.as_ref())), None);
+                false
+            }
+        }
+    }
+
+    /// Moves the component to faulty and reports to its supervisor.
+    fn fail(&self, inner: &mut Inner<C>, message: String, cause: Option<Box<Fault>>) {
+        self.set_state(LifecycleState::Faulty);
+        inner.ctx.cancel_all_timers();
+        for child in inner.ctx.live_children() {
+            enqueue_control(&child, Control::Stop);
+        }
+        let fault =
+            Fault { component: self.header.id, type_name: self.header.type_name, message, cause };
+        log::warn!("{fault}");
+        match inner.ctx.parent.as_ref().and_then(Weak::upgrade) {
+            Some(parent) => enqueue_control(&parent, Control::ChildFault(fault)),
+            None => self.header.exec.root_fault(fault),
+        }
+    }
+
+    fn handle_control(&self, inner: &mut Inner<C>, control: Control) {
+        let state = self.state();
+        if state == LifecycleState::Destroyed {
+            return;
+        }
+        match control {
+            Control::Init => {
+                self.guarded(inner, "on_init panicked", |d, c| d.on_init(c));
+            }
+            Control::Start => self.start(inner, state),
+            Control::Stop => {
+                if state == LifecycleState::Active {
+                    self.set_state(LifecycleState::Passive);
+                    inner.ctx.cancel_all_timers();
+                    for child in inner.ctx.live_children() {
+                        enqueue_control(&child, Control::Stop);
+                    }
+                    self.guarded(inner, "on_stop panicked", |d, c| d.on_stop(c));
+                }
+            }
+            Control::Kill => self.kill(inner, state),
+            Control::Restart => self.restart(inner),
+            Control::Timer { id, deadline } => self.fire_timer(inner, state, id, deadline),
+            Control::ChildFault(fault) => self.supervise(inner, fault),
+        }
+    }
+
+    fn start(&self, inner: &mut Inner<C>, state: LifecycleState) {
+        if state != LifecycleState::Passive {
+            if state == LifecycleState::Faulty {
+                log::debug!("{}: start ignored while faulty (restart it)", self.header.id);
+            }
+            return;
+        }
+        for child in inner.ctx.live_children() {
+            enqueue_control(&child, Control::Start);
+        }
+        self.set_state(LifecycleState::Active);
+        if !self.guarded(inner, "on_start panicked", |d, c| d.on_start(c)) {
+            return;
+        }
+        // Events that arrived while passive, port by port in arrival order.
+        for drain in &self.drains {
+            while self.state() == LifecycleState::Active {
+                let mut more = false;
+                let ok =
+                    self.guarded(inner, "handler panicked", |d, c| more = drain.replay_next(d, c));
+                if !ok || !more {
+                    break;
+                }
+            }
+        }
+    }
+
+    fn kill(&self, inner: &mut Inner<C>, state: LifecycleState) {
+        if state == LifecycleState::Active {
+            self.guarded(inner, "on_stop panicked", |d, c| d.on_stop(c));
+        }
+        self.guarded(inner, "on_kill panicked", |d, c| d.on_kill(c));
+        self.set_state(LifecycleState::Destroyed);
+        inner.ctx.cancel_all_timers();
+        for child in inner.ctx.take_children() {
+            enqueue_control(&child, Control::Kill);
+        }
+        for entry in &self.ports.entries {
+            entry.detach.detach_all();
+        }
+        for drain in &self.drains {
+            drain.clear_held();
+        }
+        inner.definition = None;
+        self.header.exec.component_destroyed(self.header.id);
+    }
+
+    fn restart(&self, inner: &mut Inner<C>) {
+        inner.ctx.cancel_all_timers();
+        for child in inner.ctx.take_children() {
+            enqueue_control(&child, Control::Kill);
+        }
+        let owner: Weak<dyn Schedulable> = inner.ctx.me.clone();
+        let mut setup = Setup::new(owner, Some(self.ports.clone()));
+        match catch_unwind(AssertUnwindSafe(|| (self.factory)(&mut setup))) {
+            Ok(fresh) => {
+                inner.definition = Some(fresh);
+                self.set_state(LifecycleState::Passive);
+                if self.guarded(inner, "on_init panicked", |d, c| d.on_init(c)) {
+                    self.start(inner, LifecycleState::Passive);
+                }
+            }
+            Err(payload) => {
+                let message =
+                    format!("factory panicked on restart: {}", panic_message(payload.as_ref()));
+                self.fail(inner, message, None);
+            }
+        }
+    }
+
+    fn fire_timer(&self, inner: &mut Inner<C>, state: LifecycleState, id: TimerId, deadline: Time) {
+        if state != LifecycleState::Active {
+            return;
+        }
+        match inner.ctx.timers.remove(&id) {
+            None => {} // cancelled after it was scheduled
+            Some(TimerEntry::Once(callback)) => {
+                self.guarded(inner, "timer callback panicked", |d, c| callback(d, c));
+            }
+            Some(TimerEntry::Periodic { mut callback, period }) => {
+                inner.ctx.firing = Some((id, false));
+                let ok = self.guarded(inner, "timer callback panicked", |d, c| callback(d, c));
+                let cancelled = inner.ctx.firing.take().is_some_and(|(_, cancelled)| cancelled);
+                if ok && !cancelled && self.state() == LifecycleState::Active {
+                    inner.ctx.timers.insert(id, TimerEntry::Periodic { callback, period });
+                    let me: Weak<dyn Schedulable> = inner.ctx.me.clone();
+                    self.header.exec.schedule_timer(deadline + period, me, id);
+                }
+            }
+        }
+    }
+
+    fn supervise(&self, inner: &mut Inner<C>, fault: Fault) {
+        let mut action = FaultAction::Escalate;
+        let ok = self.guarded(inner, "on_fault panicked", |d, c| action = d.on_fault(c, &fault));
+        if !ok {
+            return;
+        }
+        let child =
+            inner.ctx.live_children().into_iter().find(|c| c.header().id == fault.component);
+        log::debug!("{}: child fault {} resolved with {:?}", self.header.id, fault, action);
+        match (action, child) {
+            (FaultAction::Restart, Some(child)) => enqueue_control(&child, Control::Restart),
+            (FaultAction::Destroy, Some(child)) => enqueue_control(&child, Control::Kill),
+            (FaultAction::Escalate, _) => {
+                let message =
+                    format!("child {} failed and the fault was escalated", fault.component);
+                self.fail(inner, message, Some(Box::new(fault)));
+            }
+            (FaultAction::Stop, _) | (_, None) => {}
+        }
+    }
+}
+
+impl<C: ComponentDefinition> Schedulable for ComponentCore<C> {
+    fn header(&self) -> &Header {
+        &self.header
+    }
+
+    fn run(self: Arc<Self>, budget: usize, mut trace: Option<&mut String>) -> bool {
+        let mut processed = 0usize;
+        {
+            let mut guard = self.inner.lock();
+            let inner = &mut *guard;
+            let ports = self.drains.len();
+            while processed < budget {
+                if let Some(control) = self.header.control.pop() {
+                    processed += 1;
+                    if let Some(t) = trace.as_deref_mut() {
+                        let _ = write!(t, "{control:?}");
+                    }
+                    self.handle_control(inner, control);
+                    continue;
+                }
+                let state = self.state();
+                let mut taken = false;
+                for k in 0..ports {
+                    let mut i = inner.cursor + k;
+                    if i >= ports {
+                        i -= ports;
+                    }
+                    let drain = &self.drains[i];
+                    taken = match state {
+                        LifecycleState::Active => {
+                            let Inner { definition, ctx, .. } = inner;
+                            let def = definition.as_mut().expect("an active component has state");
+                            let t = trace.as_deref_mut();
+                            match catch_unwind(AssertUnwindSafe(|| drain.handle_next(def, ctx, t)))
+                            {
+                                Ok(taken) => taken,
+                                Err(payload) => {
+                                    let message = format!(
+                                        "handler panicked: {}",
+                                        panic_message(payload.as_ref())
+                                    );
+                                    self.fail(inner, message, None);
+                                    true
+                                }
+                            }
+                        }
+                        LifecycleState::Destroyed => drain.drop_next(),
+                        LifecycleState::Passive | LifecycleState::Faulty => drain.hold_next(),
+                    };
+                    if taken {
+                        inner.cursor = i + 1;
+                        break;
+                    }
+                }
+                if !taken {
+                    break;
+                }
+                processed += 1;
+            }
+        }
+        let prev = self.header.pending.fetch_sub(processed, Ordering::AcqRel);
+        prev > processed
+    }
+}
+
+/// The text of a panic payload.
+pub(crate) fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
+    if let Some(s) = payload.downcast_ref::<&str>() {
+        (*s).to_string()
+    } else if let Some(s) = payload.downcast_ref::<String>() {
+        s.clone()
+    } else {
+        "non-string panic payload".to_string()
+    }
+}
