@@ -105,6 +105,8 @@ pub(crate) trait PortDrain<C>: Send + Sync {
     fn drop_next(&self) -> bool;
     /// Drops every held event.
     fn clear_held(&self);
+    /// Whether events are held.
+    fn has_held(&self) -> bool;
 }
 
 /// The drain of one port side whose events have type `E`.
@@ -157,6 +159,10 @@ impl<C: ComponentDefinition, E: Event> PortDrain<C> for Drain<C, E> {
     fn clear_held(&self) {
         self.inbox.held.lock().clear();
     }
+
+    fn has_held(&self) -> bool {
+        !self.inbox.held.lock().is_empty()
+    }
 }
 
 /// The mutable part of a component: only its current runner touches it.
@@ -165,6 +171,10 @@ pub(crate) struct Inner<C: ComponentDefinition> {
     pub(crate) ctx: Context<C>,
     /// The port to look at first next time, so that a busy port does not starve the others.
     cursor: usize,
+    /// Whether events held while passive are being handled (see `start`).
+    replaying: bool,
+    /// The port whose held events are being handled.
+    replay_port: usize,
 }
 
 /// A component: its definition, its ports and everything the runtime needs to run it.
@@ -202,7 +212,13 @@ impl<C: ComponentDefinition> ComponentCore<C> {
                 factory,
                 ports: Arc::new(table),
                 drains,
-                inner: Mutex::new(Inner { definition: Some(definition), ctx, cursor: 0 }),
+                inner: Mutex::new(Inner {
+                    definition: Some(definition),
+                    ctx,
+                    cursor: 0,
+                    replaying: false,
+                    replay_port: 0,
+                }),
             }
         })
     }
@@ -291,17 +307,28 @@ impl<C: ComponentDefinition> ComponentCore<C> {
         if !self.guarded(inner, "on_start panicked", |d, c| d.on_start(c)) {
             return;
         }
-        // Events that arrived while passive, port by port in arrival order.
-        for drain in &self.drains {
-            while self.state() == LifecycleState::Active {
-                let mut more = false;
-                let ok =
-                    self.guarded(inner, "handler panicked", |d, c| more = drain.replay_next(d, c));
-                if !ok || !more {
-                    break;
-                }
-            }
+        // Events that arrived while passive are handled next, in bounded batches like any
+        // others. While that backlog lasts it holds one unit of `pending`, so the component
+        // stays scheduled (and is never scheduled twice) until the backlog is gone.
+        if !inner.replaying && self.drains.iter().any(|d| d.has_held()) {
+            inner.replaying = true;
+            inner.replay_port = 0;
+            self.header.pending.fetch_add(1, Ordering::AcqRel);
         }
+    }
+
+    /// Handles the oldest held event of the first port that has one; false when none is left.
+    fn replay_one(&self, inner: &mut Inner<C>) -> bool {
+        while inner.replay_port < self.drains.len() {
+            let drain = &self.drains[inner.replay_port];
+            let mut handled = false;
+            self.guarded(inner, "handler panicked", |d, c| handled = drain.replay_next(d, c));
+            if handled {
+                return true;
+            }
+            inner.replay_port += 1;
+        }
+        false
     }
 
     fn kill(&self, inner: &mut Inner<C>, state: LifecycleState) {
@@ -397,12 +424,16 @@ impl<C: ComponentDefinition> Schedulable for ComponentCore<C> {
     }
 
     fn run(self: Arc<Self>, budget: usize, mut trace: Option<&mut String>) -> bool {
+        // `processed` counts events taken from the queues (for `pending`); `work` counts
+        // everything handled, held events included (for the budget).
         let mut processed = 0usize;
+        let mut work = 0usize;
         {
             let mut guard = self.inner.lock();
             let inner = &mut *guard;
             let ports = self.drains.len();
-            while processed < budget {
+            while work < budget {
+                work += 1;
                 if let Some(control) = self.header.control.pop() {
                     processed += 1;
                     if let Some(t) = trace.as_deref_mut() {
@@ -412,6 +443,18 @@ impl<C: ComponentDefinition> Schedulable for ComponentCore<C> {
                     continue;
                 }
                 let state = self.state();
+                if inner.replaying {
+                    if state == LifecycleState::Active && self.replay_one(inner) {
+                        if let Some(t) = trace.as_deref_mut() {
+                            t.push_str("held event");
+                        }
+                        continue;
+                    }
+                    // Backlog done, or the component stopped meanwhile: release its unit.
+                    inner.replaying = false;
+                    processed += 1;
+                    continue;
+                }
                 let mut taken = false;
                 for k in 0..ports {
                     let mut i = inner.cursor + k;

@@ -87,7 +87,8 @@ impl<C: ComponentDefinition> Setup<C> {
     }
 
     /// Creates the component's provided port of type `P`; requests arriving on it go to the
-    /// component's `Provide<P>` handler.
+    /// component's `Provide<P>` handler. Keep the returned port in a field to trigger
+    /// indications on it; the port exists, and receives requests, even if it is never used.
     ///
     /// # Panics
     /// If the component already has a provided port of type `P`.
@@ -122,7 +123,8 @@ impl<C: ComponentDefinition> Setup<C> {
     }
 
     /// Creates the component's required port of type `P`; indications arriving on it go to the
-    /// component's `Require<P>` handler.
+    /// component's `Require<P>` handler. Keep the returned port in a field to trigger requests
+    /// on it; the port exists, and receives indications, even if it is never used.
     ///
     /// # Panics
     /// If the component already has a required port of type `P`.

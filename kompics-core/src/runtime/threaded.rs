@@ -102,7 +102,18 @@ struct Local {
     pool: usize,
     lifo: Option<Task>,
     queue: Worker<Task>,
+    /// Tasks taken so far, to look at the injector first now and then.
+    ticks: u32,
+    /// Consecutive tasks taken from the LIFO slot.
+    lifo_streak: u32,
 }
+
+/// Every this many tasks a worker looks at the injector before its own queues, so that work
+/// from outside the pool is not starved by components that keep each other busy.
+const INJECTOR_INTERVAL: u32 = 61;
+/// A worker takes at most this many tasks in a row from its LIFO slot; then the slot's task
+/// goes to the back of the local queue, so a ping-pong pair cannot starve the rest.
+const LIFO_STREAK_MAX: u32 = 32;
 
 thread_local! {
     static LOCAL: RefCell<Option<Local>> = const { RefCell::new(None) };
@@ -169,9 +180,24 @@ impl Pool {
         let local = LOCAL.with(|l| {
             let mut l = l.borrow_mut();
             let l = l.as_mut().expect("worker thread");
-            if let Some(t) = l.lifo.take() {
-                return Some(t);
+            l.ticks = l.ticks.wrapping_add(1);
+            if l.ticks % INJECTOR_INTERVAL == 0 {
+                if let Steal::Success(t) = self.injector.steal_batch_and_pop(&l.queue) {
+                    if let Some(lifo) = l.lifo.take() {
+                        l.queue.push(lifo);
+                    }
+                    l.lifo_streak = 0;
+                    return Some(t);
+                }
             }
+            if let Some(t) = l.lifo.take() {
+                if l.lifo_streak < LIFO_STREAK_MAX {
+                    l.lifo_streak += 1;
+                    return Some(t);
+                }
+                l.queue.push(t);
+            }
+            l.lifo_streak = 0;
             if let Some(t) = l.queue.pop() {
                 return Some(t);
             }
@@ -363,7 +389,13 @@ impl Runtime {
                 .name(format!("kompics-worker-{index}"))
                 .spawn(move || {
                     LOCAL.with(|l| {
-                        *l.borrow_mut() = Some(Local { pool: pool.id, lifo: None, queue })
+                        *l.borrow_mut() = Some(Local {
+                            pool: pool.id,
+                            lifo: None,
+                            queue,
+                            ticks: 0,
+                            lifo_streak: 0,
+                        })
                     });
                     pool.worker_loop(index, parker);
                     LOCAL.with(|l| *l.borrow_mut() = None);
