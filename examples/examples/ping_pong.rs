@@ -209,3 +209,27 @@ fn main() {
     let median = rates[rates.len() / 2];
     println!("msgs/s: {median:.0}");
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(pairs: usize, pipeline: u64) -> Args {
+        Args { pairs, pipeline, msgs: 5_000, runs: 1, workers: Some(2), batch: None, raw: false }
+    }
+
+    #[test]
+    fn every_pinger_gets_all_its_pongs() {
+        let runtime = Runtime::new(RuntimeConfig::default().workers(2));
+        for (pairs, pipeline) in [(1, 1), (2, 1), (1, 500), (3, 10)] {
+            // run_components returns only once every pinger has counted all its pongs.
+            run_components(&runtime, &args(pairs, pipeline));
+        }
+        runtime.shutdown();
+    }
+
+    #[test]
+    fn the_raw_baseline_completes() {
+        run_raw(&args(2, 10));
+    }
+}
