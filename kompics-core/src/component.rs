@@ -29,6 +29,8 @@ use std::sync::{Arc, Weak};
 
 use self::core::{enqueue_control, ComponentCore, Control, Factory, Schedulable};
 use crate::context::Context;
+use crate::event::Event;
+use crate::mailbox::{Mailbox, Receive};
 use crate::port::{Port, Provide, ProvidedRef, Require, RequiredRef};
 use crate::supervision::{Fault, FaultAction};
 use crate::system::Executor;
@@ -192,6 +194,25 @@ impl<C: ComponentDefinition> Component<C> {
                 std::any::type_name::<P>()
             )
         }))
+    }
+
+    /// The component's mailbox for events of type `E`.
+    ///
+    /// # Panics
+    /// If the component's factory did not create one with [`Setup::mailbox`](crate::Setup::mailbox).
+    pub fn mailbox<E: Event>(&self) -> Mailbox<E>
+    where
+        C: Receive<E>,
+    {
+        let core = self.core.ports.mailbox::<E>().unwrap_or_else(|| {
+            panic!(
+                "{} implements Receive<{}> but its factory created no such mailbox",
+                std::any::type_name::<C>(),
+                std::any::type_name::<E>()
+            )
+        });
+        let target: Weak<dyn Schedulable> = Arc::downgrade(&self.core) as Weak<dyn Schedulable>;
+        Mailbox::from_parts(core, target)
     }
 
     /// Runs `f` on the component's state, waiting for any running handler to finish; `None` if

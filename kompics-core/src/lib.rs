@@ -70,6 +70,8 @@
 //! - [`ComponentDefinition`], [`Component`], [`Setup`], [`Context`]: components, their handles,
 //!   their ports and their view of the runtime; lifecycle rules are in [`component`'s
 //!   docs](ComponentDefinition).
+//! - [`Mailbox`], [`Receive`]: events told to a component from outside (other threads, sockets,
+//!   program APIs).
 //! - [`Fault`], [`FaultAction`]: supervision.
 //! - [`Runtime`] (threads) and [`Simulation`] (virtual time, seeded): the two runtimes.
 
@@ -79,6 +81,7 @@ mod channel;
 mod component;
 mod context;
 mod event;
+mod mailbox;
 mod port;
 mod runtime;
 mod supervision;
@@ -91,6 +94,7 @@ pub use component::setup::Setup;
 pub use component::{Component, ComponentDefinition, ComponentId, LifecycleState};
 pub use context::{ComponentRng, Context};
 pub use event::Event;
+pub use mailbox::{Mailbox, Receive};
 pub use port::{Port, Provide, ProvidedPort, ProvidedRef, Require, RequiredPort, RequiredRef};
 pub use runtime::simulation::{Simulation, Step};
 pub use runtime::threaded::{FaultHandler, Runtime, RuntimeConfig};

@@ -6,13 +6,16 @@ use std::sync::{Arc, Weak};
 use super::core::{Drain, PortDrain, Schedulable};
 use crate::channel::{Detach, PortCore};
 use crate::component::ComponentDefinition;
+use crate::event::Event;
+use crate::mailbox::{Mailbox, Receive};
 use crate::port::{Port, Provide, ProvidedPort, Require, RequiredPort};
 
-/// Which side of a port a registered port core is.
+/// Which side of a port a registered port core is (or a mailbox).
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 pub(crate) enum Side {
     Provided,
     Required,
+    Mailbox,
 }
 
 /// One port of a component, kept without its type so that handles can find it later.
@@ -42,6 +45,11 @@ impl PortTable {
     pub(crate) fn required<P: Port>(&self) -> Option<Arc<PortCore<P::Indication, P::Request>>> {
         self.find(TypeId::of::<P>(), Side::Required)
             .map(|c| c.clone().downcast().expect("port type"))
+    }
+
+    pub(crate) fn mailbox<E: Event>(&self) -> Option<Arc<PortCore<E, ()>>> {
+        self.find(TypeId::of::<E>(), Side::Mailbox)
+            .map(|c| c.clone().downcast().expect("event type"))
     }
 }
 
@@ -156,5 +164,43 @@ impl<C: ComponentDefinition> Setup<C> {
             detach: core.clone(),
         });
         RequiredPort::new(core)
+    }
+
+    /// Creates the component's mailbox for events of type `E`, which any thread can use to tell
+    /// the component events (see [`Mailbox`]); they go to the component's `Receive<E>` handler.
+    ///
+    /// # Panics
+    /// If the component already has a mailbox for `E`.
+    pub fn mailbox<E: Event>(&mut self) -> Mailbox<E>
+    where
+        C: Receive<E>,
+    {
+        let core = match &self.existing {
+            Some(existing) => {
+                existing.mailbox::<E>().expect("a restarted component declares the same mailboxes")
+            }
+            None => {
+                assert!(
+                    self.table.find(TypeId::of::<E>(), Side::Mailbox).is_none(),
+                    "{} has two mailboxes for {}",
+                    std::any::type_name::<C>(),
+                    std::any::type_name::<E>()
+                );
+                let core = Arc::new(PortCore::<E, ()>::new(self.owner.clone()));
+                self.drains.push(Box::new(Drain::<C, E> {
+                    inbox: core.inbox.clone(),
+                    handler: <C as Receive<E>>::receive,
+                    name: std::any::type_name::<E>(),
+                }));
+                self.table.entries.push(PortEntry {
+                    port: TypeId::of::<E>(),
+                    side: Side::Mailbox,
+                    core: core.clone(),
+                    detach: core.clone(),
+                });
+                core
+            }
+        };
+        Mailbox::from_parts(core, self.owner.clone())
     }
 }
