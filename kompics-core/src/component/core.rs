@@ -15,6 +15,7 @@ use std::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
 use std::sync::{Arc, Weak};
 
 use crossbeam_queue::SegQueue;
+use crossbeam_utils::CachePadded;
 use parking_lot::Mutex;
 
 use super::setup::{PortTable, Setup};
@@ -59,8 +60,13 @@ impl fmt::Debug for Control {
 pub(crate) struct Header {
     pub(crate) id: ComponentId,
     pub(crate) type_name: &'static str,
-    pub(crate) pending: AtomicUsize,
+    /// On its own cache line: producers on other cores bump it for every event, and the fields
+    /// the runner reads for every event must not share its line.
+    pub(crate) pending: CachePadded<AtomicUsize>,
     pub(crate) control: SegQueue<Control>,
+    /// Control events announced (raised before the push): the runner looks at `control` only
+    /// when this is non-zero, instead of polling the queue for every event.
+    pub(crate) controls: AtomicUsize,
     pub(crate) state: AtomicU8,
     pub(crate) exec: Arc<dyn Executor>,
 }
@@ -86,59 +92,88 @@ pub(crate) fn enqueue(target: &Arc<dyn Schedulable>, push: impl FnOnce()) {
 
 /// Puts a control event into `target`'s queue.
 pub(crate) fn enqueue_control(target: &Arc<dyn Schedulable>, control: Control) {
+    target.header().controls.fetch_add(1, Ordering::AcqRel);
     enqueue(target, || target.header().control.push(control));
 }
 
 /// Takes the events of one port side out of its inbox and into the component's handler.
-pub(crate) trait PortDrain<C>: Send + Sync {
-    /// Handles the next queued event; false if there was none.
-    fn handle_next(&self, def: &mut C, ctx: &mut Context<C>, trace: Option<&mut String>) -> bool
-    where
-        C: ComponentDefinition;
-    /// Moves the next queued event to the held list; false if there was none.
-    fn hold_next(&self) -> bool;
+pub(crate) trait PortDrain<C: ComponentDefinition>: Send + Sync {
+    /// Handles queued events until none is left, `max` were taken, or a control event is
+    /// announced in `controls`. Counts each event in `taken` *before* handling it, so that after
+    /// a panic the caller knows the failed event was consumed. With `trace`, handles at most one
+    /// and describes it.
+    fn handle_batch(
+        &self,
+        def: &mut C,
+        ctx: &mut Context<C>,
+        max: usize,
+        taken: &mut usize,
+        controls: &AtomicUsize,
+        trace: Option<&mut String>,
+    );
+    /// Moves up to `max` queued events to the held list; returns how many.
+    fn hold_batch(&self, max: usize) -> usize;
     /// Handles the oldest held event; false if there was none.
-    fn replay_next(&self, def: &mut C, ctx: &mut Context<C>) -> bool
-    where
-        C: ComponentDefinition;
-    /// Drops the next queued event; false if there was none.
-    fn drop_next(&self) -> bool;
+    fn replay_next(&self, def: &mut C, ctx: &mut Context<C>) -> bool;
+    /// Drops up to `max` queued events; returns how many.
+    fn drop_batch(&self, max: usize) -> usize;
     /// Drops every held event.
     fn clear_held(&self);
     /// Whether events are held.
     fn has_held(&self) -> bool;
 }
 
-/// The drain of one port side whose events have type `E`.
-pub(crate) struct Drain<C: ComponentDefinition, E> {
+/// The drain of one port side whose events have type `E`, handled by `F` (a handler method,
+/// as a zero-sized function item so that it inlines into the batch loop).
+pub(crate) struct Drain<E, F> {
     pub(crate) inbox: Arc<Inbox<E>>,
-    pub(crate) handler: fn(&mut C, &mut Context<C>, E),
+    pub(crate) handler: F,
     pub(crate) name: &'static str,
 }
 
-impl<C: ComponentDefinition, E: Event> PortDrain<C> for Drain<C, E> {
+impl<C, E, F> PortDrain<C> for Drain<E, F>
+where
+    C: ComponentDefinition,
+    E: Event,
+    F: Fn(&mut C, &mut Context<C>, E) + Send + Sync + 'static,
+{
     #[inline]
-    fn handle_next(&self, def: &mut C, ctx: &mut Context<C>, trace: Option<&mut String>) -> bool {
-        match self.inbox.queue.pop() {
-            Some(event) => {
-                if let Some(t) = trace {
-                    let _ = write!(t, "{} {:?}", self.name, event);
-                }
+    fn handle_batch(
+        &self,
+        def: &mut C,
+        ctx: &mut Context<C>,
+        max: usize,
+        taken: &mut usize,
+        controls: &AtomicUsize,
+        trace: Option<&mut String>,
+    ) {
+        if let Some(t) = trace {
+            if let Some(event) = self.inbox.queue.pop() {
+                *taken += 1;
+                let _ = write!(t, "{} {:?}", self.name, event);
                 (self.handler)(def, ctx, event);
-                true
             }
-            None => false,
+            return;
+        }
+        while *taken < max {
+            let Some(event) = self.inbox.queue.pop() else { return };
+            *taken += 1;
+            (self.handler)(def, ctx, event);
+            if controls.load(Ordering::Relaxed) != 0 {
+                return;
+            }
         }
     }
 
-    fn hold_next(&self) -> bool {
-        match self.inbox.queue.pop() {
-            Some(event) => {
-                self.inbox.held.lock().push_back(event);
-                true
-            }
-            None => false,
+    fn hold_batch(&self, max: usize) -> usize {
+        let mut held = self.inbox.held.lock();
+        let mut n = 0;
+        while n < max {
+            let Some(event) = self.inbox.queue.pop() else { break };
+            held.push_back(event);
+            n += 1;
         }
+        n
     }
 
     fn replay_next(&self, def: &mut C, ctx: &mut Context<C>) -> bool {
@@ -152,8 +187,12 @@ impl<C: ComponentDefinition, E: Event> PortDrain<C> for Drain<C, E> {
         }
     }
 
-    fn drop_next(&self) -> bool {
-        self.inbox.queue.pop().is_some()
+    fn drop_batch(&self, max: usize) -> usize {
+        let mut n = 0;
+        while n < max && self.inbox.queue.pop().is_some() {
+            n += 1;
+        }
+        n
     }
 
     fn clear_held(&self) {
@@ -204,8 +243,9 @@ impl<C: ComponentDefinition> ComponentCore<C> {
                 header: Header {
                     id,
                     type_name: std::any::type_name::<C>(),
-                    pending: AtomicUsize::new(0),
+                    pending: CachePadded::new(AtomicUsize::new(0)),
                     control: SegQueue::new(),
+                    controls: AtomicUsize::new(0),
                     state: AtomicU8::new(LifecycleState::Passive.as_u8()),
                     exec,
                 },
@@ -432,22 +472,31 @@ impl<C: ComponentDefinition> Schedulable for ComponentCore<C> {
             let mut guard = self.inner.lock();
             let inner = &mut *guard;
             let ports = self.drains.len();
+            // The lifecycle state only changes in this loop (control events, faults), so it is
+            // read once and again after each of those, not for every event.
+            let mut state = self.state();
             while work < budget {
-                work += 1;
-                if let Some(control) = self.header.control.pop() {
-                    processed += 1;
-                    if let Some(t) = trace.as_deref_mut() {
-                        let _ = write!(t, "{control:?}");
+                if self.header.controls.load(Ordering::Acquire) != 0 {
+                    if let Some(control) = self.header.control.pop() {
+                        self.header.controls.fetch_sub(1, Ordering::AcqRel);
+                        processed += 1;
+                        work += 1;
+                        if let Some(t) = trace.as_deref_mut() {
+                            let _ = write!(t, "{control:?}");
+                        }
+                        self.handle_control(inner, control);
+                        state = self.state();
+                        continue;
                     }
-                    self.handle_control(inner, control);
-                    continue;
+                    // Announced but not visible yet: it will be by the next look.
                 }
-                let state = self.state();
                 if inner.replaying {
+                    work += 1;
                     if state == LifecycleState::Active && self.replay_one(inner) {
                         if let Some(t) = trace.as_deref_mut() {
                             t.push_str("held event");
                         }
+                        state = self.state();
                         continue;
                     }
                     // Backlog done, or the component stopped meanwhile: release its unit.
@@ -455,43 +504,43 @@ impl<C: ComponentDefinition> Schedulable for ComponentCore<C> {
                     processed += 1;
                     continue;
                 }
-                let mut taken = false;
+                let max = budget - work;
+                let mut taken = 0;
                 for k in 0..ports {
                     let mut i = inner.cursor + k;
                     if i >= ports {
                         i -= ports;
                     }
                     let drain = &self.drains[i];
-                    taken = match state {
+                    match state {
                         LifecycleState::Active => {
                             let Inner { definition, ctx, .. } = inner;
                             let def = definition.as_mut().expect("an active component has state");
                             let t = trace.as_deref_mut();
-                            match catch_unwind(AssertUnwindSafe(|| drain.handle_next(def, ctx, t)))
-                            {
-                                Ok(taken) => taken,
-                                Err(payload) => {
-                                    let message = format!(
-                                        "handler panicked: {}",
-                                        panic_message(payload.as_ref())
-                                    );
-                                    self.fail(inner, message, None);
-                                    true
-                                }
+                            let controls = &self.header.controls;
+                            let batch =
+                                || drain.handle_batch(def, ctx, max, &mut taken, controls, t);
+                            if let Err(payload) = catch_unwind(AssertUnwindSafe(batch)) {
+                                let why = panic_message(payload.as_ref());
+                                self.fail(inner, format!("handler panicked: {why}"), None);
+                                state = LifecycleState::Faulty;
                             }
                         }
-                        LifecycleState::Destroyed => drain.drop_next(),
-                        LifecycleState::Passive | LifecycleState::Faulty => drain.hold_next(),
-                    };
-                    if taken {
+                        LifecycleState::Destroyed => taken = drain.drop_batch(max),
+                        LifecycleState::Passive | LifecycleState::Faulty => {
+                            taken = drain.hold_batch(max)
+                        }
+                    }
+                    if taken > 0 {
                         inner.cursor = i + 1;
                         break;
                     }
                 }
-                if !taken {
+                if taken == 0 {
                     break;
                 }
-                processed += 1;
+                processed += taken;
+                work += taken;
             }
         }
         let prev = self.header.pending.fetch_sub(processed, Ordering::AcqRel);

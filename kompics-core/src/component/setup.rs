@@ -116,7 +116,7 @@ impl<C: ComponentDefinition> Setup<C> {
             std::any::type_name::<P>()
         );
         let core = Arc::new(PortCore::<P::Request, P::Indication>::new(self.owner.clone()));
-        self.drains.push(Box::new(Drain::<C, P::Request> {
+        self.drains.push(Box::new(Drain {
             inbox: core.inbox.clone(),
             handler: <C as Provide<P>>::handle,
             name: std::any::type_name::<P>(),
@@ -152,7 +152,7 @@ impl<C: ComponentDefinition> Setup<C> {
             std::any::type_name::<P>()
         );
         let core = Arc::new(PortCore::<P::Indication, P::Request>::new(self.owner.clone()));
-        self.drains.push(Box::new(Drain::<C, P::Indication> {
+        self.drains.push(Box::new(Drain {
             inbox: core.inbox.clone(),
             handler: <C as Require<P>>::handle,
             name: std::any::type_name::<P>(),
@@ -187,7 +187,7 @@ impl<C: ComponentDefinition> Setup<C> {
                     std::any::type_name::<E>()
                 );
                 let core = Arc::new(PortCore::<E, ()>::new(self.owner.clone()));
-                self.drains.push(Box::new(Drain::<C, E> {
+                self.drains.push(Box::new(Drain {
                     inbox: core.inbox.clone(),
                     handler: <C as Receive<E>>::receive,
                     name: std::any::type_name::<E>(),
