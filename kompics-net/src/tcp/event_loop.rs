@@ -1,0 +1,693 @@
+//! The event loop: one thread that owns every socket of a transport.
+//!
+//! It accepts connections, runs the hello / welcome handshake, resolves duplicate connections,
+//! moves queued frames from the peers' outboxes to their sockets, decodes incoming frames and
+//! reports everything to the sink. It sleeps in `mio::Poll` until a socket is ready, a sender
+//! wakes it, or a timer (handshake deadline, reconnect backoff) is due.
+//!
+//! Sockets are registered for both readable and writable interest once, edge-triggered: the
+//! loop reads until `WouldBlock` and writes until its buffer is empty or `WouldBlock`, so no
+//! readiness is ever lost and no re-registration is needed.
+
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap, VecDeque};
+use std::io;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use mio::net::{TcpListener, TcpStream};
+use mio::{Events, Interest, Poll, Token};
+use parking_lot::Mutex;
+
+use super::config::TcpConfig;
+use super::connection::{ConnState, Connection, Role};
+use super::event::TransportEvent;
+use super::shared::{Outbox, Shared};
+use crate::address::NodeAddr;
+use crate::frame::Frame;
+use crate::message::NetMessage;
+
+/// The listening socket's token.
+pub(crate) const LISTENER: Token = Token(0);
+/// The waker's token.
+pub(crate) const WAKER: Token = Token(1);
+/// Tokens from here on name connections; they are never reused.
+const FIRST_CONNECTION_TOKEN: usize = 2;
+/// Readiness events taken from the OS per poll.
+const EVENTS_CAPACITY: usize = 1024;
+
+/// Where the transport reports its events.
+pub(crate) type Sink = Box<dyn FnMut(TransportEvent) + Send>;
+
+/// What the loop knows about one peer.
+struct Peer {
+    /// Shared with the senders.
+    outbox: Arc<Mutex<Outbox>>,
+    /// The peer's connection: the one carrying the session, or this node's attempt to open one.
+    /// (Inbound connections still waiting for their hello belong to no peer yet.)
+    conn: Option<Token>,
+    /// Delay before the next retry if the current attempt fails.
+    backoff: Duration,
+    /// No connection attempt before this time.
+    retry_at: Option<Instant>,
+}
+
+/// A timer in the loop's heap. Entries are not removed when the thing they time goes away;
+/// instead a firing timer is checked against the current deadline and ignored if stale.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+enum TimerKey {
+    /// The connection's handshake deadline.
+    Handshake(Token),
+    /// The peer's reconnect backoff.
+    Retry(NodeAddr),
+}
+
+/// Why a connection is being closed; decides the log level and what happens to the session.
+#[derive(Debug)]
+enum Close {
+    /// The peer closed the connection at a frame boundary.
+    Eof,
+    /// A socket error.
+    Io(io::Error),
+    /// An outbound connect failed.
+    ConnectFailed(io::Error),
+    /// The peer sent something invalid (bad frame, bad handshake, cut-off frame).
+    Bad(String),
+    /// A bound was reached.
+    Limit(String),
+    /// A duplicate connection lost the tie-break.
+    Rejected(&'static str),
+    /// A newer connection from the same peer took this one's place.
+    Replaced,
+    /// The handshake did not complete in time.
+    HandshakeTimeout,
+    /// A send found the peer's queue full.
+    QueueOverflow,
+    /// The transport is shutting down.
+    Shutdown,
+}
+
+/// The state owned by the event-loop thread.
+pub(crate) struct EventLoop {
+    poll: Poll,
+    listener: TcpListener,
+    shared: Arc<Shared>,
+    sink: Sink,
+    config: TcpConfig,
+    conns: HashMap<Token, Connection>,
+    peers: HashMap<NodeAddr, Peer>,
+    timers: BinaryHeap<Reverse<(Instant, TimerKey)>>,
+    next_token: usize,
+    next_session: u64,
+    /// This node's hello frame, encoded once.
+    hello: Vec<u8>,
+    /// Reused buffers for draining the shared lists.
+    ready: Vec<NodeAddr>,
+    local: VecDeque<NetMessage>,
+}
+
+/// Marks the transport stopped when the loop thread ends, even by a panic in the sink.
+struct StoppedGuard(Arc<Shared>);
+
+impl Drop for StoppedGuard {
+    fn drop(&mut self) {
+        self.0.set_stopped();
+    }
+}
+
+impl EventLoop {
+    /// A loop over an already registered listener and waker.
+    pub(crate) fn new(
+        poll: Poll,
+        listener: TcpListener,
+        shared: Arc<Shared>,
+        sink: Sink,
+        config: TcpConfig,
+    ) -> Self {
+        let hello =
+            Frame::Hello { node: shared.local }.to_bytes().expect("a hello frame always encodes");
+        EventLoop {
+            poll,
+            listener,
+            shared,
+            sink,
+            config,
+            conns: HashMap::new(),
+            peers: HashMap::new(),
+            timers: BinaryHeap::new(),
+            next_token: FIRST_CONNECTION_TOKEN,
+            next_session: 1,
+            hello,
+            ready: Vec::new(),
+            local: VecDeque::new(),
+        }
+    }
+
+    /// Runs until the transport asks it to stop, then closes every connection.
+    pub(crate) fn run(mut self) {
+        let _guard = StoppedGuard(Arc::clone(&self.shared));
+        let mut events = Events::with_capacity(EVENTS_CAPACITY);
+        loop {
+            let timeout = self.poll_timeout();
+            if let Err(e) = self.poll.poll(&mut events, timeout) {
+                if e.kind() == io::ErrorKind::Interrupted {
+                    continue;
+                }
+                log::error!("kompics-net {}: poll failed, stopping: {e}", self.shared.local);
+                break;
+            }
+            let mut woken = false;
+            for event in events.iter() {
+                match event.token() {
+                    LISTENER => self.accept_all(),
+                    WAKER => woken = true,
+                    token => {
+                        // Error and hang-up conditions surface as read or write errors.
+                        let readable =
+                            event.is_readable() || event.is_read_closed() || event.is_error();
+                        let writable =
+                            event.is_writable() || event.is_write_closed() || event.is_error();
+                        self.on_connection_event(token, readable, writable);
+                    }
+                }
+            }
+            if woken {
+                if self.shared.stop_requested() {
+                    break;
+                }
+                self.on_wake();
+            }
+            self.fire_timers();
+        }
+        self.close_all();
+    }
+
+    fn poll_timeout(&self) -> Option<Duration> {
+        self.timers.peek().map(|Reverse((at, _))| at.saturating_duration_since(Instant::now()))
+    }
+
+    fn emit(&mut self, event: TransportEvent) {
+        (self.sink)(event);
+    }
+
+    // ----- senders -----------------------------------------------------------------------
+
+    /// Delivers messages this node sent itself and serves the peers that got new frames.
+    fn on_wake(&mut self) {
+        self.shared.take_wake();
+        let mut local = std::mem::take(&mut self.local);
+        self.shared.take_local(&mut local);
+        for msg in local.drain(..) {
+            self.emit(TransportEvent::Deliver(msg));
+        }
+        self.local = local;
+        let mut ready = std::mem::take(&mut self.ready);
+        self.shared.take_ready(&mut ready);
+        for &addr in &ready {
+            self.on_ready(addr);
+        }
+        self.ready = ready;
+    }
+
+    /// `addr`'s outbox got frames, or a send found it full.
+    fn on_ready(&mut self, addr: NodeAddr) {
+        if !self.ensure_peer(addr) {
+            return;
+        }
+        let peer = &self.peers[&addr];
+        let token = peer.conn;
+        let conn = token.and_then(|t| self.conns.get(&t));
+        let session = conn.and_then(Connection::session);
+        let blocked = conn.is_some_and(|c| c.write_blocked);
+        let overflow = {
+            let mut ob = peer.outbox.lock();
+            let overflow = ob.reset_session.take().is_some_and(|s| Some(s) == session);
+            // A session waiting for its socket to drain will look at the outbox on its next
+            // writable event, so senders need not wake the loop for it meanwhile.
+            ob.listed = !overflow && session.is_some() && blocked;
+            overflow
+        };
+        match token {
+            Some(token) if overflow => {
+                if let Some(conn) = self.conns.remove(&token) {
+                    self.close(conn, Close::QueueOverflow);
+                }
+                self.maybe_connect(addr);
+            }
+            Some(token) if session.is_some() && !blocked => {
+                self.with_connection(token, Self::flush)
+            }
+            // Handshaking (the session's start flushes) or blocked (the writable event flushes).
+            Some(_) => {}
+            None => self.maybe_connect(addr),
+        }
+    }
+
+    /// Makes sure the loop tracks `addr`; false if it cannot (`peers_max`).
+    fn ensure_peer(&mut self, addr: NodeAddr) -> bool {
+        if self.peers.contains_key(&addr) {
+            return true;
+        }
+        match self.shared.outbox(addr) {
+            Ok(outbox) => {
+                self.peers.insert(
+                    addr,
+                    Peer {
+                        outbox,
+                        conn: None,
+                        backoff: self.config.reconnect_backoff_min,
+                        retry_at: None,
+                    },
+                );
+                true
+            }
+            Err(_) => false,
+        }
+    }
+
+    // ----- connecting --------------------------------------------------------------------
+
+    /// Opens a connection to `addr` if frames wait for it, none is open, and no backoff is
+    /// running. Reconnection is on demand: a peer nobody sends to is not dialled.
+    fn maybe_connect(&mut self, addr: NodeAddr) {
+        let now = Instant::now();
+        let Some(peer) = self.peers.get_mut(&addr) else {
+            return;
+        };
+        if peer.conn.is_some() || peer.retry_at.is_some_and(|at| at > now) {
+            return;
+        }
+        peer.retry_at = None;
+        if peer.outbox.lock().frames == 0 {
+            return;
+        }
+        if self.conns.len() >= self.config.connections_max {
+            log::warn!(
+                "kompics-net {}: cannot connect to {addr}: connections_max ({}) reached; will retry",
+                self.shared.local,
+                self.config.connections_max
+            );
+            schedule_retry(peer, addr, now, &self.config, &mut self.timers);
+            return;
+        }
+        let token = Token(self.next_token);
+        let registry = self.poll.registry();
+        let connected = TcpStream::connect(addr.socket_addr()).and_then(|mut stream| {
+            registry.register(&mut stream, token, Interest::READABLE | Interest::WRITABLE)?;
+            Ok(stream)
+        });
+        match connected {
+            Ok(stream) => {
+                self.next_token += 1;
+                // Frames are batched by the loop already; Nagle would only add latency.
+                let _ = stream.set_nodelay(true);
+                let deadline = now + self.config.handshake_timeout;
+                let conn = Connection::outbound(
+                    token,
+                    stream,
+                    addr,
+                    self.hello.clone(),
+                    self.config.frame_bytes_max,
+                    deadline,
+                );
+                peer.conn = Some(token);
+                self.timers.push(Reverse((deadline, TimerKey::Handshake(token))));
+                self.conns.insert(token, conn);
+                log::debug!("kompics-net {}: connecting to {addr}", self.shared.local);
+            }
+            Err(e) => {
+                log::debug!("kompics-net {}: cannot connect to {addr}: {e}", self.shared.local);
+                schedule_retry(peer, addr, now, &self.config, &mut self.timers);
+            }
+        }
+    }
+
+    fn accept_all(&mut self) {
+        loop {
+            match self.listener.accept() {
+                Ok((mut stream, remote)) => {
+                    if self.conns.len() >= self.config.connections_max {
+                        log::warn!(
+                            "kompics-net {}: refusing connection from {remote}: connections_max ({}) reached",
+                            self.shared.local,
+                            self.config.connections_max
+                        );
+                        continue;
+                    }
+                    let token = Token(self.next_token);
+                    if let Err(e) = self.poll.registry().register(
+                        &mut stream,
+                        token,
+                        Interest::READABLE | Interest::WRITABLE,
+                    ) {
+                        log::warn!(
+                            "kompics-net {}: cannot register connection from {remote}: {e}",
+                            self.shared.local
+                        );
+                        continue;
+                    }
+                    self.next_token += 1;
+                    let _ = stream.set_nodelay(true);
+                    let deadline = Instant::now() + self.config.handshake_timeout;
+                    self.timers.push(Reverse((deadline, TimerKey::Handshake(token))));
+                    let conn = Connection::inbound(
+                        token,
+                        stream,
+                        remote,
+                        self.config.frame_bytes_max,
+                        deadline,
+                    );
+                    self.conns.insert(token, conn);
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        io::ErrorKind::Interrupted | io::ErrorKind::ConnectionAborted
+                    ) => {}
+                Err(e) => {
+                    log::warn!("kompics-net {}: accept failed: {e}", self.shared.local);
+                    return;
+                }
+            }
+        }
+    }
+
+    // ----- connection I/O ----------------------------------------------------------------
+
+    fn on_connection_event(&mut self, token: Token, readable: bool, writable: bool) {
+        self.with_connection(token, |this, conn| {
+            if conn.state == ConnState::Connecting {
+                match conn.finish_connect() {
+                    Ok(true) => conn.state = ConnState::AwaitingWelcome,
+                    Ok(false) => return Ok(()),
+                    Err(e) => return Err(Close::ConnectFailed(e)),
+                }
+            }
+            if writable {
+                conn.write_blocked = false;
+            }
+            if readable {
+                this.read(conn)?;
+            }
+            this.flush(conn)
+        });
+    }
+
+    /// Runs `f` on the connection (taken out of the map meanwhile, so `f` may use the rest of
+    /// the loop), then puts it back, or closes it if `f` failed.
+    fn with_connection(
+        &mut self,
+        token: Token,
+        f: impl FnOnce(&mut Self, &mut Connection) -> Result<(), Close>,
+    ) {
+        let Some(mut conn) = self.conns.remove(&token) else {
+            return;
+        };
+        match f(self, &mut conn) {
+            Ok(()) => {
+                self.conns.insert(token, conn);
+            }
+            Err(reason) => {
+                let peer = conn.peer;
+                self.close(conn, reason);
+                if let Some(peer) = peer {
+                    self.maybe_connect(peer);
+                }
+            }
+        }
+    }
+
+    /// Reads until the socket would block, handling every complete frame.
+    fn read(&mut self, conn: &mut Connection) -> Result<(), Close> {
+        loop {
+            match conn.decoder.read_from(&mut conn.stream) {
+                Ok(0) => {
+                    return Err(match conn.decoder.finish() {
+                        Ok(()) => Close::Eof,
+                        Err(e) => Close::Bad(e.to_string()),
+                    })
+                }
+                Ok(_) => loop {
+                    match conn.decoder.next_frame() {
+                        Ok(Some(frame)) => self.on_frame(conn, frame)?,
+                        Ok(None) => break,
+                        Err(e) => return Err(Close::Bad(e.to_string())),
+                    }
+                },
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(()),
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(Close::Io(e)),
+            }
+        }
+    }
+
+    /// Writes what the connection has buffered, then, on a session, batch after batch from the
+    /// peer's outbox until it is empty or the socket would block.
+    fn flush(&mut self, conn: &mut Connection) -> Result<(), Close> {
+        if conn.write_blocked || conn.state == ConnState::Connecting {
+            return Ok(());
+        }
+        loop {
+            if !conn.write_buffered().map_err(Close::Io)? {
+                return Ok(());
+            }
+            let (Some(session), Some(addr)) = (conn.session(), conn.peer) else {
+                return Ok(());
+            };
+            let Some(peer) = self.peers.get(&addr) else {
+                return Ok(());
+            };
+            let mut ob = peer.outbox.lock();
+            ob.listed = false;
+            if ob.reset_session == Some(session) {
+                ob.reset_session = None;
+                return Err(Close::QueueOverflow);
+            }
+            if ob.frames == 0 || conn.take_batch(&mut ob) == 0 {
+                return Ok(());
+            }
+        }
+    }
+
+    // ----- protocol ----------------------------------------------------------------------
+
+    fn on_frame(&mut self, conn: &mut Connection, frame: Frame) -> Result<(), Close> {
+        match (conn.state, frame) {
+            (ConnState::Established { .. }, Frame::Message { route, payload }) => {
+                let src = conn.peer.expect("an established connection knows its peer");
+                let dst = self.shared.local;
+                self.emit(TransportEvent::Deliver(NetMessage::new(src, dst, route, payload)));
+                Ok(())
+            }
+            (ConnState::AwaitingHello, Frame::Hello { node }) => self.on_hello(conn, node),
+            (ConnState::AwaitingWelcome, Frame::Welcome { node }) => self.on_welcome(conn, node),
+            (ConnState::AwaitingHello, other) => Err(Close::Bad(format!(
+                "expected a hello frame first, got a {} frame",
+                other.kind()
+            ))),
+            (ConnState::AwaitingWelcome, other) => {
+                Err(Close::Bad(format!("expected a welcome frame, got a {} frame", other.kind())))
+            }
+            (state, other) => Err(Close::Bad(format!(
+                "unexpected {} frame on a connection in state {state:?}",
+                other.kind()
+            ))),
+        }
+    }
+
+    /// An inbound connection introduced itself as `node`.
+    ///
+    /// At most one connection per pair of nodes carries a session. If this node is also
+    /// connecting to `node` (or connected to it on its own connection), the connection opened
+    /// by the lower address wins: when that is ours, the new one is closed (the peer then
+    /// drops its attempt when ours reaches it); otherwise the new one replaces ours. Queued
+    /// frames stay in the outbox until a session is established, so nothing queued is lost.
+    fn on_hello(&mut self, conn: &mut Connection, node: NodeAddr) -> Result<(), Close> {
+        let local = self.shared.local;
+        if node == local {
+            return Err(Close::Bad("hello claims to be this node".into()));
+        }
+        if !node.is_routable() {
+            return Err(Close::Bad(format!(
+                "hello names {node}, which is not a routable node address"
+            )));
+        }
+        conn.peer = Some(node);
+        if !self.ensure_peer(node) {
+            return Err(Close::Limit(format!("peers_max ({}) reached", self.config.peers_max)));
+        }
+        if let Some(existing) = self.peers[&node].conn {
+            let ours_wins =
+                local < node && self.conns.get(&existing).is_some_and(|c| c.role == Role::Outbound);
+            if ours_wins {
+                return Err(Close::Rejected(
+                    "this node's own connection to it takes precedence (the lower address's connection wins)",
+                ));
+            }
+            if let Some(old) = self.conns.remove(&existing) {
+                self.close(old, Close::Replaced);
+            }
+        }
+        self.establish(conn, node);
+        conn.buffer_frame(&Frame::Welcome { node: local }, self.config.frame_bytes_max);
+        self.emit(TransportEvent::SessionUp(node));
+        Ok(())
+    }
+
+    /// The node this node connected to accepted the connection.
+    fn on_welcome(&mut self, conn: &mut Connection, node: NodeAddr) -> Result<(), Close> {
+        let expected = conn.peer.expect("an outbound connection knows its peer");
+        if node != expected {
+            return Err(Close::Bad(format!(
+                "welcome names {node}, but this node connected to {expected}"
+            )));
+        }
+        self.establish(conn, node);
+        self.emit(TransportEvent::SessionUp(node));
+        Ok(())
+    }
+
+    fn establish(&mut self, conn: &mut Connection, node: NodeAddr) {
+        let session = self.next_session;
+        self.next_session += 1;
+        conn.state = ConnState::Established { session };
+        conn.deadline = None;
+        let peer = self.peers.get_mut(&node).expect("peer tracked before its session starts");
+        peer.conn = Some(conn.token);
+        peer.backoff = self.config.reconnect_backoff_min;
+        peer.retry_at = None;
+        peer.outbox.lock().session = Some(session);
+        log::info!("kompics-net {}: session {session} with {node} up", self.shared.local);
+    }
+
+    // ----- closing -----------------------------------------------------------------------
+
+    /// Closes `conn` (already out of the map) and updates its peer: an ended session drops
+    /// its queue and reports `SessionDown`; a failed attempt starts the backoff. Does not
+    /// reconnect; callers do that when appropriate.
+    fn close(&mut self, mut conn: Connection, reason: Close) {
+        self.log_close(&conn, &reason);
+        if let Err(e) = self.poll.registry().deregister(&mut conn.stream) {
+            log::debug!("kompics-net {}: deregister failed: {e}", self.shared.local);
+        }
+        let Some(addr) = conn.peer else {
+            return;
+        };
+        let Some(peer) = self.peers.get_mut(&addr) else {
+            return;
+        };
+        if peer.conn != Some(conn.token) {
+            return;
+        }
+        peer.conn = None;
+        if let Some(session) = conn.session() {
+            {
+                let mut ob = peer.outbox.lock();
+                ob.session = None;
+                if ob.reset_session == Some(session) {
+                    ob.reset_session = None;
+                }
+                // As a TCP reset would, drop what was queued for the ended session. After an
+                // overflow `send` already did that, and what is queued now was sent after the
+                // failed send: it belongs to the next session.
+                if !matches!(reason, Close::QueueOverflow) {
+                    ob.bytes.clear();
+                    ob.frames = 0;
+                }
+                ob.listed = false;
+            }
+            peer.backoff = self.config.reconnect_backoff_min;
+            peer.retry_at = None;
+            log::info!("kompics-net {}: session {session} with {addr} down", self.shared.local);
+            self.emit(TransportEvent::SessionDown(addr));
+        } else if conn.role == Role::Outbound {
+            schedule_retry(peer, addr, Instant::now(), &self.config, &mut self.timers);
+        }
+    }
+
+    fn log_close(&self, conn: &Connection, reason: &Close) {
+        let local = self.shared.local;
+        let who = conn.describe();
+        match reason {
+            Close::Bad(why) | Close::Limit(why) => {
+                log::warn!("kompics-net {local}: closing connection with {who}: {why}")
+            }
+            Close::HandshakeTimeout if conn.role == Role::Inbound => log::warn!(
+                "kompics-net {local}: closing connection with {who}: no hello within {:?}",
+                self.config.handshake_timeout
+            ),
+            Close::HandshakeTimeout => log::info!(
+                "kompics-net {local}: connection to {who} did not complete its handshake within {:?}",
+                self.config.handshake_timeout
+            ),
+            Close::QueueOverflow => log::warn!(
+                "kompics-net {local}: ending session with {who}: send queue full ({} frames)",
+                self.config.send_queue_frames_max
+            ),
+            Close::Eof if conn.session().is_some() => {
+                log::info!("kompics-net {local}: {who} closed the connection")
+            }
+            Close::Io(e) if conn.session().is_some() => {
+                log::info!("kompics-net {local}: connection with {who} failed: {e}")
+            }
+            Close::Eof => log::debug!("kompics-net {local}: {who} closed the connection during the handshake"),
+            Close::Io(e) | Close::ConnectFailed(e) => {
+                log::debug!("kompics-net {local}: connection with {who} failed: {e}")
+            }
+            Close::Rejected(why) => log::debug!("kompics-net {local}: closing connection with {who}: {why}"),
+            Close::Replaced => log::debug!("kompics-net {local}: connection with {who} replaced by a newer one"),
+            Close::Shutdown => log::debug!("kompics-net {local}: closing connection with {who}: shutting down"),
+        }
+    }
+
+    fn fire_timers(&mut self) {
+        let now = Instant::now();
+        while let Some(&Reverse((at, key))) = self.timers.peek() {
+            if at > now {
+                break;
+            }
+            self.timers.pop();
+            match key {
+                TimerKey::Handshake(token) => {
+                    if self.conns.get(&token).is_some_and(|c| c.deadline == Some(at)) {
+                        self.with_connection(token, |_, _| Err(Close::HandshakeTimeout));
+                    }
+                }
+                TimerKey::Retry(addr) => {
+                    if let Some(peer) = self.peers.get_mut(&addr) {
+                        if peer.retry_at == Some(at) {
+                            peer.retry_at = None;
+                            self.maybe_connect(addr);
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// Shutdown: closes every connection, reporting `SessionDown` for each session.
+    fn close_all(&mut self) {
+        let tokens: Vec<Token> = self.conns.keys().copied().collect();
+        for token in tokens {
+            if let Some(conn) = self.conns.remove(&token) {
+                self.close(conn, Close::Shutdown);
+            }
+        }
+    }
+}
+
+/// Schedules the next attempt to connect to `addr` after the current backoff, and doubles the
+/// backoff up to its cap.
+fn schedule_retry(
+    peer: &mut Peer,
+    addr: NodeAddr,
+    now: Instant,
+    config: &TcpConfig,
+    timers: &mut BinaryHeap<Reverse<(Instant, TimerKey)>>,
+) {
+    let at = now + peer.backoff;
+    peer.retry_at = Some(at);
+    peer.backoff = (peer.backoff * 2).min(config.reconnect_backoff_max);
+    timers.push(Reverse((at, TimerKey::Retry(addr))));
+}

@@ -1,0 +1,202 @@
+//! The TCP transport: reliable FIFO sessions between nodes over mio, on one event-loop thread.
+//!
+//! This module is the only code in the workspace that imports mio. A [`TcpTransport`] listens
+//! on its node's address, connects to peers on demand and reports what happens through a
+//! *sink*, a callback given at start: deliveries, and the start and end of each session with a
+//! peer ([`TransportEvent`]). It does not know about components; the Network component wraps
+//! it.
+//!
+//! # Threads
+//!
+//! [`TcpTransport::start`] spawns one thread, the event loop, which owns every socket.
+//! [`TcpTransport::send`] may be called from any thread (the transport is `Send + Sync`): it
+//! encodes the message into the destination's queue on the caller's thread and wakes the loop
+//! if it is not already due to look at that queue. **The sink is only ever called on the
+//! event-loop thread**, one event at a time, including for messages a node sends to itself
+//! (those never touch a socket but still go through the loop, so the sink needs no locking
+//! and never runs on the sender's stack). The sink should return quickly (hand the event to
+//! a queue); it may call `send`. If it panics, the loop stops and later sends fail with
+//! [`SendError::Stopped`].
+//!
+//! # Sessions
+//!
+//! A session is one TCP connection after its handshake: the connecting node sends a hello
+//! frame naming its listening address, the accepting node answers with a welcome naming its
+//! own, and from then on both sides report [`TransportEvent::SessionUp`]. Within a session,
+//! messages arrive in the order they were sent, without gaps. The session ends when the
+//! connection does (closed, reset, bad input from the peer, a full send queue, shutdown);
+//! both sides then report [`TransportEvent::SessionDown`], which means messages sent before
+//! it may have been lost. Zab treats that as the end of its peer's session.
+//!
+//! There is at most one connection per pair of nodes. If both connect to each other at once,
+//! the connection opened by the lower [`NodeAddr`] is kept and the other closed before its
+//! handshake completes; since frames stay queued until a welcome arrives, no queued message is
+//! lost and exactly one session results.
+//!
+//! # Queues and reconnection
+//!
+//! Each peer has a send queue bounded by [`TcpConfig::send_queue_frames_max`]. Messages sent
+//! while no session exists wait there and go out, in order, when one is established. When a
+//! session ends, whatever was still queued for it is dropped, as a TCP reset would.
+//!
+//! When a send finds the queue full, the transport ends the session with that peer rather than
+//! drop that one message (which would leave a gap inside a session): the queue is dropped, the
+//! connection closed, `SessionDown` reported, and `send` returns [`SendError::QueueFull`]. The
+//! next send starts a new queue and a new connection. [`TcpTransport::queued_frames`] lets a
+//! caller apply back-pressure before that happens.
+//!
+//! Reconnection is on demand: the transport connects to a peer while messages are queued for
+//! it, retrying failed attempts after [`TcpConfig::reconnect_backoff_min`], doubling up to
+//! [`TcpConfig::reconnect_backoff_max`]. A peer nobody sends to is not dialled; the failure
+//! detector's heartbeats keep sessions with live peers in use.
+//!
+//! # Limits
+//!
+//! A broken connection is noticed when the OS reports it: at once for a peer that closes or
+//! crashes (its kernel resets the connection), but for a peer whose host vanishes only when
+//! this node writes to it and the write times out. Heartbeats from the layer above bound that
+//! delay.
+
+mod config;
+mod connection;
+mod error;
+mod event;
+mod event_loop;
+mod shared;
+
+use std::io;
+use std::sync::Arc;
+use std::thread::JoinHandle;
+
+use mio::net::TcpListener;
+use mio::{Interest, Poll, Waker};
+
+pub use config::{ConfigError, TcpConfig};
+pub use error::SendError;
+pub use event::TransportEvent;
+
+use crate::address::NodeAddr;
+use crate::message::NetMessage;
+use event_loop::{EventLoop, LISTENER, WAKER};
+use shared::Shared;
+
+/// The callback a [`TcpTransport`] reports its events to; called only on the event-loop thread.
+pub type EventSink = Box<dyn FnMut(TransportEvent) + Send>;
+
+/// A node's TCP endpoint: a listener, connections to peers, and the thread that drives them.
+///
+/// Dropping the transport (or calling [`TcpTransport::shutdown`]) stops the thread and closes
+/// every socket.
+pub struct TcpTransport {
+    shared: Arc<Shared>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl TcpTransport {
+    /// Validates `config`, binds its listen address and starts the event-loop thread, which
+    /// reports to `sink`.
+    ///
+    /// Fails with `InvalidInput` (wrapping a [`ConfigError`]) for a bad configuration, or with
+    /// the OS error if the address cannot be bound.
+    pub fn start(config: TcpConfig, sink: EventSink) -> io::Result<TcpTransport> {
+        config.validate().map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
+        let poll = Poll::new()?;
+        let mut listener = TcpListener::bind(config.listen)?;
+        let local = NodeAddr(listener.local_addr()?);
+        poll.registry().register(&mut listener, LISTENER, Interest::READABLE)?;
+        let waker = Waker::new(poll.registry(), WAKER)?;
+        let shared = Arc::new(Shared::new(
+            local,
+            config.frame_bytes_max,
+            config.send_queue_frames_max,
+            config.peers_max,
+            waker,
+        ));
+        let event_loop = EventLoop::new(poll, listener, Arc::clone(&shared), sink, config);
+        let thread = std::thread::Builder::new()
+            .name(format!("kompics-net {local}"))
+            .spawn(move || event_loop.run())?;
+        log::info!("kompics-net {local}: listening");
+        Ok(TcpTransport { shared, thread: Some(thread) })
+    }
+
+    /// This node's address: the address actually bound (with the real port if 0 was asked).
+    pub fn local_addr(&self) -> NodeAddr {
+        self.shared.local
+    }
+
+    /// Queues `msg` for `msg.dst` and returns at once; the event loop sends it.
+    ///
+    /// A message to this node itself is delivered through the sink (on the loop thread)
+    /// without a socket. For a remote destination only `route` and `payload` travel: the
+    /// receiver sees `src` as this node. `Ok` means the message is queued, not delivered;
+    /// delivery is certain only while the session lasts (see the [module docs](self)).
+    pub fn send(&self, msg: NetMessage) -> Result<(), SendError> {
+        self.shared.send(msg)
+    }
+
+    /// Frames queued for `peer` that the event loop has not yet taken for its socket (for this
+    /// node itself: messages not yet delivered). Lets a sender slow down before the queue
+    /// reaches `send_queue_frames_max`.
+    pub fn queued_frames(&self, peer: NodeAddr) -> usize {
+        self.shared.queued_frames(peer)
+    }
+
+    /// Whether the event loop is still running (false after a panic in the sink).
+    pub fn is_running(&self) -> bool {
+        self.shared.is_running()
+    }
+
+    /// Stops the event loop and waits for it: every connection is closed, with a `SessionDown`
+    /// to the sink for each session that was up. Queued messages are dropped.
+    pub fn shutdown(mut self) {
+        self.stop_and_join();
+    }
+
+    fn stop_and_join(&mut self) {
+        let Some(thread) = self.thread.take() else {
+            return;
+        };
+        self.shared.request_stop();
+        if thread.join().is_err() {
+            log::error!(
+                "kompics-net {}: the event loop panicked (in the sink?)",
+                self.shared.local
+            );
+        }
+    }
+}
+
+impl Drop for TcpTransport {
+    fn drop(&mut self) {
+        self.stop_and_join();
+    }
+}
+
+impl std::fmt::Debug for TcpTransport {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TcpTransport")
+            .field("local", &self.shared.local)
+            .field("running", &self.shared.is_running())
+            .finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn transport_is_send_and_sync() {
+        fn assert_send_sync<T: Send + Sync>() {}
+        assert_send_sync::<TcpTransport>();
+    }
+
+    #[test]
+    fn bad_config_is_rejected_at_start() {
+        let config = TcpConfig::new("0.0.0.0:0".parse().unwrap());
+        let err = TcpTransport::start(config, Box::new(|_| {})).unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::InvalidInput);
+        assert!(err.get_ref().unwrap().is::<ConfigError>());
+    }
+}

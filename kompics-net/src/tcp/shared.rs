@@ -1,0 +1,236 @@
+//! State shared between the threads that call [`super::TcpTransport::send`] and the event loop.
+//!
+//! Senders encode each message straight into the destination peer's [`Outbox`] (one byte
+//! buffer per peer, under a mutex), so the loop never encodes and a send costs no allocation
+//! once the buffer has grown. The loop takes a peer's whole buffer at once by swapping it with
+//! its own empty write buffer: that is the write batching, with no copy.
+//!
+//! Waking the loop costs a syscall, so it happens only when needed: a peer's outbox is put on
+//! the `ready` list (and the loop woken) only when it is not already `listed`, and
+//! `wake_pending` makes any number of wake-ups before the loop runs cost one syscall.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+use mio::Waker;
+use parking_lot::{Mutex, RwLock};
+
+use super::error::SendError;
+use crate::address::NodeAddr;
+use crate::frame::{encode_message, FrameError};
+use crate::message::NetMessage;
+
+/// Frames waiting for one peer, and what the loop and the senders tell each other about it.
+#[derive(Debug, Default)]
+pub(crate) struct Outbox {
+    /// Encoded frames, back to back, in send order.
+    pub(crate) bytes: Vec<u8>,
+    /// Number of frames in `bytes`.
+    pub(crate) frames: usize,
+    /// The loop will look at this outbox again without being told: the peer is on the ready
+    /// list, or its connection is waiting to be writable. Senders wake the loop only when this
+    /// is false.
+    pub(crate) listed: bool,
+    /// The session currently up with this peer (set and cleared by the loop).
+    pub(crate) session: Option<u64>,
+    /// A send found the queue full while this session was up: the loop must end it.
+    pub(crate) reset_session: Option<u64>,
+}
+
+/// Everything the senders and the loop share.
+pub(crate) struct Shared {
+    /// This node.
+    pub(crate) local: NodeAddr,
+    frame_bytes_max: usize,
+    send_queue_frames_max: usize,
+    peers_max: usize,
+    outboxes: RwLock<HashMap<NodeAddr, Arc<Mutex<Outbox>>>>,
+    /// Peers whose outbox got frames since the loop last looked.
+    ready: Mutex<Vec<NodeAddr>>,
+    /// Messages this node sent to itself, delivered by the loop.
+    local_queue: Mutex<VecDeque<NetMessage>>,
+    wake_pending: AtomicBool,
+    waker: Waker,
+    stop: AtomicBool,
+    running: AtomicBool,
+}
+
+impl Shared {
+    pub(crate) fn new(
+        local: NodeAddr,
+        frame_bytes_max: usize,
+        send_queue_frames_max: usize,
+        peers_max: usize,
+        waker: Waker,
+    ) -> Self {
+        Shared {
+            local,
+            frame_bytes_max,
+            send_queue_frames_max,
+            peers_max,
+            outboxes: RwLock::new(HashMap::new()),
+            ready: Mutex::new(Vec::new()),
+            local_queue: Mutex::new(VecDeque::new()),
+            wake_pending: AtomicBool::new(false),
+            waker,
+            stop: AtomicBool::new(false),
+            running: AtomicBool::new(true),
+        }
+    }
+
+    /// Queues `msg` for its destination (see `TcpTransport::send`).
+    pub(crate) fn send(&self, msg: NetMessage) -> Result<(), SendError> {
+        if !self.is_running() {
+            return Err(SendError::Stopped);
+        }
+        if msg.dst == self.local {
+            return self.send_local(msg);
+        }
+        if !msg.dst.is_routable() {
+            return Err(SendError::InvalidDestination(msg.dst));
+        }
+        {
+            let outboxes = self.outboxes.read();
+            if let Some(outbox) = outboxes.get(&msg.dst) {
+                return self.enqueue(outbox, &msg);
+            }
+        }
+        let outbox = self.outbox(msg.dst)?;
+        self.enqueue(&outbox, &msg)
+    }
+
+    /// The outbox for `peer`, created if new (bounded by `peers_max`).
+    pub(crate) fn outbox(&self, peer: NodeAddr) -> Result<Arc<Mutex<Outbox>>, SendError> {
+        let mut outboxes = self.outboxes.write();
+        let count = outboxes.len();
+        match outboxes.get(&peer) {
+            Some(outbox) => Ok(Arc::clone(outbox)),
+            None if count >= self.peers_max => Err(SendError::TooManyPeers { max: self.peers_max }),
+            None => Ok(Arc::clone(outboxes.entry(peer).or_default())),
+        }
+    }
+
+    /// Frames waiting in `peer`'s outbox (not yet taken by its connection).
+    pub(crate) fn queued_frames(&self, peer: NodeAddr) -> usize {
+        if peer == self.local {
+            return self.local_queue.lock().len();
+        }
+        self.outboxes.read().get(&peer).map_or(0, |outbox| outbox.lock().frames)
+    }
+
+    fn enqueue(&self, outbox: &Mutex<Outbox>, msg: &NetMessage) -> Result<(), SendError> {
+        // The frame is longer than the payload, so this rejects hopeless sends (including any
+        // beyond what the length field can say) before encoding anything.
+        if msg.payload.len() > self.frame_bytes_max {
+            return Err(SendError::TooLarge { len: msg.payload.len(), max: self.frame_bytes_max });
+        }
+        let mut ob = outbox.lock();
+        if ob.frames >= self.send_queue_frames_max {
+            // Documented policy: end the session rather than drop one message inside it.
+            ob.bytes.clear();
+            ob.frames = 0;
+            ob.reset_session = ob.session;
+            let newly_listed = self.list(&mut ob, msg.dst);
+            drop(ob);
+            if newly_listed {
+                self.wake();
+            }
+            return Err(SendError::QueueFull {
+                peer: msg.dst,
+                frames_max: self.send_queue_frames_max,
+            });
+        }
+        encode_message(msg.route, &msg.payload, &mut ob.bytes, self.frame_bytes_max).map_err(
+            |e| match e {
+                FrameError::Oversized { len, max } => SendError::TooLarge { len, max },
+                // Route and bytes always encode; see `encode_message`.
+                other => unreachable!("message frame failed to encode: {other}"),
+            },
+        )?;
+        ob.frames += 1;
+        let newly_listed = self.list(&mut ob, msg.dst);
+        drop(ob);
+        if newly_listed {
+            self.wake();
+        }
+        Ok(())
+    }
+
+    /// Puts `peer` on the ready list unless the loop already knows to look at it.
+    fn list(&self, ob: &mut Outbox, peer: NodeAddr) -> bool {
+        if ob.listed {
+            return false;
+        }
+        ob.listed = true;
+        self.ready.lock().push(peer);
+        true
+    }
+
+    fn send_local(&self, msg: NetMessage) -> Result<(), SendError> {
+        let mut queue = self.local_queue.lock();
+        if queue.len() >= self.send_queue_frames_max {
+            return Err(SendError::QueueFull {
+                peer: self.local,
+                frames_max: self.send_queue_frames_max,
+            });
+        }
+        let was_empty = queue.is_empty();
+        queue.push_back(msg);
+        drop(queue);
+        // A non-empty queue means a wake-up is already on its way.
+        if was_empty {
+            self.wake();
+        }
+        Ok(())
+    }
+
+    /// Wakes the loop unless a wake-up is already pending.
+    pub(crate) fn wake(&self) {
+        // SeqCst pairs with `take_wake`: a sender that sees `true` here knows the loop has not
+        // yet cleared the flag, so it will drain the lists after this sender's push.
+        if !self.wake_pending.swap(true, Ordering::SeqCst) {
+            if let Err(e) = self.waker.wake() {
+                log::error!("kompics-net {}: cannot wake the event loop: {e}", self.local);
+            }
+        }
+    }
+
+    /// Called by the loop on a wake-up, before it drains the lists.
+    pub(crate) fn take_wake(&self) {
+        self.wake_pending.swap(false, Ordering::SeqCst);
+    }
+
+    /// Takes the ready list, leaving `into` (emptied) in its place to reuse its allocation.
+    pub(crate) fn take_ready(&self, into: &mut Vec<NodeAddr>) {
+        into.clear();
+        std::mem::swap(&mut *self.ready.lock(), into);
+    }
+
+    /// Takes every message this node sent to itself.
+    pub(crate) fn take_local(&self, into: &mut VecDeque<NetMessage>) {
+        into.clear();
+        std::mem::swap(&mut *self.local_queue.lock(), into);
+    }
+
+    /// Asks the loop to stop and wakes it.
+    pub(crate) fn request_stop(&self) {
+        self.stop.store(true, Ordering::SeqCst);
+        if let Err(e) = self.waker.wake() {
+            log::error!("kompics-net {}: cannot wake the event loop to stop it: {e}", self.local);
+        }
+    }
+
+    pub(crate) fn stop_requested(&self) -> bool {
+        self.stop.load(Ordering::SeqCst)
+    }
+
+    pub(crate) fn is_running(&self) -> bool {
+        self.running.load(Ordering::Acquire)
+    }
+
+    /// Marks the loop as gone; later sends fail with [`SendError::Stopped`].
+    pub(crate) fn set_stopped(&self) {
+        self.running.store(false, Ordering::Release);
+    }
+}
