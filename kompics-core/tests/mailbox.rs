@@ -1,5 +1,7 @@
 //! Mailboxes: events told from other threads, under the same lifecycle rule as port events.
 
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 use kompics_core::*;
@@ -7,6 +9,7 @@ use kompics_core::*;
 /// Collects (sender, sequence) pairs told to it and reports when it has `expected` of them.
 struct Collector {
     got: Vec<(u32, u64)>,
+    in_handler: Arc<AtomicBool>,
     expected: usize,
     done: crossbeam_channel::Sender<()>,
 }
@@ -15,7 +18,11 @@ impl ComponentDefinition for Collector {}
 
 impl Receive<(u32, u64)> for Collector {
     fn receive(&mut self, _ctx: &mut Context<Self>, event: (u32, u64)) {
+        // Shared with nothing else: set while this component's handler runs, to catch two
+        // handlers of one component at once.
+        assert!(!self.in_handler.swap(true, Ordering::SeqCst), "two handlers ran at once");
         self.got.push(event);
+        self.in_handler.store(false, Ordering::SeqCst);
         if self.got.len() == self.expected {
             let _ = self.done.send(());
         }
@@ -23,14 +30,19 @@ impl Receive<(u32, u64)> for Collector {
 }
 
 #[test]
-fn many_threads_tell_one_component_and_each_thread_keeps_its_order() {
+fn many_threads_tell_one_component_one_handler_at_a_time_each_thread_in_order() {
     const THREADS: u32 = 4;
     const N: u64 = 10_000;
     let rt = Runtime::new(RuntimeConfig::default().workers(2));
     let (tx, rx) = crossbeam_channel::unbounded();
     let collector = rt.create(move |s| {
         let _ = s.mailbox::<(u32, u64)>();
-        Collector { got: Vec::new(), expected: (THREADS as u64 * N) as usize, done: tx.clone() }
+        Collector {
+            got: Vec::new(),
+            in_handler: Arc::default(),
+            expected: (THREADS as u64 * N) as usize,
+            done: tx.clone(),
+        }
     });
     collector.start();
     let senders: Vec<_> = (0..THREADS)
@@ -55,7 +67,12 @@ fn told_events_wait_for_start_and_are_dropped_after_kill() {
     let (tx, _rx) = crossbeam_channel::unbounded();
     let c = sim.create(move |s| {
         let _ = s.mailbox::<(u32, u64)>();
-        Collector { got: Vec::new(), expected: usize::MAX, done: tx.clone() }
+        Collector {
+            got: Vec::new(),
+            in_handler: Arc::default(),
+            expected: usize::MAX,
+            done: tx.clone(),
+        }
     });
     let mailbox = c.mailbox::<(u32, u64)>();
     mailbox.tell((0, 1));
