@@ -49,6 +49,12 @@ fn a_full_send_queue_ends_the_session_and_the_next_send_starts_a_new_one() {
             Err(e) => break e,
         }
         assert!(seq < 100_000, "the queue never filled");
+        // Once frames wait (the socket is blocked), give the loop time to see each one, so
+        // the overflow happens while the loop is waiting for a writable event that a peer
+        // which stopped reading never sends. (Regression: the overflow was not noticed then.)
+        if a.transport.queued_frames(peer) > 0 {
+            std::thread::sleep(Duration::from_millis(1));
+        }
     };
     assert_eq!(err, SendError::QueueFull { peer, frames_max: QUEUE_MAX });
     // Sent after the overflow: belongs to the next session.

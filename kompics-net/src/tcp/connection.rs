@@ -168,6 +168,11 @@ impl Connection {
         Ok(true)
     }
 
+    /// Bytes buffered and not yet written.
+    pub(crate) fn buffered_len(&self) -> usize {
+        self.out.len() - self.out_pos
+    }
+
     /// Takes every frame queued in `outbox` as the next batch to write, by swapping buffers
     /// (no copy). Call only when the write buffer is empty. Returns the number of frames.
     pub(crate) fn take_batch(&mut self, outbox: &mut Outbox) -> usize {

@@ -7,7 +7,10 @@
 //!
 //! Sockets are registered for both readable and writable interest once, edge-triggered: the
 //! loop reads until `WouldBlock` and writes until its buffer is empty or `WouldBlock`, so no
-//! readiness is ever lost and no re-registration is needed.
+//! readiness is ever lost and no re-registration is needed. So that one busy peer cannot hold
+//! the loop (and every other peer, timer and sender) for long, each visit to a connection reads
+//! and writes at most a budget of bytes; a connection that used up its budget is revisited
+//! after the other events of the round, before the loop sleeps again.
 
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap, VecDeque};
@@ -22,6 +25,7 @@ use parking_lot::Mutex;
 use super::config::TcpConfig;
 use super::connection::{ConnState, Connection, Role};
 use super::event::TransportEvent;
+use super::hasher::FastHashBuilder;
 use super::shared::{Outbox, Shared};
 use crate::address::NodeAddr;
 use crate::frame::Frame;
@@ -35,6 +39,10 @@ pub(crate) const WAKER: Token = Token(1);
 const FIRST_CONNECTION_TOKEN: usize = 2;
 /// Readiness events taken from the OS per poll.
 const EVENTS_CAPACITY: usize = 1024;
+/// Bytes read from one connection per visit before the loop moves on.
+const READ_BUDGET_BYTES: usize = 1024 * 1024;
+/// Bytes written to one connection per visit before the loop moves on.
+const WRITE_BUDGET_BYTES: usize = 4 * 1024 * 1024;
 
 /// Where the transport reports its events.
 pub(crate) type Sink = Box<dyn FnMut(TransportEvent) + Send>;
@@ -94,8 +102,8 @@ pub(crate) struct EventLoop {
     shared: Arc<Shared>,
     sink: Sink,
     config: TcpConfig,
-    conns: HashMap<Token, Connection>,
-    peers: HashMap<NodeAddr, Peer>,
+    conns: HashMap<Token, Connection, FastHashBuilder>,
+    peers: HashMap<NodeAddr, Peer, FastHashBuilder>,
     timers: BinaryHeap<Reverse<(Instant, TimerKey)>>,
     next_token: usize,
     next_session: u64,
@@ -104,6 +112,8 @@ pub(crate) struct EventLoop {
     /// Reused buffers for draining the shared lists.
     ready: Vec<NodeAddr>,
     local: VecDeque<NetMessage>,
+    /// Connections that used up a read or write budget: visit again before sleeping.
+    again: Vec<Token>,
 }
 
 /// Marks the transport stopped when the loop thread ends, even by a panic in the sink.
@@ -132,14 +142,15 @@ impl EventLoop {
             shared,
             sink,
             config,
-            conns: HashMap::new(),
-            peers: HashMap::new(),
+            conns: HashMap::default(),
+            peers: HashMap::default(),
             timers: BinaryHeap::new(),
             next_token: FIRST_CONNECTION_TOKEN,
             next_session: 1,
             hello,
             ready: Vec::new(),
             local: VecDeque::new(),
+            again: Vec::new(),
         }
     }
 
@@ -177,12 +188,17 @@ impl EventLoop {
                 }
                 self.on_wake();
             }
+            self.revisit();
             self.fire_timers();
         }
         self.close_all();
     }
 
     fn poll_timeout(&self) -> Option<Duration> {
+        if !self.again.is_empty() {
+            // Connections still have work: only collect what else is ready.
+            return Some(Duration::ZERO);
+        }
         self.timers.peek().map(|Reverse((at, _))| at.saturating_duration_since(Instant::now()))
     }
 
@@ -418,9 +434,15 @@ impl EventLoop {
         }
     }
 
-    /// Reads until the socket would block, handling every complete frame.
+    /// Reads until the socket would block (or the read budget is used up, and the connection
+    /// is listed for another visit), handling every complete frame.
     fn read(&mut self, conn: &mut Connection) -> Result<(), Close> {
+        let mut budget = READ_BUDGET_BYTES;
         loop {
+            if budget == 0 {
+                self.again.push(conn.token);
+                return Ok(());
+            }
             match conn.decoder.read_from(&mut conn.stream) {
                 Ok(0) => {
                     return Err(match conn.decoder.finish() {
@@ -428,13 +450,14 @@ impl EventLoop {
                         Err(e) => Close::Bad(e.to_string()),
                     })
                 }
-                Ok(_) => loop {
-                    match conn.decoder.next_frame() {
-                        Ok(Some(frame)) => self.on_frame(conn, frame)?,
-                        Ok(None) => break,
-                        Err(e) => return Err(Close::Bad(e.to_string())),
+                Ok(n) => {
+                    budget = budget.saturating_sub(n);
+                    while let Some(frame) =
+                        conn.decoder.next_frame().map_err(|e| Close::Bad(e.to_string()))?
+                    {
+                        self.on_frame(conn, frame)?;
                     }
-                },
+                }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(()),
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(e) => return Err(Close::Io(e)),
@@ -443,12 +466,18 @@ impl EventLoop {
     }
 
     /// Writes what the connection has buffered, then, on a session, batch after batch from the
-    /// peer's outbox until it is empty or the socket would block.
+    /// peer's outbox until it is empty or the socket would block (or the write budget is used
+    /// up, and the connection is listed for another visit).
     fn flush(&mut self, conn: &mut Connection) -> Result<(), Close> {
         if conn.write_blocked || conn.state == ConnState::Connecting {
             return Ok(());
         }
+        let mut written = 0;
         loop {
+            if written >= WRITE_BUDGET_BYTES {
+                self.again.push(conn.token);
+                return Ok(());
+            }
             if !conn.write_buffered().map_err(Close::Io)? {
                 return Ok(());
             }
@@ -467,6 +496,22 @@ impl EventLoop {
             if ob.frames == 0 || conn.take_batch(&mut ob) == 0 {
                 return Ok(());
             }
+            written += conn.buffered_len();
+        }
+    }
+
+    /// Visits the connections that used up a budget in this round.
+    fn revisit(&mut self) {
+        let tokens = std::mem::take(&mut self.again);
+        for &token in &tokens {
+            // Reading when nothing is left costs one `WouldBlock`; `flush` skips blocked sockets.
+            self.on_connection_event(token, true, false);
+        }
+        // Keep the allocation; `again` may have been refilled meanwhile.
+        let mut tokens = tokens;
+        tokens.clear();
+        if self.again.is_empty() {
+            self.again = tokens;
         }
     }
 

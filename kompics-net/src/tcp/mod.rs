@@ -62,6 +62,7 @@ mod connection;
 mod error;
 mod event;
 mod event_loop;
+mod hasher;
 mod shared;
 
 use std::io;

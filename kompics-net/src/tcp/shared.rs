@@ -17,6 +17,7 @@ use mio::Waker;
 use parking_lot::{Mutex, RwLock};
 
 use super::error::SendError;
+use super::hasher::FastHashBuilder;
 use crate::address::NodeAddr;
 use crate::frame::{encode_message, FrameError};
 use crate::message::NetMessage;
@@ -45,7 +46,7 @@ pub(crate) struct Shared {
     frame_bytes_max: usize,
     send_queue_frames_max: usize,
     peers_max: usize,
-    outboxes: RwLock<HashMap<NodeAddr, Arc<Mutex<Outbox>>>>,
+    outboxes: RwLock<HashMap<NodeAddr, Arc<Mutex<Outbox>>, FastHashBuilder>>,
     /// Peers whose outbox got frames since the loop last looked.
     ready: Mutex<Vec<NodeAddr>>,
     /// Messages this node sent to itself, delivered by the loop.
@@ -69,7 +70,7 @@ impl Shared {
             frame_bytes_max,
             send_queue_frames_max,
             peers_max,
-            outboxes: RwLock::new(HashMap::new()),
+            outboxes: RwLock::new(HashMap::default()),
             ready: Mutex::new(Vec::new()),
             local_queue: Mutex::new(VecDeque::new()),
             wake_pending: AtomicBool::new(false),
@@ -131,11 +132,13 @@ impl Shared {
             ob.bytes.clear();
             ob.frames = 0;
             ob.reset_session = ob.session;
-            let newly_listed = self.list(&mut ob, msg.dst);
+            // Always tell the loop, even if the outbox is listed: "listed" may only mean that
+            // a writable event will bring the loop back, and a peer that stopped reading (the
+            // usual reason for a full queue) never produces one.
+            ob.listed = true;
+            self.ready.lock().push(msg.dst);
             drop(ob);
-            if newly_listed {
-                self.wake();
-            }
+            self.wake();
             return Err(SendError::QueueFull {
                 peer: msg.dst,
                 frames_max: self.send_queue_frames_max,
