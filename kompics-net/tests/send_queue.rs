@@ -87,12 +87,15 @@ fn messages_wait_in_the_queue_while_there_is_no_session() {
         a.transport.send(numbered(a.addr(), peer, seq)).unwrap();
     }
     assert_eq!(a.transport.queued_frames(peer), 3);
-    // Full without a session: the queue is dropped, no session event.
+    // Full without a session: the queue is dropped, and users learn that messages to the
+    // peer were lost as they would in a session: SessionDown.
     assert!(matches!(
         a.transport.send(numbered(a.addr(), peer, 3)),
         Err(SendError::QueueFull { .. })
     ));
     assert_eq!(a.transport.queued_frames(peer), 0);
+    assert_eq!(a.next_event(), TransportEvent::SessionDown(peer));
+    common::wait_for_warning(&[&peer.to_string(), "with no session up"]);
     assert!(a.drain_for(Duration::from_millis(50)).is_empty());
 }
 
@@ -139,4 +142,29 @@ fn sends_fail_once_the_loop_has_stopped() {
         std::thread::sleep(Duration::from_millis(5));
     }
     assert_eq!(b.send(NetMessage::new(b_addr, me, ROUTE, vec![])), Err(SendError::Stopped));
+}
+
+#[test]
+fn an_overflow_during_the_handshake_is_reported_before_the_session_starts() {
+    let (listener, peer) = reserve_addr();
+    let a = Node::start_with(|c| c.send_queue_frames_max = 3);
+    for seq in 0..3 {
+        a.transport.send(numbered(a.addr(), peer, seq)).unwrap();
+    }
+    // The connection is open and the hello read, but the welcome is held back.
+    let (stream, _) = listener.accept().unwrap();
+    let mut raw = RawPeer::from_stream(stream);
+    assert_eq!(raw.read_frame(), Some(Frame::Hello { node: a.addr() }));
+    assert!(matches!(
+        a.transport.send(numbered(a.addr(), peer, 3)),
+        Err(SendError::QueueFull { .. })
+    ));
+    a.transport.send(numbered(a.addr(), peer, 4)).unwrap();
+    raw.write_frame(&Frame::Welcome { node: peer });
+
+    // Whether the loop notices the overflow before or while the welcome arrives, the lost
+    // queue is reported first, then the session starts with the message sent after it.
+    let events = a.wait_for("session up", |e| matches!(e, TransportEvent::SessionUp(_)));
+    assert_eq!(events, vec![TransportEvent::SessionDown(peer), TransportEvent::SessionUp(peer)]);
+    assert_eq!(seq_of(&raw.read_frame().unwrap()), 4);
 }

@@ -10,10 +10,11 @@ pub enum SendError {
     /// `send_queue_frames_max` frames were already waiting for `peer`.
     ///
     /// For a remote peer this ends the session, as a TCP reset would: every message queued for
-    /// the peer is dropped, the connection is closed and, if a session was up,
-    /// [`super::TransportEvent::SessionDown`] follows. The next `send` to the peer starts a new
-    /// queue and a new connection. (Dropping only the newest message would leave a gap inside
-    /// a session that promises reliable FIFO delivery.)
+    /// the peer is dropped, the connection is closed, and
+    /// [`super::TransportEvent::SessionDown`] follows (also when no session was up, since
+    /// queued messages were lost). The next `send` to the peer starts a new queue and a new
+    /// connection. (Dropping only the newest message would leave a gap inside a session that
+    /// promises reliable FIFO delivery.)
     ///
     /// For this node itself (no socket, no session) only this message is refused; earlier ones
     /// are still delivered.

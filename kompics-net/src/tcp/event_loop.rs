@@ -26,7 +26,7 @@ use super::config::TcpConfig;
 use super::connection::{ConnState, Connection, Role};
 use super::event::TransportEvent;
 use super::hasher::FastHashBuilder;
-use super::shared::{Outbox, Shared};
+use super::shared::{Outbox, Overflow, Shared};
 use crate::address::NodeAddr;
 use crate::frame::Frame;
 use crate::message::NetMessage;
@@ -237,19 +237,24 @@ impl EventLoop {
         let blocked = conn.is_some_and(|c| c.write_blocked);
         let overflow = {
             let mut ob = peer.outbox.lock();
-            let overflow = ob.reset_session.take().is_some_and(|s| Some(s) == session);
+            let overflow = ob.take_overflow(session);
             // A session waiting for its socket to drain will look at the outbox on its next
             // writable event, so senders need not wake the loop for it meanwhile.
-            ob.listed = !overflow && session.is_some() && blocked;
+            ob.listed = overflow == Overflow::Handled && session.is_some() && blocked;
             overflow
         };
-        match token {
-            Some(token) if overflow => {
-                if let Some(conn) = self.conns.remove(&token) {
+        match overflow {
+            Overflow::EndSession => {
+                if let Some(conn) = token.and_then(|t| self.conns.remove(&t)) {
                     self.close(conn, Close::QueueOverflow);
                 }
                 self.maybe_connect(addr);
+                return;
             }
+            Overflow::ReportDown => self.report_lost_queue(addr),
+            Overflow::Handled => {}
+        }
+        match token {
             Some(token) if session.is_some() && !blocked => {
                 self.with_connection(token, Self::flush)
             }
@@ -489,8 +494,9 @@ impl EventLoop {
             };
             let mut ob = peer.outbox.lock();
             ob.listed = false;
-            if ob.reset_session == Some(session) {
-                ob.reset_session = None;
+            // `ReportDown` cannot happen with a session up (`establish` takes that overflow);
+            // ending the session would report it anyway.
+            if ob.take_overflow(Some(session)) != Overflow::Handled {
                 return Err(Close::QueueOverflow);
             }
             if ob.frames == 0 || conn.take_batch(&mut ob) == 0 {
@@ -602,8 +608,29 @@ impl EventLoop {
         peer.conn = Some(conn.token);
         peer.backoff = self.config.reconnect_backoff_min;
         peer.retry_at = None;
-        peer.outbox.lock().session = Some(session);
+        // Under the same lock as publishing the session: an overflow either happened before
+        // (and, with no session up, is reported now, before this session's SessionUp) or
+        // after (and ends this session).
+        let overflow = {
+            let mut ob = peer.outbox.lock();
+            ob.session = Some(session);
+            ob.take_overflow(None)
+        };
+        if overflow == Overflow::ReportDown {
+            self.report_lost_queue(node);
+        }
         log::info!("kompics-net {}: session {session} with {node} up", self.shared.local);
+    }
+
+    /// A send overflowed `addr`'s queue while no session was up: the queued messages were
+    /// dropped, which users learn as a `SessionDown` (messages may have been lost).
+    fn report_lost_queue(&mut self, addr: NodeAddr) {
+        log::warn!(
+            "kompics-net {}: send queue for {addr} full ({} frames) with no session up; queued messages dropped",
+            self.shared.local,
+            self.config.send_queue_frames_max
+        );
+        self.emit(TransportEvent::SessionDown(addr));
     }
 
     // ----- closing -----------------------------------------------------------------------
@@ -630,8 +657,10 @@ impl EventLoop {
             {
                 let mut ob = peer.outbox.lock();
                 ob.session = None;
+                // An overflow during this session is reported by this SessionDown.
                 if ob.reset_session == Some(session) {
                     ob.reset_session = None;
+                    ob.overflowed = false;
                 }
                 // As a TCP reset would, drop what was queued for the ended session. After an
                 // overflow `send` already did that, and what is queued now was sent after the

@@ -41,9 +41,11 @@
 //!
 //! When a send finds the queue full, the transport ends the session with that peer rather than
 //! drop that one message (which would leave a gap inside a session): the queue is dropped, the
-//! connection closed, `SessionDown` reported, and `send` returns [`SendError::QueueFull`]. The
-//! next send starts a new queue and a new connection. [`TcpTransport::queued_frames`] lets a
-//! caller apply back-pressure before that happens.
+//! connection closed, `SessionDown` reported, and `send` returns [`SendError::QueueFull`]. If
+//! no session was up, `SessionDown` is reported all the same (queued messages were lost), at
+//! once or, if a session is being established, just before its `SessionUp`. The next send
+//! starts a new queue and a new connection. [`TcpTransport::queued_frames`] lets a caller
+//! apply back-pressure before that happens.
 //!
 //! Reconnection is on demand: the transport connects to a peer while messages are queued for
 //! it, retrying failed attempts after [`TcpConfig::reconnect_backoff_min`], doubling up to
@@ -55,7 +57,14 @@
 //! A broken connection is noticed when the OS reports it: at once for a peer that closes or
 //! crashes (its kernel resets the connection), but for a peer whose host vanishes only when
 //! this node writes to it and the write times out. Heartbeats from the layer above bound that
-//! delay.
+//! delay. Until then, if this node has the lower address and opened the session, the peer's
+//! new connections are refused as duplicates (they cannot be told apart from the losing side
+//! of a simultaneous connect); the peer keeps retrying with backoff and gets through once this
+//! node notices the old connection is gone.
+//!
+//! Messages queued for a peer that never comes back stay queued (and are retried) until the
+//! queue overflows, which reports `SessionDown`; the layer above decides when to give up on a
+//! peer.
 
 mod config;
 mod connection;

@@ -35,8 +35,35 @@ pub(crate) struct Outbox {
     pub(crate) listed: bool,
     /// The session currently up with this peer (set and cleared by the loop).
     pub(crate) session: Option<u64>,
-    /// A send found the queue full while this session was up: the loop must end it.
+    /// A send found the queue full and dropped it; the loop has not yet dealt with that.
+    pub(crate) overflowed: bool,
+    /// The session that was up at that overflow, if any: the loop must end it.
     pub(crate) reset_session: Option<u64>,
+}
+
+/// What the loop must do about an overflow it has just noticed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Overflow {
+    /// No overflow, or it concerned a session that has ended (and was reported) since.
+    Handled,
+    /// It happened during the current session: end that session.
+    EndSession,
+    /// It happened while no session was up: report `SessionDown` (queued messages were lost).
+    ReportDown,
+}
+
+impl Outbox {
+    /// Takes the pending overflow, if any, given the session the loop has up now.
+    pub(crate) fn take_overflow(&mut self, current: Option<u64>) -> Overflow {
+        if !std::mem::take(&mut self.overflowed) {
+            return Overflow::Handled;
+        }
+        match self.reset_session.take() {
+            None => Overflow::ReportDown,
+            Some(session) if Some(session) == current => Overflow::EndSession,
+            Some(_) => Overflow::Handled,
+        }
+    }
 }
 
 /// Everything the senders and the loop share.
@@ -58,6 +85,7 @@ pub(crate) struct Shared {
 }
 
 impl Shared {
+    /// Shared state for a transport on `local`.
     pub(crate) fn new(
         local: NodeAddr,
         frame_bytes_max: usize,
@@ -131,6 +159,7 @@ impl Shared {
             // Documented policy: end the session rather than drop one message inside it.
             ob.bytes.clear();
             ob.frames = 0;
+            ob.overflowed = true;
             ob.reset_session = ob.session;
             // Always tell the loop, even if the outbox is listed: "listed" may only mean that
             // a writable event will bring the loop back, and a peer that stopped reading (the
@@ -235,5 +264,37 @@ impl Shared {
     /// Marks the loop as gone; later sends fail with [`SendError::Stopped`].
     pub(crate) fn set_stopped(&self) {
         self.running.store(false, Ordering::Release);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn overflowed_during(session: Option<u64>) -> Outbox {
+        Outbox { overflowed: true, reset_session: session, ..Outbox::default() }
+    }
+
+    #[test]
+    fn no_overflow_needs_nothing() {
+        assert_eq!(Outbox::default().take_overflow(Some(1)), Overflow::Handled);
+    }
+
+    #[test]
+    fn an_overflow_during_the_current_session_ends_it() {
+        let mut ob = overflowed_during(Some(4));
+        assert_eq!(ob.take_overflow(Some(4)), Overflow::EndSession);
+        assert_eq!(ob.take_overflow(Some(4)), Overflow::Handled, "taken once");
+    }
+
+    #[test]
+    fn an_overflow_during_an_ended_session_was_already_reported() {
+        assert_eq!(overflowed_during(Some(4)).take_overflow(Some(5)), Overflow::Handled);
+        assert_eq!(overflowed_during(Some(4)).take_overflow(None), Overflow::Handled);
+    }
+
+    #[test]
+    fn an_overflow_without_a_session_is_reported_as_session_down() {
+        assert_eq!(overflowed_during(None).take_overflow(None), Overflow::ReportDown);
     }
 }
