@@ -1,0 +1,210 @@
+//! The node's configuration: who it is, who votes, and every timeout and bound, in ticks and counts.
+
+use std::collections::BTreeSet;
+use std::fmt;
+
+use super::ids::PeerId;
+
+/// Configuration of one [`crate::protocol::ZabNode`]. Build it with [`Config::new`], adjust the
+/// fields, and let [`crate::protocol::ZabNode::new`] validate it (or call [`Config::validate`]).
+///
+/// Time is counted in ticks: the driver calls `tick()` at a fixed period (e.g. 50–100 ms) and
+/// every timeout below is a number of those calls. The ZooKeeper names are given for each.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Config {
+    /// This node's id. Must be one of `peers`.
+    pub id: PeerId,
+    /// The voting members, this node included. Quorums are strict majorities of this set.
+    pub peers: Vec<PeerId>,
+    /// Discovery plus synchronization must finish within this many ticks, on the leader (from its
+    /// election until a quorum acknowledged NEWLEADER) and on a follower (from its election
+    /// until UPTODATE). ZooKeeper's `initLimit`.
+    pub sync_timeout_ticks: u64,
+    /// Silence after which a follower gives up on its leader, and a leader stops counting a
+    /// follower towards its quorum. ZooKeeper's `syncLimit`.
+    pub session_timeout_ticks: u64,
+    /// How often an established leader pings its followers. Must be below the session timeout.
+    pub heartbeat_interval_ticks: u64,
+    /// How long a looking node keeps listening for a better vote once a quorum agrees with its
+    /// own (FLE's `finalizeWait`). 0 decides at once.
+    pub finalize_wait_ticks: u64,
+    /// First interval between resent election notifications; it doubles while no election ends.
+    pub notification_backoff_min_ticks: u64,
+    /// Largest interval between resent election notifications.
+    pub notification_backoff_max_ticks: u64,
+    /// Proposals a leader keeps uncommitted at once (and forwarded proposals a follower keeps
+    /// waiting at once) before `propose` answers [`crate::protocol::ProposeError::TooManyOutstanding`].
+    pub outstanding_proposals_max: usize,
+    /// Entries in one PROPOSAL or synchronization message, and in one `Persist` action.
+    pub batch_entries_max: usize,
+    /// Bytes of snapshot state in one SNAP chunk message.
+    pub snapshot_chunk_bytes_max: usize,
+    /// Ask for a snapshot after about this many delivered transactions (randomized between half
+    /// and all of it, so that replicas do not snapshot together). 0 never asks.
+    pub snapshot_entries_trigger: u64,
+    /// The largest counter a zxid may carry. When a leader has used it, it steps down once its
+    /// proposals commit, so that the next leader starts a new epoch (ZOOKEEPER-1277). Tests lower it.
+    pub counter_max: u64,
+    /// Seed of the node's own pseudo-random generator (jitter, snapshot trigger).
+    pub seed: u64,
+}
+
+/// Why a [`Config`] was refused.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ConfigError {
+    /// `peers` does not contain `id`.
+    SelfNotAPeer {
+        /// The configured id.
+        id: PeerId,
+    },
+    /// A peer is listed twice.
+    DuplicatePeer {
+        /// The repeated id.
+        peer: PeerId,
+    },
+    /// A count that must be positive is zero.
+    Zero {
+        /// The field's name.
+        field: &'static str,
+    },
+    /// The heartbeat would not arrive before the session timeout.
+    HeartbeatNotBelowSessionTimeout {
+        /// `heartbeat_interval_ticks`.
+        heartbeat_interval_ticks: u64,
+        /// `session_timeout_ticks`.
+        session_timeout_ticks: u64,
+    },
+    /// The backoff range is empty.
+    BackoffRange {
+        /// `notification_backoff_min_ticks`.
+        min: u64,
+        /// `notification_backoff_max_ticks`.
+        max: u64,
+    },
+}
+
+impl Config {
+    /// A configuration with ZooKeeper-like defaults for a tick of about 100 ms: sync timeout
+    /// 100 ticks, session timeout 50, heartbeat 10, finalize wait 2, backoff 2..600 ticks, 1000
+    /// outstanding proposals, batches of 1000 entries, 1 MiB snapshot chunks, a snapshot every
+    /// ~100 000 transactions, and the seed taken from the id.
+    pub fn new(id: PeerId, peers: Vec<PeerId>) -> Config {
+        Config {
+            id,
+            peers,
+            sync_timeout_ticks: 100,
+            session_timeout_ticks: 50,
+            heartbeat_interval_ticks: 10,
+            finalize_wait_ticks: 2,
+            notification_backoff_min_ticks: 2,
+            notification_backoff_max_ticks: 600,
+            outstanding_proposals_max: 1000,
+            batch_entries_max: 1000,
+            snapshot_chunk_bytes_max: 1 << 20,
+            snapshot_entries_trigger: 100_000,
+            counter_max: u64::MAX,
+            seed: id.0,
+        }
+    }
+
+    /// Checks the relations between the fields and returns the config unchanged if they hold.
+    pub fn validate(self) -> Result<Config, ConfigError> {
+        if !self.peers.contains(&self.id) {
+            return Err(ConfigError::SelfNotAPeer { id: self.id });
+        }
+        let mut seen = BTreeSet::new();
+        for peer in &self.peers {
+            if !seen.insert(*peer) {
+                return Err(ConfigError::DuplicatePeer { peer: *peer });
+            }
+        }
+        let positive: [(&'static str, u64); 8] = [
+            ("sync_timeout_ticks", self.sync_timeout_ticks),
+            ("session_timeout_ticks", self.session_timeout_ticks),
+            ("heartbeat_interval_ticks", self.heartbeat_interval_ticks),
+            ("notification_backoff_min_ticks", self.notification_backoff_min_ticks),
+            ("outstanding_proposals_max", self.outstanding_proposals_max as u64),
+            ("batch_entries_max", self.batch_entries_max as u64),
+            ("snapshot_chunk_bytes_max", self.snapshot_chunk_bytes_max as u64),
+            ("counter_max", self.counter_max),
+        ];
+        if let Some((field, _)) = positive.iter().find(|(_, value)| *value == 0) {
+            return Err(ConfigError::Zero { field });
+        }
+        if self.heartbeat_interval_ticks >= self.session_timeout_ticks {
+            return Err(ConfigError::HeartbeatNotBelowSessionTimeout {
+                heartbeat_interval_ticks: self.heartbeat_interval_ticks,
+                session_timeout_ticks: self.session_timeout_ticks,
+            });
+        }
+        if self.notification_backoff_min_ticks > self.notification_backoff_max_ticks {
+            return Err(ConfigError::BackoffRange {
+                min: self.notification_backoff_min_ticks,
+                max: self.notification_backoff_max_ticks,
+            });
+        }
+        Ok(self)
+    }
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ConfigError::SelfNotAPeer { id } => write!(f, "{id} is not among the peers"),
+            ConfigError::DuplicatePeer { peer } => write!(f, "{peer} is listed twice"),
+            ConfigError::Zero { field } => write!(f, "{field} must be positive"),
+            ConfigError::HeartbeatNotBelowSessionTimeout {
+                heartbeat_interval_ticks,
+                session_timeout_ticks,
+            } => write!(
+                f,
+                "heartbeat_interval_ticks ({heartbeat_interval_ticks}) must be below \
+                 session_timeout_ticks ({session_timeout_ticks})"
+            ),
+            ConfigError::BackoffRange { min, max } => {
+                write!(f, "notification backoff min ({min}) exceeds max ({max})")
+            }
+        }
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn peers() -> Vec<PeerId> {
+        vec![PeerId(1), PeerId(2), PeerId(3)]
+    }
+
+    #[test]
+    fn defaults_are_valid() {
+        assert!(Config::new(PeerId(1), peers()).validate().is_ok());
+    }
+
+    #[test]
+    fn refuses_self_not_a_peer() {
+        let err = Config::new(PeerId(9), peers()).validate().unwrap_err();
+        assert_eq!(err, ConfigError::SelfNotAPeer { id: PeerId(9) });
+    }
+
+    #[test]
+    fn refuses_duplicates_zeroes_and_bad_relations() {
+        let mut c = Config::new(PeerId(1), vec![PeerId(1), PeerId(1)]);
+        assert_eq!(c.clone().validate(), Err(ConfigError::DuplicatePeer { peer: PeerId(1) }));
+        c.peers = peers();
+        c.batch_entries_max = 0;
+        assert_eq!(c.clone().validate(), Err(ConfigError::Zero { field: "batch_entries_max" }));
+        c.batch_entries_max = 1;
+        c.heartbeat_interval_ticks = c.session_timeout_ticks;
+        assert!(matches!(
+            c.clone().validate(),
+            Err(ConfigError::HeartbeatNotBelowSessionTimeout { .. })
+        ));
+        c.heartbeat_interval_ticks = 1;
+        c.notification_backoff_min_ticks = 10;
+        c.notification_backoff_max_ticks = 5;
+        assert_eq!(c.validate(), Err(ConfigError::BackoffRange { min: 10, max: 5 }));
+    }
+}

@@ -1,0 +1,34 @@
+//! Log entries and snapshots: the data that Zab replicates.
+
+use serde::{Deserialize, Serialize};
+
+use super::ids::Zxid;
+
+/// One transaction of the history: its zxid and the application's opaque payload.
+///
+/// Payloads must be idempotent state updates (zab.md §1): a transaction may be applied on top of a
+/// state that already contains it only through a snapshot install, never twice otherwise, but the
+/// application should not depend on that.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Entry {
+    /// Where the entry sits in the total order.
+    pub zxid: Zxid,
+    /// The transaction, opaque to Zab.
+    pub payload: Vec<u8>,
+}
+
+/// The application's state after delivering every transaction up to and including `zxid`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Snapshot {
+    /// The last transaction the state contains.
+    pub zxid: Zxid,
+    /// The state, serialized by the application.
+    pub state: Vec<u8>,
+}
+
+impl Entry {
+    /// An entry from its parts.
+    pub fn new(zxid: Zxid, payload: impl Into<Vec<u8>>) -> Entry {
+        Entry { zxid, payload: payload.into() }
+    }
+}

@@ -1,0 +1,289 @@
+//! The node's in-memory copy of its log since the last snapshot, and what of it is durable.
+
+use std::collections::VecDeque;
+
+use super::entry::Entry;
+use super::ids::Zxid;
+
+/// Sequence number of an entry that is in memory but not yet handed to the driver.
+const UNWRITTEN: u64 = u64::MAX;
+
+/// The history after the snapshot (`base`), with the write that carried each entry.
+///
+/// Every storage write the node emits that carries entries (`Persist`, `InstallSnapshot`) gets
+/// a sequence number; completions arrive in order (the storage contract in
+/// [`crate::protocol::Action`]), so "write `s` completed" means every entry written by a write
+/// `<= s` is durable. Along the log the write numbers never decrease (a truncation removes a
+/// suffix, and new entries get newer writes), hence the durable entries are always a prefix.
+#[derive(Clone, Debug)]
+pub(crate) struct Log {
+    base: Zxid,
+    /// The write that installed `base` (0: recovered, durable).
+    base_write: u64,
+    entries: VecDeque<Slot>,
+    /// The last write issued.
+    write_last: u64,
+    /// The last write completed.
+    write_completed: u64,
+    /// Issued, uncompleted writes: (write number, last zxid it carries).
+    pending: VecDeque<(u64, Zxid)>,
+}
+
+#[derive(Clone, Debug)]
+struct Slot {
+    entry: Entry,
+    write: u64,
+}
+
+impl Log {
+    /// A durable log: the snapshot point and the entries after it, checked by the caller.
+    pub(crate) fn recovered(base: Zxid, entries: Vec<Entry>) -> Log {
+        Log {
+            base,
+            base_write: 0,
+            entries: entries.into_iter().map(|entry| Slot { entry, write: 0 }).collect(),
+            write_last: 0,
+            write_completed: 0,
+            pending: VecDeque::new(),
+        }
+    }
+
+    /// The snapshot's zxid: everything up to it is outside the log.
+    pub(crate) fn base(&self) -> Zxid {
+        self.base
+    }
+
+    /// The last zxid of the history (the base if the log is empty), durable or not.
+    pub(crate) fn last(&self) -> Zxid {
+        self.entries.back().map_or(self.base, |slot| slot.entry.zxid)
+    }
+
+    /// How many entries wait for [`Log::write_unwritten`].
+    pub(crate) fn unwritten_len(&self) -> usize {
+        self.entries.len() - self.entries.partition_point(|slot| slot.write != UNWRITTEN)
+    }
+
+    fn index_after(&self, zxid: Zxid) -> usize {
+        self.entries.partition_point(|slot| slot.entry.zxid <= zxid)
+    }
+
+    /// Whether the log holds an entry with this zxid.
+    pub(crate) fn contains(&self, zxid: Zxid) -> bool {
+        let i = self.index_after(zxid);
+        i > 0 && self.entries[i - 1].entry.zxid == zxid
+    }
+
+    /// The first entry after `zxid`.
+    pub(crate) fn first_after(&self, zxid: Zxid) -> Option<&Entry> {
+        self.entries.get(self.index_after(zxid)).map(|slot| &slot.entry)
+    }
+
+    /// Copies of the entries after `zxid`, in order.
+    pub(crate) fn entries_after(&self, zxid: Zxid) -> Vec<Entry> {
+        self.entries.range(self.index_after(zxid)..).map(|slot| slot.entry.clone()).collect()
+    }
+
+    /// How many entries lie after `zxid`.
+    pub(crate) fn count_after(&self, zxid: Zxid) -> usize {
+        self.entries.len() - self.index_after(zxid)
+    }
+
+    /// The largest zxid of the history (base included) strictly below `zxid`.
+    pub(crate) fn last_below(&self, zxid: Zxid) -> Zxid {
+        let i = self.entries.partition_point(|slot| slot.entry.zxid < zxid);
+        if i == 0 {
+            self.base
+        } else {
+            self.entries[i - 1].entry.zxid
+        }
+    }
+
+    /// Appends an entry in memory only; [`Log::write_unwritten`] hands it to the driver later.
+    pub(crate) fn append_unwritten(&mut self, entry: Entry) {
+        assert!(entry.zxid > self.last(), "log append {} after {}", entry.zxid, self.last());
+        self.entries.push_back(Slot { entry, write: UNWRITTEN });
+    }
+
+    /// Gives every unwritten entry a new write number and returns copies for a `Persist`.
+    pub(crate) fn write_unwritten(&mut self) -> Option<Vec<Entry>> {
+        let first = self.entries.partition_point(|slot| slot.write != UNWRITTEN);
+        if first == self.entries.len() {
+            return None;
+        }
+        self.write_last += 1;
+        let write = self.write_last;
+        let mut written = Vec::with_capacity(self.entries.len() - first);
+        for slot in self.entries.range_mut(first..) {
+            slot.write = write;
+            written.push(slot.entry.clone());
+        }
+        self.pending.push_back((write, self.last()));
+        Some(written)
+    }
+
+    /// Appends entries and writes them at once; returns the copies for a `Persist`.
+    pub(crate) fn append_written(&mut self, entries: Vec<Entry>) -> Vec<Entry> {
+        for entry in entries {
+            self.append_unwritten(entry);
+        }
+        self.write_unwritten().unwrap_or_default()
+    }
+
+    /// Drops entries that were never handed to the driver.
+    pub(crate) fn discard_unwritten(&mut self) {
+        while self.entries.back().is_some_and(|slot| slot.write == UNWRITTEN) {
+            self.entries.pop_back();
+        }
+    }
+
+    /// Whether some entries are waiting for [`Log::write_unwritten`].
+    pub(crate) fn has_unwritten(&self) -> bool {
+        self.entries.back().is_some_and(|slot| slot.write == UNWRITTEN)
+    }
+
+    /// Removes every entry after `to` (which must not be below the base).
+    pub(crate) fn truncate(&mut self, to: Zxid) {
+        assert!(to >= self.base, "truncate to {to} below the snapshot {}", self.base);
+        let keep = self.index_after(to);
+        self.entries.truncate(keep);
+    }
+
+    /// Replaces everything with a snapshot at `base` followed by `entries`, as one write.
+    pub(crate) fn install(&mut self, base: Zxid, entries: Vec<Entry>) {
+        self.entries.clear();
+        self.base = base;
+        self.write_last += 1;
+        self.base_write = self.write_last;
+        for entry in entries {
+            assert!(entry.zxid > self.last(), "install entry {} after {}", entry.zxid, self.last());
+            self.entries.push_back(Slot { entry, write: self.write_last });
+        }
+        self.pending.push_back((self.write_last, self.last()));
+    }
+
+    /// Forgets entries up to `to`, now covered by a snapshot at `to`.
+    pub(crate) fn trim(&mut self, to: Zxid) {
+        assert!(to <= self.durable_last(), "trim to {to} beyond the durable log");
+        let drop = self.index_after(to);
+        self.entries.drain(..drop);
+        self.base = to;
+    }
+
+    /// Records the completion of the write whose last zxid is `zxid`. Returns false (and
+    /// changes nothing) when no pending write carries that zxid.
+    pub(crate) fn completed(&mut self, zxid: Zxid) -> bool {
+        let Some(position) = self.pending.iter().position(|(_, last)| *last == zxid) else {
+            return false;
+        };
+        let (write, _) = self.pending[position];
+        self.pending.drain(..=position);
+        self.write_completed = self.write_completed.max(write);
+        true
+    }
+
+    /// The last zxid that is durable (the base if nothing after it is).
+    pub(crate) fn durable_last(&self) -> Zxid {
+        if self.base_write > self.write_completed {
+            return self.base;
+        }
+        let durable = self.entries.partition_point(|slot| slot.write <= self.write_completed);
+        if durable == 0 {
+            self.base
+        } else {
+            self.entries[durable - 1].entry.zxid
+        }
+    }
+
+    /// The number of the last write issued, to wait for with [`Log::is_durable_through`].
+    pub(crate) fn write_mark(&self) -> u64 {
+        self.write_last
+    }
+
+    /// Whether every write up to `mark` has completed.
+    pub(crate) fn is_durable_through(&self, mark: u64) -> bool {
+        self.write_completed >= mark
+    }
+
+    /// Whether every write issued so far has completed and nothing is unwritten.
+    #[cfg(test)]
+    pub(crate) fn is_durable(&self) -> bool {
+        self.write_completed >= self.write_last && !self.has_unwritten()
+    }
+
+    /// Panics unless zxids strictly increase after the base and write numbers never decrease.
+    pub(crate) fn check(&self) {
+        let mut previous = self.base;
+        let mut write = self.base_write;
+        for slot in &self.entries {
+            assert!(
+                slot.entry.zxid > previous,
+                "log not increasing: {} after {previous}",
+                slot.entry.zxid
+            );
+            assert!(slot.write >= write, "log writes out of order at {}", slot.entry.zxid);
+            previous = slot.entry.zxid;
+            write = slot.write;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn e(epoch: u64, counter: u64) -> Entry {
+        Entry::new(Zxid::new(epoch, counter), vec![counter as u8])
+    }
+
+    #[test]
+    fn durability_follows_completed_writes() {
+        let mut log = Log::recovered(Zxid::ZERO, vec![e(1, 1)]);
+        assert_eq!(log.durable_last(), Zxid::new(1, 1));
+        log.append_written(vec![e(1, 2), e(1, 3)]);
+        log.append_written(vec![e(1, 4)]);
+        assert_eq!(log.durable_last(), Zxid::new(1, 1));
+        assert!(!log.is_durable());
+        assert!(log.completed(Zxid::new(1, 3)));
+        assert_eq!(log.durable_last(), Zxid::new(1, 3));
+        assert!(!log.completed(Zxid::new(1, 3)), "a completion is consumed once");
+        assert!(log.completed(Zxid::new(1, 4)));
+        assert!(log.is_durable());
+    }
+
+    #[test]
+    fn stale_completion_after_truncate_does_not_cover_new_entries() {
+        let mut log = Log::recovered(Zxid::ZERO, vec![e(1, 1)]);
+        log.append_written(vec![e(1, 2)]);
+        log.truncate(Zxid::new(1, 1));
+        log.append_written(vec![e(2, 1)]);
+        assert!(log.completed(Zxid::new(1, 2)));
+        assert_eq!(log.durable_last(), Zxid::new(1, 1));
+        assert!(log.completed(Zxid::new(2, 1)));
+        assert_eq!(log.durable_last(), Zxid::new(2, 1));
+    }
+
+    #[test]
+    fn install_is_durable_only_when_completed() {
+        let mut log = Log::recovered(Zxid::ZERO, vec![e(1, 1), e(1, 2)]);
+        log.install(Zxid::new(1, 5), vec![e(2, 1)]);
+        assert_eq!(log.durable_last(), Zxid::new(1, 5));
+        assert!(!log.is_durable());
+        assert!(log.completed(Zxid::new(2, 1)));
+        assert_eq!(log.durable_last(), Zxid::new(2, 1));
+        assert_eq!(log.last_below(Zxid::new(2, 1)), Zxid::new(1, 5));
+    }
+
+    #[test]
+    fn unwritten_entries_are_batched_into_one_write() {
+        let mut log = Log::recovered(Zxid::ZERO, vec![]);
+        log.append_unwritten(e(1, 1));
+        log.append_unwritten(e(1, 2));
+        assert!(log.has_unwritten());
+        assert_eq!(log.write_unwritten().unwrap().len(), 2);
+        assert!(log.write_unwritten().is_none());
+        log.append_unwritten(e(1, 3));
+        log.discard_unwritten();
+        assert_eq!(log.last(), Zxid::new(1, 2));
+        log.check();
+    }
+}

@@ -1,0 +1,212 @@
+//! The messages peers exchange. The driver carries them over reliable FIFO sessions (one per
+//! pair of peers, as TCP gives) and tells the node when a session ends.
+
+use std::cmp::Ordering;
+
+use serde::{Deserialize, Serialize};
+
+use super::action::ProposalFailure;
+use super::entry::Entry;
+use super::ids::{Epoch, PeerId, ProposalId, Zxid};
+
+/// A message between two peers. The sender is not inside: the driver passes it to
+/// [`crate::protocol::ZabNode::step`] next to the message, as the session knows it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Message {
+    /// Phase 0: an election notification (FLE).
+    Notification(Notification),
+    /// Phase 1, follower → leader: "I follow you; this is the last epoch I accepted".
+    FollowerInfo {
+        /// The follower's acceptedEpoch.
+        accepted_epoch: Epoch,
+        /// Which registration of this follower this is. A follower may re-register with the
+        /// same leader over the same session (it went back to election and chose it again);
+        /// messages the leader sent for an older registration are recognised by the attempt
+        /// echoed in LEADERINFO and ignored (ZooKeeper gets this from a new TCP connection).
+        attempt: u64,
+    },
+    /// Phase 1, leader → follower: the epoch the leader proposes to establish (NEWEPOCH).
+    LeaderInfo {
+        /// The new epoch.
+        epoch: Epoch,
+        /// The registration answered (from FOLLOWERINFO).
+        attempt: u64,
+    },
+    /// Phase 1, follower → leader: the follower accepted the epoch and reports its history.
+    AckEpoch {
+        /// The epoch acknowledged.
+        epoch: Epoch,
+        /// The follower's currentEpoch (the last epoch whose NEWLEADER it acknowledged).
+        current_epoch: Epoch,
+        /// The last zxid in the follower's log.
+        last_zxid: Zxid,
+        /// False when the follower had already accepted this epoch before: such an ack lets the
+        /// follower synchronize but does not count towards the epoch's quorum, because a server
+        /// promises an epoch to one leader only (ZooKeeper sends currentEpoch -1 for it).
+        fresh: bool,
+    },
+    /// Phase 2, leader → follower: how the follower's log will be brought to the leader's.
+    SyncStart(SyncMode),
+    /// Phase 2, leader → follower: the next piece of a SNAP's snapshot state.
+    SnapChunk {
+        /// Bytes following the previous chunk.
+        bytes: Vec<u8>,
+    },
+    /// Phase 2, leader → follower: a run of the leader's history (after SyncStart).
+    SyncEntries {
+        /// Consecutive entries in zxid order.
+        entries: Vec<Entry>,
+    },
+    /// Phase 2, leader → follower: the end of the history; adopt it and acknowledge the epoch.
+    NewLeader {
+        /// The epoch being established.
+        epoch: Epoch,
+    },
+    /// Phase 2, follower → leader: the history is durable and currentEpoch is `epoch`.
+    AckNewLeader {
+        /// The epoch acknowledged.
+        epoch: Epoch,
+    },
+    /// Phase 2 → 3, leader → follower: the epoch is established; start serving.
+    UpToDate {
+        /// The leader's latest committed zxid (TLA+ issue 3: not the NEWLEADER zxid).
+        committed: Zxid,
+    },
+    /// Phase 3, leader → follower: new transactions, in zxid order, consecutive.
+    Proposal {
+        /// The proposed entries.
+        entries: Vec<Entry>,
+    },
+    /// Phase 3, follower → leader: every entry up to `zxid` is durable here.
+    Ack {
+        /// The last durable zxid acknowledged.
+        zxid: Zxid,
+    },
+    /// Phase 3, leader → follower: every entry up to `zxid` is committed.
+    Commit {
+        /// The new commit point.
+        zxid: Zxid,
+    },
+    /// Phase 3, follower → leader: please propose this payload for me.
+    Forward {
+        /// The follower's local id for the proposal.
+        id: ProposalId,
+        /// The transaction.
+        payload: Vec<u8>,
+    },
+    /// Phase 3, leader → follower: the outcome of a forwarded proposal.
+    ForwardResult {
+        /// The follower's local id.
+        id: ProposalId,
+        /// The zxid assigned, or why the leader refused.
+        result: Result<Zxid, ProposalFailure>,
+    },
+    /// Leader → follower heartbeat.
+    Ping,
+    /// Follower → leader answer to a heartbeat.
+    Pong,
+}
+
+/// How the leader synchronizes a follower (zab.md §4.2).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum SyncMode {
+    /// Keep the log; the entries after `last` follow.
+    Diff {
+        /// The follower's last zxid, which the leader also has.
+        last: Zxid,
+    },
+    /// Remove the log's entries after `to` (the last common zxid); the leader's entries after
+    /// `to` follow.
+    Trunc {
+        /// The last common zxid.
+        to: Zxid,
+    },
+    /// Replace everything with the leader's snapshot at `zxid`, whose state follows in
+    /// [`Message::SnapChunk`]s, then the leader's entries after `zxid`.
+    Snap {
+        /// The snapshot's last transaction.
+        zxid: Zxid,
+        /// The state's size in bytes, or `None` for the initial (empty) application state,
+        /// which has no bytes to send.
+        state_bytes: Option<u64>,
+    },
+}
+
+/// What a server in an election is voting for.
+///
+/// Votes are ordered by `(epoch, zxid, leader)`: the server with the most recent history wins,
+/// its id breaking ties (FLE's `totalOrderPredicate`, zab.md §5).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct Vote {
+    /// The proposed leader.
+    pub leader: PeerId,
+    /// The proposed leader's last zxid.
+    pub zxid: Zxid,
+    /// The proposed leader's currentEpoch (after an epoch is established: that epoch).
+    pub epoch: Epoch,
+}
+
+/// The role of the sender of a notification.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum PeerState {
+    /// Electing.
+    Looking,
+    /// Following the leader named in the vote.
+    Following,
+    /// Leading.
+    Leading,
+}
+
+/// An election notification: the sender's vote, election round and role.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Notification {
+    /// The sender's vote (for a follower or leader: the vote it decided on).
+    pub vote: Vote,
+    /// The sender's election round (FLE's logical clock).
+    pub round: u64,
+    /// The sender's role.
+    pub state: PeerState,
+    /// The sender's acceptedEpoch. Not part of the vote: a future leader proposes an epoch
+    /// above every acceptedEpoch it heard of, so that no server is left out by a promise it
+    /// made to a failed leader.
+    pub accepted_epoch: Epoch,
+}
+
+impl Ord for Vote {
+    fn cmp(&self, other: &Vote) -> Ordering {
+        (self.epoch, self.zxid, self.leader).cmp(&(other.epoch, other.zxid, other.leader))
+    }
+}
+
+impl PartialOrd for Vote {
+    fn partial_cmp(&self, other: &Vote) -> Option<Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Message {
+    /// A short name for logs and traces.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Message::Notification(_) => "NOTIFICATION",
+            Message::FollowerInfo { .. } => "FOLLOWERINFO",
+            Message::LeaderInfo { .. } => "LEADERINFO",
+            Message::AckEpoch { .. } => "ACKEPOCH",
+            Message::SyncStart(SyncMode::Diff { .. }) => "DIFF",
+            Message::SyncStart(SyncMode::Trunc { .. }) => "TRUNC",
+            Message::SyncStart(SyncMode::Snap { .. }) => "SNAP",
+            Message::SnapChunk { .. } => "SNAPCHUNK",
+            Message::SyncEntries { .. } => "SYNCENTRIES",
+            Message::NewLeader { .. } => "NEWLEADER",
+            Message::AckNewLeader { .. } => "ACKNEWLEADER",
+            Message::UpToDate { .. } => "UPTODATE",
+            Message::Proposal { .. } => "PROPOSAL",
+            Message::Ack { .. } => "ACK",
+            Message::Commit { .. } => "COMMIT",
+            Message::Forward { .. } => "FORWARD",
+            Message::ForwardResult { .. } => "FORWARDRESULT",
+            Message::Ping => "PING",
+            Message::Pong => "PONG",
+        }
+    }
+}

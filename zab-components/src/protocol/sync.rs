@@ -1,0 +1,400 @@
+//! Phase 2: synchronization (zab.md §3 Phase 2, §4.2).
+//!
+//! For each follower that acked the epoch, the leader chooses DIFF, TRUNC or SNAP from the
+//! follower's last zxid alone ([`plan_sync`]), sends the missing history and NEWLEADER, and from
+//! then on forwards every new PROPOSAL and COMMIT to it (TLA+ issue 1). The follower makes the
+//! synchronized history durable, **then** writes currentEpoch, **then** acks NEWLEADER
+//! (ZOOKEEPER-3911/4643/4646/4785). With NEWLEADER acks from a quorum (itself included) the
+//! leader is established: its whole initial history is committed and it sends UPTODATE with its
+//! latest commit point (TLA+ issue 3), also to followers that finish later.
+
+use super::action::{Action, Status};
+use super::entry::{Entry, Snapshot};
+use super::ids::{Epoch, PeerId, Zxid};
+use super::message::{Message, SyncMode};
+use super::node::ZabNode;
+use super::role::{FollowerStage, LeaderStage, LearnerStage, Role, SnapReceiver};
+
+/// How a leader brings a follower's log to its own history.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SyncPlan {
+    /// The follower's last zxid is in the leader's history: send what follows it.
+    Diff {
+        /// The follower's last zxid.
+        last: Zxid,
+    },
+    /// The follower has entries the leader lacks, after `to`, all in `to`'s epoch: cut them.
+    Trunc {
+        /// The last zxid both have.
+        to: Zxid,
+    },
+    /// Anything else (behind the leader's snapshot, or diverged across an epoch boundary):
+    /// send the snapshot and the log after it.
+    Snap,
+}
+
+/// The DIFF / TRUNC / SNAP choice over the leader's history: `base` is its snapshot's zxid and
+/// `history` the zxids of its log after it, in increasing order.
+///
+/// Within one epoch, logs are prefixes of the epoch leader's sequence, so a follower whose last
+/// zxid `f` the leader lacks shares everything up to the leader's last zxid below `f` if that
+/// zxid is of `f`'s epoch: TRUNC to it. Across an epoch boundary the common point is unknown
+/// from `f` alone (ZOOKEEPER-1154/1156), so the leader sends SNAP instead.
+pub fn plan_sync(base: Zxid, history: &[Zxid], follower_last: Zxid) -> SyncPlan {
+    plan(
+        base,
+        |zxid| history.binary_search(&zxid).is_ok(),
+        |zxid| {
+            let below = history.partition_point(|z| *z < zxid);
+            if below == 0 {
+                base
+            } else {
+                history[below - 1]
+            }
+        },
+        follower_last,
+    )
+}
+
+fn plan(
+    base: Zxid,
+    contains: impl Fn(Zxid) -> bool,
+    last_below: impl Fn(Zxid) -> Zxid,
+    follower_last: Zxid,
+) -> SyncPlan {
+    if follower_last == base || contains(follower_last) {
+        return SyncPlan::Diff { last: follower_last };
+    }
+    if follower_last < base {
+        return SyncPlan::Snap;
+    }
+    let common = last_below(follower_last);
+    if common.epoch == follower_last.epoch {
+        SyncPlan::Trunc { to: common }
+    } else {
+        SyncPlan::Snap
+    }
+}
+
+impl ZabNode {
+    /// currentEpoch is durable on the leader: synchronize every follower that acked the epoch.
+    pub(super) fn start_synchronization(&mut self) {
+        let me = self.id();
+        let deadline = self.now + self.config.sync_timeout_ticks;
+        let Role::Leading(leader) = &mut self.role else { return };
+        leader.stage = LeaderStage::CollectingNewLeaderAcks;
+        leader.deadline = deadline;
+        leader.newleader_acks.insert(me);
+        let waiting: Vec<PeerId> = leader
+            .learners
+            .iter()
+            .filter(|(_, learner)| matches!(learner.stage, LearnerStage::EpochAcked { .. }))
+            .map(|(peer, _)| *peer)
+            .collect();
+        for peer in waiting {
+            self.sync_learner(peer);
+        }
+        self.check_newleader_quorum();
+    }
+
+    /// Sends a follower the history it misses, then NEWLEADER.
+    pub(super) fn sync_learner(&mut self, peer: PeerId) {
+        let now = self.now;
+        let deadline = now + self.config.sync_timeout_ticks;
+        let Role::Leading(leader) = &mut self.role else { return };
+        let epoch = leader.epoch;
+        let Some(learner) = leader.learners.get_mut(&peer) else { return };
+        let LearnerStage::EpochAcked { last_zxid } = learner.stage else { return };
+        let log = &self.log;
+        let plan = plan(log.base(), |z| log.contains(z), |z| log.last_below(z), last_zxid);
+        learner.stage = LearnerStage::Syncing { stream_last: log.last() };
+        learner.deadline = deadline;
+        let (mode, after, state) = match plan {
+            SyncPlan::Diff { last } => (SyncMode::Diff { last }, last, None),
+            SyncPlan::Trunc { to } => (SyncMode::Trunc { to }, to, None),
+            SyncPlan::Snap => {
+                let state = self.snapshot.as_ref().map(|snapshot| snapshot.state.clone());
+                let state_bytes = state.as_ref().map(|state| state.len() as u64);
+                (SyncMode::Snap { zxid: log.base(), state_bytes }, log.base(), state)
+            }
+        };
+        log::debug!("{me}: syncs {peer} ({last_zxid}) with {mode:?}", me = self.config.id);
+        let entries = self.log.entries_after(after);
+        let chunk_bytes_max = self.config.snapshot_chunk_bytes_max;
+        let batch_entries_max = self.config.batch_entries_max;
+        self.send(peer, Message::SyncStart(mode));
+        for chunk in state.iter().flat_map(|state| state.chunks(chunk_bytes_max)) {
+            self.send(peer, Message::SnapChunk { bytes: chunk.to_vec() });
+        }
+        for batch in entries.chunks(batch_entries_max) {
+            self.send(peer, Message::SyncEntries { entries: batch.to_vec() });
+        }
+        self.send(peer, Message::NewLeader { epoch });
+    }
+
+    /// NEWLEADER ack from a follower: it is synchronized.
+    pub(super) fn on_ack_new_leader(&mut self, from: PeerId, epoch: Epoch) {
+        let Role::Leading(leader) = &mut self.role else { return };
+        let Some(learner) = leader.learners.get_mut(&from) else { return };
+        let LearnerStage::Syncing { stream_last } = learner.stage else {
+            self.violation(from, "NEWLEADER ack without NEWLEADER");
+            return;
+        };
+        if epoch != leader.epoch {
+            self.violation(from, "NEWLEADER ack for another epoch");
+            return;
+        }
+        learner.stage = LearnerStage::Synced;
+        learner.acked = learner.acked.max(stream_last);
+        match leader.stage {
+            LeaderStage::CollectingNewLeaderAcks => {
+                leader.newleader_acks.insert(from);
+                self.check_newleader_quorum();
+            }
+            LeaderStage::Broadcast => {
+                let committed = self.committed;
+                self.send(from, Message::UpToDate { committed });
+                self.advance_commit();
+            }
+            _ => unreachable!("learners are synchronized only after currentEpoch is durable"),
+        }
+    }
+
+    fn check_newleader_quorum(&mut self) {
+        let Role::Leading(leader) = &self.role else { return };
+        if leader.stage == LeaderStage::CollectingNewLeaderAcks
+            && self.quorum.is_quorum(&leader.newleader_acks)
+        {
+            self.establish();
+        }
+    }
+
+    /// A quorum holds the initial history durably under the new epoch: it is committed, and
+    /// this node leads the epoch.
+    fn establish(&mut self) {
+        let Role::Leading(leader) = &mut self.role else { return };
+        let epoch = leader.epoch;
+        assert!(
+            self.led_epoch_max.is_none_or(|led| led < epoch),
+            "{}: would lead epoch {epoch} twice",
+            self.config.id
+        );
+        self.led_epoch_max = Some(epoch);
+        leader.stage = LeaderStage::Broadcast;
+        leader.next_ping = self.now;
+        leader.counter = 0;
+        self.vote.epoch = epoch;
+        let synced: Vec<PeerId> = leader
+            .learners
+            .iter()
+            .filter(|(_, learner)| learner.stage == LearnerStage::Synced)
+            .map(|(peer, _)| *peer)
+            .collect();
+        self.committed = self.committed.max(self.log.last());
+        let committed = self.committed;
+        log::debug!("{}: established epoch {epoch}, committed {committed}", self.config.id);
+        for peer in synced {
+            self.send(peer, Message::UpToDate { committed });
+        }
+        self.set_status(Status::Leading { epoch });
+        self.deliver_committed();
+    }
+
+    /// DIFF / TRUNC / SNAP from our leader.
+    pub(super) fn on_sync_start(&mut self, from: PeerId, mode: SyncMode) {
+        let Role::Following(follower) = &mut self.role else { return };
+        if follower.leader != from {
+            return;
+        }
+        if follower.stage != FollowerStage::AwaitingSync {
+            self.violation(from, "synchronization out of order");
+            return;
+        }
+        match mode {
+            SyncMode::Diff { last } => {
+                if last != self.log.last() {
+                    self.violation(from, "DIFF from a zxid we do not end at");
+                    return;
+                }
+            }
+            SyncMode::Trunc { to } => {
+                let known = to == self.log.base() || self.log.contains(to);
+                if to < self.committed || !known {
+                    self.violation(from, "TRUNC below our commit point or to an unknown zxid");
+                    return;
+                }
+                self.log.truncate(to);
+                self.emit(Action::Truncate { to });
+            }
+            SyncMode::Snap { zxid, state_bytes } => {
+                follower.snap = Some(SnapReceiver {
+                    zxid,
+                    state_bytes,
+                    state: Vec::new(),
+                    entries: Vec::new(),
+                });
+            }
+        }
+        let Role::Following(follower) = &mut self.role else { return };
+        follower.stage = FollowerStage::ReceivingSync;
+    }
+
+    /// A piece of a SNAP's state.
+    pub(super) fn on_snap_chunk(&mut self, from: PeerId, bytes: Vec<u8>) {
+        let Role::Following(follower) = &mut self.role else { return };
+        if follower.leader != from {
+            return;
+        }
+        let fits = follower.stage == FollowerStage::ReceivingSync
+            && follower.snap.as_ref().is_some_and(|snap| {
+                snap.state_bytes.is_some_and(|size| (snap.state.len() + bytes.len()) as u64 <= size)
+            });
+        if !fits {
+            self.violation(from, "unexpected snapshot chunk");
+            return;
+        }
+        if let Some(snap) = follower.snap.as_mut() {
+            snap.state.extend_from_slice(&bytes);
+        }
+    }
+
+    /// A run of the leader's history.
+    pub(super) fn on_sync_entries(&mut self, from: PeerId, entries: Vec<Entry>) {
+        let Role::Following(follower) = &mut self.role else { return };
+        if follower.leader != from {
+            return;
+        }
+        if follower.stage != FollowerStage::ReceivingSync {
+            self.violation(from, "history outside synchronization");
+            return;
+        }
+        let epoch = follower.epoch;
+        let mut last = match &follower.snap {
+            Some(snap) => snap.entries.last().map_or(snap.zxid, |entry| entry.zxid),
+            None => self.log.last(),
+        };
+        for entry in &entries {
+            if entry.zxid <= last || entry.zxid.epoch > epoch {
+                self.violation(from, "history not increasing");
+                return;
+            }
+            last = entry.zxid;
+        }
+        match follower.snap.as_mut() {
+            Some(snap) => snap.entries.extend(entries),
+            None => {
+                let written = self.log.append_written(entries);
+                if !written.is_empty() {
+                    self.emit(Action::Persist { entries: written });
+                }
+            }
+        }
+    }
+
+    /// NEWLEADER: the history is complete. Make it durable before anything else.
+    pub(super) fn on_new_leader(&mut self, from: PeerId, epoch: Epoch) {
+        let Role::Following(follower) = &mut self.role else { return };
+        if follower.leader != from {
+            return;
+        }
+        if follower.stage != FollowerStage::ReceivingSync || epoch != follower.epoch {
+            self.violation(from, "NEWLEADER out of order or for another epoch");
+            return;
+        }
+        if let Some(snap) = follower.snap.take() {
+            if snap.state_bytes.is_some_and(|size| size != snap.state.len() as u64) {
+                self.violation(from, "NEWLEADER before the whole snapshot");
+                return;
+            }
+            let state = snap.state_bytes.map(|_| snap.state);
+            self.emit(Action::InstallSnapshot {
+                zxid: snap.zxid,
+                state: state.clone(),
+                entries: snap.entries.clone(),
+            });
+            self.log.install(snap.zxid, snap.entries);
+            self.snapshot = state.map(|state| Snapshot { zxid: snap.zxid, state });
+            self.snapshot_pending = None;
+            self.delivered = snap.zxid;
+            self.delivered_since_snapshot = 0;
+            self.committed = self.committed.max(snap.zxid);
+        }
+        let Role::Following(follower) = &mut self.role else { return };
+        follower.newleader_last = self.log.last();
+        follower.sync_write = self.log.write_mark();
+        follower.stage = FollowerStage::PersistingHistory;
+        self.persist_current_epoch_after_history();
+    }
+
+    /// Once the synchronized history is durable, write currentEpoch (never before).
+    pub(super) fn persist_current_epoch_after_history(&mut self) {
+        let Role::Following(follower) = &mut self.role else { return };
+        if follower.stage != FollowerStage::PersistingHistory
+            || !self.log.is_durable_through(follower.sync_write)
+        {
+            return;
+        }
+        follower.stage = FollowerStage::PersistingCurrentEpoch;
+        let epoch = follower.epoch;
+        if self.current_epoch_durable >= epoch {
+            self.ack_new_leader();
+        } else {
+            self.write_current_epoch(epoch);
+        }
+    }
+
+    /// History and currentEpoch are durable: acknowledge NEWLEADER, then any later entries.
+    pub(super) fn ack_new_leader(&mut self) {
+        let Role::Following(follower) = &mut self.role else { return };
+        follower.stage = FollowerStage::AwaitingUpToDate;
+        follower.acked = follower.newleader_last;
+        let (leader, epoch) = (follower.leader, follower.epoch);
+        self.vote.epoch = epoch;
+        self.send(leader, Message::AckNewLeader { epoch });
+        self.send_ack();
+    }
+
+    /// UPTODATE: the epoch is established; serve.
+    pub(super) fn on_up_to_date(&mut self, from: PeerId, committed: Zxid) {
+        let Role::Following(follower) = &mut self.role else { return };
+        if follower.leader != from {
+            return;
+        }
+        if follower.stage != FollowerStage::AwaitingUpToDate || committed > self.log.last() {
+            self.violation(from, "UPTODATE out of order or beyond our log");
+            return;
+        }
+        follower.stage = FollowerStage::Broadcast;
+        let status = Status::Following { leader: follower.leader, epoch: follower.epoch };
+        self.set_status(status);
+        self.commit_to(committed);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn z(epoch: u64, counter: u64) -> Zxid {
+        Zxid::new(epoch, counter)
+    }
+
+    #[test]
+    fn plan_cases_of_zab_md_f18() {
+        let history = [z(1, 1), z(1, 2), z(1, 3), z(3, 1), z(3, 2)];
+        // equal, within the log, at the base
+        assert_eq!(plan_sync(Zxid::ZERO, &history, z(3, 2)), SyncPlan::Diff { last: z(3, 2) });
+        assert_eq!(plan_sync(Zxid::ZERO, &history, z(1, 2)), SyncPlan::Diff { last: z(1, 2) });
+        assert_eq!(
+            plan_sync(Zxid::ZERO, &history, Zxid::ZERO),
+            SyncPlan::Diff { last: Zxid::ZERO }
+        );
+        // older than the snapshot
+        assert_eq!(plan_sync(z(1, 2), &history[2..], z(1, 1)), SyncPlan::Snap);
+        // ahead within one epoch (an old leader's uncommitted tail)
+        assert_eq!(plan_sync(Zxid::ZERO, &history, z(1, 5)), SyncPlan::Trunc { to: z(1, 3) });
+        assert_eq!(plan_sync(Zxid::ZERO, &history, z(3, 4)), SyncPlan::Trunc { to: z(3, 2) });
+        // ahead across an epoch boundary
+        assert_eq!(plan_sync(Zxid::ZERO, &history, z(2, 1)), SyncPlan::Snap);
+    }
+}

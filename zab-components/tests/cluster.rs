@@ -1,0 +1,327 @@
+//! Whole clusters of `ZabNode`s in the deterministic in-memory harness: elections, broadcast,
+//! crashes, and the three ways of synchronizing, as stories; then a randomized sweep over
+//! seeds with crashes, restarts, broken sessions, partitions and stalled disks, checking
+//! zab.md's P1–P12 on every run.
+//!
+//! `SIM_SEEDS=n` runs n seeds in the sweep (default 300); `SIM_SEED=s` replays one.
+
+mod common;
+
+use std::panic::{catch_unwind, AssertUnwindSafe};
+
+use common::Sim;
+use zab_components::protocol::{Message, Phase, Status, SyncMode, Zxid};
+
+fn elect(sim: &mut Sim) -> usize {
+    assert!(sim.run_until(20_000, |s| s.converged()), "no leader:\n{}", sim.report());
+    sim.leader().expect("converged means one leader")
+}
+
+fn commit_some(sim: &mut Sim, at: usize, count: usize) {
+    for _ in 0..count {
+        sim.propose(at).unwrap_or_else(|e| panic!("propose failed: {e}\n{}", sim.report()));
+    }
+    assert!(sim.run_until(50_000, |s| s.converged()), "no convergence:\n{}", sim.report());
+}
+
+fn finish(sim: &mut Sim) {
+    sim.check_converged_state();
+    sim.check_properties();
+    assert!(sim.failure.is_none(), "{}", sim.report());
+}
+
+#[test]
+fn three_nodes_elect_one_leader() {
+    let mut sim = Sim::new(3, 1, |_| {});
+    let leader = elect(&mut sim);
+    // FLE elects the best vote: with equal histories, the highest id.
+    assert_eq!(leader, 2);
+    for i in 0..3 {
+        let node = sim.node(i);
+        assert_eq!(node.phase(), Phase::Broadcast);
+        assert_eq!(node.current_epoch().0, 1);
+    }
+    finish(&mut sim);
+}
+
+#[test]
+fn five_nodes_elect_one_leader() {
+    let mut sim = Sim::new(5, 2, |_| {});
+    let leader = elect(&mut sim);
+    assert_eq!(leader, 4);
+    finish(&mut sim);
+}
+
+#[test]
+fn single_node_cluster_leads_and_commits_alone() {
+    let mut sim = Sim::new(1, 3, |_| {});
+    assert_eq!(elect(&mut sim), 0);
+    commit_some(&mut sim, 0, 5);
+    assert_eq!(sim.nodes[0].app.len(), 5);
+    finish(&mut sim);
+}
+
+#[test]
+fn proposals_commit_and_are_delivered_identically_everywhere() {
+    let mut sim = Sim::new(5, 4, |c| c.outstanding_proposals_max = 100);
+    let leader = elect(&mut sim);
+    for k in 0..40 {
+        // On the leader and on followers (forwarded), interleaved.
+        let at = if k % 3 == 0 { leader } else { k % 5 };
+        sim.propose(at).unwrap();
+        if k % 7 == 0 {
+            sim.step_random(false, 0);
+        }
+    }
+    assert!(sim.run_until(100_000, |s| s.converged()), "{}", sim.report());
+    assert_eq!(sim.global.len(), 40);
+    for node in &sim.nodes {
+        assert_eq!(node.app, sim.global);
+    }
+    assert_eq!(sim.acknowledged.len(), 40, "every proposer learned its outcome");
+    finish(&mut sim);
+}
+
+#[test]
+fn leader_crash_elects_a_new_leader_and_loses_no_committed_transaction() {
+    let mut sim = Sim::new(3, 5, |_| {});
+    let old = elect(&mut sim);
+    commit_some(&mut sim, old, 10);
+    let committed = sim.global.clone();
+    sim.crash(old);
+    let new = elect_among_live(&mut sim);
+    assert_ne!(new, old);
+    assert!(sim.node(new).current_epoch().0 >= 2);
+    commit_some_live(&mut sim, new, 5);
+    assert_eq!(&sim.nodes[new].app[..10], &committed[..]);
+    sim.restart(old);
+    assert!(sim.run_until(50_000, |s| s.converged()), "{}", sim.report());
+    assert_eq!(sim.nodes[old].app.len(), 15);
+    finish(&mut sim);
+}
+
+/// Converged among the live nodes only.
+fn live_converged(sim: &Sim) -> bool {
+    let Some(leader) = sim.leader() else { return false };
+    let leader_id = sim.nodes[leader].id;
+    sim.nodes.iter().filter(|n| n.node.is_some()).all(|n| {
+        let node = n.node.as_ref().unwrap();
+        node.phase() == Phase::Broadcast
+            && node.leader() == Some(leader_id)
+            && node.delivered_zxid() == node.last_zxid()
+            && n.app == sim.nodes[leader].app
+    })
+}
+
+fn elect_among_live(sim: &mut Sim) -> usize {
+    assert!(sim.run_until(50_000, live_converged), "no leader among the live:\n{}", sim.report());
+    sim.leader().unwrap()
+}
+
+fn commit_some_live(sim: &mut Sim, at: usize, count: usize) {
+    for _ in 0..count {
+        sim.propose(at).unwrap();
+    }
+    assert!(sim.run_until(50_000, live_converged), "{}", sim.report());
+}
+
+/// The sync mode the leader chose for `follower` since recording started.
+fn sync_modes(sim: &Sim, leader: usize, follower: usize) -> Vec<SyncMode> {
+    let (from, to) = (sim.nodes[leader].id, sim.nodes[follower].id);
+    sim.sent
+        .iter()
+        .filter(|s| s.from == from && s.to == to)
+        .filter_map(|s| match s.msg {
+            Message::SyncStart(mode) => Some(mode),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn lagging_follower_syncs_by_diff() {
+    let mut sim = Sim::new(3, 6, |_| {});
+    let leader = elect(&mut sim);
+    commit_some(&mut sim, leader, 3);
+    let lagging = (leader + 1) % 3;
+    sim.crash(lagging);
+    commit_some_live(&mut sim, leader, 4);
+    sim.record_sent = true;
+    sim.restart(lagging);
+    assert!(sim.run_until(50_000, |s| s.converged()), "{}", sim.report());
+    let leader = sim.leader().unwrap();
+    let modes = sync_modes(&sim, leader, lagging);
+    assert!(
+        matches!(modes.as_slice(), [SyncMode::Diff { last }] if *last == Zxid::new(1, 3)),
+        "expected one DIFF from (1,3), got {modes:?}"
+    );
+    finish(&mut sim);
+}
+
+#[test]
+fn divergent_follower_syncs_by_trunc() {
+    // zab.md F1/F3: the old leader logs a proposal nobody else sees, is cut off, and the others
+    // move on; it must cut that proposal when it rejoins.
+    let mut sim = Sim::new(3, 7, |_| {});
+    let old = elect(&mut sim);
+    commit_some(&mut sim, old, 3);
+    sim.isolate(old, 1_000);
+    sim.propose(old).unwrap();
+    sim.flush_storage(); // the stray proposal (1,4) is durable on the old leader only
+    assert_eq!(sim.node(old).last_zxid(), Zxid::new(1, 4));
+    // The others time out, elect among themselves, and commit in a new epoch.
+    assert!(sim.run_until(50_000, |s| s.leader().is_some_and(|l| l != old)), "{}", sim.report());
+    let new = sim.leader().unwrap();
+    sim.propose(new).unwrap();
+    assert!(
+        sim.run_until(50_000, |s| s.nodes[new].app.len() == 4 && s.leader() == Some(new)),
+        "{}",
+        sim.report()
+    );
+    sim.record_sent = true;
+    sim.heal();
+    assert!(sim.run_until(100_000, |s| s.converged()), "{}", sim.report());
+    let leader = sim.leader().unwrap();
+    let modes = sync_modes(&sim, leader, old);
+    assert_eq!(modes.first(), Some(&SyncMode::Trunc { to: Zxid::new(1, 3) }), "{modes:?}");
+    assert!(sim.nodes[old].app.iter().all(|(zxid, _)| *zxid != Zxid::new(1, 4)));
+    finish(&mut sim);
+}
+
+#[test]
+fn far_behind_follower_syncs_by_snap() {
+    let mut sim = Sim::new(3, 8, |c| {
+        c.snapshot_entries_trigger = 4;
+        c.snapshot_chunk_bytes_max = 16;
+    });
+    let leader = elect(&mut sim);
+    commit_some(&mut sim, leader, 2);
+    let behind = (leader + 1) % 3;
+    sim.crash(behind);
+    commit_some_live(&mut sim, leader, 30);
+    sim.record_sent = true;
+    sim.restart(behind);
+    assert!(sim.run_until(100_000, |s| s.converged()), "{}", sim.report());
+    let leader = sim.leader().unwrap();
+    let modes = sync_modes(&sim, leader, behind);
+    assert!(matches!(modes.as_slice(), [SyncMode::Snap { .. }]), "{modes:?}");
+    let chunks = sim.sent_kinds(leader, behind).iter().filter(|k| **k == "SNAPCHUNK").count();
+    assert!(chunks > 1, "the snapshot travels in several chunks");
+    assert_eq!(sim.nodes[behind].app.len(), 32);
+    finish(&mut sim);
+}
+
+#[test]
+fn restarted_server_joins_the_running_ensemble_without_a_new_election() {
+    // zab.md §5 step 4, F21 (ZOOKEEPER-1732).
+    let mut sim = Sim::new(3, 9, |_| {});
+    let leader = elect(&mut sim);
+    commit_some(&mut sim, leader, 2);
+    let epoch = sim.node(leader).current_epoch();
+    let joiner = (leader + 1) % 3;
+    sim.crash(joiner);
+    sim.restart(joiner);
+    assert!(sim.run_until(50_000, |s| s.converged()), "{}", sim.report());
+    assert_eq!(sim.leader(), Some(leader));
+    assert_eq!(sim.node(leader).current_epoch(), epoch, "no new epoch");
+    assert_eq!(
+        sim.node(joiner).status(),
+        Status::Following { leader: sim.nodes[leader].id, epoch }
+    );
+    finish(&mut sim);
+}
+
+#[test]
+fn counter_exhaustion_forces_a_new_epoch() {
+    // zab.md F28 (ZOOKEEPER-1277/4883).
+    let mut sim = Sim::new(3, 10, |c| c.counter_max = 3);
+    let leader = elect(&mut sim);
+    let epoch = sim.node(leader).current_epoch();
+    for _ in 0..3 {
+        sim.propose(leader).unwrap();
+    }
+    assert!(sim.propose(leader).is_err());
+    assert!(
+        sim.run_until(100_000, |s| s.converged()
+            && s.node(s.leader().unwrap()).current_epoch() > epoch),
+        "{}",
+        sim.report()
+    );
+    let leader = sim.leader().unwrap();
+    commit_some(&mut sim, leader, 2);
+    assert_eq!(sim.global.len(), 5);
+    assert_eq!(sim.global[3].0.epoch.0, epoch.0 + 1);
+    finish(&mut sim);
+}
+
+// ----- the randomized sweep -----------------------------------------------------------------
+
+const CHAOS_STEPS: usize = 3_000;
+
+fn run_seed(seed: u64) -> Result<(), String> {
+    let n = if seed % 3 == 0 { 5 } else { 3 };
+    let mut sim = Sim::new(n, seed, |c| {
+        c.snapshot_entries_trigger = if seed % 2 == 0 { 6 } else { 0 };
+        if seed % 5 == 0 {
+            c.counter_max = 7;
+        }
+    });
+    let outcome = catch_unwind(AssertUnwindSafe(|| {
+        for _ in 0..CHAOS_STEPS {
+            sim.step_random(true, 6);
+            if sim.failure.is_some() {
+                return;
+            }
+        }
+        // Calm: everything restarts, partitions heal, disks flow; the cluster must converge.
+        sim.heal();
+        for i in 0..n {
+            sim.nodes[i].disk_stalled = false;
+            sim.restart(i);
+        }
+        if !sim.run_until(60_000, |s| s.converged()) {
+            sim.fail("no convergence after the faults stopped (P12)".into());
+            return;
+        }
+        sim.check_converged_state();
+        sim.check_properties();
+    }));
+    match outcome {
+        Ok(()) if sim.failure.is_none() => Ok(()),
+        Ok(()) => Err(sim.report()),
+        Err(panic) => {
+            let what = panic
+                .downcast_ref::<String>()
+                .cloned()
+                .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
+                .unwrap_or_default();
+            sim.fail(format!("panic: {what}"));
+            Err(sim.report())
+        }
+    }
+}
+
+#[test]
+fn random_faults_keep_p1_to_p12_over_many_seeds() {
+    let seeds: Vec<u64> = match std::env::var("SIM_SEED") {
+        Ok(seed) => vec![seed.parse().expect("SIM_SEED is a number")],
+        Err(_) => {
+            let count = std::env::var("SIM_SEEDS").ok().and_then(|s| s.parse().ok()).unwrap_or(300);
+            (1..=count).collect()
+        }
+    };
+    let mut failures = Vec::new();
+    for seed in &seeds {
+        if let Err(report) = run_seed(*seed) {
+            failures.push((*seed, report));
+        }
+    }
+    if let Some((_, report)) = failures.first() {
+        let failed: Vec<u64> = failures.iter().map(|(seed, _)| *seed).collect();
+        panic!(
+            "{} of {} seeds failed: {failed:?}\nfirst failure:\n{report}",
+            failed.len(),
+            seeds.len()
+        );
+    }
+}

@@ -1,0 +1,832 @@
+//! A deterministic in-memory cluster for driving `ZabNode`s: one FIFO queue per directed link,
+//! a simulated disk per node (writes become durable one by one, in order; a crash keeps a random
+//! prefix of the unsynced writes), a seeded PRNG choosing every next event, and checkers for
+//! zab.md's P1–P12 on what the nodes deliver.
+//!
+//! Everything is ordered (`BTreeMap`, `Vec`), so a seed replays a run exactly.
+
+#![allow(dead_code)] // each test file uses a different part of the harness
+
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::fmt::Write as _;
+
+use zab_components::protocol::{
+    Action, Config, Entry, Epoch, EpochKind, Message, PeerId, Phase, ProposalId, ProposeError,
+    Recovered, Snapshot, Status, ZabNode, Zxid,
+};
+
+/// splitmix64, the harness's own copy (the core's generator is private).
+#[derive(Clone, Debug)]
+pub struct Rng(u64);
+
+impl Rng {
+    pub fn new(seed: u64) -> Rng {
+        Rng(seed)
+    }
+
+    pub fn next_u64(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+
+    /// A value in `0..n` (n > 0).
+    pub fn below(&mut self, n: u64) -> u64 {
+        self.next_u64() % n
+    }
+
+    /// True with probability `percent`/100.
+    pub fn chance(&mut self, percent: u64) -> bool {
+        self.below(100) < percent
+    }
+}
+
+/// The application state: every delivered transaction, in order.
+pub type AppState = Vec<(Zxid, Vec<u8>)>;
+
+/// A storage write waiting to become durable.
+#[derive(Clone, Debug)]
+enum StorageOp {
+    Append(Vec<Entry>),
+    Epoch(EpochKind, Epoch),
+    Truncate(Zxid),
+    Install { zxid: Zxid, state: Option<Vec<u8>>, entries: Vec<Entry> },
+    Snapshot { zxid: Zxid, state: Vec<u8> },
+}
+
+/// What survives a crash.
+#[derive(Clone, Debug, Default)]
+pub struct Disk {
+    pub accepted_epoch: Epoch,
+    pub current_epoch: Epoch,
+    pub snapshot: Option<Snapshot>,
+    pub log: Vec<Entry>,
+    pending: VecDeque<StorageOp>,
+}
+
+pub struct SimNode {
+    pub id: PeerId,
+    pub node: Option<ZabNode>,
+    pub disk: Disk,
+    pub app: AppState,
+    pub incarnation: u64,
+    /// Local proposal ids of the current incarnation → payload.
+    proposals: BTreeMap<ProposalId, Vec<u8>>,
+    /// While set, the node's storage completes nothing (a stalled disk).
+    pub disk_stalled: bool,
+}
+
+/// One message sent, for assertions about the protocol's choices.
+#[derive(Clone, Debug)]
+pub struct Sent {
+    pub from: PeerId,
+    pub to: PeerId,
+    pub msg: Message,
+}
+
+pub struct Sim {
+    pub seed: u64,
+    pub rng: Rng,
+    pub nodes: Vec<SimNode>,
+    config: Config,
+    links: BTreeMap<(usize, usize), VecDeque<Message>>,
+    /// Links whose messages are held (not lost) until the given tick.
+    stalled_until: BTreeMap<(usize, usize), u64>,
+    pub now: u64,
+    pub sent: Vec<Sent>,
+    pub record_sent: bool,
+    trace: VecDeque<String>,
+    // ----- checkers -----
+    /// The longest delivered sequence seen: every node's state must be a prefix of it or extend it.
+    pub global: AppState,
+    /// Every payload ever proposed.
+    proposed: BTreeSet<Vec<u8>>,
+    /// zxid → payload of every entry ever written to a log (P10).
+    logged: BTreeMap<Zxid, Vec<u8>>,
+    /// Transactions acknowledged to a proposer (`ProposalCommitted`): must never be lost (P9).
+    pub acknowledged: BTreeMap<Zxid, Vec<u8>>,
+    /// Established leader per epoch (P7).
+    pub leaders: BTreeMap<Epoch, PeerId>,
+    /// Per epoch: the leader's last delivered zxid when it first proposed in it (P6).
+    first_proposal: BTreeMap<Epoch, Zxid>,
+    /// Protocol violations counted by nodes that crashed since.
+    violations_lost: u64,
+    next_payload: u64,
+    pub failure: Option<String>,
+}
+
+/// Harness timing: ticks are slow relative to messages, as with a 100 ms tick on a LAN.
+pub fn sim_config(id: PeerId, peers: Vec<PeerId>) -> Config {
+    let mut config = Config::new(id, peers);
+    config.sync_timeout_ticks = 40;
+    config.session_timeout_ticks = 12;
+    config.heartbeat_interval_ticks = 3;
+    config.finalize_wait_ticks = 1;
+    config.notification_backoff_min_ticks = 1;
+    config.notification_backoff_max_ticks = 8;
+    config.outstanding_proposals_max = 32;
+    config.batch_entries_max = 8;
+    config.snapshot_chunk_bytes_max = 64;
+    config.snapshot_entries_trigger = 0;
+    config
+}
+
+pub fn encode_state(state: &AppState) -> Vec<u8> {
+    let mut bytes = Vec::new();
+    for (zxid, payload) in state {
+        bytes.extend_from_slice(&zxid.epoch.0.to_le_bytes());
+        bytes.extend_from_slice(&zxid.counter.to_le_bytes());
+        bytes.extend_from_slice(&(payload.len() as u32).to_le_bytes());
+        bytes.extend_from_slice(payload);
+    }
+    bytes
+}
+
+pub fn decode_state(mut bytes: &[u8]) -> AppState {
+    let mut state = Vec::new();
+    let take = |n: usize, bytes: &mut &[u8]| {
+        let (head, tail) = bytes.split_at(n);
+        *bytes = tail;
+        head.to_vec()
+    };
+    while !bytes.is_empty() {
+        let epoch = u64::from_le_bytes(take(8, &mut bytes).try_into().unwrap());
+        let counter = u64::from_le_bytes(take(8, &mut bytes).try_into().unwrap());
+        let len = u32::from_le_bytes(take(4, &mut bytes).try_into().unwrap()) as usize;
+        let payload = take(len, &mut bytes);
+        state.push((Zxid::new(epoch, counter), payload));
+    }
+    state
+}
+
+impl Sim {
+    /// `n` nodes with ids 1..=n, configured by `sim_config` and then `tweak`.
+    pub fn new(n: usize, seed: u64, tweak: impl Fn(&mut Config)) -> Sim {
+        let peers: Vec<PeerId> = (1..=n as u64).map(PeerId).collect();
+        let mut config = sim_config(peers[0], peers.clone());
+        tweak(&mut config);
+        let mut sim = Sim {
+            seed,
+            rng: Rng::new(seed),
+            nodes: Vec::new(),
+            config,
+            links: BTreeMap::new(),
+            stalled_until: BTreeMap::new(),
+            now: 0,
+            sent: Vec::new(),
+            record_sent: false,
+            trace: VecDeque::new(),
+            global: Vec::new(),
+            proposed: BTreeSet::new(),
+            logged: BTreeMap::new(),
+            acknowledged: BTreeMap::new(),
+            leaders: BTreeMap::new(),
+            first_proposal: BTreeMap::new(),
+            violations_lost: 0,
+            next_payload: 0,
+            failure: None,
+        };
+        for id in peers {
+            sim.nodes.push(SimNode {
+                id,
+                node: None,
+                disk: Disk::default(),
+                app: Vec::new(),
+                incarnation: 0,
+                proposals: BTreeMap::new(),
+                disk_stalled: false,
+            });
+        }
+        for i in 0..n {
+            sim.start(i);
+        }
+        sim
+    }
+
+    fn config_for(&self, i: usize) -> Config {
+        let mut config = self.config.clone();
+        config.id = self.nodes[i].id;
+        config.seed = self.seed ^ ((i as u64 + 1) << 32) ^ self.nodes[i].incarnation;
+        config
+    }
+
+    fn start(&mut self, i: usize) {
+        let config = self.config_for(i);
+        let disk = &self.nodes[i].disk;
+        let recovered = Recovered {
+            accepted_epoch: disk.accepted_epoch,
+            current_epoch: disk.current_epoch,
+            snapshot: disk.snapshot.clone(),
+            log: disk.log.clone(),
+        };
+        let app = disk.snapshot.as_ref().map(|s| decode_state(&s.state)).unwrap_or_default();
+        let node = ZabNode::new(config, recovered).unwrap_or_else(|e| {
+            panic!("seed {}: node {} refused to restart: {e}", self.seed, i + 1)
+        });
+        self.nodes[i].node = Some(node);
+        self.nodes[i].app = app;
+        self.nodes[i].proposals.clear();
+        self.check_prefix(i, "restart");
+        self.log_trace(format!("start n{}", i + 1));
+        self.drain(i);
+    }
+
+    // ----- the trace, for failure reports -----
+
+    fn log_trace(&mut self, line: String) {
+        if self.trace.len() >= 400 {
+            self.trace.pop_front();
+        }
+        self.trace.push_back(format!("[t{}] {line}", self.now));
+    }
+
+    pub fn fail(&mut self, why: String) {
+        if self.failure.is_none() {
+            self.failure = Some(why);
+        }
+    }
+
+    /// The failure report: the seed, the reason, the cluster and the recent trace.
+    pub fn report(&self) -> String {
+        let mut out = String::new();
+        let _ = writeln!(out, "seed {} (replay with SIM_SEED={})", self.seed, self.seed);
+        if let Some(failure) = &self.failure {
+            let _ = writeln!(out, "failure: {failure}");
+        }
+        for (i, sim_node) in self.nodes.iter().enumerate() {
+            match &sim_node.node {
+                Some(node) => {
+                    let _ = writeln!(out, "n{}: {node:?} app_len={}", i + 1, sim_node.app.len());
+                }
+                None => {
+                    let _ = writeln!(out, "n{}: down", i + 1);
+                }
+            }
+        }
+        let _ = writeln!(out, "global delivered: {}", self.global.len());
+        let _ = writeln!(out, "--- last events ---");
+        for line in self.trace.iter().skip(self.trace.len().saturating_sub(120)) {
+            let _ = writeln!(out, "{line}");
+        }
+        out
+    }
+
+    // ----- driving nodes -----
+
+    fn index(&self, id: PeerId) -> usize {
+        (id.0 - 1) as usize
+    }
+
+    pub fn node(&self, i: usize) -> &ZabNode {
+        self.nodes[i].node.as_ref().expect("node is up")
+    }
+
+    pub fn is_up(&self, i: usize) -> bool {
+        self.nodes[i].node.is_some()
+    }
+
+    fn with_node(&mut self, i: usize, f: impl FnOnce(&mut ZabNode)) {
+        if let Some(node) = self.nodes[i].node.as_mut() {
+            f(node);
+            self.drain(i);
+        }
+    }
+
+    /// Executes node `i`'s actions in order.
+    fn drain(&mut self, i: usize) {
+        let Some(node) = self.nodes[i].node.as_mut() else { return };
+        let actions = node.drain_actions();
+        for action in actions {
+            self.execute(i, action);
+        }
+    }
+
+    fn execute(&mut self, i: usize, action: Action) {
+        let me = self.nodes[i].id;
+        match action {
+            Action::Send { to, msg } => {
+                let j = self.index(to);
+                if self.record_sent {
+                    self.sent.push(Sent { from: me, to, msg: msg.clone() });
+                }
+                if !matches!(msg, Message::Ping | Message::Pong | Message::Notification(_)) {
+                    self.log_trace(format!("n{} -> n{}: {}", i + 1, j + 1, describe(&msg)));
+                }
+                if self.is_up(j) {
+                    self.links.entry((i, j)).or_default().push_back(msg);
+                }
+            }
+            Action::Persist { entries } => {
+                self.record_logged(&entries);
+                self.nodes[i].disk.pending.push_back(StorageOp::Append(entries));
+            }
+            Action::PersistEpoch { kind, epoch } => {
+                self.nodes[i].disk.pending.push_back(StorageOp::Epoch(kind, epoch));
+            }
+            Action::Truncate { to } => {
+                self.log_trace(format!("n{} truncates to {to}", i + 1));
+                self.nodes[i].disk.pending.push_back(StorageOp::Truncate(to));
+            }
+            Action::InstallSnapshot { zxid, state, entries } => {
+                self.log_trace(format!("n{} installs snapshot {zxid} + {}", i + 1, entries.len()));
+                self.record_logged(&entries);
+                self.nodes[i].app = state.as_deref().map(decode_state).unwrap_or_default();
+                if self.nodes[i].app.last().map_or(Zxid::ZERO, |(z, _)| *z) != zxid {
+                    self.fail(format!("n{} snapshot {zxid} does not end at its zxid", i + 1));
+                }
+                self.check_prefix(i, "snapshot install");
+                self.nodes[i].disk.pending.push_back(StorageOp::Install { zxid, state, entries });
+            }
+            Action::TakeSnapshot { zxid } => {
+                let last = self.nodes[i].app.last().map_or(Zxid::ZERO, |(z, _)| *z);
+                if last != zxid {
+                    self.fail(format!("n{}: TakeSnapshot at {zxid} but state is at {last}", i + 1));
+                }
+                let state = encode_state(&self.nodes[i].app);
+                self.nodes[i].disk.pending.push_back(StorageOp::Snapshot { zxid, state });
+            }
+            Action::Deliver { zxid, payload } => self.deliver(i, zxid, payload),
+            Action::StatusChanged(status) => {
+                self.log_trace(format!("n{} status {status:?}", i + 1));
+                if let Status::Leading { epoch } = status {
+                    if let Some(other) = self.leaders.insert(epoch, me) {
+                        if other != me {
+                            self.fail(format!("P7: {other} and {me} both established {epoch}"));
+                        }
+                    }
+                }
+            }
+            Action::ProposalAssigned { id, zxid } => {
+                let leading = matches!(self.node(i).status(), Status::Leading { .. });
+                if leading && !self.first_proposal.contains_key(&zxid.epoch) {
+                    let delivered = self.nodes[i].app.last().map_or(Zxid::ZERO, |(z, _)| *z);
+                    self.first_proposal.insert(zxid.epoch, delivered);
+                }
+                let _ = id;
+            }
+            Action::ProposalCommitted { id, zxid } => {
+                let Some(payload) = self.nodes[i].proposals.remove(&id) else {
+                    self.fail(format!("n{}: committed unknown proposal {id}", i + 1));
+                    return;
+                };
+                let applied = self.nodes[i].app.last().cloned();
+                if applied != Some((zxid, payload.clone())) {
+                    self.fail(format!(
+                        "n{}: {id} committed as {zxid} but that is not what it delivered",
+                        i + 1
+                    ));
+                }
+                self.acknowledged.insert(zxid, payload);
+            }
+            Action::ProposalFailed { id, .. } => {
+                self.nodes[i].proposals.remove(&id);
+            }
+        }
+    }
+
+    fn record_logged(&mut self, entries: &[Entry]) {
+        for entry in entries {
+            if let Some(previous) = self.logged.insert(entry.zxid, entry.payload.clone()) {
+                if previous != entry.payload {
+                    self.fail(format!("P10: two payloads logged as {}", entry.zxid));
+                }
+            }
+        }
+    }
+
+    fn deliver(&mut self, i: usize, zxid: Zxid, payload: Vec<u8>) {
+        let last = self.nodes[i].app.last().map_or(Zxid::ZERO, |(z, _)| *z);
+        if zxid <= last {
+            self.fail(format!("n{}: delivered {zxid} after {last}", i + 1));
+        }
+        if !self.proposed.contains(&payload) {
+            self.fail(format!("P1: n{} delivered {zxid} that nobody proposed", i + 1));
+        }
+        self.nodes[i].app.push((zxid, payload));
+        self.check_prefix(i, "deliver");
+    }
+
+    /// P2, P3, P8: every state is a prefix of one global sequence (extended as needed).
+    fn check_prefix(&mut self, i: usize, when: &str) {
+        let app = &self.nodes[i].app;
+        let common = app.len().min(self.global.len());
+        // Only the newest element can differ for a delivery; a restored state is checked whole.
+        let from = if when == "deliver" { common.saturating_sub(1) } else { 0 };
+        for k in from..common {
+            if app[k] != self.global[k] {
+                let (mine, theirs) = (app[k].0, self.global[k].0);
+                self.fail(format!(
+                    "P3/P8 ({when}): n{} has {mine} at position {k} where others have {theirs}",
+                    i + 1
+                ));
+                return;
+            }
+        }
+        if app.len() > self.global.len() {
+            let extra: Vec<_> = app[self.global.len()..].to_vec();
+            self.global.extend(extra);
+        }
+    }
+
+    // ----- events -----
+
+    /// Delivers the next message on link (i, j).
+    pub fn deliver_on(&mut self, i: usize, j: usize) -> bool {
+        let Some(msg) = self.links.get_mut(&(i, j)).and_then(|q| q.pop_front()) else {
+            return false;
+        };
+        let from = self.nodes[i].id;
+        self.with_node(j, |node| node.step(from, msg));
+        true
+    }
+
+    fn deliverable_links(&self) -> Vec<(usize, usize)> {
+        self.links
+            .iter()
+            .filter(|(link, queue)| {
+                !queue.is_empty()
+                    && self.stalled_until.get(link).is_none_or(|until| self.now >= *until)
+            })
+            .map(|(link, _)| *link)
+            .collect()
+    }
+
+    fn storage_pending(&self) -> Vec<usize> {
+        (0..self.nodes.len())
+            .filter(|i| {
+                self.is_up(*i)
+                    && !self.nodes[*i].disk_stalled
+                    && !self.nodes[*i].disk.pending.is_empty()
+            })
+            .collect()
+    }
+
+    /// Makes node `i`'s oldest pending write durable and reports it.
+    pub fn complete_storage(&mut self, i: usize) -> bool {
+        let Some(op) = self.nodes[i].disk.pending.pop_front() else { return false };
+        let report = self.apply_storage(i, op);
+        if let Some(report) = report {
+            self.with_node(i, report);
+        }
+        true
+    }
+
+    /// Applies a write to the disk; returns the completion call for the node.
+    fn apply_storage(&mut self, i: usize, op: StorageOp) -> Option<Box<dyn FnOnce(&mut ZabNode)>> {
+        let disk = &mut self.nodes[i].disk;
+        match op {
+            StorageOp::Append(entries) => {
+                let last =
+                    disk.log.last().map(|e| e.zxid).or(disk.snapshot.as_ref().map(|s| s.zxid));
+                if let (Some(last), Some(first)) = (last, entries.first()) {
+                    if first.zxid <= last {
+                        let why = format!("n{}: append {} after {last} on disk", i + 1, first.zxid);
+                        self.fail(why);
+                    }
+                }
+                let up_to = entries.last().expect("non-empty persist").zxid;
+                self.nodes[i].disk.log.extend(entries);
+                Some(Box::new(move |node: &mut ZabNode| node.persisted(up_to)))
+            }
+            StorageOp::Epoch(kind, epoch) => {
+                let (old, other_ok) = match kind {
+                    EpochKind::Accepted => (disk.accepted_epoch, true),
+                    EpochKind::Current => (disk.current_epoch, epoch <= disk.accepted_epoch),
+                };
+                if epoch < old || !other_ok {
+                    self.fail(format!("P11: n{} epoch {kind:?} {old} -> {epoch}", i + 1));
+                }
+                let disk = &mut self.nodes[i].disk;
+                match kind {
+                    EpochKind::Accepted => disk.accepted_epoch = epoch,
+                    EpochKind::Current => disk.current_epoch = epoch,
+                }
+                Some(Box::new(move |node: &mut ZabNode| node.epoch_persisted(kind, epoch)))
+            }
+            StorageOp::Truncate(to) => {
+                disk.log.retain(|entry| entry.zxid <= to);
+                None
+            }
+            StorageOp::Install { zxid, state, entries } => {
+                let up_to = entries.last().map_or(zxid, |entry| entry.zxid);
+                disk.snapshot = state.map(|state| Snapshot { zxid, state });
+                disk.log = entries;
+                Some(Box::new(move |node: &mut ZabNode| node.persisted(up_to)))
+            }
+            StorageOp::Snapshot { zxid, state } => {
+                disk.snapshot = Some(Snapshot { zxid, state: state.clone() });
+                disk.log.retain(|entry| entry.zxid > zxid);
+                Some(Box::new(move |node: &mut ZabNode| node.snapshot_taken(zxid, state)))
+            }
+        }
+    }
+
+    /// Completes every pending write everywhere (a quiet disk).
+    pub fn flush_storage(&mut self) {
+        while let Some(&i) = self.storage_pending().first() {
+            self.complete_storage(i);
+        }
+    }
+
+    /// One tick for every live node.
+    pub fn tick(&mut self) {
+        self.now += 1;
+        for i in 0..self.nodes.len() {
+            self.with_node(i, |node| node.tick());
+        }
+    }
+
+    /// Proposes a fresh payload at node `i`.
+    pub fn propose(&mut self, i: usize) -> Result<ProposalId, ProposeError> {
+        self.next_payload += 1;
+        let payload = format!("v{}-n{}", self.next_payload, i + 1).into_bytes();
+        self.propose_payload(i, payload)
+    }
+
+    pub fn propose_payload(
+        &mut self,
+        i: usize,
+        payload: Vec<u8>,
+    ) -> Result<ProposalId, ProposeError> {
+        let node = self.nodes[i].node.as_mut().expect("proposing on a live node");
+        let result = node.propose(payload.clone());
+        if let Ok(id) = result {
+            self.proposed.insert(payload.clone());
+            self.nodes[i].proposals.insert(id, payload);
+        }
+        self.drain(i);
+        result
+    }
+
+    /// Crashes node `i`: a random prefix of its unsynced writes survives, the rest is lost;
+    /// its sessions end.
+    pub fn crash(&mut self, i: usize) {
+        let Some(node) = self.nodes[i].node.take() else { return };
+        self.violations_lost += node.protocol_violations();
+        let pending = self.nodes[i].disk.pending.len() as u64;
+        let survive = if pending == 0 { 0 } else { self.rng.below(pending + 1) };
+        for _ in 0..survive {
+            let op = self.nodes[i].disk.pending.pop_front().expect("pending write");
+            let _ = self.apply_storage(i, op);
+        }
+        self.nodes[i].disk.pending.clear();
+        self.nodes[i].app.clear();
+        self.nodes[i].proposals.clear();
+        self.log_trace(format!("crash n{} ({survive}/{pending} unsynced writes kept)", i + 1));
+        self.end_sessions_of(i);
+    }
+
+    /// Restarts a crashed node from its disk.
+    pub fn restart(&mut self, i: usize) {
+        if self.is_up(i) {
+            return;
+        }
+        self.nodes[i].incarnation += 1;
+        self.start(i);
+    }
+
+    fn end_sessions_of(&mut self, i: usize) {
+        for j in 0..self.nodes.len() {
+            if j != i {
+                self.break_link(i, j);
+            }
+        }
+    }
+
+    /// Breaks the session between i and j: messages in flight both ways are lost.
+    pub fn break_link(&mut self, i: usize, j: usize) {
+        self.links.remove(&(i, j));
+        self.links.remove(&(j, i));
+        self.stalled_until.remove(&(i, j));
+        self.stalled_until.remove(&(j, i));
+        let (id_i, id_j) = (self.nodes[i].id, self.nodes[j].id);
+        self.with_node(i, |node| node.session_ended(id_j));
+        self.with_node(j, |node| node.session_ended(id_i));
+    }
+
+    /// Holds every message to and from `i` for `ticks` ticks (a temporary partition).
+    pub fn isolate(&mut self, i: usize, ticks: u64) {
+        self.log_trace(format!("isolate n{} for {ticks} ticks", i + 1));
+        for j in 0..self.nodes.len() {
+            if j != i {
+                self.stalled_until.insert((i, j), self.now + ticks);
+                self.stalled_until.insert((j, i), self.now + ticks);
+            }
+        }
+    }
+
+    pub fn heal(&mut self) {
+        self.stalled_until.clear();
+    }
+
+    // ----- schedulers -----
+
+    /// One random event. With `chaos`, faults are among the choices.
+    pub fn step_random(&mut self, chaos: bool, propose_percent: u64) {
+        let roll = self.rng.below(1000);
+        let n = self.nodes.len();
+        let fault_until = if chaos { 12 } else { 0 };
+        let propose_until = fault_until + propose_percent * 10;
+        let tick_until = propose_until + 30;
+        if roll < fault_until {
+            let i = self.rng.below(n as u64) as usize;
+            match self.rng.below(6) {
+                0 => self.crash(i),
+                1 | 2 => self.restart(i),
+                3 if n > 1 => {
+                    let j = (i + 1 + self.rng.below(n as u64 - 1) as usize) % n;
+                    self.log_trace(format!("break n{}-n{}", i + 1, j + 1));
+                    self.break_link(i, j);
+                }
+                4 => {
+                    let ticks = 1 + self.rng.below(30);
+                    self.isolate(i, ticks);
+                }
+                _ => {
+                    self.nodes[i].disk_stalled = !self.nodes[i].disk_stalled;
+                    let state = self.nodes[i].disk_stalled;
+                    self.log_trace(format!("n{} disk stalled: {state}", i + 1));
+                }
+            }
+            return;
+        }
+        if roll < propose_until {
+            let up: Vec<usize> = (0..n).filter(|i| self.is_up(*i)).collect();
+            if !up.is_empty() {
+                let i = up[self.rng.below(up.len() as u64) as usize];
+                let _ = self.propose(i);
+            }
+            return;
+        }
+        if roll < tick_until {
+            self.tick();
+            return;
+        }
+        let links = self.deliverable_links();
+        let disks = self.storage_pending();
+        if links.is_empty() && disks.is_empty() {
+            self.tick();
+            return;
+        }
+        let total = links.len() * 2 + disks.len();
+        let pick = self.rng.below(total as u64) as usize;
+        if pick < links.len() * 2 {
+            let (i, j) = links[pick / 2];
+            self.deliver_on(i, j);
+        } else {
+            let i = disks[pick - links.len() * 2];
+            self.complete_storage(i);
+        }
+    }
+
+    /// Runs fault-free random steps until `done` holds (checked every step) or `max_steps`.
+    pub fn run_until(&mut self, max_steps: usize, mut done: impl FnMut(&Sim) -> bool) -> bool {
+        for _ in 0..max_steps {
+            if done(self) {
+                return true;
+            }
+            if self.failure.is_some() {
+                return false;
+            }
+            self.step_random(false, 0);
+        }
+        done(self)
+    }
+
+    /// Delivers messages and completes writes until nothing is left (no ticks).
+    pub fn settle(&mut self) {
+        for _ in 0..100_000 {
+            let links = self.deliverable_links();
+            if let Some(&(i, j)) = links.first() {
+                self.deliver_on(i, j);
+                continue;
+            }
+            let disks = self.storage_pending();
+            if let Some(&i) = disks.first() {
+                self.complete_storage(i);
+                continue;
+            }
+            return;
+        }
+        panic!("seed {}: the cluster does not settle", self.seed);
+    }
+
+    // ----- observations -----
+
+    /// The established leader, if exactly one live node leads in broadcast.
+    pub fn leader(&self) -> Option<usize> {
+        let leaders: Vec<usize> = (0..self.nodes.len())
+            .filter(|i| {
+                self.nodes[*i].node.as_ref().is_some_and(|node| {
+                    matches!(node.status(), Status::Leading { .. })
+                        && node.phase() == Phase::Broadcast
+                })
+            })
+            .collect();
+        match leaders.as_slice() {
+            [one] => Some(*one),
+            _ => None,
+        }
+    }
+
+    /// Whether every live node is in broadcast under one leader, all logs fully committed and
+    /// delivered, and all states equal.
+    pub fn converged(&self) -> bool {
+        let Some(leader) = self.leader() else { return false };
+        let leader_id = self.nodes[leader].id;
+        let reference = &self.nodes[leader].app;
+        self.nodes.iter().all(|sim_node| {
+            let Some(node) = &sim_node.node else { return false };
+            node.phase() == Phase::Broadcast
+                && node.leader() == Some(leader_id)
+                && node.delivered_zxid() == node.last_zxid()
+                && sim_node.app == *reference
+                && sim_node.disk.pending.is_empty()
+        })
+    }
+
+    pub fn live_violations(&self) -> u64 {
+        self.nodes.iter().filter_map(|n| n.node.as_ref()).map(|n| n.protocol_violations()).sum()
+    }
+
+    /// P4, P5, P6, P9 and no protocol violations, over the whole run. (P1, P2, P3, P7, P8,
+    /// P10 and P11 are checked as events happen.)
+    pub fn check_properties(&mut self) {
+        // P5 (and total order): the global sequence strictly increases.
+        if let Some(pair) = self.global.windows(2).find(|pair| pair[0].0 >= pair[1].0) {
+            let why = format!("P5: {} delivered before {}", pair[0].0, pair[1].0);
+            self.fail(why);
+        }
+        // P4: within an epoch, delivered counters are 1, 2, 3, ... without a gap.
+        let mut expected: BTreeMap<Epoch, u64> = BTreeMap::new();
+        for (zxid, _) in &self.global {
+            let next = expected.entry(zxid.epoch).or_insert(1);
+            if zxid.counter != *next {
+                let why = format!("P4: {zxid} delivered where counter {} was due", next);
+                self.fail(why);
+                break;
+            }
+            *next += 1;
+        }
+        // P6: a leader delivered every earlier-epoch transaction anyone delivers before proposing.
+        for (epoch, delivered) in self.first_proposal.clone() {
+            if let Some((zxid, _)) =
+                self.global.iter().find(|(zxid, _)| zxid.epoch < epoch && *zxid > delivered)
+            {
+                self.fail(format!(
+                    "P6: leader of {epoch} proposed having delivered only {delivered}, \
+                     but {zxid} of an earlier epoch is delivered"
+                ));
+            }
+        }
+        // P9: acknowledged transactions are in the global sequence, with their payload.
+        let positions: BTreeMap<Zxid, &Vec<u8>> =
+            self.global.iter().map(|(z, p)| (*z, p)).collect();
+        for (zxid, payload) in &self.acknowledged {
+            if positions.get(zxid) != Some(&payload) {
+                self.failure.get_or_insert(format!("P9: acknowledged {zxid} is lost"));
+            }
+        }
+        let violations = self.violations_lost + self.live_violations();
+        if violations > 0 {
+            self.fail(format!("{violations} protocol violations"));
+        }
+    }
+
+    /// P9/P12 at the end of a run: every live node holds the whole global sequence.
+    pub fn check_converged_state(&mut self) {
+        for i in 0..self.nodes.len() {
+            if self.is_up(i) && self.nodes[i].app.len() < self.global.len() {
+                let why = format!(
+                    "P9/P12: n{} converged with {} transactions, {} were delivered somewhere",
+                    i + 1,
+                    self.nodes[i].app.len(),
+                    self.global.len()
+                );
+                self.fail(why);
+            }
+        }
+    }
+
+    /// Messages of the given kind sent from `from` to `to` (requires `record_sent`).
+    pub fn sent_kinds(&self, from: usize, to: usize) -> Vec<&'static str> {
+        let (from, to) = (self.nodes[from].id, self.nodes[to].id);
+        self.sent.iter().filter(|s| s.from == from && s.to == to).map(|s| s.msg.kind()).collect()
+    }
+}
+
+pub fn describe(msg: &Message) -> String {
+    match msg {
+        Message::Proposal { entries } | Message::SyncEntries { entries } => format!(
+            "{} {}..{}",
+            msg.kind(),
+            entries.first().map(|e| e.zxid).unwrap_or_default(),
+            entries.last().map(|e| e.zxid).unwrap_or_default()
+        ),
+        Message::SnapChunk { bytes } => format!("SNAPCHUNK {}B", bytes.len()),
+        Message::Forward { id, .. } => format!("FORWARD {id}"),
+        other => format!("{other:?}"),
+    }
+}
