@@ -2,3 +2,5 @@
 //!
 //! This crate will hold the Bootstrap, Overlay and Replica components, the RESP (Redis
 //! protocol) front end and the `kvstore` binary. See `shared/DESIGN.md` (kvstore-app).
+
+pub mod resp;
