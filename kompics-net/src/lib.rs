@@ -1,11 +1,21 @@
 //! kompics-net: the Network port of the Kompics component model.
 //!
-//! This crate will hold the `Network` port (send a message to a node; deliveries and session
-//! events back), a TCP implementation on mio (the only code in the workspace that imports mio)
-//! and a simulated network with latency, loss, reordering and partitions for the deterministic
-//! simulator. See `shared/DESIGN.md` (kompics-net).
+//! Components on different nodes talk through the [`Network`] port: requests are
+//! [`NetMessage`]s (source, destination, a [`Route`] naming the component instance there, and an
+//! rmp-serde payload); indications are [`NetEvent`]s (a delivered message, or a session starting
+//! or ending). Two implementations provide the port, and nothing above it can tell them apart:
 //!
-//! Two nodes on loopback, one message:
+//! - [`TcpNetwork`], a component over [`TcpTransport`]: TCP on a mio event loop (the only code
+//!   in the workspace that imports mio), length-prefixed versioned frames, one connection per
+//!   pair of nodes, bounded send queues, reconnection with backoff;
+//! - [`sim::SimNetwork`], for the deterministic simulator: seeded latency, FIFO per link,
+//!   partitions, lossy links that break sessions, node crashes and restarts.
+//!
+//! [`port`] states the session contract both keep (reliable FIFO within a session; every loss
+//! announced by a `SessionDown`), which is what Zab relies on. See `shared/DESIGN.md`
+//! (kompics-net).
+//!
+//! The transport on its own, without components: two nodes on loopback, one message.
 //!
 //! ```
 //! use std::sync::mpsc;
@@ -59,9 +69,14 @@ pub mod address;
 mod bytes;
 pub mod frame;
 pub mod message;
+pub mod port;
+pub mod sim;
 pub mod tcp;
+mod tcp_network;
 
 pub use address::NodeAddr;
 pub use frame::{Frame, FrameDecoder, FrameError, FrameKind, WIRE_VERSION};
 pub use message::{CodecError, NetMessage, Route};
+pub use port::{route_selector, service_selector, NetEvent, Network};
 pub use tcp::{ConfigError, EventSink, SendError, TcpConfig, TcpTransport, TransportEvent};
+pub use tcp_network::TcpNetwork;

@@ -1,0 +1,288 @@
+//! The simulated network, scenario by scenario: partition, send, heal, assert.
+
+use std::time::Duration;
+
+use kompics_core::*;
+use kompics_net::sim::{SimNet, SimNetConfig, SimNetwork};
+use kompics_net::{route_selector, NetEvent, NetMessage, Network, NodeAddr, Route};
+
+const ROUTE: Route = Route::new(1, 0);
+
+/// A component that sends numbers and logs every network event it gets.
+struct Endpoint {
+    net: RequiredPort<Network>,
+    addr: NodeAddr,
+    route: Route,
+    log: Vec<NetEvent>,
+}
+
+impl ComponentDefinition for Endpoint {}
+
+impl Require<Network> for Endpoint {
+    fn handle(&mut self, _ctx: &mut Context<Self>, event: NetEvent) {
+        self.log.push(event);
+    }
+}
+
+struct Node {
+    net: Component<SimNetwork>,
+    ep: Component<Endpoint>,
+}
+
+fn addr(i: u8) -> NodeAddr {
+    NodeAddr(([10, 0, 0, i], 7000).into())
+}
+
+fn node(sim: &Simulation, net: &SimNet, a: NodeAddr, route: Route) -> Node {
+    let n = net.add_node(a);
+    let ep = endpoint(sim, &n, a, route);
+    Node { net: n, ep }
+}
+
+fn endpoint(
+    sim: &Simulation,
+    n: &Component<SimNetwork>,
+    a: NodeAddr,
+    route: Route,
+) -> Component<Endpoint> {
+    let ep = sim.create(move |s| Endpoint { net: s.required(), addr: a, route, log: Vec::new() });
+    connect_with(&n.provided::<Network>(), &ep.required::<Network>(), route_selector(route));
+    ep.start();
+    ep
+}
+
+fn send(ep: &Component<Endpoint>, to: NodeAddr, n: u64) {
+    ep.on_definition(|e| {
+        let msg = NetMessage::encode(e.addr, to, e.route, &n).unwrap();
+        e.net.trigger(msg)
+    });
+}
+
+fn log(ep: &Component<Endpoint>) -> Vec<NetEvent> {
+    ep.on_definition(|e| e.log.clone()).unwrap()
+}
+
+/// The numbers delivered to an endpoint, in order.
+fn delivered(ep: &Component<Endpoint>) -> Vec<u64> {
+    log(ep)
+        .iter()
+        .filter_map(|e| match e {
+            NetEvent::Deliver(m) => Some(m.decode::<u64>().unwrap()),
+            _ => None,
+        })
+        .collect()
+}
+
+fn quiet(sim: &Simulation) {
+    sim.run_for(Duration::from_secs(1));
+}
+
+#[test]
+fn messages_arrive_in_order_after_the_session_opens() {
+    let sim = Simulation::new(1);
+    let net = SimNet::new(&sim.system(), SimNetConfig::default());
+    let (a, b) = (node(&sim, &net, addr(1), ROUTE), node(&sim, &net, addr(2), ROUTE));
+    for i in 0..100 {
+        send(&a.ep, addr(2), i);
+    }
+    quiet(&sim);
+    let at_b = log(&b.ep);
+    assert_eq!(at_b[0], NetEvent::SessionUp(addr(1)));
+    assert_eq!(delivered(&b.ep), (0..100).collect::<Vec<_>>());
+    assert!(at_b.iter().all(|e| !matches!(e, NetEvent::SessionDown(_))));
+    assert_eq!(log(&a.ep), vec![NetEvent::SessionUp(addr(2))]);
+    // The network stamps the real sender.
+    let first = at_b.iter().find_map(|e| match e {
+        NetEvent::Deliver(m) => Some(m.clone()),
+        _ => None,
+    });
+    assert_eq!(first.unwrap().src, addr(1));
+}
+
+#[test]
+fn latency_is_drawn_within_the_configured_range() {
+    let sim = Simulation::new(2);
+    let config = SimNetConfig {
+        latency_min: Duration::from_millis(10),
+        latency_max: Duration::from_millis(20),
+        ..SimNetConfig::default()
+    };
+    let net = SimNet::new(&sim.system(), config);
+    let (a, b) = (node(&sim, &net, addr(1), ROUTE), node(&sim, &net, addr(2), ROUTE));
+    send(&a.ep, addr(2), 1);
+    sim.run_for(Duration::from_millis(9));
+    assert!(delivered(&b.ep).is_empty(), "not before the minimum latency");
+    sim.run_for(Duration::from_millis(12));
+    assert_eq!(delivered(&b.ep), vec![1], "by the maximum latency");
+}
+
+#[test]
+fn partition_send_heal() {
+    let sim = Simulation::new(3);
+    let net = SimNet::new(&sim.system(), SimNetConfig::default());
+    let (a, b) = (node(&sim, &net, addr(1), ROUTE), node(&sim, &net, addr(2), ROUTE));
+    net.partition(&[addr(1)], &[addr(2)]);
+    send(&a.ep, addr(2), 1);
+    quiet(&sim);
+    assert!(log(&b.ep).is_empty(), "nothing crosses a partition");
+    assert_eq!(log(&a.ep), vec![NetEvent::SessionDown(addr(2))], "the sender learns of the loss");
+    net.heal();
+    send(&a.ep, addr(2), 2);
+    quiet(&sim);
+    assert_eq!(log(&b.ep), vec![NetEvent::SessionUp(addr(1)), log(&b.ep)[1].clone()]);
+    assert_eq!(delivered(&b.ep), vec![2]);
+}
+
+#[test]
+fn a_partition_breaks_an_open_session_at_both_ends() {
+    let sim = Simulation::new(4);
+    let net = SimNet::new(&sim.system(), SimNetConfig::default());
+    let (a, b, c) = (
+        node(&sim, &net, addr(1), ROUTE),
+        node(&sim, &net, addr(2), ROUTE),
+        node(&sim, &net, addr(3), ROUTE),
+    );
+    send(&a.ep, addr(2), 0);
+    send(&a.ep, addr(3), 0);
+    quiet(&sim);
+    // Messages in flight when the partition strikes are lost.
+    for i in 1..50 {
+        send(&a.ep, addr(2), i);
+    }
+    net.partition(&[addr(1)], &[addr(2)]);
+    quiet(&sim);
+    assert_eq!(log(&a.ep).last(), Some(&NetEvent::SessionDown(addr(2))));
+    assert_eq!(log(&b.ep).last(), Some(&NetEvent::SessionDown(addr(1))));
+    assert_eq!(delivered(&b.ep), vec![0], "in-flight messages lost");
+    // The other side of a is unaffected.
+    send(&a.ep, addr(3), 1);
+    quiet(&sim);
+    assert_eq!(delivered(&c.ep), vec![0, 1]);
+    assert!(!log(&c.ep).contains(&NetEvent::SessionDown(addr(1))));
+}
+
+#[test]
+fn a_crashed_node_loses_its_in_flight_messages_and_restarts_with_a_new_session() {
+    let sim = Simulation::new(5);
+    let net = SimNet::new(&sim.system(), SimNetConfig::default());
+    let (a, b) = (node(&sim, &net, addr(1), ROUTE), node(&sim, &net, addr(2), ROUTE));
+    send(&a.ep, addr(2), 0);
+    quiet(&sim);
+    for i in 1..20 {
+        send(&a.ep, addr(2), i);
+    }
+    // Crash b: the fabric forgets it, the test kills its components.
+    net.crash(addr(2));
+    b.ep.kill();
+    b.net.kill();
+    quiet(&sim);
+    assert_eq!(log(&a.ep).last(), Some(&NetEvent::SessionDown(addr(2))));
+    // Restart b with fresh components: none of the old messages reach it.
+    let b2 = node(&sim, &net, addr(2), ROUTE);
+    quiet(&sim);
+    assert!(log(&b2.ep).is_empty());
+    send(&a.ep, addr(2), 100);
+    quiet(&sim);
+    assert_eq!(log(&b2.ep)[0], NetEvent::SessionUp(addr(1)));
+    assert_eq!(delivered(&b2.ep), vec![100]);
+    assert_eq!(log(&a.ep).last(), Some(&NetEvent::SessionUp(addr(2))));
+}
+
+/// Splits an endpoint's log into sessions with one peer and checks the session contract: inside
+/// a session, messages are consecutive numbers in order; a gap only follows a session break.
+fn check_sessions(events: &[NetEvent]) -> usize {
+    let mut sessions = 0;
+    let mut last: Option<u64> = None;
+    let mut in_session = false;
+    for e in events {
+        match e {
+            NetEvent::SessionUp(_) => {
+                assert!(!in_session, "two SessionUps without a SessionDown between: {events:?}");
+                in_session = true;
+                sessions += 1;
+                last = None;
+            }
+            NetEvent::SessionDown(_) => in_session = false,
+            NetEvent::Deliver(m) => {
+                assert!(in_session, "a delivery outside a session");
+                let n = m.decode::<u64>().unwrap();
+                if let Some(prev) = last {
+                    assert_eq!(n, prev + 1, "a gap or reordering inside one session");
+                }
+                last = Some(n);
+            }
+        }
+    }
+    sessions
+}
+
+#[test]
+fn lossy_links_break_sessions_but_never_reorder_or_skip_within_one() {
+    for seed in 0..20 {
+        let sim = Simulation::new(seed);
+        let net = SimNet::new(&sim.system(), SimNetConfig::default());
+        let (a, b) = (node(&sim, &net, addr(1), ROUTE), node(&sim, &net, addr(2), ROUTE));
+        net.set_loss(0.02);
+        for i in 0..2000 {
+            send(&a.ep, addr(2), i);
+            sim.run_for(Duration::from_micros(300));
+        }
+        quiet(&sim);
+        let sessions = check_sessions(&log(&b.ep));
+        assert!(sessions > 1, "seed {seed}: lossy mode broke no session");
+        let (delivered_n, lost) = net.counts();
+        assert!(lost > 0 && delivered_n > 0, "seed {seed}");
+        // Every loss the sender could not see coming is reported to it.
+        let downs = log(&a.ep).iter().filter(|e| matches!(e, NetEvent::SessionDown(_))).count();
+        assert!(downs >= sessions - 1, "seed {seed}: {downs} SessionDowns for {sessions} sessions");
+    }
+}
+
+#[test]
+fn routes_select_the_component_instance() {
+    let sim = Simulation::new(6);
+    let net = SimNet::new(&sim.system(), SimNetConfig::default());
+    let a = node(&sim, &net, addr(1), Route::new(1, 0));
+    let b = node(&sim, &net, addr(2), Route::new(1, 0));
+    let b_other = endpoint(&sim, &b.net, addr(2), Route::new(1, 1));
+    send(&a.ep, addr(2), 10);
+    a.ep.on_definition(|e| {
+        let msg = NetMessage::encode(e.addr, addr(2), Route::new(1, 1), &20u64).unwrap();
+        e.net.trigger(msg)
+    });
+    quiet(&sim);
+    assert_eq!(delivered(&b.ep), vec![10]);
+    assert_eq!(delivered(&b_other), vec![20]);
+    // Both see the session event.
+    assert!(log(&b_other).contains(&NetEvent::SessionUp(addr(1))));
+}
+
+#[test]
+fn a_message_to_the_own_node_is_delivered_without_a_session() {
+    let sim = Simulation::new(7);
+    let net = SimNet::new(&sim.system(), SimNetConfig::default());
+    let a = node(&sim, &net, addr(1), ROUTE);
+    send(&a.ep, addr(1), 5);
+    quiet(&sim);
+    assert_eq!(log(&a.ep).len(), 1);
+    assert_eq!(delivered(&a.ep), vec![5]);
+}
+
+#[test]
+fn the_same_seed_replays_the_same_network_run() {
+    let run = |seed: u64| {
+        let sim = Simulation::new(seed);
+        let net = SimNet::new(&sim.system(), SimNetConfig::default());
+        let nodes: Vec<_> = (1..=3).map(|i| node(&sim, &net, addr(i), ROUTE)).collect();
+        net.set_loss(0.05);
+        for i in 0..200u64 {
+            let from = &nodes[(i % 3) as usize];
+            send(&from.ep, addr(((i + 1) % 3 + 1) as u8), i);
+            sim.run_for(Duration::from_micros(150));
+        }
+        quiet(&sim);
+        (sim.trace_hash(), nodes.iter().map(|n| log(&n.ep)).collect::<Vec<_>>())
+    };
+    assert_eq!(run(9), run(9));
+    assert_ne!(run(9).0, run(10).0);
+}
