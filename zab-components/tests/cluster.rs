@@ -256,9 +256,11 @@ fn counter_exhaustion_forces_a_new_epoch() {
 
 // ----- the randomized sweep -----------------------------------------------------------------
 
-const CHAOS_STEPS: usize = 3_000;
+const CHAOS_STEPS: usize = 8_000;
 
-fn run_seed(seed: u64) -> Result<(), String> {
+/// Runs one seed; on success returns what it exercised (message kinds, crashes, epochs,
+/// deliveries).
+fn run_seed(seed: u64) -> Result<std::collections::BTreeMap<&'static str, u64>, String> {
     let n = if seed % 3 == 0 { 5 } else { 3 };
     let mut sim = Sim::new(n, seed, |c| {
         c.snapshot_entries_trigger = if seed % 2 == 0 { 6 } else { 0 };
@@ -286,8 +288,11 @@ fn run_seed(seed: u64) -> Result<(), String> {
         sim.check_converged_state();
         sim.check_properties();
     }));
+    let mut stats = sim.counts.clone();
+    stats.insert("epochs", sim.leaders.len() as u64);
+    stats.insert("delivered", sim.global.len() as u64);
     match outcome {
-        Ok(()) if sim.failure.is_none() => Ok(()),
+        Ok(()) if sim.failure.is_none() => Ok(stats),
         Ok(()) => Err(sim.report()),
         Err(panic) => {
             let what = panic
@@ -311,10 +316,19 @@ fn random_faults_keep_p1_to_p12_over_many_seeds() {
         }
     };
     let mut failures = Vec::new();
+    let mut totals: std::collections::BTreeMap<&'static str, u64> = Default::default();
     for seed in &seeds {
-        if let Err(report) = run_seed(*seed) {
-            failures.push((*seed, report));
+        match run_seed(*seed) {
+            Ok(stats) => {
+                for (kind, count) in stats {
+                    *totals.entry(kind).or_default() += count;
+                }
+            }
+            Err(report) => failures.push((*seed, report)),
         }
+    }
+    if std::env::var("SIM_STATS").is_ok() {
+        eprintln!("sweep totals over {} seeds: {totals:?}", seeds.len());
     }
     if let Some((_, report)) = failures.first() {
         let failed: Vec<u64> = failures.iter().map(|(seed, _)| *seed).collect();

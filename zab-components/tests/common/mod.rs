@@ -46,6 +46,9 @@ impl Rng {
 /// The application state: every delivered transaction, in order.
 pub type AppState = Vec<(Zxid, Vec<u8>)>;
 
+/// The completion call a durable write makes on its node.
+type Completion = Box<dyn FnOnce(&mut ZabNode)>;
+
 /// A storage write waiting to become durable.
 #[derive(Clone, Debug)]
 enum StorageOp {
@@ -97,6 +100,8 @@ pub struct Sim {
     pub now: u64,
     pub sent: Vec<Sent>,
     pub record_sent: bool,
+    /// How many messages of each kind were sent, and how many crashes happened.
+    pub counts: BTreeMap<&'static str, u64>,
     trace: VecDeque<String>,
     // ----- checkers -----
     /// The longest delivered sequence seen: every node's state must be a prefix of it or extend it.
@@ -177,6 +182,7 @@ impl Sim {
             now: 0,
             sent: Vec::new(),
             record_sent: false,
+            counts: BTreeMap::new(),
             trace: VecDeque::new(),
             global: Vec::new(),
             proposed: BTreeSet::new(),
@@ -308,6 +314,7 @@ impl Sim {
         match action {
             Action::Send { to, msg } => {
                 let j = self.index(to);
+                *self.counts.entry(msg.kind()).or_default() += 1;
                 if self.record_sent {
                     self.sent.push(Sent { from: me, to, msg: msg.clone() });
                 }
@@ -414,9 +421,10 @@ impl Sim {
         let common = app.len().min(self.global.len());
         // Only the newest element can differ for a delivery; a restored state is checked whole.
         let from = if when == "deliver" { common.saturating_sub(1) } else { 0 };
-        for k in from..common {
-            if app[k] != self.global[k] {
-                let (mine, theirs) = (app[k].0, self.global[k].0);
+        let pairs = app.iter().zip(&self.global).enumerate().take(common).skip(from);
+        for (k, (mine, theirs)) in pairs {
+            if mine != theirs {
+                let (mine, theirs) = (mine.0, theirs.0);
                 self.fail(format!(
                     "P3/P8 ({when}): n{} has {mine} at position {k} where others have {theirs}",
                     i + 1
@@ -474,7 +482,7 @@ impl Sim {
     }
 
     /// Applies a write to the disk; returns the completion call for the node.
-    fn apply_storage(&mut self, i: usize, op: StorageOp) -> Option<Box<dyn FnOnce(&mut ZabNode)>> {
+    fn apply_storage(&mut self, i: usize, op: StorageOp) -> Option<Completion> {
         let disk = &mut self.nodes[i].disk;
         match op {
             StorageOp::Append(entries) => {
@@ -564,6 +572,7 @@ impl Sim {
     /// its sessions end.
     pub fn crash(&mut self, i: usize) {
         let Some(node) = self.nodes[i].node.take() else { return };
+        *self.counts.entry("crash").or_default() += 1;
         self.violations_lost += node.protocol_violations();
         let pending = self.nodes[i].disk.pending.len() as u64;
         let survive = if pending == 0 { 0 } else { self.rng.below(pending + 1) };
