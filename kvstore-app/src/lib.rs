@@ -3,6 +3,7 @@
 //! This crate will hold the Bootstrap, Overlay and Replica components, the RESP (Redis
 //! protocol) front end and the `kvstore` binary. See `shared/DESIGN.md` (kvstore-app).
 
+pub mod command;
 pub mod partition;
 pub mod resp;
 pub mod store;
