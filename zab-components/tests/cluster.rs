@@ -254,6 +254,53 @@ fn counter_exhaustion_forces_a_new_epoch() {
     finish(&mut sim);
 }
 
+#[test]
+fn a_proposal_outstanding_when_the_leader_loses_its_quorum_is_never_delivered() {
+    // zab.md F17 (ZooKeeper testFailedTxnAsPartOfQuorumLoss): the leader logs (1,4) but both
+    // followers are cut off; they elect a new leader, and (1,4) is truncated on the old one.
+    let mut sim = Sim::new(3, 11, |_| {});
+    let old = elect(&mut sim);
+    commit_some(&mut sim, old, 3);
+    let others: Vec<usize> = (0..3).filter(|i| *i != old).collect();
+    for &i in &others {
+        sim.break_link(old, i);
+    }
+    sim.isolate(old, 1_000);
+    sim.propose(old).unwrap();
+    sim.flush_storage();
+    assert!(sim.run_until(50_000, |s| s.leader().is_some_and(|l| l != old)), "{}", sim.report());
+    sim.heal();
+    assert!(sim.run_until(100_000, |s| s.converged()), "{}", sim.report());
+    assert!(sim.global.iter().all(|(zxid, _)| *zxid != Zxid::new(1, 4)));
+    finish(&mut sim);
+}
+
+#[test]
+fn whole_cluster_power_loss_keeps_every_acknowledged_transaction() {
+    // zab.md F29: every node crashes at once, each losing a random part of its unsynced
+    // writes; after restart every acknowledged transaction is still there (P9).
+    for seed in 20..40 {
+        let mut sim = Sim::new(3, seed, |_| {});
+        let leader = elect(&mut sim);
+        for k in 0..12 {
+            let _ = sim.propose((leader + k) % 3);
+            for _ in 0..(seed as usize % 7) {
+                sim.step_random(false, 0);
+            }
+        }
+        let acknowledged = sim.acknowledged.len();
+        for i in 0..3 {
+            sim.crash(i);
+        }
+        for i in 0..3 {
+            sim.restart(i);
+        }
+        assert!(sim.run_until(100_000, |s| s.converged()), "{}", sim.report());
+        assert!(sim.acknowledged.len() >= acknowledged);
+        finish(&mut sim);
+    }
+}
+
 // ----- the randomized sweep -----------------------------------------------------------------
 
 const CHAOS_STEPS: usize = 8_000;

@@ -665,9 +665,7 @@ impl ZabNode {
                 assert_eq!(self.status, Status::Leading { epoch: leader.epoch });
             }
         }
-        if cfg!(debug_assertions) {
-            self.log.check();
-        }
+        self.log.check();
     }
 }
 
