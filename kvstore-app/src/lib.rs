@@ -4,6 +4,7 @@
 //! protocol) front end and the `kvstore` binary. See `shared/DESIGN.md` (kvstore-app).
 
 pub mod command;
+pub mod linearizability;
 pub mod partition;
 pub mod resp;
 pub mod store;
