@@ -2,6 +2,53 @@
 //!
 //! This crate will hold the Bootstrap, Overlay and Replica components, the RESP (Redis
 //! protocol) front end and the `kvstore` binary. See `shared/DESIGN.md` (kvstore-app).
+//!
+//! Its pure building blocks, free of I/O, clocks and threads, are here already:
+//!
+//! - [`resp`]: the Redis protocol (RESP2) codec, incremental and safe on hostile input, with every
+//!   bound named in [`resp::RespLimits`];
+//! - [`command`]: from a parsed request to a typed [`command::Command`] with Redis' error texts,
+//!   and the exact replies that let redis-cli, redis-benchmark and redis-py talk to the store;
+//! - [`store`]: the deterministic state machine of one partition ([`store::Store`]), the
+//!   [`store::Op`]s that go through Zab, and checksummed, canonical snapshots;
+//! - [`partition`]: the stable key hash, key → [`partition::PartitionId`], and the placement of
+//!   partitions on nodes ([`partition::LookupTable`]);
+//! - [`linearizability`]: a Wing–Gong–Lowe checker for client histories, used by the simulation
+//!   and multi-process tests.
+//!
+//! How a request travels through them (the network and Zab in between are elided):
+//!
+//! ```
+//! use kvstore_app::command::{op_reply, Command, CommandLimits, ConnectionInfo, Handling};
+//! use kvstore_app::partition::LookupTable;
+//! use kvstore_app::resp::{RequestParser, RespValue};
+//! use kvstore_app::store::{Op, Store};
+//!
+//! let table = LookupTable::build(&[1u64, 2, 3], 4, 3).unwrap();
+//! let mut replicas: Vec<Store> = (0..table.partition_count()).map(|_| Store::new()).collect();
+//!
+//! let mut parser = RequestParser::default();
+//! parser.feed(b"*3\r\n$3\r\nSET\r\n$4\r\nuser\r\n$3\r\nada\r\nGET user\r\n");
+//! let mut replies = Vec::new();
+//! while let Some(request) = parser.next_request().unwrap() {
+//!     let reply = match Command::parse(request, &CommandLimits::default()) {
+//!         Err(error) => error.to_reply(),
+//!         Ok(command) => match command.into_handling(&ConnectionInfo { client_id: 1 }) {
+//!             Handling::Op(op) => {
+//!                 // The leader of the key's group proposes `op.to_bytes()`; every member
+//!                 // applies the delivered op in zxid order.
+//!                 let partition = table.partition_of_key(op.key());
+//!                 let delivered = Op::from_bytes(&op.to_bytes()).unwrap();
+//!                 op_reply(&replicas[partition.0 as usize].apply(&delivered))
+//!             }
+//!             Handling::Reply(reply) | Handling::ReplyAndClose(reply) => reply,
+//!             Handling::Info { .. } => RespValue::bulk("# Server\r\n"),
+//!         },
+//!     };
+//!     reply.encode(&mut replies);
+//! }
+//! assert_eq!(replies, b"+OK\r\n$3\r\nada\r\n");
+//! ```
 
 pub mod command;
 pub mod linearizability;
