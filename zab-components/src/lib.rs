@@ -2,8 +2,21 @@
 //!
 //! [`protocol`] is the protocol as a pure state machine (election, discovery, synchronization,
 //! broadcast) that a driver feeds with ticks, messages, proposals and storage completions and
-//! that answers with actions; its module docs show the drive loop. The crate will also hold the Zab and
-//! FailureDetector components, the write-ahead log and snapshots, and the standalone Zab facade
-//! proposed on the ZooKeeper wiki. See `shared/DESIGN.md` (zab-components).
+//! that answers with actions; its module docs show the drive loop. Around it:
+//!
+//! - [`component::ZabComponent`]: one group's Zab instance as a component. It provides the
+//!   [`AtomicBroadcast`](component::AtomicBroadcast) port (propose; deliver; status; state
+//!   transfer) and requires the Network port and the failure detector. Several instances, one
+//!   per replication group, share a node's network.
+//! - [`failure_detector::FailureDetector`]: heartbeats with a timeout that grows after each
+//!   false suspicion (eventually perfect); Suspect and Restore indications.
+//! - [`storage`]: the [`ZabStorage`](storage::ZabStorage) trait the component writes through
+//!   (group commit: one sync per batch, completions only after it) and
+//!   [`SimDisk`](storage::SimDisk), a simulated disk whose unsynced writes a crash can lose.
+//!
+//! See `shared/DESIGN.md` (zab-components).
 
+pub mod component;
+pub mod failure_detector;
 pub mod protocol;
+pub mod storage;

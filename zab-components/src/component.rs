@@ -1,0 +1,538 @@
+//! The Zab component: one replication group's Zab instance on one node.
+//!
+//! It translates between ports and the [`ZabNode`] state machine and holds no protocol logic
+//! of its own:
+//!
+//! - ticks from a periodic timer, peer messages and session ends from the [`Network`] port,
+//!   and suspicions from the [`FailureDetectorPort`] go into the node;
+//! - the node's actions come out, **in order**: messages to peers, writes to [`ZabStorage`],
+//!   and, on the [`AtomicBroadcast`] port, deliveries, status changes, proposal outcomes and
+//!   the state-transfer requests to the application.
+//!
+//! Storage writes of one batch of actions are made durable by a single `sync` (group commit)
+//! before their completions reach the node, so an ACK never leaves before its write is on disk.
+//! A `TakeSnapshot` action pauses the action sequence until the application has answered with
+//! its state ([`AbRequest::SnapshotTaken`]): the state then covers exactly the deliveries before
+//! it, and later writes keep their order.
+//!
+//! Several instances (one per group) share a node's network and failure detector; each is
+//! connected to the network with [`route_selector`](kompics_net::route_selector)`(config.route())`.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::time::Duration;
+
+use kompics_core::rand::Rng;
+use kompics_core::{
+    ComponentDefinition, Context, Port, Provide, ProvidedPort, Require, RequiredPort, Setup,
+};
+use kompics_net::{NetEvent, NetMessage, Network, NodeAddr, Route};
+
+use crate::failure_detector::{FailureDetectorPort, FdEvent, FdRequest};
+use crate::protocol::{
+    Action, Config, Epoch, EpochKind, Message, PeerId, ProposalFailure, ProposalId, ProposeError,
+    Snapshot, Status, ZabNode, Zxid,
+};
+use crate::storage::ZabStorage;
+
+/// The network service number of Zab messages; the instance is the group.
+pub const ZAB_SERVICE: u32 = 0x2AB;
+
+/// The atomic-broadcast port a Zab instance provides to its application.
+pub struct AtomicBroadcast;
+
+/// Requests from the application.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum AbRequest {
+    /// Broadcast `payload`. `tag` is the caller's, echoed in the outcome events.
+    Propose {
+        /// The caller's identifier for this proposal.
+        tag: u64,
+        /// The transaction.
+        payload: Vec<u8>,
+    },
+    /// The answer to [`AbEvent::TakeSnapshot`]: the application's state after every delivery up
+    /// to `zxid`.
+    SnapshotTaken {
+        /// The zxid of the request.
+        zxid: Zxid,
+        /// The serialized state.
+        state: Vec<u8>,
+    },
+}
+
+/// What a Zab instance tells its application, in order.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum AbEvent {
+    /// A committed transaction, in zxid order, each once (until an `InstallState`).
+    Deliver {
+        /// Its zxid.
+        zxid: Zxid,
+        /// The transaction.
+        payload: Vec<u8>,
+    },
+    /// This instance's role changed.
+    Status(ZabStatus),
+    /// A proposal of this node got its zxid.
+    Assigned {
+        /// The caller's tag.
+        tag: u64,
+        /// The zxid.
+        zxid: Zxid,
+    },
+    /// A proposal of this node committed (its `Deliver` came just before).
+    Committed {
+        /// The caller's tag.
+        tag: u64,
+        /// The zxid.
+        zxid: Zxid,
+    },
+    /// A proposal of this node will not be reported further.
+    Failed {
+        /// The caller's tag.
+        tag: u64,
+        /// Why, and what the caller can do.
+        reason: ProposeFailure,
+    },
+    /// Answer with [`AbRequest::SnapshotTaken`]: the state after every delivery so far (which
+    /// is up to `zxid`).
+    TakeSnapshot {
+        /// The last delivered zxid.
+        zxid: Zxid,
+    },
+    /// Replace the whole state with this snapshot (`None`: the empty initial state); deliveries
+    /// continue after `zxid`.
+    InstallState {
+        /// The snapshot's last transaction.
+        zxid: Zxid,
+        /// The state.
+        state: Option<Vec<u8>>,
+    },
+}
+
+impl Port for AtomicBroadcast {
+    type Request = AbRequest;
+    type Indication = AbEvent;
+}
+
+/// The role of an instance, with nodes named by address.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ZabStatus {
+    /// Electing or synchronizing: proposals are refused.
+    Looking,
+    /// Following an established leader; proposals are forwarded to it.
+    Following {
+        /// The leader.
+        leader: NodeAddr,
+        /// Its epoch.
+        epoch: Epoch,
+    },
+    /// Leading `epoch`.
+    Leading {
+        /// The epoch.
+        epoch: Epoch,
+    },
+}
+
+/// Why a proposal failed, and what the caller can do.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ProposeFailure {
+    /// Nothing happened: no leader is established (retry later), or the leader is elsewhere.
+    NotLeader {
+        /// The leader to retry with, if known.
+        leader: Option<NodeAddr>,
+    },
+    /// Nothing happened: too many proposals are in flight; retry later.
+    TooManyOutstanding,
+    /// The proposal may or may not commit: watch the deliveries.
+    OutcomeUnknown,
+}
+
+/// Settings of one Zab instance.
+#[derive(Clone, Debug)]
+pub struct ZabConfig {
+    /// The replication group (the instance number of the network route).
+    pub group: u32,
+    /// This node.
+    pub me: NodeAddr,
+    /// Every voting member, this node included. All members must list the same set.
+    pub members: Vec<NodeAddr>,
+    /// The tick period: the protocol's timeouts are counted in ticks.
+    pub tick: Duration,
+    /// How long a disk sync takes, drawn per sync from this range (zero: syncs complete at
+    /// once). Lets the simulator model slow disks; real storage takes the time it takes.
+    pub sync_delay: (Duration, Duration),
+    /// The protocol's settings; `id` and `peers` are derived from `me` and `members`.
+    pub protocol: Config,
+}
+
+impl ZabConfig {
+    /// Settings for group `group` with these members, ticking every 10 ms (so a session times
+    /// out after 50 silent ticks, 500 ms).
+    ///
+    /// # Panics
+    /// If `me` is not among `members`.
+    pub fn new(group: u32, me: NodeAddr, members: &[NodeAddr]) -> ZabConfig {
+        let mut members = members.to_vec();
+        members.sort();
+        members.dedup();
+        let id = peer_of(&members, me).expect("this node is one of the members");
+        let peers = (0..members.len()).map(|i| PeerId(i as u64 + 1)).collect();
+        ZabConfig {
+            group,
+            me,
+            members,
+            tick: Duration::from_millis(10),
+            sync_delay: (Duration::ZERO, Duration::ZERO),
+            protocol: Config::new(id, peers),
+        }
+    }
+
+    /// The network route of this instance.
+    pub fn route(&self) -> Route {
+        Route::new(ZAB_SERVICE, self.group)
+    }
+}
+
+/// Members are numbered by their position in the sorted member list, from 1.
+fn peer_of(members: &[NodeAddr], addr: NodeAddr) -> Option<PeerId> {
+    members.iter().position(|m| *m == addr).map(|i| PeerId(i as u64 + 1))
+}
+
+/// A storage write whose completion waits for the next sync.
+enum Completion {
+    Persisted(Zxid),
+    Epoch(EpochKind, Epoch),
+}
+
+/// One Zab instance.
+pub struct ZabComponent {
+    ab: ProvidedPort<AtomicBroadcast>,
+    net: RequiredPort<Network>,
+    fd: RequiredPort<FailureDetectorPort>,
+    config: ZabConfig,
+    storage: Box<dyn ZabStorage>,
+    node: Option<ZabNode>,
+    /// Actions not yet executed: execution pauses at a `TakeSnapshot` until the answer.
+    queue: VecDeque<Action>,
+    awaiting_snapshot: Option<Zxid>,
+    /// Completions of writes made since the last sync.
+    unsynced: Vec<Completion>,
+    sync_scheduled: bool,
+    tags: BTreeMap<ProposalId, u64>,
+    started_once: bool,
+}
+
+impl ZabComponent {
+    /// An instance using `storage`. Its state is recovered from the storage when it is created
+    /// (and rebuilt the same way on a restart).
+    pub fn new(setup: &mut Setup<Self>, config: ZabConfig, storage: Box<dyn ZabStorage>) -> Self {
+        ZabComponent {
+            ab: setup.provided(),
+            net: setup.required(),
+            fd: setup.required(),
+            config,
+            storage,
+            node: None,
+            queue: VecDeque::new(),
+            awaiting_snapshot: None,
+            unsynced: Vec::new(),
+            sync_scheduled: false,
+            tags: BTreeMap::new(),
+            started_once: false,
+        }
+    }
+
+    /// The protocol state machine, for inspection (`None` before the component initialised).
+    pub fn node(&self) -> Option<&ZabNode> {
+        self.node.as_ref()
+    }
+
+    /// This instance's settings.
+    pub fn config(&self) -> &ZabConfig {
+        &self.config
+    }
+
+    fn node_mut(&mut self) -> &mut ZabNode {
+        self.node.as_mut().expect("the node is created in on_init")
+    }
+
+    fn addr_of(&self, peer: PeerId) -> Option<NodeAddr> {
+        let i = usize::try_from(peer.0).ok()?.checked_sub(1)?;
+        self.config.members.get(i).copied()
+    }
+
+    fn peer_of(&self, addr: NodeAddr) -> Option<PeerId> {
+        peer_of(&self.config.members, addr)
+    }
+
+    /// Takes the node's new actions and executes as many as may run now.
+    fn drive(&mut self, ctx: &mut Context<Self>) {
+        loop {
+            let fresh = self.node_mut().drain_actions();
+            self.queue.extend(fresh);
+            while self.awaiting_snapshot.is_none() {
+                let Some(action) = self.queue.pop_front() else { break };
+                self.execute(action);
+            }
+            if self.unsynced.is_empty() || self.sync_scheduled {
+                return;
+            }
+            let (lo, hi) = self.config.sync_delay;
+            if hi.is_zero() {
+                self.sync_now();
+                // The completions produced new actions: go round again.
+                continue;
+            }
+            let delay = if hi > lo {
+                lo + Duration::from_nanos(ctx.rng().random_range(0..=(hi - lo).as_nanos() as u64))
+            } else {
+                lo
+            };
+            self.sync_scheduled = true;
+            ctx.schedule_once(delay, |z: &mut ZabComponent, ctx| {
+                z.sync_scheduled = false;
+                z.sync_now();
+                z.drive(ctx);
+            });
+            return;
+        }
+    }
+
+    /// Makes every write so far durable, then reports their completions, in order.
+    fn sync_now(&mut self) {
+        if let Err(e) = self.storage.sync() {
+            panic!("zab group {}: storage sync failed: {e}", self.config.group);
+        }
+        let done = std::mem::take(&mut self.unsynced);
+        let node = self.node_mut();
+        for c in done {
+            match c {
+                Completion::Persisted(zxid) => node.persisted(zxid),
+                Completion::Epoch(kind, epoch) => node.epoch_persisted(kind, epoch),
+            }
+        }
+    }
+
+    fn storage_result(&self, what: &str, r: Result<(), crate::storage::StorageError>) {
+        if let Err(e) = r {
+            panic!("zab group {}: storage {what} failed: {e}", self.config.group);
+        }
+    }
+
+    fn execute(&mut self, action: Action) {
+        match action {
+            Action::Send { to, msg } => self.send(to, &msg),
+            Action::Persist { entries } => {
+                let r = self.storage.append(&entries);
+                self.storage_result("append", r);
+                if let Some(last) = entries.last() {
+                    self.unsynced.push(Completion::Persisted(last.zxid));
+                }
+            }
+            Action::PersistEpoch { kind, epoch } => {
+                let r = self.storage.write_epoch(kind, epoch);
+                self.storage_result("epoch write", r);
+                self.unsynced.push(Completion::Epoch(kind, epoch));
+            }
+            Action::Truncate { to } => {
+                let r = self.storage.truncate(to);
+                self.storage_result("truncate", r);
+            }
+            Action::InstallSnapshot { zxid, state, entries } => {
+                let snapshot = state.as_ref().map(|s| Snapshot { zxid, state: s.clone() });
+                let r = self.storage.install(snapshot.as_ref(), &entries);
+                self.storage_result("snapshot install", r);
+                self.ab.trigger(AbEvent::InstallState { zxid, state });
+                let last = entries.last().map_or(zxid, |e| e.zxid);
+                self.unsynced.push(Completion::Persisted(last));
+            }
+            Action::TakeSnapshot { zxid } => {
+                self.awaiting_snapshot = Some(zxid);
+                self.ab.trigger(AbEvent::TakeSnapshot { zxid });
+            }
+            Action::Deliver { zxid, payload } => {
+                self.ab.trigger(AbEvent::Deliver { zxid, payload })
+            }
+            Action::StatusChanged(status) => {
+                let status = match status {
+                    Status::Looking => ZabStatus::Looking,
+                    Status::Following { leader, epoch } => match self.addr_of(leader) {
+                        Some(leader) => ZabStatus::Following { leader, epoch },
+                        None => ZabStatus::Looking,
+                    },
+                    Status::Leading { epoch } => ZabStatus::Leading { epoch },
+                };
+                self.ab.trigger(AbEvent::Status(status));
+            }
+            Action::ProposalAssigned { id, zxid } => {
+                if let Some(&tag) = self.tags.get(&id) {
+                    self.ab.trigger(AbEvent::Assigned { tag, zxid });
+                }
+            }
+            Action::ProposalCommitted { id, zxid } => {
+                if let Some(tag) = self.tags.remove(&id) {
+                    self.ab.trigger(AbEvent::Committed { tag, zxid });
+                }
+            }
+            Action::ProposalFailed { id, reason } => {
+                if let Some(tag) = self.tags.remove(&id) {
+                    let reason = match reason {
+                        ProposalFailure::NotLeader { leader } => ProposeFailure::NotLeader {
+                            leader: leader.and_then(|l| self.addr_of(l)),
+                        },
+                        ProposalFailure::TooManyOutstanding => ProposeFailure::TooManyOutstanding,
+                        ProposalFailure::OutcomeUnknown => ProposeFailure::OutcomeUnknown,
+                    };
+                    self.ab.trigger(AbEvent::Failed { tag, reason });
+                }
+            }
+        }
+    }
+
+    fn send(&mut self, to: PeerId, msg: &Message) {
+        let Some(dst) = self.addr_of(to) else {
+            log::error!("zab group {}: no address for {to:?}", self.config.group);
+            return;
+        };
+        match NetMessage::encode(self.config.me, dst, self.config.route(), msg) {
+            Ok(m) => self.net.trigger(m),
+            Err(e) => log::error!("zab group {}: cannot encode a message: {e}", self.config.group),
+        }
+    }
+}
+
+impl ComponentDefinition for ZabComponent {
+    fn on_init(&mut self, _ctx: &mut Context<Self>) {
+        let recovered = match self.storage.recover() {
+            Ok(r) => r,
+            Err(e) => panic!("zab group {}: cannot recover storage: {e}", self.config.group),
+        };
+        match ZabNode::new(self.config.protocol.clone(), recovered) {
+            Ok(node) => self.node = Some(node),
+            Err(e) => panic!("zab group {}: refusing to start: {e:?}", self.config.group),
+        }
+    }
+
+    fn on_start(&mut self, ctx: &mut Context<Self>) {
+        if !self.started_once {
+            self.started_once = true;
+            // The application starts from the newest snapshot (the core delivers the rest once
+            // a leader confirms it committed).
+            if let Ok(r) = self.storage.recover() {
+                if let Some(s) = r.snapshot {
+                    self.ab.trigger(AbEvent::InstallState { zxid: s.zxid, state: Some(s.state) });
+                }
+            }
+            let me = self.config.me;
+            for m in self.config.members.clone() {
+                if m != me {
+                    self.fd.trigger(FdRequest::Monitor(m));
+                }
+            }
+        }
+        let tick = self.config.tick;
+        ctx.schedule_periodic(tick, tick, |z: &mut ZabComponent, ctx| {
+            z.node_mut().tick();
+            z.drive(ctx);
+        });
+        self.drive(ctx);
+    }
+
+    fn on_kill(&mut self, _ctx: &mut Context<Self>) {
+        if self.started_once {
+            let me = self.config.me;
+            for m in self.config.members.clone() {
+                if m != me {
+                    self.fd.trigger(FdRequest::Unmonitor(m));
+                }
+            }
+        }
+    }
+}
+
+impl Provide<AtomicBroadcast> for ZabComponent {
+    fn handle(&mut self, ctx: &mut Context<Self>, request: AbRequest) {
+        match request {
+            AbRequest::Propose { tag, payload } => {
+                let result = self.node_mut().propose(payload);
+                match result {
+                    Ok(id) => {
+                        self.tags.insert(id, tag);
+                    }
+                    Err(e) => {
+                        let reason = match e {
+                            ProposeError::TooManyOutstanding { .. } => {
+                                ProposeFailure::TooManyOutstanding
+                            }
+                            _ => {
+                                let leader = self.node_mut().leader();
+                                ProposeFailure::NotLeader {
+                                    leader: leader.and_then(|l| self.addr_of(l)),
+                                }
+                            }
+                        };
+                        self.ab.trigger(AbEvent::Failed { tag, reason });
+                    }
+                }
+            }
+            AbRequest::SnapshotTaken { zxid, state } => {
+                if self.awaiting_snapshot != Some(zxid) {
+                    log::warn!("zab group {}: unexpected snapshot at {zxid:?}", self.config.group);
+                    return;
+                }
+                self.awaiting_snapshot = None;
+                let snapshot = Snapshot { zxid, state };
+                let r = self.storage.save_snapshot(&snapshot);
+                self.storage_result("snapshot save", r);
+                self.node_mut().snapshot_taken(zxid, snapshot.state);
+            }
+        }
+        self.drive(ctx);
+    }
+}
+
+impl Require<Network> for ZabComponent {
+    fn handle(&mut self, ctx: &mut Context<Self>, event: NetEvent) {
+        match event {
+            NetEvent::Deliver(m) => {
+                let Some(from) = self.peer_of(m.src) else {
+                    log::warn!(
+                        "zab group {}: message from non-member {}",
+                        self.config.group,
+                        m.src
+                    );
+                    return;
+                };
+                match m.decode::<Message>() {
+                    Ok(msg) => self.node_mut().step(from, msg),
+                    Err(e) => {
+                        log::warn!(
+                            "zab group {}: undecodable message from {}: {e}",
+                            self.config.group,
+                            m.src
+                        );
+                        return;
+                    }
+                }
+            }
+            NetEvent::SessionDown(peer) => match self.peer_of(peer) {
+                Some(p) => self.node_mut().session_ended(p),
+                None => return,
+            },
+            NetEvent::SessionUp(_) => return,
+        }
+        self.drive(ctx);
+    }
+}
+
+impl Require<FailureDetectorPort> for ZabComponent {
+    fn handle(&mut self, ctx: &mut Context<Self>, event: FdEvent) {
+        let (FdEvent::Suspect(addr) | FdEvent::Restore(addr)) = &event;
+        let Some(peer) = self.peer_of(*addr) else { return };
+        match event {
+            FdEvent::Suspect(_) => self.node_mut().peer_suspected(peer),
+            FdEvent::Restore(_) => self.node_mut().peer_restored(peer),
+        }
+        self.drive(ctx);
+    }
+}

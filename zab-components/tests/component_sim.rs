@@ -1,0 +1,464 @@
+//! The Zab component in the simulator: whole nodes (simulated network, failure detector, Zab,
+//! an application) with crashes, restarts, partitions and slow disks. Every failure names its
+//! seed; `SIM_SEED=s` replays one seed of the sweep.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use kompics_core::rand::rngs::SmallRng;
+use kompics_core::rand::{Rng, SeedableRng};
+use kompics_core::*;
+use kompics_net::sim::{SimNet, SimNetConfig, SimNetwork};
+use kompics_net::{route_selector, Network, NodeAddr};
+use zab_components::component::*;
+use zab_components::failure_detector::*;
+use zab_components::protocol::Zxid;
+use zab_components::storage::SimDisk;
+
+/// The application: a replicated log of payloads; its state is the log itself.
+struct App {
+    ab: RequiredPort<AtomicBroadcast>,
+    log: Vec<(Zxid, Vec<u8>)>,
+    status: Option<ZabStatus>,
+    committed: Vec<(u64, Zxid)>,
+    failed: Vec<(u64, ProposeFailure)>,
+}
+
+impl ComponentDefinition for App {}
+
+impl Require<AtomicBroadcast> for App {
+    fn handle(&mut self, _ctx: &mut Context<Self>, event: AbEvent) {
+        match event {
+            AbEvent::Deliver { zxid, payload } => {
+                if let Some((last, _)) = self.log.last() {
+                    assert!(zxid > *last, "delivered out of order: {zxid:?} after {last:?}");
+                }
+                self.log.push((zxid, payload));
+            }
+            AbEvent::Status(s) => self.status = Some(s),
+            AbEvent::Assigned { .. } => {}
+            AbEvent::Committed { tag, zxid } => self.committed.push((tag, zxid)),
+            AbEvent::Failed { tag, reason } => self.failed.push((tag, reason)),
+            AbEvent::TakeSnapshot { zxid } => {
+                assert_eq!(
+                    self.log.last().map(|(z, _)| *z),
+                    Some(zxid),
+                    "snapshot at the last delivery"
+                );
+                let state = rmp_serde::to_vec(&self.log).unwrap();
+                self.ab.trigger(AbRequest::SnapshotTaken { zxid, state });
+            }
+            AbEvent::InstallState { zxid, state } => {
+                self.log = match state {
+                    Some(bytes) => rmp_serde::from_slice(&bytes).unwrap(),
+                    None => Vec::new(),
+                };
+                assert!(self.log.last().is_none_or(|(z, _)| *z == zxid));
+            }
+        }
+    }
+}
+
+struct Node {
+    addr: NodeAddr,
+    disk: SimDisk,
+    parts: Option<Parts>,
+}
+
+struct Parts {
+    net: Component<SimNetwork>,
+    fd: Component<FailureDetector>,
+    zab: Component<ZabComponent>,
+    app: Component<App>,
+}
+
+struct Cluster {
+    sim: Simulation,
+    net: SimNet,
+    nodes: Vec<Node>,
+    members: Vec<NodeAddr>,
+    tune: fn(&mut ZabConfig),
+    next_tag: u64,
+}
+
+fn addr(i: usize) -> NodeAddr {
+    NodeAddr(([10, 0, 0, i as u8 + 1], 5000).into())
+}
+
+impl Cluster {
+    fn new(seed: u64, n: usize, tune: fn(&mut ZabConfig)) -> Cluster {
+        let sim = Simulation::new(seed);
+        let net = SimNet::new(&sim.system(), SimNetConfig::default());
+        let members: Vec<_> = (0..n).map(addr).collect();
+        let nodes =
+            members.iter().map(|a| Node { addr: *a, disk: SimDisk::new(), parts: None }).collect();
+        let mut c = Cluster { sim, net, nodes, members, tune, next_tag: 0 };
+        for i in 0..n {
+            c.start(i);
+        }
+        c
+    }
+
+    fn start(&mut self, i: usize) {
+        let me = self.nodes[i].addr;
+        let disk = self.nodes[i].disk.clone();
+        let mut config = ZabConfig::new(0, me, &self.members);
+        (self.tune)(&mut config);
+        let net = self.net.add_node(me);
+        let fd = self.sim.create(move |s| FailureDetector::new(s, me, FdConfig::default()));
+        let route = config.route();
+        let zab =
+            self.sim.create(move |s| ZabComponent::new(s, config.clone(), Box::new(disk.clone())));
+        let app = self.sim.create(|s| App {
+            ab: s.required(),
+            log: Vec::new(),
+            status: None,
+            committed: Vec::new(),
+            failed: Vec::new(),
+        });
+        connect_with(
+            &net.provided::<Network>(),
+            &fd.required::<Network>(),
+            route_selector(FD_ROUTE),
+        );
+        connect_with(&net.provided::<Network>(), &zab.required::<Network>(), route_selector(route));
+        connect(&fd.provided::<FailureDetectorPort>(), &zab.required::<FailureDetectorPort>());
+        connect(&zab.provided::<AtomicBroadcast>(), &app.required::<AtomicBroadcast>());
+        fd.start();
+        app.start();
+        zab.start();
+        self.nodes[i].parts = Some(Parts { net, fd, zab, app });
+    }
+
+    /// Crashes node `i`: its components die; of its unsynced writes only `keep` survive.
+    fn crash(&mut self, i: usize, keep: usize) {
+        let Some(p) = self.nodes[i].parts.take() else { return };
+        self.net.crash(self.nodes[i].addr);
+        p.app.kill();
+        p.zab.kill();
+        p.fd.kill();
+        p.net.kill();
+        self.nodes[i].disk.crash(keep);
+    }
+
+    fn up(&self) -> impl Iterator<Item = (usize, &Parts)> {
+        self.nodes.iter().enumerate().filter_map(|(i, n)| n.parts.as_ref().map(|p| (i, p)))
+    }
+
+    fn leader(&self) -> Option<usize> {
+        let leaders: Vec<usize> = self
+            .up()
+            .filter(|(_, p)| {
+                matches!(
+                    p.app.on_definition(|a| a.status).flatten(),
+                    Some(ZabStatus::Leading { .. })
+                )
+            })
+            .map(|(i, _)| i)
+            .collect();
+        leaders.last().copied()
+    }
+
+    fn propose(&mut self, i: usize, payload: &[u8]) -> u64 {
+        self.next_tag += 1;
+        let tag = self.next_tag;
+        if let Some(p) = &self.nodes[i].parts {
+            let payload = payload.to_vec();
+            p.app.on_definition(|a| a.ab.trigger(AbRequest::Propose { tag, payload }));
+        }
+        tag
+    }
+
+    fn log(&self, i: usize) -> Vec<(Zxid, Vec<u8>)> {
+        self.nodes[i]
+            .parts
+            .as_ref()
+            .and_then(|p| p.app.on_definition(|a| a.log.clone()))
+            .unwrap_or_default()
+    }
+
+    fn committed(&self, i: usize) -> Vec<(u64, Zxid)> {
+        self.nodes[i]
+            .parts
+            .as_ref()
+            .and_then(|p| p.app.on_definition(|a| a.committed.clone()))
+            .unwrap_or_default()
+    }
+
+    fn run(&self, d: Duration) {
+        self.sim.run_for(d);
+    }
+
+    /// Runs until some node leads (and every live node agrees on it), up to `limit`.
+    fn await_leader(&self, limit: Duration) -> usize {
+        let deadline = self.sim.now() + limit;
+        while self.sim.now() < deadline {
+            self.run(Duration::from_millis(20));
+            if let Some(l) = self.leader() {
+                let all = self.up().all(|(i, p)| {
+                    i == l
+                        || p.app.on_definition(|a| a.status).flatten()
+                            == Some(ZabStatus::Following {
+                                leader: self.nodes[l].addr,
+                                epoch: self.epoch_of(l),
+                            })
+                });
+                if all {
+                    return l;
+                }
+            }
+        }
+        panic!("seed {}: no leader within {limit:?}", self.sim.seed());
+    }
+
+    fn epoch_of(&self, i: usize) -> zab_components::protocol::Epoch {
+        match self.nodes[i].parts.as_ref().and_then(|p| p.app.on_definition(|a| a.status).flatten())
+        {
+            Some(ZabStatus::Leading { epoch }) | Some(ZabStatus::Following { epoch, .. }) => epoch,
+            _ => zab_components::protocol::Epoch(0),
+        }
+    }
+
+    /// Every live node's log is a prefix of the longest; returns the longest.
+    fn check_prefixes(&self) -> Vec<(Zxid, Vec<u8>)> {
+        let logs: Vec<_> = self.up().map(|(i, _)| self.log(i)).collect();
+        let longest = logs.iter().max_by_key(|l| l.len()).cloned().unwrap_or_default();
+        for l in &logs {
+            assert_eq!(&longest[..l.len()], &l[..], "seed {}: logs diverge", self.sim.seed());
+        }
+        longest
+    }
+}
+
+fn default_tune(_: &mut ZabConfig) {}
+
+#[test]
+fn three_nodes_elect_one_leader_and_deliver_identically() {
+    let mut c = Cluster::new(1, 3, default_tune);
+    let leader = c.await_leader(Duration::from_secs(5));
+    // Proposals from every node: followers forward them to the leader.
+    for k in 0..30u8 {
+        c.propose(k as usize % 3, &[k]);
+    }
+    c.run(Duration::from_secs(2));
+    let log = c.check_prefixes();
+    assert_eq!(log.len(), 30);
+    for i in 0..3 {
+        assert_eq!(c.log(i), log, "node {i}");
+    }
+    let mut payloads: Vec<u8> = log.iter().map(|(_, p)| p[0]).collect();
+    payloads.sort();
+    assert_eq!(payloads, (0..30).collect::<Vec<_>>());
+    // Each proposer heard of its own proposals' commits.
+    let total: usize = (0..3).map(|i| c.committed(i).len()).sum();
+    assert_eq!(total, 30);
+    assert!(c.leader() == Some(leader));
+}
+
+#[test]
+fn a_proposal_to_a_looking_node_fails_with_nothing_done() {
+    let mut c = Cluster::new(2, 3, default_tune);
+    // At time zero nobody leads yet.
+    let tag = c.propose(0, b"early");
+    c.run(Duration::from_millis(1));
+    let failed =
+        c.nodes[0].parts.as_ref().unwrap().app.on_definition(|a| a.failed.clone()).unwrap();
+    assert_eq!(failed, vec![(tag, ProposeFailure::NotLeader { leader: None })]);
+    c.await_leader(Duration::from_secs(5));
+    c.run(Duration::from_secs(1));
+    assert!(c.log(0).is_empty(), "the refused proposal never happened");
+}
+
+#[test]
+fn leader_crash_elects_a_new_leader_and_loses_no_committed_transaction() {
+    let mut c = Cluster::new(3, 3, default_tune);
+    let leader = c.await_leader(Duration::from_secs(5));
+    for k in 0..10u8 {
+        c.propose(leader, &[k]);
+    }
+    c.run(Duration::from_secs(1));
+    let before = c.check_prefixes();
+    assert_eq!(before.len(), 10);
+    let crashed_at = c.sim.now();
+    c.crash(leader, 0);
+    let new_leader = c.await_leader(Duration::from_secs(10));
+    assert_ne!(new_leader, leader);
+    println!("failover: {:?} of simulated time", c.sim.now() - crashed_at);
+    c.propose(new_leader, b"after");
+    c.run(Duration::from_secs(1));
+    let after = c.check_prefixes();
+    assert_eq!(&after[..10], &before[..], "committed transactions survive");
+    assert_eq!(after.len(), 11);
+    // The old leader comes back and catches up.
+    c.start(leader);
+    c.run(Duration::from_secs(5));
+    assert_eq!(c.log(leader), after);
+}
+
+#[test]
+fn a_minority_partition_stalls_and_heals() {
+    let mut c = Cluster::new(4, 3, default_tune);
+    let leader = c.await_leader(Duration::from_secs(5));
+    let others: Vec<usize> = (0..3).filter(|i| *i != leader).collect();
+    // Isolate the leader: the two others elect a new one and go on.
+    c.net.partition(&[c.nodes[leader].addr], &[c.nodes[others[0]].addr, c.nodes[others[1]].addr]);
+    let tag = c.propose(leader, b"isolated");
+    c.run(Duration::from_secs(3));
+    let majority_leader = c.leader().expect("the majority elects a leader");
+    assert!(others.contains(&majority_leader));
+    c.propose(majority_leader, b"majority");
+    c.run(Duration::from_secs(1));
+    c.net.heal();
+    c.run(Duration::from_secs(5));
+    let log = c.check_prefixes();
+    for i in 0..3 {
+        assert_eq!(c.log(i), log, "node {i} converged");
+    }
+    assert!(log.iter().any(|(_, p)| p == b"majority"));
+    // The isolated leader's proposal either committed or was reported as failed or unknown.
+    let committed = c.committed(leader).iter().any(|(t, _)| *t == tag);
+    let in_log = log.iter().any(|(_, p)| p == b"isolated");
+    if committed {
+        assert!(in_log, "a reported commit is in the log");
+    }
+}
+
+fn snapshot_often(config: &mut ZabConfig) {
+    config.protocol.snapshot_entries_trigger = 5;
+}
+
+#[test]
+fn snapshots_flow_through_the_application_and_a_restarted_node_recovers_from_one() {
+    let mut c = Cluster::new(5, 3, snapshot_often);
+    let leader = c.await_leader(Duration::from_secs(5));
+    for k in 0..23u8 {
+        c.propose(leader, &[k]);
+        c.run(Duration::from_millis(20));
+    }
+    c.run(Duration::from_secs(1));
+    let log = c.check_prefixes();
+    assert_eq!(log.len(), 23);
+    let follower = (0..3).find(|i| *i != leader).unwrap();
+    assert!(c.nodes[follower].disk.contents().snapshot.is_some(), "a snapshot was stored");
+    c.crash(follower, usize::MAX);
+    c.start(follower);
+    c.run(Duration::from_secs(5));
+    assert_eq!(c.log(follower), log, "state rebuilt from the snapshot and the log");
+}
+
+#[test]
+fn slow_disks_delay_commits_but_lose_nothing_acknowledged() {
+    fn slow(config: &mut ZabConfig) {
+        config.sync_delay = (Duration::from_millis(1), Duration::from_millis(30));
+    }
+    let mut c = Cluster::new(6, 3, slow);
+    let leader = c.await_leader(Duration::from_secs(10));
+    for k in 0..50u8 {
+        c.propose(k as usize % 3, &[k]);
+    }
+    c.run(Duration::from_secs(3));
+    let committed: Vec<_> = (0..3).flat_map(|i| c.committed(i)).collect();
+    // Crash everything at once, losing every unsynced write; restart.
+    for i in 0..3 {
+        c.crash(i, 0);
+    }
+    for i in 0..3 {
+        c.start(i);
+    }
+    c.await_leader(Duration::from_secs(10));
+    c.run(Duration::from_secs(3));
+    let log = c.check_prefixes();
+    for (_, zxid) in committed {
+        assert!(log.iter().any(|(z, _)| *z == zxid), "committed {zxid:?} lost");
+    }
+    let _ = leader;
+}
+
+/// A randomized sweep over whole nodes: crashes with random loss of unsynced writes, restarts,
+/// partitions and heals, slow disks; then a calm phase in which every node must converge. Checks
+/// that logs are prefixes of each other and that every acknowledged proposal survives.
+#[test]
+fn randomized_sweep_over_whole_nodes() {
+    let seeds: Vec<u64> = match std::env::var("SIM_SEED") {
+        Ok(s) => vec![s.parse().expect("SIM_SEED is a number")],
+        Err(_) => {
+            let n = std::env::var("SIM_SEEDS").ok().and_then(|s| s.parse().ok()).unwrap_or(50);
+            (0..n).collect()
+        }
+    };
+    for seed in seeds {
+        sweep_one(seed);
+    }
+}
+
+fn sweep_one(seed: u64) {
+    fn slowish(config: &mut ZabConfig) {
+        config.sync_delay = (Duration::ZERO, Duration::from_millis(5));
+        config.protocol.snapshot_entries_trigger = 20;
+    }
+    let n = if seed % 2 == 0 { 3 } else { 5 };
+    let mut c = Cluster::new(seed, n, slowish);
+    let mut rng = SmallRng::seed_from_u64(seed ^ 0x5eed);
+    let mut acked: BTreeMap<u64, Zxid> = BTreeMap::new();
+    let mut k = 0u32;
+    for _ in 0..60 {
+        match rng.random_range(0..10) {
+            0 => {
+                let i = rng.random_range(0..n);
+                let keep = rng.random_range(0..4);
+                c.crash(i, keep);
+            }
+            1 => {
+                let down: Vec<usize> = (0..n).filter(|i| c.nodes[*i].parts.is_none()).collect();
+                if let Some(&i) = down.first() {
+                    c.start(i);
+                }
+            }
+            2 => {
+                let cut = rng.random_range(1..n);
+                let (a, b): (Vec<_>, Vec<_>) =
+                    c.members.iter().enumerate().partition(|(i, _)| *i < cut);
+                let a: Vec<NodeAddr> = a.into_iter().map(|(_, x)| *x).collect();
+                let b: Vec<NodeAddr> = b.into_iter().map(|(_, x)| *x).collect();
+                c.net.partition(&a, &b);
+            }
+            3 => c.net.heal(),
+            _ => {
+                let i = rng.random_range(0..n);
+                k += 1;
+                c.propose(i, &k.to_le_bytes());
+            }
+        }
+        c.run(Duration::from_millis(rng.random_range(10..300)));
+        for i in 0..n {
+            for (tag, zxid) in c.committed(i) {
+                acked.insert(tag, zxid);
+            }
+        }
+    }
+    // Calm phase: everyone up, no partition.
+    c.net.heal();
+    for i in 0..n {
+        if c.nodes[i].parts.is_none() {
+            c.start(i);
+        }
+    }
+    c.run(Duration::from_secs(10));
+    let log = c.check_prefixes();
+    for i in 0..n {
+        assert_eq!(c.log(i).len(), log.len(), "seed {seed}: node {i} did not converge");
+    }
+    for (tag, zxid) in &acked {
+        assert!(
+            log.iter().any(|(z, _)| z == zxid),
+            "seed {seed}: acknowledged proposal {tag} at {zxid:?} lost"
+        );
+    }
+    if std::env::var("SIM_STATS").is_ok() {
+        println!("seed {seed}: {n} nodes, {} delivered, {} acknowledged", log.len(), acked.len());
+    }
+    let mut seen = std::collections::BTreeSet::new();
+    for (z, p) in &log {
+        assert!(seen.insert(p.clone()), "seed {seed}: {p:?} delivered twice (at {z:?})");
+    }
+}
