@@ -14,9 +14,14 @@
 //!   (group commit: one sync per batch, completions only after it) and
 //!   [`SimDisk`](storage::SimDisk), a simulated disk whose unsynced writes a crash can lose.
 //!
+//! - [`facade::Zab`]: the standalone API proposed on the ZooKeeper wiki, for programs that know
+//!   nothing of components: `Zab::start(options, storage, callback)`, `propose(bytes)` with a
+//!   handle to wait on, and a callback with `deliver`, `status`, `get_state` and `set_state`.
+//!
 //! See `shared/DESIGN.md` (zab-components).
 
 pub mod component;
+pub mod facade;
 pub mod failure_detector;
 pub mod protocol;
 pub mod storage;
