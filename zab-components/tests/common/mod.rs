@@ -4,6 +4,18 @@
 //! zab.md's P1–P12 on what the nodes deliver.
 //!
 //! Everything is ordered (`BTreeMap`, `Vec`), so a seed replays a run exactly.
+//!
+//! Besides the random schedulers, scenario tests script exact interleavings with:
+//! - links: [`Sim::hold`] / [`Sim::release`] one direction, [`Sim::queued`] to look at what is
+//!   in flight, [`Sim::deliver_until`] to deliver up to a given message, [`Sim::partition`]
+//!   to cut a group off (sessions end, later sends are lost until [`Sim::heal`]);
+//! - faulty peers and networks: [`Sim::inject`], [`Sim::drop_queued`], [`Sim::tamper_queued`],
+//!   and [`Sim::set_notification_faults`] (loss and duplication of election notifications);
+//! - disks: [`Sim::pending_writes`], [`Sim::complete_storage`], `disk_stalled`, crashes that
+//!   keep an exact number of unsynced writes ([`Sim::crash_keeping`]) or tear the next one
+//!   ([`Sim::crash_tearing`]), prepared disks ([`Sim::with_disks`]), and restarts that may be
+//!   refused ([`Sim::try_restart`]);
+//! - per-node configurations ([`Sim::new_per_node`]).
 
 #![allow(dead_code)] // each test file uses a different part of the harness
 
@@ -11,8 +23,8 @@ use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::fmt::Write as _;
 
 use zab_components::protocol::{
-    Action, Config, Entry, Epoch, EpochKind, Message, PeerId, Phase, ProposalId, ProposeError,
-    Recovered, Snapshot, Status, ZabNode, Zxid,
+    Action, Config, Entry, Epoch, EpochKind, InitError, Message, PeerId, Phase, ProposalId,
+    ProposeError, Recovered, Snapshot, Status, ZabNode, Zxid,
 };
 
 /// splitmix64, the harness's own copy (the core's generator is private).
@@ -49,9 +61,9 @@ pub type AppState = Vec<(Zxid, Vec<u8>)>;
 /// The completion call a durable write makes on its node.
 type Completion = Box<dyn FnOnce(&mut ZabNode)>;
 
-/// A storage write waiting to become durable.
-#[derive(Clone, Debug)]
-enum StorageOp {
+/// A storage write waiting to become durable (the node's storage actions, as the disk sees them).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum StorageOp {
     Append(Vec<Entry>),
     Epoch(EpochKind, Epoch),
     Truncate(Zxid),
@@ -67,6 +79,29 @@ pub struct Disk {
     pub snapshot: Option<Snapshot>,
     pub log: Vec<Entry>,
     pending: VecDeque<StorageOp>,
+}
+
+impl Disk {
+    /// A prepared disk: what a node finds when it (re)starts, nothing pending.
+    pub fn new(accepted: u64, current: u64, snapshot: Option<Snapshot>, log: Vec<Entry>) -> Disk {
+        Disk {
+            accepted_epoch: Epoch(accepted),
+            current_epoch: Epoch(current),
+            snapshot,
+            log,
+            pending: VecDeque::new(),
+        }
+    }
+
+    /// The writes issued but not yet durable, oldest first.
+    pub fn pending(&self) -> &VecDeque<StorageOp> {
+        &self.pending
+    }
+
+    /// The zxids of the durable log (after the snapshot).
+    pub fn log_zxids(&self) -> Vec<Zxid> {
+        self.log.iter().map(|entry| entry.zxid).collect()
+    }
 }
 
 pub struct SimNode {
@@ -93,13 +128,25 @@ pub struct Sim {
     pub seed: u64,
     pub rng: Rng,
     pub nodes: Vec<SimNode>,
-    config: Config,
+    /// Each node's configuration (used at every start).
+    configs: Vec<Config>,
     links: BTreeMap<(usize, usize), VecDeque<Message>>,
-    /// Links whose messages are held (not lost) until the given tick.
+    /// Links whose messages are held (not lost) until the given tick (`u64::MAX`: until
+    /// released).
     stalled_until: BTreeMap<(usize, usize), u64>,
+    /// Directed pairs cut by a partition: no session, so sends are lost.
+    cut: BTreeSet<(usize, usize)>,
+    /// Percent of election notifications lost, and percent duplicated, at send time.
+    notification_faults: (u64, u64),
     pub now: u64,
+    /// Harness events so far (deliveries, writes, ticks, proposals, crashes, restarts): the
+    /// clock of the P13 check.
+    pub events: u64,
     pub sent: Vec<Sent>,
+    /// While set, every message sent goes to `sent` and every storage write issued to `writes`.
     pub record_sent: bool,
+    /// Storage writes issued while `record_sent` was set: (node, write).
+    pub writes: Vec<(usize, StorageOp)>,
     /// How many messages of each kind were sent, and how many crashes happened.
     pub counts: BTreeMap<&'static str, u64>,
     trace: VecDeque<String>,
@@ -112,12 +159,19 @@ pub struct Sim {
     logged: BTreeMap<Zxid, Vec<u8>>,
     /// Transactions acknowledged to a proposer (`ProposalCommitted`): must never be lost (P9).
     pub acknowledged: BTreeMap<Zxid, Vec<u8>>,
+    /// The event at which each acknowledged transaction was acknowledged (P13).
+    pub acked_at: BTreeMap<Zxid, u64>,
+    /// The event at which each payload was proposed (P13).
+    pub invoked_at: BTreeMap<Vec<u8>, u64>,
     /// Established leader per epoch (P7).
     pub leaders: BTreeMap<Epoch, PeerId>,
     /// Per epoch: the leader's last delivered zxid when it first proposed in it (P6).
     first_proposal: BTreeMap<Epoch, Zxid>,
     /// Protocol violations counted by nodes that crashed since.
     violations_lost: u64,
+    /// Protocol violations a test provoked on purpose (a forged message): `check_properties`
+    /// fails unless exactly this many were counted.
+    pub violations_expected: u64,
     next_payload: u64,
     pub failure: Option<String>,
 }
@@ -169,36 +223,72 @@ pub fn decode_state(mut bytes: &[u8]) -> AppState {
 impl Sim {
     /// `n` nodes with ids 1..=n, configured by `sim_config` and then `tweak`.
     pub fn new(n: usize, seed: u64, tweak: impl Fn(&mut Config)) -> Sim {
+        Sim::new_per_node(n, seed, |_, config| tweak(config))
+    }
+
+    /// `n` nodes with ids 1..=n; node `i` (index, from 0) is configured by `sim_config` and
+    /// then `tweak(i, ..)`, so that nodes may differ (e.g. only one takes snapshots).
+    pub fn new_per_node(n: usize, seed: u64, tweak: impl Fn(usize, &mut Config)) -> Sim {
+        Sim::with_disks(vec![Disk::default(); n], seed, tweak)
+    }
+
+    /// One node per prepared disk (ids 1..=n), each starting from what its disk holds, as after
+    /// a restart. The payloads on the disks count as proposed and logged by an earlier primary
+    /// (P1, P10); a snapshot's state counts as delivered on that node.
+    pub fn with_disks(disks: Vec<Disk>, seed: u64, tweak: impl Fn(usize, &mut Config)) -> Sim {
+        let n = disks.len();
         let peers: Vec<PeerId> = (1..=n as u64).map(PeerId).collect();
-        let mut config = sim_config(peers[0], peers.clone());
-        tweak(&mut config);
+        let configs = (0..n)
+            .map(|i| {
+                let mut config = sim_config(peers[i], peers.clone());
+                tweak(i, &mut config);
+                config
+            })
+            .collect();
         let mut sim = Sim {
             seed,
             rng: Rng::new(seed),
             nodes: Vec::new(),
-            config,
+            configs,
             links: BTreeMap::new(),
             stalled_until: BTreeMap::new(),
+            cut: BTreeSet::new(),
+            notification_faults: (0, 0),
             now: 0,
+            events: 0,
             sent: Vec::new(),
             record_sent: false,
+            writes: Vec::new(),
             counts: BTreeMap::new(),
             trace: VecDeque::new(),
             global: Vec::new(),
             proposed: BTreeSet::new(),
             logged: BTreeMap::new(),
             acknowledged: BTreeMap::new(),
+            acked_at: BTreeMap::new(),
+            invoked_at: BTreeMap::new(),
             leaders: BTreeMap::new(),
             first_proposal: BTreeMap::new(),
             violations_lost: 0,
+            violations_expected: 0,
             next_payload: 0,
             failure: None,
         };
-        for id in peers {
+        for (id, disk) in peers.into_iter().zip(disks) {
+            let snapshot_entries =
+                disk.snapshot.as_ref().map(|s| decode_state(&s.state)).unwrap_or_default();
+            for (zxid, payload) in snapshot_entries {
+                sim.proposed.insert(payload.clone());
+                sim.logged.insert(zxid, payload);
+            }
+            for entry in &disk.log {
+                sim.proposed.insert(entry.payload.clone());
+                sim.record_logged(std::slice::from_ref(entry));
+            }
             sim.nodes.push(SimNode {
                 id,
                 node: None,
-                disk: Disk::default(),
+                disk,
                 app: Vec::new(),
                 incarnation: 0,
                 proposals: BTreeMap::new(),
@@ -212,13 +302,20 @@ impl Sim {
     }
 
     fn config_for(&self, i: usize) -> Config {
-        let mut config = self.config.clone();
-        config.id = self.nodes[i].id;
+        let mut config = self.configs[i].clone();
         config.seed = self.seed ^ ((i as u64 + 1) << 32) ^ self.nodes[i].incarnation;
         config
     }
 
     fn start(&mut self, i: usize) {
+        if let Err(e) = self.try_start(i) {
+            panic!("seed {}: node {} refused to restart: {e}", self.seed, i + 1)
+        }
+    }
+
+    /// Starts node `i` from its disk, unless the node refuses what it finds there.
+    fn try_start(&mut self, i: usize) -> Result<(), InitError> {
+        self.events += 1;
         let config = self.config_for(i);
         let disk = &self.nodes[i].disk;
         let recovered = Recovered {
@@ -228,15 +325,14 @@ impl Sim {
             log: disk.log.clone(),
         };
         let app = disk.snapshot.as_ref().map(|s| decode_state(&s.state)).unwrap_or_default();
-        let node = ZabNode::new(config, recovered).unwrap_or_else(|e| {
-            panic!("seed {}: node {} refused to restart: {e}", self.seed, i + 1)
-        });
+        let node = ZabNode::new(config, recovered)?;
         self.nodes[i].node = Some(node);
         self.nodes[i].app = app;
         self.nodes[i].proposals.clear();
         self.check_prefix(i, "restart");
         self.log_trace(format!("start n{}", i + 1));
         self.drain(i);
+        Ok(())
     }
 
     // ----- the trace, for failure reports -----
@@ -321,20 +417,37 @@ impl Sim {
                 if !matches!(msg, Message::Ping | Message::Pong | Message::Notification(_)) {
                     self.log_trace(format!("n{} -> n{}: {}", i + 1, j + 1, describe(&msg)));
                 }
-                if self.is_up(j) {
-                    self.links.entry((i, j)).or_default().push_back(msg);
+                if !self.is_up(j) || self.cut.contains(&(i, j)) {
+                    return; // no session: the message is lost
                 }
+                let mut copies = 1;
+                if matches!(msg, Message::Notification(_)) {
+                    let (drop, duplicate) = self.notification_faults;
+                    if drop > 0 && self.rng.chance(drop) {
+                        *self.counts.entry("notification dropped").or_default() += 1;
+                        return;
+                    }
+                    if duplicate > 0 && self.rng.chance(duplicate) {
+                        *self.counts.entry("notification duplicated").or_default() += 1;
+                        copies = 2;
+                    }
+                }
+                let queue = self.links.entry((i, j)).or_default();
+                for _ in 1..copies {
+                    queue.push_back(msg.clone());
+                }
+                queue.push_back(msg);
             }
             Action::Persist { entries } => {
                 self.record_logged(&entries);
-                self.nodes[i].disk.pending.push_back(StorageOp::Append(entries));
+                self.issue(i, StorageOp::Append(entries));
             }
             Action::PersistEpoch { kind, epoch } => {
-                self.nodes[i].disk.pending.push_back(StorageOp::Epoch(kind, epoch));
+                self.issue(i, StorageOp::Epoch(kind, epoch));
             }
             Action::Truncate { to } => {
                 self.log_trace(format!("n{} truncates to {to}", i + 1));
-                self.nodes[i].disk.pending.push_back(StorageOp::Truncate(to));
+                self.issue(i, StorageOp::Truncate(to));
             }
             Action::InstallSnapshot { zxid, state, entries } => {
                 self.log_trace(format!("n{} installs snapshot {zxid} + {}", i + 1, entries.len()));
@@ -344,7 +457,7 @@ impl Sim {
                     self.fail(format!("n{} snapshot {zxid} does not end at its zxid", i + 1));
                 }
                 self.check_prefix(i, "snapshot install");
-                self.nodes[i].disk.pending.push_back(StorageOp::Install { zxid, state, entries });
+                self.issue(i, StorageOp::Install { zxid, state, entries });
             }
             Action::TakeSnapshot { zxid } => {
                 let last = self.nodes[i].app.last().map_or(Zxid::ZERO, |(z, _)| *z);
@@ -352,7 +465,7 @@ impl Sim {
                     self.fail(format!("n{}: TakeSnapshot at {zxid} but state is at {last}", i + 1));
                 }
                 let state = encode_state(&self.nodes[i].app);
-                self.nodes[i].disk.pending.push_back(StorageOp::Snapshot { zxid, state });
+                self.issue(i, StorageOp::Snapshot { zxid, state });
             }
             Action::Deliver { zxid, payload } => self.deliver(i, zxid, payload),
             Action::StatusChanged(status) => {
@@ -386,11 +499,20 @@ impl Sim {
                     ));
                 }
                 self.acknowledged.insert(zxid, payload);
+                self.acked_at.insert(zxid, self.events);
             }
             Action::ProposalFailed { id, .. } => {
                 self.nodes[i].proposals.remove(&id);
             }
         }
+    }
+
+    /// Queues a storage write on node `i`'s disk.
+    fn issue(&mut self, i: usize, op: StorageOp) {
+        if self.record_sent {
+            self.writes.push((i, op.clone()));
+        }
+        self.nodes[i].disk.pending.push_back(op);
     }
 
     fn record_logged(&mut self, entries: &[Entry]) {
@@ -434,7 +556,28 @@ impl Sim {
         }
         if app.len() > self.global.len() {
             let extra: Vec<_> = app[self.global.len()..].to_vec();
+            for (zxid, _) in &extra {
+                self.check_quorum_holds(*zxid);
+            }
             self.global.extend(extra);
+        }
+    }
+
+    /// P9's premise, at a transaction's first delivery anywhere: a quorum of the disks holds it
+    /// durably (in the log, or under a snapshot at or after it), so no crash pattern that
+    /// leaves a quorum able to restart can lose it.
+    fn check_quorum_holds(&mut self, zxid: Zxid) {
+        let holders = self
+            .nodes
+            .iter()
+            .filter(|n| {
+                n.disk.snapshot.as_ref().is_some_and(|s| s.zxid >= zxid)
+                    || n.disk.log.iter().rev().any(|e| e.zxid == zxid)
+            })
+            .count();
+        if holders * 2 <= self.nodes.len() {
+            let why = format!("P9: {zxid} delivered while only {holders} disks hold it");
+            self.fail(why);
         }
     }
 
@@ -445,6 +588,7 @@ impl Sim {
         let Some(msg) = self.links.get_mut(&(i, j)).and_then(|q| q.pop_front()) else {
             return false;
         };
+        self.events += 1;
         let from = self.nodes[i].id;
         self.with_node(j, |node| node.step(from, msg));
         true
@@ -474,6 +618,7 @@ impl Sim {
     /// Makes node `i`'s oldest pending write durable and reports it.
     pub fn complete_storage(&mut self, i: usize) -> bool {
         let Some(op) = self.nodes[i].disk.pending.pop_front() else { return false };
+        self.events += 1;
         let report = self.apply_storage(i, op);
         if let Some(report) = report {
             self.with_node(i, report);
@@ -541,6 +686,7 @@ impl Sim {
     /// One tick for every live node.
     pub fn tick(&mut self) {
         self.now += 1;
+        self.events += 1;
         for i in 0..self.nodes.len() {
             self.with_node(i, |node| node.tick());
         }
@@ -553,14 +699,35 @@ impl Sim {
         self.propose_payload(i, payload)
     }
 
+    /// Proposes `count` fresh payloads at node `i` in one go, so that a leader sends them as
+    /// one batch (one write, one PROPOSAL per follower).
+    pub fn propose_many(&mut self, i: usize, count: usize) -> Vec<Vec<u8>> {
+        self.events += 1;
+        let mut payloads = Vec::new();
+        for _ in 0..count {
+            self.next_payload += 1;
+            let payload = format!("v{}-n{}", self.next_payload, i + 1).into_bytes();
+            let node = self.nodes[i].node.as_mut().expect("proposing on a live node");
+            let id = node.propose(payload.clone()).expect("the node accepts the proposal");
+            self.invoked_at.insert(payload.clone(), self.events);
+            self.proposed.insert(payload.clone());
+            self.nodes[i].proposals.insert(id, payload.clone());
+            payloads.push(payload);
+        }
+        self.drain(i);
+        payloads
+    }
+
     pub fn propose_payload(
         &mut self,
         i: usize,
         payload: Vec<u8>,
     ) -> Result<ProposalId, ProposeError> {
+        self.events += 1;
         let node = self.nodes[i].node.as_mut().expect("proposing on a live node");
         let result = node.propose(payload.clone());
         if let Ok(id) = result {
+            self.invoked_at.insert(payload.clone(), self.events);
             self.proposed.insert(payload.clone());
             self.nodes[i].proposals.insert(id, payload);
         }
@@ -571,19 +738,50 @@ impl Sim {
     /// Crashes node `i`: a random prefix of its unsynced writes survives, the rest is lost;
     /// its sessions end.
     pub fn crash(&mut self, i: usize) {
-        let Some(node) = self.nodes[i].node.take() else { return };
-        *self.counts.entry("crash").or_default() += 1;
-        self.violations_lost += node.protocol_violations();
+        if !self.is_up(i) {
+            return;
+        }
         let pending = self.nodes[i].disk.pending.len() as u64;
         let survive = if pending == 0 { 0 } else { self.rng.below(pending + 1) };
-        for _ in 0..survive {
+        self.crash_tearing(i, survive as usize, 0);
+    }
+
+    /// Crashes node `i` at an exact point: its oldest `keep` unsynced writes reach the disk (as
+    /// if synced just before the power went), the others are lost.
+    pub fn crash_keeping(&mut self, i: usize, keep: usize) {
+        self.crash_tearing(i, keep, 0);
+    }
+
+    /// Like [`Sim::crash_keeping`], and the write after those `keep` is torn: if it appends
+    /// entries, its first `torn_entries` reach the log (recovery has cut the half-written
+    /// record after them), the rest of it is lost. Other writes are all-or-nothing (epoch
+    /// files and snapshots are written to a temporary file and renamed).
+    pub fn crash_tearing(&mut self, i: usize, keep: usize, torn_entries: usize) {
+        let Some(node) = self.nodes[i].node.take() else { return };
+        self.events += 1;
+        *self.counts.entry("crash").or_default() += 1;
+        self.violations_lost += node.protocol_violations();
+        let pending = self.nodes[i].disk.pending.len();
+        let keep = keep.min(pending);
+        for _ in 0..keep {
             let op = self.nodes[i].disk.pending.pop_front().expect("pending write");
             let _ = self.apply_storage(i, op);
+        }
+        let mut torn = 0;
+        if let Some(StorageOp::Append(entries)) = self.nodes[i].disk.pending.front() {
+            torn = torn_entries.min(entries.len());
+            let prefix = entries[..torn].to_vec();
+            if !prefix.is_empty() {
+                let _ = self.apply_storage(i, StorageOp::Append(prefix));
+            }
         }
         self.nodes[i].disk.pending.clear();
         self.nodes[i].app.clear();
         self.nodes[i].proposals.clear();
-        self.log_trace(format!("crash n{} ({survive}/{pending} unsynced writes kept)", i + 1));
+        self.log_trace(format!(
+            "crash n{} ({keep}/{pending} unsynced writes kept, {torn} entries torn)",
+            i + 1
+        ));
         self.end_sessions_of(i);
     }
 
@@ -594,6 +792,25 @@ impl Sim {
         }
         self.nodes[i].incarnation += 1;
         self.start(i);
+    }
+
+    /// Restarts a crashed node from its disk, or returns why the node refused to start (it
+    /// then stays down).
+    pub fn try_restart(&mut self, i: usize) -> Result<(), InitError> {
+        if self.is_up(i) {
+            return Ok(());
+        }
+        self.nodes[i].incarnation += 1;
+        let result = self.try_start(i);
+        if let Err(e) = &result {
+            self.log_trace(format!("n{} refused to start: {e}", i + 1));
+        }
+        result
+    }
+
+    /// The writes node `i` issued that are not durable yet, oldest first.
+    pub fn pending_writes(&self, i: usize) -> &VecDeque<StorageOp> {
+        self.nodes[i].disk.pending()
     }
 
     fn end_sessions_of(&mut self, i: usize) {
@@ -626,8 +843,91 @@ impl Sim {
         }
     }
 
+    /// Ends every partition and every hold: held messages flow again, cut pairs can open new
+    /// sessions.
     pub fn heal(&mut self) {
+        self.log_trace("heal".into());
         self.stalled_until.clear();
+        self.cut.clear();
+    }
+
+    /// Cuts `side` off from the other nodes: the sessions across end (messages in flight are
+    /// lost, both ends are told) and no new session forms until [`Sim::heal`], so later
+    /// messages across are lost. Links inside each side keep working.
+    pub fn partition(&mut self, side: &[usize]) {
+        self.log_trace(format!("partition {:?} from the rest", side.iter().map(|i| i + 1)));
+        for &i in side {
+            for j in 0..self.nodes.len() {
+                if !side.contains(&j) {
+                    self.cut.insert((i, j));
+                    self.cut.insert((j, i));
+                    self.break_link(i, j);
+                }
+            }
+        }
+    }
+
+    /// Holds the messages from `i` to `j` (one direction) until [`Sim::release`] or
+    /// [`Sim::heal`]: they stay in flight, in order, and the session stays up.
+    pub fn hold(&mut self, i: usize, j: usize) {
+        self.stalled_until.insert((i, j), u64::MAX);
+    }
+
+    /// Lets the messages from `i` to `j` flow again.
+    pub fn release(&mut self, i: usize, j: usize) {
+        self.stalled_until.remove(&(i, j));
+    }
+
+    /// The messages in flight from `i` to `j`, oldest first.
+    pub fn queued(&self, i: usize, j: usize) -> Vec<&Message> {
+        self.links.get(&(i, j)).map(|queue| queue.iter().collect()).unwrap_or_default()
+    }
+
+    /// Delivers the messages in flight from `i` to `j`, in order (held or not), up to and
+    /// including the first one `pred` accepts. Returns whether one did.
+    pub fn deliver_until(&mut self, i: usize, j: usize, pred: impl Fn(&Message) -> bool) -> bool {
+        while let Some(msg) = self.links.get(&(i, j)).and_then(|queue| queue.front()) {
+            let hit = pred(msg);
+            self.deliver_on(i, j);
+            if hit {
+                return true;
+            }
+        }
+        false
+    }
+
+    /// Puts `msg` in flight from `i` to `j`, after what is queued, as if `i` had sent it: a
+    /// faulty peer or a forged packet.
+    pub fn inject(&mut self, i: usize, j: usize, msg: Message) {
+        self.log_trace(format!("inject n{} -> n{}: {}", i + 1, j + 1, describe(&msg)));
+        if self.is_up(j) {
+            self.links.entry((i, j)).or_default().push_back(msg);
+        }
+    }
+
+    /// Removes the messages in flight from `i` to `j` that `pred` accepts, without ending the
+    /// session; returns how many. Only election notifications may be lost this way between
+    /// correct peers (they are stateless and resent); losing anything else breaks the FIFO
+    /// session contract and models a faulty network.
+    pub fn drop_queued(&mut self, i: usize, j: usize, pred: impl Fn(&Message) -> bool) -> usize {
+        let Some(queue) = self.links.get_mut(&(i, j)) else { return 0 };
+        let before = queue.len();
+        queue.retain(|msg| !pred(msg));
+        before - queue.len()
+    }
+
+    /// Rewrites the messages in flight from `i` to `j` (a faulty sender or a corrupting
+    /// network).
+    pub fn tamper_queued(&mut self, i: usize, j: usize, mut f: impl FnMut(&mut Message)) {
+        if let Some(queue) = self.links.get_mut(&(i, j)) {
+            queue.iter_mut().for_each(&mut f);
+        }
+    }
+
+    /// From now on, `drop_percent` % of the election notifications sent are lost and
+    /// `duplicate_percent` % of the others arrive twice (FLE tolerates both).
+    pub fn set_notification_faults(&mut self, drop_percent: u64, duplicate_percent: u64) {
+        self.notification_faults = (drop_percent, duplicate_percent);
     }
 
     // ----- schedulers -----
@@ -641,7 +941,7 @@ impl Sim {
         let tick_until = propose_until + 30;
         if roll < fault_until {
             let i = self.rng.below(n as u64) as usize;
-            match self.rng.below(6) {
+            match self.rng.below(8) {
                 0 => self.crash(i),
                 1 | 2 => self.restart(i),
                 3 if n > 1 => {
@@ -653,6 +953,13 @@ impl Sim {
                     let ticks = 1 + self.rng.below(30);
                     self.isolate(i, ticks);
                 }
+                5 => {
+                    let side: Vec<usize> = (0..n).filter(|_| self.rng.chance(40)).collect();
+                    if !side.is_empty() && side.len() < n {
+                        self.partition(&side);
+                    }
+                }
+                6 => self.heal(),
                 _ => {
                     self.nodes[i].disk_stalled = !self.nodes[i].disk_stalled;
                     let state = self.nodes[i].disk_stalled;
@@ -702,6 +1009,24 @@ impl Sim {
             self.step_random(false, 0);
         }
         done(self)
+    }
+
+    /// Like [`Sim::settle`], but stops as soon as `done` holds (checked before every event);
+    /// returns whether it does.
+    pub fn settle_until(&mut self, mut done: impl FnMut(&Sim) -> bool) -> bool {
+        for _ in 0..100_000 {
+            if done(self) {
+                return true;
+            }
+            if let Some(&(i, j)) = self.deliverable_links().first() {
+                self.deliver_on(i, j);
+            } else if let Some(&i) = self.storage_pending().first() {
+                self.complete_storage(i);
+            } else {
+                return done(self);
+            }
+        }
+        panic!("seed {}: the cluster does not settle", self.seed);
     }
 
     /// Delivers messages and completes writes until nothing is left (no ticks).
@@ -798,9 +1123,37 @@ impl Sim {
                 self.failure.get_or_insert(format!("P9: acknowledged {zxid} is lost"));
             }
         }
+        self.check_linearizable();
         let violations = self.violations_lost + self.live_violations();
-        if violations > 0 {
-            self.fail(format!("{violations} protocol violations"));
+        if violations != self.violations_expected {
+            let expected = self.violations_expected;
+            self.fail(format!("{violations} protocol violations ({expected} expected)"));
+        }
+    }
+
+    /// P13 for the replicated log: the delivered sequence is a linearization of the proposals.
+    /// A transaction acknowledged before another was proposed precedes it (real-time order);
+    /// proposals without an acknowledgement may take effect or not (indeterminate).
+    pub fn check_linearizable(&mut self) {
+        let mut acked: Vec<(u64, Zxid)> = self.acked_at.iter().map(|(z, t)| (*t, *z)).collect();
+        acked.sort();
+        let mut highest = Vec::with_capacity(acked.len());
+        let mut max = Zxid::ZERO;
+        for (_, zxid) in &acked {
+            max = max.max(*zxid);
+            highest.push(max);
+        }
+        for (zxid, payload) in &self.global {
+            let Some(invoked) = self.invoked_at.get(payload) else { continue };
+            let before = acked.partition_point(|(at, _)| at < invoked);
+            if before > 0 && highest[before - 1] >= *zxid {
+                let earlier = highest[before - 1];
+                let why = format!(
+                    "P13: {zxid} was proposed after {earlier} was acknowledged, but precedes it"
+                );
+                self.failure.get_or_insert(why);
+                return;
+            }
         }
     }
 
