@@ -944,10 +944,54 @@ fn an_established_leader_steps_down_for_a_follower_with_a_later_accepted_epoch()
 fn recovery_refuses_inconsistent_state() {
     let err = ZabNode::new(config(A), recovered(1, 2, vec![])).unwrap_err();
     assert_eq!(err, InitError::EpochsInverted { accepted: Epoch(1), current: Epoch(2) });
-    let err = ZabNode::new(config(A), recovered(2, 2, entries(&[(1, 2), (1, 1)]))).unwrap_err();
+    let log = entries(&[(1, 1), (1, 2), (1, 1)]);
+    let err = ZabNode::new(config(A), recovered(2, 2, log)).unwrap_err();
     assert_eq!(err, InitError::LogNotIncreasing { previous: z(1, 2), next: z(1, 1) });
     let err = ZabNode::new(config(A), recovered(1, 1, entries(&[(2, 1)]))).unwrap_err();
     assert_eq!(err, InitError::LogAheadOfAcceptedEpoch { zxid: z(2, 1), accepted: Epoch(1) });
+}
+
+/// zab.md §6, ZOOKEEPER-2325 / -4925 (scenarios F13, F15, F27): a log that skips transactions
+/// (its snapshot deleted, a record dropped) is refused, whatever the gap; a log that continues
+/// its snapshot, or starts a later epoch at counter 1, is accepted.
+#[test]
+fn recovery_refuses_a_log_with_a_gap() {
+    let err = ZabNode::new(config(A), recovered(1, 1, entries(&[(1, 4), (1, 5)]))).unwrap_err();
+    assert_eq!(err, InitError::LogGap { previous: Zxid::ZERO, next: z(1, 4) });
+    let err = ZabNode::new(config(A), recovered(2, 2, entries(&[(1, 1), (1, 3)]))).unwrap_err();
+    assert_eq!(err, InitError::LogGap { previous: z(1, 1), next: z(1, 3) });
+    let err = ZabNode::new(config(A), recovered(2, 2, entries(&[(1, 1), (2, 2)]))).unwrap_err();
+    assert_eq!(err, InitError::LogGap { previous: z(1, 1), next: z(2, 2) });
+    let mut snapshot_then_log = recovered(3, 3, entries(&[(1, 5), (3, 1)]));
+    snapshot_then_log.snapshot = Some(Snapshot { zxid: z(1, 4), state: vec![1] });
+    assert!(ZabNode::new(config(A), snapshot_then_log.clone()).is_ok());
+    snapshot_then_log.snapshot = None;
+    let err = ZabNode::new(config(A), snapshot_then_log).unwrap_err();
+    assert_eq!(err, InitError::LogGap { previous: Zxid::ZERO, next: z(1, 5) });
+}
+
+/// ZOOKEEPER-4925 (scenario F27): a synchronization stream must continue the follower's log
+/// without a hole; a stream that skips a transaction is a violation and nothing is written.
+#[test]
+fn a_synchronization_stream_with_a_gap_is_refused() {
+    let mut a = follower_registered(entries(&[(1, 1), (1, 2)]), 1, 1);
+    a.step(C, Message::LeaderInfo { epoch: Epoch(2), attempt: 1 });
+    a.epoch_persisted(EpochKind::Accepted, Epoch(2));
+    a.drain_actions();
+    a.step(C, Message::SyncStart(SyncMode::Diff { last: z(1, 2) }));
+    a.step(C, Message::SyncEntries { entries: entries(&[(1, 3), (1, 5)]) });
+    assert_eq!(a.protocol_violations(), 1);
+    assert_eq!(a.phase(), Phase::Election);
+    assert_eq!(a.last_zxid(), z(1, 2));
+    assert!(!a.drain_actions().iter().any(|action| matches!(action, Action::Persist { .. })));
+    // After a SNAP the stream continues the snapshot's zxid, not the old log.
+    let mut b = follower_registered(entries(&[(1, 1)]), 1, 1);
+    b.step(C, Message::LeaderInfo { epoch: Epoch(2), attempt: 1 });
+    b.epoch_persisted(EpochKind::Accepted, Epoch(2));
+    b.step(C, Message::SyncStart(SyncMode::Snap { zxid: z(1, 4), state_bytes: Some(1) }));
+    b.step(C, Message::SnapChunk { bytes: vec![7] });
+    b.step(C, Message::SyncEntries { entries: entries(&[(1, 6)]) });
+    assert_eq!(b.protocol_violations(), 1, "(1,6) does not follow the snapshot at (1,4)");
 }
 
 /// zab.md §6: after recovery nothing beyond the snapshot counts as delivered; the log tail is

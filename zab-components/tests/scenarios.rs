@@ -809,3 +809,227 @@ fn f12_leader_snapshot_excludes_a_logged_uncommitted_proposal() {
     assert!(sim.nodes[l].app.iter().all(|(zxid, _)| *zxid != p));
     finish(&mut sim);
 }
+
+// ----- F13–F15: damaged disks -------------------------------------------------------------------
+
+/// Commits one at a time until a follower has a snapshot and a non-empty log after it.
+fn follower_with_snapshot_and_log(sim: &mut Sim, leader: usize) -> usize {
+    for _ in 0..20 {
+        let found = others(sim.nodes.len(), leader)
+            .into_iter()
+            .find(|i| sim.nodes[*i].disk.snapshot.is_some() && !sim.nodes[*i].disk.log.is_empty());
+        if let Some(follower) = found {
+            return follower;
+        }
+        commit(sim, leader, 1);
+    }
+    panic!("no follower with a snapshot and a log:\n{}", sim.report());
+}
+
+/// F13 (ZOOKEEPER-2325). Delete all snapshots on one node, keep its log. Restart.
+///
+/// Expected: the node refuses to start or rebuilds from the full log. Never serves an empty DB
+/// with a high zxid. Two disks: (a) the log was trimmed at the snapshot, so without it the log
+/// starts in the middle of the history: the node must refuse; (b) a storage that kept its
+/// whole log: the node starts with an empty state, delivering nothing until a leader confirms
+/// its log, and rebuilds the whole state from it.
+#[test]
+fn f13_deleted_snapshots_refuse_a_gapped_log_and_rebuild_from_a_full_one() {
+    let mut sim = Sim::new(3, 113, |c| c.snapshot_entries_trigger = 4);
+    let l = converge(&mut sim);
+    commit(&mut sim, l, 20);
+    let f = follower_with_snapshot_and_log(&mut sim, l);
+    sim.crash_keeping(f, 0);
+    let intact = sim.nodes[f].disk.clone();
+    let last = intact.log.last().unwrap().zxid;
+    // (a) The snapshots are gone, the trimmed log is kept.
+    sim.nodes[f].disk.snapshot = None;
+    let refused = sim.try_restart(f);
+    let first = intact.log[0].zxid;
+    assert_eq!(refused, Err(InitError::LogGap { previous: Zxid::ZERO, next: first }));
+    assert!(!sim.is_up(f));
+    // (b) The whole log is kept.
+    let mut full = intact.clone();
+    let snapshot = full.snapshot.take().unwrap();
+    let mut log: Vec<Entry> =
+        decode_state(&snapshot.state).into_iter().map(|(zxid, p)| Entry::new(zxid, p)).collect();
+    log.extend(full.log);
+    full.log = log;
+    sim.nodes[f].disk = full;
+    sim.try_restart(f).expect("a full log is enough to start");
+    assert_eq!(sim.node(f).last_zxid(), last);
+    assert_eq!(sim.node(f).delivered_zxid(), Zxid::ZERO, "an empty state claims nothing");
+    assert!(sim.nodes[f].app.is_empty());
+    converge(&mut sim);
+    assert_eq!(sim.nodes[f].app, sim.global);
+    finish(&mut sim);
+}
+
+/// F14 (ZOOKEEPER-1653). Crash between writing a snapshot whose zxid has the new epoch and
+/// updating currentEpoch.
+///
+/// Expected: the node restarts (epoch recovered from a tmp file, or snapshot ignored). Epochs
+/// never regress. C joins epoch 2 by SNAP from a leader whose snapshot is at (2,k); the test
+/// crashes C at every point of its synchronization writes, including the one between the
+/// snapshot install and currentEpoch 2 (our node accepts a snapshot of an epoch above
+/// currentEpoch: it is at most acceptedEpoch, and the entries in it are committed).
+#[test]
+fn f14_crash_between_a_new_epoch_snapshot_and_current_epoch() {
+    let mut seen_1653 = false;
+    for completed in 0..4 {
+        let mut sim = Sim::new(3, 114, |c| c.snapshot_entries_trigger = 4);
+        let l = converge(&mut sim);
+        let (a, c) = (others(3, l)[0], others(3, l)[1]);
+        commit(&mut sim, l, 2);
+        sim.crash_keeping(c, 0);
+        sim.break_link(l, a);
+        let l = converge_live(&mut sim);
+        assert_eq!(sim.node(l).current_epoch(), Epoch(2));
+        commit(&mut sim, l, 20);
+        let leader_snapshot = sim.nodes[l].disk.snapshot.as_ref().unwrap().zxid;
+        assert_eq!(leader_snapshot.epoch, Epoch(2));
+        sim.restart(c);
+        assert!(
+            sim.run_until(50_000, |s| s.node(c).phase() == Phase::Synchronization),
+            "{}",
+            sim.report()
+        );
+        sim.nodes[c].disk_stalled = true;
+        sim.settle();
+        for _ in 0..completed {
+            sim.complete_storage(c);
+        }
+        let before = (sim.node(c).accepted_epoch(), sim.nodes[c].disk.current_epoch);
+        sim.crash_keeping(c, 0);
+        let disk = &sim.nodes[c].disk;
+        let snapshot_epoch = disk.snapshot.as_ref().map(|s| s.zxid.epoch);
+        if snapshot_epoch == Some(Epoch(2)) && disk.current_epoch == Epoch(1) {
+            seen_1653 = true;
+        }
+        let (accepted, current) = (disk.accepted_epoch, disk.current_epoch);
+        assert_eq!((accepted, current), before, "what was durable stays");
+        sim.nodes[c].disk_stalled = false;
+        sim.try_restart(c).unwrap_or_else(|e| panic!("refused after {completed} writes: {e}"));
+        assert!(sim.node(c).accepted_epoch() >= accepted && sim.node(c).current_epoch() >= current);
+        converge(&mut sim);
+        assert_eq!(sim.node(c).current_epoch(), Epoch(2));
+        finish(&mut sim);
+    }
+    assert!(seen_1653, "the crash point between the snapshot and currentEpoch was reached");
+}
+
+/// F15 (jzab LogTest, general). Torn write at the log tail (half a record). Separately: a
+/// flipped byte in a middle record.
+///
+/// Expected: tail: truncated on recovery, the node rejoins and syncs. Middle: the node refuses
+/// to start (or discards the log and SNAPs). Recovery cuts the half record, so a torn write
+/// leaves the first entries of a batch; checksums are the storage layer's (`storage.rs`),
+/// which then reports the log without the bad record: the node must refuse that log. (Taking
+/// only the prefix before the bad record would silently drop acknowledged transactions.)
+#[test]
+fn f15_torn_tail_rejoins_and_a_corrupt_middle_record_refuses_to_start() {
+    // Tail: F's write of a five-entry batch is torn after two entries.
+    let mut sim = Sim::new(3, 115, |_| {});
+    let l = converge(&mut sim);
+    let f = others(3, l)[0];
+    commit(&mut sim, l, 2);
+    sim.nodes[f].disk_stalled = true;
+    sim.propose_many(l, 5);
+    sim.settle();
+    assert!(matches!(sim.pending_writes(f).front(), Some(StorageOp::Append(e)) if e.len() == 5));
+    sim.crash_tearing(f, 0, 2);
+    assert_eq!(sim.nodes[f].disk.log_zxids(), zxids(1, 1..=4));
+    sim.nodes[f].disk_stalled = false;
+    sim.record_sent = true;
+    sim.restart(f);
+    converge(&mut sim);
+    assert_eq!(sync_modes(&sim, l, f), vec![SyncMode::Diff { last: z(1, 4) }]);
+    assert_eq!(sim.nodes[f].app.len(), 7);
+    finish(&mut sim);
+
+    // Middle: the record (1,3) fails its checksum and the storage layer drops it.
+    let mut sim = Sim::new(3, 125, |_| {});
+    let l = converge(&mut sim);
+    let f = others(3, l)[0];
+    commit(&mut sim, l, 6);
+    sim.crash_keeping(f, 0);
+    let intact = sim.nodes[f].disk.clone();
+    sim.nodes[f].disk.log.remove(2);
+    let refused = sim.try_restart(f);
+    assert_eq!(refused, Err(InitError::LogGap { previous: z(1, 2), next: z(1, 4) }));
+    sim.nodes[f].disk = intact;
+    sim.restart(f);
+    converge(&mut sim);
+    finish(&mut sim);
+}
+
+// ----- F27: contiguity ----------------------------------------------------------------------------
+
+/// Asserts that every synchronization stream recorded in `sim.sent` is contiguous: the entries
+/// after a DIFF, TRUNC or SNAP continue its zxid without a gap.
+fn assert_sent_streams_contiguous(sim: &Sim) {
+    let mut base: std::collections::BTreeMap<(u64, u64), Zxid> = Default::default();
+    for sent in &sim.sent {
+        let link = (sent.from.0, sent.to.0);
+        match &sent.msg {
+            Message::SyncStart(mode) => {
+                let start = match *mode {
+                    SyncMode::Diff { last } => last,
+                    SyncMode::Trunc { to } => to,
+                    SyncMode::Snap { zxid, .. } => zxid,
+                };
+                base.insert(link, start);
+            }
+            Message::SyncEntries { entries } => {
+                let zxids: Vec<Zxid> = entries.iter().map(|e| e.zxid).collect();
+                let start = base[&link];
+                assert_contiguous(start, &zxids, "a synchronization stream");
+                base.insert(link, *zxids.last().unwrap_or(&start));
+            }
+            _ => {}
+        }
+    }
+}
+
+/// F27 (ZOOKEEPER-4925). A stale follower with a gap in its in-memory history becomes leader.
+///
+/// Expected: detected. The gap is never propagated (contiguity check on send and receive).
+///
+/// A gap cannot arise in a correct run here, so the test makes one each way it could enter a
+/// node: (1) receive: a synchronization stream loses (1,5) in flight (a faulty leader or
+/// network); the follower refuses the stream (a protocol violation), never logs or delivers
+/// past the gap, and resynchronizes; (2) recovery: a disk whose log misses a record; the node
+/// refuses to start, so it can never lead with the hole. (3) send: every stream the leaders
+/// sent in this run is contiguous.
+#[test]
+fn f27_a_gap_in_a_history_is_never_adopted_or_propagated() {
+    let mut sim = Sim::new(3, 127, |_| {});
+    let l = converge(&mut sim);
+    let c = others(3, l)[1];
+    commit(&mut sim, l, 3);
+    sim.crash_keeping(c, 0);
+    commit(&mut sim, l, 4);
+    sim.record_sent = true;
+    sim.restart(c);
+    assert!(sim.settle_until(|s| s.queued(l, c).iter().any(|m| is_new_leader(m))));
+    sim.tamper_queued(l, c, |m| {
+        if let Message::SyncEntries { entries } = m {
+            entries.retain(|e| e.zxid != z(1, 5));
+        }
+    });
+    assert!(sim.deliver_until(l, c, |m| matches!(m, Message::SyncEntries { .. })));
+    assert_eq!(sim.node(c).protocol_violations(), 1, "the gap is detected");
+    assert_eq!(sim.node(c).status(), Status::Looking);
+    assert_eq!(sim.node(c).last_zxid(), z(1, 3), "nothing past the gap is adopted");
+    assert!(!sim.pending_writes(c).iter().any(|w| is_append_of(w, z(1, 6))));
+    sim.violations_expected = 1;
+    converge(&mut sim);
+    assert_eq!(sim.nodes[c].app, sim.global);
+    assert_sent_streams_contiguous(&sim);
+    finish(&mut sim);
+    // Recovery: the same node with (1,5) missing from its disk.
+    sim.crash_keeping(c, 0);
+    sim.nodes[c].disk.log.retain(|e| e.zxid != z(1, 5));
+    let refused = sim.try_restart(c);
+    assert_eq!(refused, Err(InitError::LogGap { previous: z(1, 4), next: z(1, 6) }));
+}

@@ -47,6 +47,18 @@ impl Zxid {
     pub const fn new(epoch: u64, counter: u64) -> Zxid {
         Zxid { epoch: Epoch(epoch), counter }
     }
+
+    /// Whether a history may hold `self` right after `previous`: the next counter of the same
+    /// epoch, or the first transaction of a later epoch. Every epoch's leader numbers its
+    /// proposals 1, 2, 3, ... and every history is a sequence of prefixes of those, so anything
+    /// else is a hole, which must never be adopted or passed on (ZOOKEEPER-4925, -2325).
+    pub(crate) fn follows(self, previous: Zxid) -> bool {
+        if self.epoch == previous.epoch {
+            previous.counter.checked_add(1) == Some(self.counter)
+        } else {
+            self.epoch > previous.epoch && self.counter == 1
+        }
+    }
 }
 
 impl fmt::Display for PeerId {

@@ -100,7 +100,7 @@ impl Log {
 
     /// Appends an entry in memory only; [`Log::write_unwritten`] hands it to the driver later.
     pub(crate) fn append_unwritten(&mut self, entry: Entry) {
-        assert!(entry.zxid > self.last(), "log append {} after {}", entry.zxid, self.last());
+        assert!(entry.zxid.follows(self.last()), "log append {} after {}", entry.zxid, self.last());
         self.entries.push_back(Slot { entry, write: UNWRITTEN });
     }
 
@@ -155,7 +155,12 @@ impl Log {
         self.write_last += 1;
         self.base_write = self.write_last;
         for entry in entries {
-            assert!(entry.zxid > self.last(), "install entry {} after {}", entry.zxid, self.last());
+            assert!(
+                entry.zxid.follows(self.last()),
+                "install entry {} after {}",
+                entry.zxid,
+                self.last()
+            );
             self.entries.push_back(Slot { entry, write: self.write_last });
         }
         self.pending.push_back((self.write_last, self.last()));

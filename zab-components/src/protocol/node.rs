@@ -47,6 +47,15 @@ pub enum InitError {
         /// The offending zxid.
         next: Zxid,
     },
+    /// The log skips transactions: `next` cannot follow `previous` (or the snapshot) in a
+    /// history. A record was lost, or the snapshot the log continues is missing; starting would
+    /// deliver a state with a hole and could pass the hole on (ZOOKEEPER-2325, -4925).
+    LogGap {
+        /// The previous zxid (or the snapshot's).
+        previous: Zxid,
+        /// The first zxid after the hole.
+        next: Zxid,
+    },
     /// The log holds an entry of an epoch this node never accepted: the disk is inconsistent.
     LogAheadOfAcceptedEpoch {
         /// The entry's zxid.
@@ -681,6 +690,9 @@ fn check_recovered(recovered: &Recovered) -> Result<(), InitError> {
         if entry.zxid <= previous {
             return Err(InitError::LogNotIncreasing { previous, next: entry.zxid });
         }
+        if !entry.zxid.follows(previous) {
+            return Err(InitError::LogGap { previous, next: entry.zxid });
+        }
         if entry.zxid.epoch > recovered.accepted_epoch {
             return Err(InitError::LogAheadOfAcceptedEpoch {
                 zxid: entry.zxid,
@@ -710,6 +722,9 @@ impl fmt::Display for InitError {
             }
             InitError::LogNotIncreasing { previous, next } => {
                 write!(f, "log zxid {next} does not follow {previous}")
+            }
+            InitError::LogGap { previous, next } => {
+                write!(f, "log skips from {previous} to {next}: transactions are missing")
             }
             InitError::LogAheadOfAcceptedEpoch { zxid, accepted } => {
                 write!(f, "log entry {zxid} is from an epoch above acceptedEpoch {accepted}")

@@ -274,8 +274,10 @@ impl ZabNode {
             None => self.log.last(),
         };
         for entry in &entries {
-            if entry.zxid <= last || entry.zxid.epoch > epoch {
-                self.violation(from, "history not increasing");
+            // Contiguous, not only increasing: a hole would be adopted as our history and
+            // passed on if we lead (ZOOKEEPER-4925).
+            if !entry.zxid.follows(last) || entry.zxid.epoch > epoch {
+                self.violation(from, "history not contiguous");
                 return;
             }
             last = entry.zxid;
