@@ -13,6 +13,9 @@
 //! - [`storage`]: the [`ZabStorage`](storage::ZabStorage) trait the component writes through
 //!   (group commit: one sync per batch, completions only after it) and
 //!   [`SimDisk`](storage::SimDisk), a simulated disk whose unsynced writes a crash can lose.
+//! - [`wal::FileStorage`]: the durable `ZabStorage`: checksummed records in preallocated
+//!   segment files, group commit, atomic epoch files, snapshots and crash-atomic installs;
+//!   [`storage::conformance`] is the suite it and `SimDisk` both pass.
 //!
 //! - [`facade::Zab`]: the standalone API proposed on the ZooKeeper wiki, for programs that know
 //!   nothing of components: `Zab::start(options, storage, callback)`, `propose(bytes)` with a
@@ -25,3 +28,4 @@ pub mod facade;
 pub mod failure_detector;
 pub mod protocol;
 pub mod storage;
+pub mod wal;
