@@ -226,6 +226,9 @@ impl FileStorage {
             let doing = doing.to_string();
             move |e| files::io_error(&path, &doing, e)
         };
+        if steps < 1 {
+            return Ok(());
+        }
         // 1: the new generation directory (replacing one a failed install left).
         if new_dir.exists() {
             std::fs::remove_dir_all(&new_dir).map_err(io(&new_dir, "remove"))?;

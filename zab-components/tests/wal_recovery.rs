@@ -1,0 +1,391 @@
+//! Crash consistency of the file log: torn tails, corruption, missing files, inconsistent
+//! epochs and installs interrupted at every step. Each test damages the files the way a crash
+//! or a bad disk would and checks what `FileStorage::open` makes of them.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use zab_components::protocol::{Entry, Epoch, EpochKind, Recovered, Snapshot, Zxid};
+use zab_components::storage::ZabStorage;
+use zab_components::wal::{FileStorage, WalOptions, INSTALL_COMMIT_STEP, INSTALL_STEPS};
+
+/// A unique directory under the system temp dir, removed when dropped.
+struct TempDir(PathBuf);
+
+impl TempDir {
+    fn new(name: &str) -> TempDir {
+        static NEXT: AtomicU64 = AtomicU64::new(0);
+        let n = NEXT.fetch_add(1, Ordering::Relaxed);
+        let dir = std::env::temp_dir().join(format!("zab-wal-{name}-{}-{n}", std::process::id()));
+        let _ = fs::remove_dir_all(&dir);
+        TempDir(dir)
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = fs::remove_dir_all(&self.0);
+    }
+}
+
+const PAYLOAD: usize = 50;
+/// Header plus payload.
+const RECORD: usize = 24 + PAYLOAD;
+/// The segment magic.
+const MAGIC: usize = 8;
+
+fn entry(epoch: u64, counter: u64) -> Entry {
+    Entry::new(Zxid::new(epoch, counter), vec![(epoch * 100 + counter) as u8; PAYLOAD])
+}
+
+fn history(epoch: u64, from: u64, to: u64) -> Vec<Entry> {
+    (from..=to).map(|c| entry(epoch, c)).collect()
+}
+
+fn open(dir: &Path) -> FileStorage {
+    FileStorage::open(dir, WalOptions::for_tests()).expect("open")
+}
+
+fn open_err(dir: &Path) -> String {
+    match FileStorage::open(dir, WalOptions::for_tests()) {
+        Ok(mut s) => panic!("open succeeded, found {:?}", s.recover().map(|r| r.log.len())),
+        Err(e) => e.message,
+    }
+}
+
+/// A storage in `dir` holding `entries` (acceptedEpoch = their last epoch), synced, closed.
+/// Returns its segment files.
+fn stored(dir: &Path, entries: &[Entry]) -> Vec<PathBuf> {
+    let mut s = open(dir);
+    let epoch = entries.last().map_or(0, |e| e.zxid.epoch.0);
+    s.write_epoch(EpochKind::Accepted, Epoch(epoch)).unwrap();
+    s.append(entries).unwrap();
+    s.sync().unwrap();
+    s.segment_paths()
+}
+
+fn flip_bit(path: &Path, offset: usize, bit: u8) {
+    let mut bytes = fs::read(path).unwrap();
+    bytes[offset] ^= 1 << bit;
+    fs::write(path, bytes).unwrap();
+}
+
+fn name(path: &Path) -> String {
+    path.file_name().unwrap().to_string_lossy().into_owned()
+}
+
+#[test]
+fn the_segment_holds_records_in_the_documented_format() {
+    let dir = TempDir::new("format");
+    let segments = stored(&dir.0, &[Entry::new(Zxid::new(2, 1), b"hello".to_vec())]);
+    assert_eq!(segments.len(), 1);
+    assert_eq!(name(&segments[0]), "log.0000000000000002-0000000000000001");
+    let bytes = fs::read(&segments[0]).unwrap();
+    assert_eq!(bytes.len() as u64, WalOptions::for_tests().segment_bytes, "preallocated");
+    assert_eq!(&bytes[..8], b"ZABWAL01");
+    let mut expected = Vec::new();
+    expected.extend_from_slice(&5u32.to_le_bytes());
+    expected.extend_from_slice(&[0; 4]);
+    expected.extend_from_slice(&2u64.to_le_bytes());
+    expected.extend_from_slice(&1u64.to_le_bytes());
+    expected.extend_from_slice(b"hello");
+    let crc = crc32c::crc32c_append(crc32c::crc32c(&expected[..4]), &expected[8..]);
+    expected[4..8].copy_from_slice(&crc.to_le_bytes());
+    assert_eq!(&bytes[8..8 + expected.len()], &expected[..]);
+    assert!(bytes[8 + expected.len()..].iter().all(|&b| b == 0), "zeros after the records");
+}
+
+#[test]
+fn segments_roll_when_full_and_sealed_segments_end_at_their_last_record() {
+    let dir = TempDir::new("roll");
+    let all = history(1, 1, 200);
+    let segments = stored(&dir.0, &all);
+    let per_segment = (4096 - MAGIC) / RECORD;
+    assert_eq!(segments.len(), all.len().div_ceil(per_segment));
+    for (i, path) in segments.iter().enumerate() {
+        let first = &all[i * per_segment];
+        assert_eq!(name(path), format!("log.{:016x}-{:016x}", 1, first.zxid.counter));
+        let len = fs::metadata(path).unwrap().len() as usize;
+        let expected = if i + 1 < segments.len() { MAGIC + per_segment * RECORD } else { 4096 };
+        assert_eq!(len, expected, "{}", path.display());
+    }
+    assert_eq!(open(&dir.0).recover().unwrap().log, all);
+}
+
+#[test]
+fn a_torn_tail_at_every_byte_of_the_last_record_leaves_exactly_the_complete_records() {
+    let dir = TempDir::new("torn");
+    let all = history(1, 1, 10);
+    let segment = stored(&dir.0, &all).remove(0);
+    let good = fs::read(&segment).unwrap();
+    let last_start = MAGIC + 9 * RECORD;
+    for cut in last_start..last_start + RECORD {
+        // The file ends inside the record (a crash before the write reached the disk).
+        fs::write(&segment, &good[..cut]).unwrap();
+        let mut s = open(&dir.0);
+        assert_eq!(s.recover().unwrap().log, all[..9], "file cut at byte {cut}");
+        // The record is partly zeros inside the preallocated file; the node then goes on.
+        let mut zeroed = good.clone();
+        zeroed[cut..].fill(0);
+        drop(s);
+        fs::write(&segment, &zeroed).unwrap();
+        let mut s = open(&dir.0);
+        assert_eq!(s.recover().unwrap().log, all[..9], "record zeroed from byte {cut}");
+        let replacement = Entry::new(Zxid::new(1, 10), vec![0xEE; 3]);
+        s.append(std::slice::from_ref(&replacement)).unwrap();
+        s.sync().unwrap();
+        drop(s);
+        let mut expected = all[..9].to_vec();
+        expected.push(replacement);
+        assert_eq!(open(&dir.0).recover().unwrap().log, expected, "appended after a cut at {cut}");
+    }
+    // A whole last record, with the file ending right after it, is kept.
+    fs::write(&segment, &good[..last_start + RECORD]).unwrap();
+    assert_eq!(open(&dir.0).recover().unwrap().log, all);
+}
+
+#[test]
+fn a_flipped_bit_in_a_middle_record_is_an_error_naming_the_file_and_offset() {
+    let record4 = MAGIC + 3 * RECORD;
+    // Payload, length (low and high bits), checksum and zxid of the 4th record of 10.
+    for (offset, bit) in
+        [(record4 + 30, 2), (record4, 0), (record4 + 2, 4), (record4 + 5, 7), (record4 + 17, 1)]
+    {
+        let dir = TempDir::new("flip");
+        let segment = stored(&dir.0, &history(1, 1, 10)).remove(0);
+        flip_bit(&segment, offset, bit);
+        let message = open_err(&dir.0);
+        assert!(message.contains(&name(&segment)), "{message}");
+        assert!(message.contains(&format!("byte offset {record4}")), "offset {offset}: {message}");
+        assert!(message.contains("corrupt record"), "{message}");
+    }
+}
+
+#[test]
+fn a_flipped_bit_in_a_sealed_segment_is_an_error_even_in_its_last_record() {
+    let dir = TempDir::new("flip-sealed");
+    let segments = stored(&dir.0, &history(1, 1, 200));
+    let per_segment = (4096 - MAGIC) / RECORD;
+    let last_record = MAGIC + (per_segment - 1) * RECORD;
+    flip_bit(&segments[0], last_record + 40, 3);
+    let message = open_err(&dir.0);
+    assert!(message.contains(&name(&segments[0])), "{message}");
+    assert!(message.contains(&format!("byte offset {last_record}")), "{message}");
+}
+
+#[test]
+fn a_checksum_failure_in_the_very_last_record_is_a_torn_tail() {
+    let dir = TempDir::new("flip-last");
+    let all = history(1, 1, 10);
+    let segment = stored(&dir.0, &all).remove(0);
+    flip_bit(&segment, MAGIC + 9 * RECORD + 30, 0);
+    assert_eq!(open(&dir.0).recover().unwrap().log, all[..9]);
+}
+
+#[test]
+fn data_after_the_end_of_the_records_is_an_error() {
+    let dir = TempDir::new("garbage");
+    let segment = stored(&dir.0, &history(1, 1, 10)).remove(0);
+    flip_bit(&segment, 3000, 0);
+    let message = open_err(&dir.0);
+    assert!(message.contains("byte offset 3000"), "{message}");
+}
+
+#[test]
+fn a_missing_snapshot_is_refused() {
+    let dir = TempDir::new("no-snapshot");
+    let mut s = open(&dir.0);
+    s.write_epoch(EpochKind::Accepted, Epoch(1)).unwrap();
+    s.append(&history(1, 1, 200)).unwrap();
+    let before = s.segment_paths().len();
+    s.save_snapshot(&Snapshot { zxid: Zxid::new(1, 150), state: b"s".to_vec() }).unwrap();
+    s.sync().unwrap();
+    let after = s.segment_paths();
+    assert!(after.len() < before, "covered segments deleted: {before} -> {}", after.len());
+    let gen = s.generation_dir();
+    drop(s);
+    let r = open(&dir.0).recover().unwrap();
+    assert_eq!(r.log, history(1, 151, 200));
+    fs::remove_file(gen.join("snapshot.0000000000000001-0000000000000096")).unwrap();
+    let message = open_err(&dir.0);
+    assert!(message.contains("snapshot this log needs is missing"), "{message}");
+    assert!(message.contains(&name(&after[0])), "{message}");
+}
+
+#[test]
+fn a_missing_middle_segment_is_refused() {
+    let dir = TempDir::new("no-segment");
+    let segments = stored(&dir.0, &history(1, 1, 200));
+    fs::remove_file(&segments[1]).unwrap();
+    let message = open_err(&dir.0);
+    assert!(message.contains("a segment file was lost"), "{message}");
+    assert!(message.contains(&name(&segments[2])), "{message}");
+}
+
+#[test]
+fn inverted_epoch_files_are_refused() {
+    let dir = TempDir::new("epochs");
+    let mut s = open(&dir.0);
+    s.write_epoch(EpochKind::Accepted, Epoch(1)).unwrap();
+    s.write_epoch(EpochKind::Current, Epoch(2)).unwrap();
+    drop(s);
+    let message = open_err(&dir.0);
+    assert!(message.contains("acceptedEpoch 1 is below currentEpoch 2"), "{message}");
+    fs::write(dir.0.join("acceptedEpoch"), "two\n").unwrap();
+    let message = open_err(&dir.0);
+    assert!(message.contains("acceptedEpoch") && message.contains("does not hold an epoch"));
+}
+
+#[test]
+fn a_log_entry_above_accepted_epoch_is_refused() {
+    let dir = TempDir::new("epoch-ahead");
+    stored(&dir.0, &history(3, 1, 5));
+    fs::write(dir.0.join("acceptedEpoch"), "2\n").unwrap();
+    let message = open_err(&dir.0);
+    assert!(message.contains("above acceptedEpoch 2"), "{message}");
+}
+
+/// The state before an install: a snapshot and a log across segments.
+fn old_state(dir: &Path) -> Recovered {
+    let mut s = open(dir);
+    s.write_epoch(EpochKind::Accepted, Epoch(5)).unwrap();
+    s.append(&history(1, 1, 120)).unwrap();
+    s.save_snapshot(&Snapshot { zxid: Zxid::new(1, 60), state: b"old".to_vec() }).unwrap();
+    s.sync().unwrap();
+    s.recover().unwrap()
+}
+
+fn leftovers(dir: &Path) -> Vec<String> {
+    let mut names: Vec<String> =
+        fs::read_dir(dir).unwrap().map(|e| e.unwrap().file_name().into_string().unwrap()).collect();
+    names.sort();
+    names
+}
+
+#[test]
+fn an_install_interrupted_after_any_step_leaves_the_old_state_or_the_new_one() {
+    for with_snapshot in [true, false] {
+        for steps in 0..=INSTALL_STEPS {
+            let dir = TempDir::new("install");
+            let old = old_state(&dir.0);
+            let snapshot = Snapshot { zxid: Zxid::new(5, 20), state: b"new".to_vec() };
+            let snapshot = with_snapshot.then_some(snapshot);
+            let entries = if with_snapshot { history(5, 21, 150) } else { history(5, 1, 150) };
+            let mut s = open(&dir.0);
+            s.install_interrupted(snapshot.as_ref(), &entries, steps).unwrap();
+            if steps < INSTALL_STEPS {
+                assert!(s.append(&history(5, 151, 151)).is_err(), "used after a crash");
+            }
+            drop(s);
+            let r = open(&dir.0).recover().unwrap();
+            let new = Recovered { snapshot: snapshot.clone(), log: entries.clone(), ..old.clone() };
+            let expected = if steps >= INSTALL_COMMIT_STEP { &new } else { &old };
+            assert!(r == *expected, "{steps} steps (snapshot: {with_snapshot}): found {r:?}");
+            assert_eq!(
+                leftovers(&dir.0),
+                [
+                    "MANIFEST",
+                    "acceptedEpoch",
+                    if steps >= INSTALL_COMMIT_STEP {
+                        "gen.0000000000000002"
+                    } else {
+                        "gen.0000000000000001"
+                    }
+                ],
+                "{steps} steps: leftovers removed"
+            );
+        }
+    }
+}
+
+#[test]
+fn append_refuses_a_gap_or_an_oversized_payload_and_changes_nothing() {
+    let dir = TempDir::new("refuse");
+    let mut s = open(&dir.0);
+    s.write_epoch(EpochKind::Accepted, Epoch(1)).unwrap();
+    s.append(&history(1, 1, 3)).unwrap();
+    let e = s.append(&[entry(1, 5)]).unwrap_err();
+    assert!(e.message.contains("refusing to append (1,5) after (1,3)"), "{}", e.message);
+    assert!(s.append(&[entry(1, 4), entry(1, 4)]).is_err(), "a repeated zxid");
+    let big = Entry::new(Zxid::new(1, 4), vec![0; 16 << 20 | 1]);
+    assert!(s.append(&[big]).is_err());
+    s.append(&history(1, 4, 5)).unwrap();
+    s.sync().unwrap();
+    drop(s);
+    assert_eq!(open(&dir.0).recover().unwrap().log, history(1, 1, 5));
+}
+
+#[test]
+fn records_that_do_not_increase_are_refused() {
+    let dir = TempDir::new("order");
+    let segment = stored(&dir.0, &history(1, 1, 3)).remove(0);
+    // Overwrite the third record with a copy of the second: valid checksum, repeated zxid.
+    let mut bytes = fs::read(&segment).unwrap();
+    let second = bytes[MAGIC + RECORD..MAGIC + 2 * RECORD].to_vec();
+    bytes[MAGIC + 2 * RECORD..MAGIC + 3 * RECORD].copy_from_slice(&second);
+    fs::write(&segment, bytes).unwrap();
+    let message = open_err(&dir.0);
+    assert!(message.contains("strictly increase"), "{message}");
+    assert!(message.contains(&format!("byte offset {}", MAGIC + 2 * RECORD)), "{message}");
+}
+
+#[test]
+fn truncate_zero_fills_so_stale_records_never_reappear() {
+    let dir = TempDir::new("stale");
+    stored(&dir.0, &history(1, 1, 10));
+    let mut s = open(&dir.0);
+    s.write_epoch(EpochKind::Accepted, Epoch(2)).unwrap();
+    s.truncate(Zxid::new(1, 5)).unwrap();
+    // Same size as the record it replaces: without zero-filling, (1,7) would follow it.
+    s.append(&[entry(2, 1)]).unwrap();
+    s.sync().unwrap();
+    drop(s);
+    let mut expected = history(1, 1, 5);
+    expected.push(entry(2, 1));
+    assert_eq!(open(&dir.0).recover().unwrap().log, expected);
+}
+
+#[test]
+fn truncate_across_segments_deletes_the_later_files() {
+    let dir = TempDir::new("truncate");
+    let segments = stored(&dir.0, &history(1, 1, 200));
+    let mut s = open(&dir.0);
+    s.truncate(Zxid::new(1, 70)).unwrap();
+    s.sync().unwrap();
+    let kept = s.segment_paths();
+    assert_eq!(kept, segments[..2].to_vec(), "records 55..110 live in the second segment");
+    assert!(!segments[2].exists());
+    drop(s);
+    assert_eq!(open(&dir.0).recover().unwrap().log, history(1, 1, 70));
+}
+
+#[test]
+fn a_corrupt_snapshot_is_an_error_naming_it() {
+    let dir = TempDir::new("bad-snapshot");
+    old_state(&dir.0);
+    let path = dir.0.join("gen.0000000000000001/snapshot.0000000000000001-000000000000003c");
+    flip_bit(&path, 37, 0);
+    let message = open_err(&dir.0);
+    assert!(message.contains(&name(&path)) && message.contains("checksum"), "{message}");
+}
+
+#[test]
+fn a_manifest_that_names_a_missing_generation_or_is_missing_is_refused() {
+    let dir = TempDir::new("manifest");
+    old_state(&dir.0);
+    fs::write(dir.0.join("MANIFEST"), "zab-wal manifest v1\ngeneration 9\n").unwrap();
+    let message = open_err(&dir.0);
+    assert!(message.contains("names generation 9"), "{message}");
+    fs::remove_file(dir.0.join("MANIFEST")).unwrap();
+    let message = open_err(&dir.0);
+    assert!(message.contains("MANIFEST") && message.contains("is missing"), "{message}");
+}
+
+#[test]
+fn bad_options_are_refused() {
+    let dir = TempDir::new("options");
+    let options = WalOptions { segment_bytes: 10, ..WalOptions::for_tests() };
+    let e = FileStorage::open(&dir.0, options).unwrap_err();
+    assert!(e.message.contains("segment_bytes 10"), "{}", e.message);
+}
