@@ -16,8 +16,8 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 
 use common::{decode_state, Disk, Sim, StorageOp};
 use zab_components::protocol::{
-    Entry, Epoch, EpochKind, InitError, Message, Notification, PeerState, Phase, Snapshot, Status,
-    SyncMode, Zxid,
+    Entry, Epoch, EpochKind, InitError, Message, Notification, PeerState, Phase, Status, SyncMode,
+    Zxid,
 };
 
 // ----- helpers ----------------------------------------------------------------------------------
@@ -1032,4 +1032,691 @@ fn f27_a_gap_in_a_history_is_never_adopted_or_propagated() {
     sim.nodes[c].disk.log.retain(|e| e.zxid != z(1, 5));
     let refused = sim.try_restart(c);
     assert_eq!(refused, Err(InitError::LogGap { previous: z(1, 4), next: z(1, 6) }));
+}
+
+// ----- F16–F18: partitions, quorum loss, synchronization modes ---------------------------------
+
+/// The first node among `candidates` that leads in broadcast, in an epoch above `above`.
+fn leading_among(sim: &Sim, candidates: &[usize], above: Epoch) -> Option<usize> {
+    candidates.iter().copied().find(|i| {
+        sim.nodes[*i].node.as_ref().is_some_and(|node| {
+            matches!(node.status(), Status::Leading { epoch } if epoch > above)
+                && node.phase() == Phase::Broadcast
+        })
+    })
+}
+
+fn is_leading(sim: &Sim, i: usize) -> bool {
+    sim.nodes[i].node.as_ref().is_some_and(|node| matches!(node.status(), Status::Leading { .. }))
+}
+
+/// The value of the single key after applying the CAS operations of `history` in order:
+/// `cas:<expected>:<new>:<id>` sets the key to `new` if it holds `expected`.
+fn cas_value(history: &[(Zxid, Vec<u8>)]) -> u64 {
+    let mut value = 0;
+    for (_, payload) in history {
+        let text = String::from_utf8_lossy(payload);
+        let parts: Vec<&str> = text.split(':').collect();
+        if let ["cas", expected, new, _] = parts.as_slice() {
+            if expected.parse::<u64>() == Ok(value) {
+                value = new.parse().unwrap();
+            }
+        }
+    }
+    value
+}
+
+/// F16 (Jepsen 2013). 5 nodes, CAS workload on one key. Partition the leader plus one follower
+/// from the other three for 30 s, heal, repeat.
+///
+/// Expected: the minority stops acknowledging writes within syncLimit. The majority elects a
+/// new leader. All acknowledged CAS ops survive. The history is linearizable (P13: the
+/// delivered order respects real time between acknowledged ops). Timed-out ops are
+/// indeterminate (they may or may not appear). 30 s is 300 ticks of 100 ms.
+#[test]
+fn f16_partitioned_leader_and_follower_cas_workload() {
+    let session_ticks =
+        common::sim_config(zab_components::protocol::PeerId(1), vec![]).session_timeout_ticks;
+    let mut sim = Sim::new(5, 116, |c| c.outstanding_proposals_max = 64);
+    let mut leader = converge(&mut sim);
+    let mut ops = 0u64;
+    let mut workload = |sim: &mut Sim| {
+        if sim.rng.chance(15) {
+            let up: Vec<usize> = (0..5).filter(|i| sim.is_up(*i)).collect();
+            let at = up[sim.rng.below(up.len() as u64) as usize];
+            let value = cas_value(&sim.nodes[at].app);
+            ops += 1;
+            let payload = format!("cas:{value}:{ops}:{at}").into_bytes();
+            let _ = sim.propose_payload(at, payload);
+        } else {
+            sim.step_random(false, 0);
+        }
+    };
+    for round in 0..3 {
+        for _ in 0..2_000 {
+            workload(&mut sim);
+        }
+        let epoch = sim.node(leader).current_epoch();
+        let minority = vec![leader, (leader + 1 + round) % 5];
+        let majority: Vec<usize> = (0..5).filter(|i| !minority.contains(i)).collect();
+        sim.partition(&minority);
+        let (cut_at, acked_before) = (sim.now, sim.acknowledged.len());
+        let mut stepped_down = None;
+        let mut elected = None;
+        while sim.now < cut_at + 300 {
+            workload(&mut sim);
+            if stepped_down.is_none() && !minority.iter().any(|i| is_leading(&sim, *i)) {
+                stepped_down = Some(sim.now - cut_at);
+            }
+            if elected.is_none() && leading_among(&sim, &majority, epoch).is_some() {
+                elected = Some(sim.now - cut_at);
+            }
+            if stepped_down.is_some() {
+                assert!(!minority.iter().any(|i| is_leading(&sim, *i)), "a minority leads again");
+            }
+        }
+        let stepped_down = stepped_down.expect("the minority leader steps down");
+        assert!(stepped_down <= session_ticks + 1, "stepped down after {stepped_down} ticks");
+        let elected = elected.expect("the majority elects a leader");
+        assert!(elected <= 100, "the majority needed {elected} ticks");
+        assert!(sim.acknowledged.len() > acked_before, "the majority keeps acknowledging");
+        sim.heal();
+        leader = converge(&mut sim);
+        assert!(majority.contains(&leader) || sim.node(leader).current_epoch() > epoch);
+    }
+    assert!(sim.acknowledged.len() > 50, "{} ops acknowledged", sim.acknowledged.len());
+    let value = cas_value(&sim.global);
+    for i in 0..5 {
+        assert_eq!(cas_value(&sim.nodes[i].app), value, "n{} reads the same value", i + 1);
+    }
+    finish(&mut sim); // P9 (acknowledged ops survive) and P13 (linearizable)
+}
+
+/// F17 (ZooKeeper testFailedTxnAsPartOfQuorumLoss). The leader loses both followers while
+/// (1,7) is outstanding. The followers return after a new election among them.
+///
+/// Expected: (1,7) is never delivered anywhere and is truncated on the old leader.
+#[test]
+fn f17_outstanding_proposal_at_quorum_loss_is_truncated() {
+    let mut sim = Sim::new(3, 117, |_| {});
+    let old = converge(&mut sim);
+    let followers = others(3, old);
+    commit(&mut sim, old, 6);
+    sim.partition(&[old]);
+    sim.propose(old).unwrap();
+    sync_disk(&mut sim, old);
+    assert_eq!(sim.nodes[old].disk.log_zxids().last(), Some(&z(1, 7)));
+    assert!(
+        sim.run_until(50_000, |s| leading_among(s, &followers, Epoch(1)).is_some()
+            && !is_leading(s, old)),
+        "{}",
+        sim.report()
+    );
+    let new = leading_among(&sim, &followers, Epoch(1)).unwrap();
+    sim.propose(new).unwrap();
+    assert!(
+        sim.run_until(50_000, |s| followers.iter().all(|i| s.nodes[*i].app.len() == 7)),
+        "{}",
+        sim.report()
+    );
+    sim.record_sent = true;
+    sim.heal();
+    converge(&mut sim);
+    assert_eq!(sync_modes(&sim, new, old), vec![SyncMode::Trunc { to: z(1, 6) }]);
+    assert!(!delivered_anywhere(&sim, z(1, 7)));
+    assert!(!sim.nodes[old].disk.log_zxids().contains(&z(1, 7)));
+    finish(&mut sim);
+}
+
+/// F18 (LearnerHandler.syncFollower). Follower lag classes: equal, within the committed window,
+/// older than the window, ahead (old leader), ahead across an epoch boundary.
+///
+/// Expected: chosen mode = empty DIFF, DIFF, SNAP, TRUNC, SNAP (never TRUNC across epochs).
+/// All converge. ("The window" is the leader's log after its snapshot.)
+#[test]
+fn f18_sync_mode_for_each_lag_class() {
+    let entries_sent = |sim: &Sim, from: usize, to: usize| -> usize {
+        sent_to(sim, from, to)
+            .iter()
+            .map(|m| match m {
+                Message::SyncEntries { entries } => entries.len(),
+                _ => 0,
+            })
+            .sum()
+    };
+    // Equal: restarted with nothing new.
+    let mut sim = Sim::new(3, 181, |_| {});
+    let l = converge(&mut sim);
+    let f = others(3, l)[0];
+    commit(&mut sim, l, 3);
+    sim.crash_keeping(f, 0);
+    sim.record_sent = true;
+    sim.restart(f);
+    converge(&mut sim);
+    assert_eq!(sync_modes(&sim, l, f), vec![SyncMode::Diff { last: z(1, 3) }]);
+    assert_eq!(entries_sent(&sim, l, f), 0, "an empty DIFF");
+    finish(&mut sim);
+
+    // Within the window: four behind.
+    let mut sim = Sim::new(3, 182, |_| {});
+    let l = converge(&mut sim);
+    let f = others(3, l)[0];
+    commit(&mut sim, l, 3);
+    sim.crash_keeping(f, 0);
+    commit(&mut sim, l, 4);
+    sim.record_sent = true;
+    sim.restart(f);
+    converge(&mut sim);
+    assert_eq!(sync_modes(&sim, l, f), vec![SyncMode::Diff { last: z(1, 3) }]);
+    assert_eq!(entries_sent(&sim, l, f), 4);
+    finish(&mut sim);
+
+    // Older than the window: behind the leader's snapshot.
+    let mut sim = Sim::new(3, 183, |c| c.snapshot_entries_trigger = 4);
+    let l = converge(&mut sim);
+    let f = others(3, l)[0];
+    commit(&mut sim, l, 2);
+    sim.crash_keeping(f, 0);
+    commit(&mut sim, l, 30);
+    sim.record_sent = true;
+    sim.restart(f);
+    converge(&mut sim);
+    assert!(matches!(sync_modes(&sim, l, f).as_slice(), [SyncMode::Snap { .. }]));
+    finish(&mut sim);
+
+    // Ahead: the old leader logged (1,4) alone; the new leader has nothing after (1,3).
+    let mut sim = Sim::new(3, 184, |_| {});
+    let old = converge(&mut sim);
+    commit(&mut sim, old, 3);
+    log_locally_only(&mut sim, old);
+    sim.crash_keeping(old, 0);
+    let new = converge_live(&mut sim);
+    assert_eq!(sim.node(new).last_zxid(), z(1, 3));
+    sim.record_sent = true;
+    sim.restart(old);
+    converge(&mut sim);
+    assert_eq!(sync_modes(&sim, new, old), vec![SyncMode::Trunc { to: z(1, 3) }]);
+    finish(&mut sim);
+
+    // Ahead across an epoch boundary: L led epoch 2 and logged (2,1) alone; the others
+    // established epoch 3 and committed (3,1). The common point (1,2) is in another epoch.
+    let mut sim = Sim::new(3, 185, |_| {});
+    let l = converge(&mut sim);
+    commit(&mut sim, l, 2);
+    for i in 0..3 {
+        sim.partition(&[i]);
+    }
+    sim.heal();
+    assert_eq!(converge(&mut sim), l, "equal histories: the highest id leads again");
+    assert_eq!(sim.node(l).current_epoch(), Epoch(2));
+    sim.partition(&[l]);
+    sim.propose(l).unwrap();
+    sync_disk(&mut sim, l);
+    let rest = others(3, l);
+    assert!(sim.run_until(50_000, |s| leading_among(s, &rest, Epoch(2)).is_some()));
+    let new = leading_among(&sim, &rest, Epoch(2)).unwrap();
+    sim.propose(new).unwrap();
+    assert!(sim.run_until(50_000, |s| rest.iter().all(|i| s.nodes[*i].app.len() == 3)));
+    sim.record_sent = true;
+    sim.heal();
+    converge(&mut sim);
+    assert!(matches!(sync_modes(&sim, new, l).as_slice(), [SyncMode::Snap { .. }]));
+    assert!(!delivered_anywhere(&sim, z(2, 1)));
+    finish(&mut sim);
+}
+
+// ----- F19–F24: joining, duplicates, elections, slow disks, deposed followers -------------------
+
+/// F19 (TLA+ issues 1 and 3). Node C joins while the leader is broadcasting. The leader
+/// proposes (3,2) after sending NEWLEADER to C but before C's ack, and commits (3,2) using A's
+/// ack.
+///
+/// Expected: C logs and delivers (3,2). C never receives COMMIT for an unknown zxid. (Here the
+/// epoch is 1 and the proposal (1,2).)
+#[test]
+fn f19_proposal_made_while_a_joiner_syncs_reaches_it() {
+    let mut sim = Sim::new(3, 119, |_| {});
+    let l = converge(&mut sim);
+    let c = others(3, l)[1];
+    commit(&mut sim, l, 1);
+    sim.crash_keeping(c, 0);
+    sim.record_sent = true;
+    sim.restart(c);
+    assert!(sim.settle_until(|s| s.queued(l, c).iter().any(|m| is_new_leader(m))));
+    sim.hold(c, l); // C's NEWLEADER ack does not reach L
+    sim.propose(l).unwrap();
+    let p = sim.node(l).last_zxid();
+    assert_eq!(p, z(1, 2));
+    sim.settle();
+    assert_eq!(sim.node(l).committed_zxid(), p, "committed with A's ack alone");
+    assert!(sim.queued(c, l).iter().any(|m| matches!(m, Message::AckNewLeader { .. })));
+    assert!(sim.nodes[c].disk.log_zxids().contains(&p), "C logged p");
+    assert_eq!(sim.nodes[c].app.last().map(|(zxid, _)| *zxid), Some(p), "C delivered p");
+    sim.release(c, l);
+    converge(&mut sim);
+    let kinds: Vec<&str> = sent_to(&sim, l, c).iter().map(|m| m.kind()).collect();
+    let at = |kind: &str| kinds.iter().position(|k| *k == kind).unwrap();
+    assert!(at("NEWLEADER") < at("PROPOSAL") && at("PROPOSAL") < at("COMMIT"), "{kinds:?}");
+    finish(&mut sim); // no COMMIT for an unknown zxid: that would be a protocol violation
+}
+
+/// F20 (TLA+ issue 2). Proposal (3,1) is in the NEWLEADER history sent to C and is also
+/// PROPOSEd to C.
+///
+/// Expected: C ignores the duplicate. Single delivery. Our leader never sends a zxid both ways
+/// (the history goes up to the leader's last zxid at that moment, PROPOSALs carry only later
+/// ones; the test checks that on the wire), so the duplicate is injected right after NEWLEADER,
+/// as a leader that re-proposes its uncommitted tail would send it. (Here the zxid is (1,2).)
+#[test]
+fn f20_duplicate_proposal_of_a_synced_entry_is_ignored() {
+    let mut sim = Sim::new(3, 120, |_| {});
+    let l = converge(&mut sim);
+    let (a, c) = (others(3, l)[0], others(3, l)[1]);
+    commit(&mut sim, l, 1);
+    sim.crash_keeping(c, 0);
+    sim.hold(a, l); // p stays uncommitted: it is part of the history C receives
+    sim.propose(l).unwrap();
+    let p = sim.node(l).last_zxid();
+    sim.record_sent = true;
+    sim.restart(c);
+    assert!(sim.settle_until(|s| s.queued(l, c).iter().any(|m| is_new_leader(m))));
+    let synced = sim.queued(l, c).into_iter().find_map(|m| match m {
+        Message::SyncEntries { entries } => entries.iter().find(|e| e.zxid == p).cloned(),
+        _ => None,
+    });
+    let synced = synced.expect("p is in the synchronized history");
+    sim.inject(l, c, Message::Proposal { entries: vec![synced] });
+    sim.release(a, l);
+    for _ in 0..3 {
+        sim.propose(l).unwrap(); // proposals racing the sync, sent as PROPOSALs only
+    }
+    converge(&mut sim);
+    assert_eq!(sim.nodes[c].app.iter().filter(|(zxid, _)| *zxid == p).count(), 1);
+    for follower in others(3, l) {
+        let (mut synced, mut proposed) = (Vec::new(), Vec::new());
+        for msg in sent_to(&sim, l, follower) {
+            match msg {
+                Message::SyncEntries { entries } => synced.extend(entries.iter().map(|e| e.zxid)),
+                Message::Proposal { entries } => proposed.extend(entries.iter().map(|e| e.zxid)),
+                _ => {}
+            }
+        }
+        assert!(synced.iter().all(|zxid| !proposed.contains(zxid)), "{synced:?} {proposed:?}");
+    }
+    finish(&mut sim);
+}
+
+/// F21 (ZOOKEEPER-1732, FLE lost-message tests). Start 2 of 3, they elect. Start the third
+/// later, with dropped/duplicated FLE notifications.
+///
+/// Expected: the third follows the existing leader (no new epoch), via the out-of-election
+/// quorum. Eight seeds, 40 % of notifications lost and 40 % of the rest duplicated.
+#[test]
+fn f21_late_joiner_follows_the_leader_despite_lost_and_duplicated_notifications() {
+    let (mut dropped, mut duplicated) = (0, 0);
+    for seed in 0..8 {
+        let mut sim = Sim::new(3, 210 + seed, |_| {});
+        let joiner = 0;
+        sim.crash_keeping(joiner, 0);
+        let l = converge_live(&mut sim);
+        commit(&mut sim, l, 2);
+        let (epoch, round) = (sim.node(l).current_epoch(), sim.node(l).round());
+        sim.set_notification_faults(40, 40);
+        sim.restart(joiner);
+        assert_eq!(converge(&mut sim), l);
+        assert_eq!(sim.node(l).current_epoch(), epoch, "no new epoch");
+        assert_eq!(sim.node(l).round(), round, "the leader never went back to election");
+        assert_eq!(sim.leaders.len(), 1);
+        let leader = sim.nodes[l].id;
+        assert_eq!(sim.node(joiner).status(), Status::Following { leader, epoch });
+        dropped += sim.counts.get("notification dropped").copied().unwrap_or(0);
+        duplicated += sim.counts.get("notification duplicated").copied().unwrap_or(0);
+        finish(&mut sim);
+    }
+    assert!(dropped > 0 && duplicated > 0, "lost {dropped}, duplicated {duplicated}");
+}
+
+/// F22 (ZooKeeper testElectionFraud). One node decides it is LEADING, but the others keep
+/// voting for someone else (drop the packets that would inform it).
+///
+/// Expected: the would-be leader times out in discovery (initLimit) and returns to LOOKING. No
+/// epoch is established without a quorum. X (the lowest id, which nobody votes for) receives
+/// forged votes for itself while the real notifications to it are dropped.
+#[test]
+fn f22_self_declared_leader_without_followers_times_out() {
+    let sync_ticks =
+        common::sim_config(zab_components::protocol::PeerId(1), vec![]).sync_timeout_ticks;
+    let mut sim = Sim::new(3, 122, |_| {});
+    let x = 0;
+    let x_id = sim.nodes[x].id;
+    let vote = sim.node(x).vote();
+    for i in [1, 2] {
+        sim.drop_queued(i, x, is_notification);
+        let state = PeerState::Looking;
+        let forged = Notification { vote, round: 1, state, accepted_epoch: Epoch(0) };
+        sim.inject(i, x, Message::Notification(forged));
+        assert!(sim.deliver_until(i, x, is_notification));
+    }
+    sim.tick(); // the finalize wait ends
+    assert_eq!(sim.node(x).leader(), Some(x_id), "X believes it leads");
+    let decided_at = sim.now;
+    sim.record_sent = true;
+    assert!(sim.run_until(50_000, |s| s.node(x).leader() != Some(x_id)), "{}", sim.report());
+    let waited = sim.now - decided_at;
+    assert!((sync_ticks..=sync_ticks + 1).contains(&waited), "gave up after {waited} ticks");
+    assert_eq!(sim.nodes[x].disk.accepted_epoch, Epoch(0), "X never chose an epoch");
+    assert!(!sim.sent.iter().any(|s| s.from == x_id && s.msg.kind() == "LEADERINFO"));
+    assert!(sim.leaders.values().all(|leader| *leader != x_id));
+    let leader = converge(&mut sim);
+    assert_ne!(leader, x);
+    finish(&mut sim);
+}
+
+/// F23 (syncLimit logic). One follower's fsync stalls for > syncLimit.
+///
+/// Expected: the leader drops it. The cluster keeps committing with the remaining quorum. The
+/// follower later resyncs.
+///
+/// Part 1: only the disk stalls. Our leader does not need that follower's acks to commit, and
+/// the follower still answers pings, so it is not dropped (ZooKeeper's ping answers do not
+/// wait for fsync either): the cluster commits with the other follower, and once the disk
+/// recovers the follower catches up on the same session. Part 2: the whole follower stalls
+/// (its messages held): the leader drops it after syncLimit (no PROPOSAL goes to it any more),
+/// keeps committing, and the follower resynchronizes when it comes back.
+#[test]
+fn f23_follower_with_a_stalled_disk_or_process() {
+    let session =
+        common::sim_config(zab_components::protocol::PeerId(1), vec![]).session_timeout_ticks;
+    let mut sim = Sim::new(3, 123, |_| {});
+    let l = converge(&mut sim);
+    let (f, a) = (others(3, l)[0], others(3, l)[1]);
+    commit(&mut sim, l, 2);
+    let epoch = sim.node(l).current_epoch();
+    // Part 1.
+    sim.nodes[f].disk_stalled = true;
+    let start = sim.now;
+    while sim.now < start + 3 * session {
+        if sim.rng.chance(5) {
+            sim.propose(l).unwrap();
+        } else {
+            sim.step_random(false, 0);
+        }
+    }
+    assert_eq!(sim.node(l).status(), Status::Leading { epoch });
+    assert!(sim.nodes[a].app.len() > 5, "committed {} with A", sim.nodes[a].app.len());
+    assert_eq!(sim.nodes[f].app.len(), 2, "nothing durable on F, nothing delivered");
+    sim.record_sent = true;
+    sim.nodes[f].disk_stalled = false;
+    converge(&mut sim);
+    assert!(sync_modes(&sim, l, f).is_empty(), "caught up without a resync");
+    assert_eq!(sim.node(l).status(), Status::Leading { epoch });
+    // Part 2.
+    sim.isolate(f, 4 * session);
+    let start = sim.now;
+    while sim.now < start + session + 2 {
+        sim.step_random(false, 0);
+    }
+    sim.propose(l).unwrap();
+    let p = sim.node(l).last_zxid();
+    let f_id = sim.nodes[f].id;
+    let sent_p_to_f = sim.sent.iter().any(|s| {
+        s.to == f_id
+            && matches!(&s.msg, Message::Proposal { entries } if entries.iter().any(|e| e.zxid == p))
+    });
+    assert!(!sent_p_to_f, "the leader still counts on the silent follower");
+    assert!(sim.run_until(50_000, |s| s.nodes[a].app.last().map(|(z, _)| *z) == Some(p)));
+    assert_eq!(sim.node(l).status(), Status::Leading { epoch }, "A and L are a quorum");
+    converge(&mut sim);
+    assert_eq!(sync_modes(&sim, l, f).len(), 1, "F resynchronized once");
+    finish(&mut sim);
+}
+
+/// F24 (ZOOKEEPER-4712). A follower is deposed (its leader dies) while its log thread still has
+/// queued proposals.
+///
+/// Expected: nothing logged after it leaves FOLLOWING, or logged entries are accounted for in
+/// its ACKEPOCH lastZxid. No divergence. Our node keeps the writes it issued (the storage
+/// contract lets them complete), so they must be accounted for: F's disk holds (1,3),(1,4)
+/// unsynced when L dies; A (with (1,5)) leads next; F's ACKEPOCH waits for its acceptedEpoch
+/// write, queued behind those, and reports (1,4); the DIFF starts there.
+#[test]
+fn f24_deposed_follower_accounts_for_its_queued_writes() {
+    let mut sim = Sim::new(3, 124, |_| {});
+    let l = converge(&mut sim);
+    let (f, a) = (others(3, l)[0], others(3, l)[1]);
+    commit(&mut sim, l, 2);
+    sim.nodes[f].disk_stalled = true;
+    sim.hold(l, f);
+    sim.hold(a, l); // nothing new commits
+    for _ in 0..3 {
+        sim.propose(l).unwrap();
+    }
+    sim.settle(); // A logs (1,3)..(1,5)
+    assert!(sim.deliver_until(l, f, is_proposal));
+    assert!(sim.deliver_until(l, f, is_proposal));
+    let queued = sim.pending_writes(f).iter().filter(|w| matches!(w, StorageOp::Append(_))).count();
+    assert_eq!(queued, 2);
+    sim.crash_keeping(l, 0);
+    assert_eq!(sim.node(f).phase(), Phase::Election, "F left FOLLOWING");
+    assert_eq!(sim.node(f).last_zxid(), z(1, 4));
+    sim.record_sent = true;
+    let start = sim.now;
+    while sim.now < start + 20 {
+        sim.step_random(false, 0);
+    }
+    assert!(
+        !sent_to(&sim, f, a).iter().any(|m| matches!(m, Message::AckEpoch { .. })),
+        "ACKEPOCH before the queued writes are durable"
+    );
+    sim.nodes[f].disk_stalled = false;
+    assert_eq!(converge_live(&mut sim), a);
+    let ack_epoch = sent_to(&sim, f, a).into_iter().find_map(|m| match m {
+        Message::AckEpoch { last_zxid, .. } => Some(*last_zxid),
+        _ => None,
+    });
+    assert_eq!(ack_epoch, Some(z(1, 4)));
+    assert_eq!(sync_modes(&sim, a, f).first(), Some(&SyncMode::Diff { last: z(1, 4) }));
+    sim.restart(l);
+    converge(&mut sim);
+    assert_eq!(sim.nodes[f].disk.log_zxids(), sim.nodes[a].disk.log_zxids());
+    finish(&mut sim);
+}
+
+// ----- F28–F30: counter rollover, power loss, random schedules ----------------------------------
+
+/// F28 (ZOOKEEPER-1277/4883). Start with the counter near max (e.g. 2^32-10) and write 20 ops.
+///
+/// Expected: the epoch rolls over via a new election or an explicit epoch bump. Order is
+/// preserved. No wrap to a smaller zxid. Our counter is a per-epoch u64 that restarts at 1 in
+/// every epoch, so "near max" is reached through the `counter_max` bound (12 here: after two
+/// ops the counter is max-10). One client writes the 20 ops one after another, retrying an op
+/// the leader refuses while the epoch rolls over.
+#[test]
+fn f28_counter_exhaustion_rolls_the_epoch_over_in_order() {
+    const MAX: u64 = 12;
+    let mut sim = Sim::new(3, 128, |c| c.counter_max = MAX);
+    let l = converge(&mut sim);
+    commit(&mut sim, l, 2);
+    let mut refused = 0;
+    let payloads: Vec<Vec<u8>> = (0..20).map(|k| format!("op{k}").into_bytes()).collect();
+    for payload in &payloads {
+        loop {
+            assert!(sim.run_until(100_000, |s| s.leader().is_some()), "{}", sim.report());
+            let leader = sim.leader().unwrap();
+            let epoch = sim.node(leader).current_epoch();
+            if sim.propose_payload(leader, payload.clone()).is_ok() {
+                break;
+            }
+            refused += 1;
+            let new_epoch = |s: &Sim| s.leader().is_some_and(|l| s.node(l).current_epoch() > epoch);
+            assert!(sim.run_until(100_000, new_epoch), "{}", sim.report());
+        }
+        let done = |s: &Sim| s.acknowledged.values().any(|p| p == payload);
+        assert!(sim.run_until(100_000, done), "{}", sim.report());
+    }
+    converge(&mut sim);
+    let ops: Vec<(Zxid, Vec<u8>)> =
+        sim.global.iter().filter(|(_, p)| p.starts_with(b"op")).cloned().collect();
+    assert_eq!(ops.iter().map(|(_, p)| p.clone()).collect::<Vec<_>>(), payloads, "order");
+    let zxids: Vec<Zxid> = sim.global.iter().map(|(zxid, _)| *zxid).collect();
+    assert!(zxids.windows(2).all(|w| w[0] < w[1]), "no wrap to a smaller zxid");
+    assert!(zxids.iter().all(|zxid| zxid.counter <= MAX));
+    assert_eq!(ops[9].0, z(1, MAX));
+    assert_eq!(ops[10].0, z(2, 1), "the next op opens epoch 2");
+    assert_eq!(ops[19].0, z(2, 10));
+    assert!(refused >= 1, "the op after the last counter waited for the new epoch");
+    finish(&mut sim);
+}
+
+/// F29 (durability). Whole-cluster power loss: all crash at the same instant, with unfsynced
+/// page cache dropped (each node keeps a random prefix of its unsynced writes); restart all.
+///
+/// Expected: every op that was acknowledged to a client (quorum fsynced) is present. Epoch
+/// files consistent (acceptedEpoch ≥ currentEpoch on every disk, every node restarts, and the
+/// next epoch is above every earlier one). Twenty seeds, crashing at different points of a
+/// pipelined workload.
+#[test]
+fn f29_whole_cluster_power_loss_keeps_every_acknowledged_op() {
+    for seed in 20..40 {
+        let mut sim = Sim::new(3, seed, |_| {});
+        let leader = converge(&mut sim);
+        for k in 0..12 {
+            let _ = sim.propose((leader + k) % 3);
+            for _ in 0..(seed as usize % 7) {
+                sim.step_random(false, 0);
+            }
+        }
+        let acknowledged = sim.acknowledged.clone();
+        let last_epoch = *sim.leaders.keys().next_back().unwrap();
+        for i in 0..3 {
+            sim.crash(i);
+        }
+        for i in 0..3 {
+            let disk = &sim.nodes[i].disk;
+            assert!(disk.accepted_epoch >= disk.current_epoch, "seed {seed} n{}", i + 1);
+        }
+        for i in 0..3 {
+            sim.try_restart(i).unwrap_or_else(|e| panic!("seed {seed}: n{} refused: {e}", i + 1));
+        }
+        let leader = converge(&mut sim);
+        assert!(sim.node(leader).current_epoch() > last_epoch);
+        for (zxid, payload) in &acknowledged {
+            for i in 0..3 {
+                let present = sim.nodes[i].app.iter().any(|(z, p)| z == zxid && p == payload);
+                assert!(present, "seed {seed}: acknowledged {zxid} lost on n{}", i + 1);
+            }
+        }
+        finish(&mut sim);
+    }
+}
+
+const CHAOS_STEPS: usize = 8_000;
+
+/// Ticks within which a cluster must converge once the faults stop (P12's bound).
+const CONVERGENCE_TICKS: u64 = 200;
+
+/// F30: one seed of the random schedule. On success returns what it exercised.
+fn run_seed(seed: u64) -> Result<std::collections::BTreeMap<&'static str, u64>, String> {
+    let n = if seed % 3 == 0 { 5 } else { 3 };
+    let mut sim = Sim::new(n, seed, |c| {
+        c.snapshot_entries_trigger = if seed % 2 == 0 { 6 } else { 0 };
+        if seed % 5 == 0 {
+            c.counter_max = 7;
+        }
+    });
+    let mut calm_ticks = 0;
+    let outcome = catch_unwind(AssertUnwindSafe(|| {
+        for _ in 0..CHAOS_STEPS {
+            sim.step_random(true, 6);
+            if sim.failure.is_some() {
+                return;
+            }
+        }
+        // Calm: everything restarts, partitions heal, disks flow; the cluster must converge.
+        sim.heal();
+        for i in 0..n {
+            sim.nodes[i].disk_stalled = false;
+            sim.restart(i);
+        }
+        let healed_at = sim.now;
+        if !sim.run_until(60_000, |s| s.converged()) {
+            sim.fail("no convergence after the faults stopped (P12)".into());
+            return;
+        }
+        calm_ticks = sim.now - healed_at;
+        if calm_ticks > CONVERGENCE_TICKS {
+            sim.fail(format!("P12: converged only {calm_ticks} ticks after the faults stopped"));
+            return;
+        }
+        sim.check_converged_state();
+        sim.check_properties();
+    }));
+    let mut stats = sim.counts.clone();
+    stats.insert("epochs", sim.leaders.len() as u64);
+    stats.insert("delivered", sim.global.len() as u64);
+    stats.insert("acknowledged", sim.acknowledged.len() as u64);
+    stats.insert("max convergence ticks", calm_ticks);
+    match outcome {
+        Ok(()) if sim.failure.is_none() => Ok(stats),
+        Ok(()) => Err(sim.report()),
+        Err(panic) => {
+            let what = panic
+                .downcast_ref::<String>()
+                .cloned()
+                .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
+                .unwrap_or_default();
+            sim.fail(format!("panic: {what}"));
+            Err(sim.report())
+        }
+    }
+}
+
+/// F30 (SAMC/FlyMC/Modulo style). Random schedule: 3–5 nodes, random crashes/restarts/
+/// partitions/message reorders for N steps, then heal.
+///
+/// Expected: P1–P13 hold. Converges within a bounded time after heal. Each seed runs 8 000
+/// random events (crashes keeping a random prefix of unsynced writes, restarts, broken
+/// sessions, partitions and their healing, delayed links, stalled disks, proposals anywhere,
+/// every interleaving of deliveries and disk completions), then heals everything and must
+/// converge within `CONVERGENCE_TICKS`. P1–P3, P7, P8, P10, P11 and quorum durability at first
+/// delivery are checked at every event; P4–P6, P9, P12, P13 at the end.
+///
+/// `SIM_SEEDS=n` runs seeds 1..=n (default 500), `SIM_SEED=s` replays one.
+#[test]
+fn f30_random_faults_keep_p1_to_p13_over_many_seeds() {
+    let seeds: Vec<u64> = match std::env::var("SIM_SEED") {
+        Ok(seed) => vec![seed.parse().expect("SIM_SEED is a number")],
+        Err(_) => {
+            let count = std::env::var("SIM_SEEDS").ok().and_then(|s| s.parse().ok()).unwrap_or(500);
+            (1..=count).collect()
+        }
+    };
+    let mut failures = Vec::new();
+    let mut totals: std::collections::BTreeMap<&'static str, u64> = Default::default();
+    for seed in &seeds {
+        match run_seed(*seed) {
+            Ok(stats) => {
+                for (kind, count) in stats {
+                    let total = totals.entry(kind).or_default();
+                    if kind.starts_with("max") {
+                        *total = (*total).max(count);
+                    } else {
+                        *total += count;
+                    }
+                }
+            }
+            Err(report) => failures.push((*seed, report)),
+        }
+    }
+    if std::env::var("SIM_STATS").is_ok() {
+        eprintln!("sweep totals over {} seeds: {totals:?}", seeds.len());
+    }
+    if let Some((_, report)) = failures.first() {
+        let failed: Vec<u64> = failures.iter().map(|(seed, _)| *seed).collect();
+        panic!(
+            "{} of {} seeds failed: {failed:?}\nfirst failure:\n{report}",
+            failed.len(),
+            seeds.len()
+        );
+    }
 }
