@@ -338,8 +338,9 @@ impl ZabStorage for FileStorage {
         if let Some(recovered) = &self.recovered {
             return Ok(recovered.clone());
         }
-        // What a restarted process would find: everything handed to the OS, read back.
-        self.log.flush()?;
+        // What a restarted node would find: everything written so far (synced first, since
+        // the reopened log forgets what it had not synced yet), read back.
+        self.log.sync()?;
         let opened = recovery::open(&self.dir, &self.options)?;
         self.generation = opened.generation;
         self.log = opened.log;
