@@ -1,7 +1,8 @@
 //! A deterministic in-memory cluster for driving `ZabNode`s: one FIFO queue per directed link,
 //! a simulated disk per node (writes become durable one by one, in order; a crash keeps a random
 //! prefix of the unsynced writes), a seeded PRNG choosing every next event, and checkers for
-//! zab.md's P1–P12 on what the nodes deliver.
+//! zab.md's P1–P13 on what the nodes deliver (plus: a quorum of disks holds every transaction
+//! at its first delivery).
 //!
 //! Everything is ordered (`BTreeMap`, `Vec`), so a seed replays a run exactly.
 //!
