@@ -3,9 +3,11 @@
 //! Each worker has a LIFO slot, a local queue others can steal from, and shares a global
 //! injector with the other workers. A component made ready by a handler running on a worker goes
 //! into that worker's LIFO slot and runs right after the current component: a ping-pong pair
-//! stays on one thread and no thread is woken per message. What the slot displaces, and a
-//! component that used up its batch with events left, goes to the local queue, and a sleeping
-//! worker is woken to steal it. Components made ready from outside the pool (timers, the network
+//! stays on one thread and no thread is woken per message. But when the current component still
+//! has events and another worker is spinning for work, the new one goes to the local queue for
+//! that worker to steal, so that a pipelined pair runs on two cores. What the slot displaces,
+//! and a component that used up its batch with events left, goes to the local queue, and a
+//! sleeping worker is woken to steal it. Components made ready from outside the pool (timers, the network
 //! thread, the main thread) go to the injector.
 //!
 //! Idle workers spin briefly, then park; a worker announces itself as sleeping *before* its last
@@ -106,6 +108,8 @@ struct Local {
     ticks: u32,
     /// Consecutive tasks taken from the LIFO slot.
     lifo_streak: u32,
+    /// The component running on this worker now.
+    current: Option<Task>,
 }
 
 /// Every this many tasks a worker looks at the injector before its own queues, so that work
@@ -128,6 +132,8 @@ struct Pool {
     unparkers: Vec<Unparker>,
     sleepers: Mutex<Vec<usize>>,
     sleeping: AtomicUsize,
+    /// Workers out of work and spinning: they would take a stealable task at once.
+    searching: AtomicUsize,
     shutdown: AtomicBool,
     timers: Arc<TimerQueue>,
     next_id: AtomicU64,
@@ -230,8 +236,16 @@ impl Pool {
         let mut idle: u32 = 0;
         loop {
             if let Some(task) = self.find_task(index) {
+                if idle > 0 {
+                    self.searching.fetch_sub(1, Ordering::SeqCst);
+                }
                 idle = 0;
-                if task.clone().run(self.batch_events, None) {
+                LOCAL.with(|l| {
+                    l.borrow_mut().as_mut().expect("worker thread").current = Some(task.clone())
+                });
+                let more = task.clone().run(self.batch_events, None);
+                LOCAL.with(|l| l.borrow_mut().as_mut().expect("worker thread").current = None);
+                if more {
                     LOCAL
                         .with(|l| l.borrow_mut().as_mut().expect("worker thread").queue.push(task));
                     self.notify_one();
@@ -240,6 +254,9 @@ impl Pool {
             }
             if self.shutdown.load(Ordering::Acquire) {
                 return;
+            }
+            if idle == 0 {
+                self.searching.fetch_add(1, Ordering::SeqCst);
             }
             if idle < self.idle_rounds {
                 // Spin first (work usually comes back within microseconds under load), then
@@ -255,16 +272,17 @@ impl Pool {
                 continue;
             }
             // Announce, then look once more, then sleep: see the module doc.
+            self.searching.fetch_sub(1, Ordering::SeqCst);
             self.sleepers.lock().push(index);
             self.sleeping.fetch_add(1, Ordering::SeqCst);
             fence(Ordering::SeqCst);
+            idle = 0;
             if self.has_visible_work() || self.shutdown.load(Ordering::Acquire) {
                 self.unregister_sleeper(index);
                 continue;
             }
             parker.park();
             self.unregister_sleeper(index);
-            idle = 0;
         }
     }
 }
@@ -274,13 +292,28 @@ impl Executor for Pool {
     fn schedule(&self, task: Task) {
         let placed = LOCAL.with(|l| match l.try_borrow_mut() {
             Ok(mut l) => match l.as_mut() {
-                Some(local) if local.pool == self.id => match local.lifo.replace(task) {
-                    None => Placed::Lifo,
-                    Some(old) => {
-                        local.queue.push(old);
+                Some(local) if local.pool == self.id => {
+                    // The LIFO slot runs the task right after the current component, on this
+                    // core: best when the current one is about to run out of events (ping-pong).
+                    // If it still has events and another worker is spinning for work, hand the
+                    // task to that worker instead, so both run in parallel.
+                    let current_busy = local
+                        .current
+                        .as_ref()
+                        .is_some_and(|c| c.header().pending.load(Ordering::Relaxed) > 1);
+                    if current_busy && self.searching.load(Ordering::Relaxed) > 0 {
+                        local.queue.push(task);
                         Placed::Displaced
+                    } else {
+                        match local.lifo.replace(task) {
+                            None => Placed::Lifo,
+                            Some(old) => {
+                                local.queue.push(old);
+                                Placed::Displaced
+                            }
+                        }
                     }
-                },
+                }
                 _ => Placed::Outside(task),
             },
             Err(_) => Placed::Outside(task),
@@ -373,6 +406,7 @@ impl Runtime {
             unparkers: parkers.iter().map(|p| p.unparker().clone()).collect(),
             sleepers: Mutex::new(Vec::new()),
             sleeping: AtomicUsize::new(0),
+            searching: AtomicUsize::new(0),
             shutdown: AtomicBool::new(false),
             timers: TimerQueue::new(Instant::now()),
             next_id: AtomicU64::new(1),
@@ -395,6 +429,7 @@ impl Runtime {
                             queue,
                             ticks: 0,
                             lifo_streak: 0,
+                            current: None,
                         })
                     });
                     pool.worker_loop(index, parker);
