@@ -3,7 +3,10 @@
 //! This crate will hold the Bootstrap, Overlay and Replica components, the RESP (Redis
 //! protocol) front end and the `kvstore` binary. See `shared/DESIGN.md` (kvstore-app).
 //!
-//! Its pure building blocks, free of I/O, clocks and threads, are here already:
+//! The [`replica::Replica`] component is here: one partition's state machine on its Zab group,
+//! every operation (reads included) ordered through the log; its simulator test checks client
+//! histories for linearizability under crashes and partitions. Its pure building blocks, free of
+//! I/O, clocks and threads, are here too:
 //!
 //! - [`resp`]: the Redis protocol (RESP2) codec, incremental and safe on hostile input, with every
 //!   bound named in [`resp::RespLimits`];
@@ -53,5 +56,6 @@
 pub mod command;
 pub mod linearizability;
 pub mod partition;
+pub mod replica;
 pub mod resp;
 pub mod store;

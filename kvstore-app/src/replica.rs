@@ -1,0 +1,261 @@
+//! The Replica component: one partition's state machine, replicated by its Zab group.
+//!
+//! Every operation, reads included, is proposed through Zab and applied when delivered, in zxid
+//! order, by every replica of the group; the replica that proposed it answers its client with
+//! the result of that application. So each operation takes effect at one point of one total
+//! order, between its request and its reply: the store is linearizable without any special read
+//! path. (A read barrier confirmed by a quorum would make reads cheaper; it is not done yet.)
+//!
+//! While the group has no leader, a request is retried every `retry_interval` until
+//! `leader_wait` has passed, then answered [`KvError::TryAgain`]. An error reply means the
+//! operation did not happen, except [`KvError::OutcomeUnknown`], which says so.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::time::Duration;
+
+use kompics_core::{
+    ComponentDefinition, Context, Port, Provide, ProvidedPort, Require, RequiredPort, Setup, Time,
+};
+use zab_components::component::{AbEvent, AbRequest, AtomicBroadcast, ProposeFailure, ZabStatus};
+use zab_components::protocol::Zxid;
+
+use crate::partition::PartitionId;
+use crate::store::{Op, OpResult, Store};
+
+/// The port a replica provides to the components that serve clients.
+pub struct KvPort;
+
+/// A client operation; `id` is the caller's and comes back in the reply.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct KvRequest {
+    /// The caller's identifier for this request.
+    pub id: u64,
+    /// The operation.
+    pub op: Op,
+}
+
+/// The answer to one [`KvRequest`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct KvReply {
+    /// The request's `id`.
+    pub id: u64,
+    /// The result, or why there is none.
+    pub result: Result<OpResult, KvError>,
+}
+
+impl Port for KvPort {
+    type Request = KvRequest;
+    type Indication = KvReply;
+}
+
+/// Why an operation has no result.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum KvError {
+    /// The operation did not happen: the partition had no leader for the whole wait.
+    TryAgain {
+        /// The partition.
+        partition: PartitionId,
+    },
+    /// The operation did not happen: too many operations are in flight in the partition.
+    Busy {
+        /// The partition.
+        partition: PartitionId,
+    },
+    /// The operation may or may not have happened (the leader changed while it was in flight).
+    OutcomeUnknown {
+        /// The partition.
+        partition: PartitionId,
+    },
+}
+
+/// Settings of a replica.
+#[derive(Clone, Debug)]
+pub struct ReplicaConfig {
+    /// The partition this replica holds.
+    pub partition: PartitionId,
+    /// How long a request waits for a leader before `TryAgain`.
+    pub leader_wait: Duration,
+    /// How often a request waiting for a leader is retried.
+    pub retry_interval: Duration,
+}
+
+impl ReplicaConfig {
+    /// Defaults for `partition`: wait up to 2 s for a leader, retrying every 20 ms.
+    pub fn new(partition: PartitionId) -> ReplicaConfig {
+        ReplicaConfig {
+            partition,
+            leader_wait: Duration::from_secs(2),
+            retry_interval: Duration::from_millis(20),
+        }
+    }
+}
+
+/// A request proposed and not yet answered.
+struct InFlight {
+    id: u64,
+    op: Op,
+    deadline: Time,
+}
+
+/// How many results of recent deliveries are kept, to answer a commit notice that arrives
+/// after its delivery.
+const RECENT_RESULTS_MAX: usize = 1024;
+
+/// One replica of one partition.
+pub struct Replica {
+    kv: ProvidedPort<KvPort>,
+    ab: RequiredPort<AtomicBroadcast>,
+    config: ReplicaConfig,
+    store: Store,
+    next_tag: u64,
+    in_flight: BTreeMap<u64, InFlight>,
+    /// Our proposals by the zxid the leader assigned them.
+    assigned: BTreeMap<Zxid, u64>,
+    recent: VecDeque<(Zxid, OpResult)>,
+    status: ZabStatus,
+    last_applied: Option<Zxid>,
+}
+
+impl Replica {
+    /// A replica with an empty store (Zab installs the state it has).
+    pub fn new(setup: &mut Setup<Self>, config: ReplicaConfig) -> Self {
+        Replica {
+            kv: setup.provided(),
+            ab: setup.required(),
+            config,
+            store: Store::new(),
+            next_tag: 0,
+            in_flight: BTreeMap::new(),
+            assigned: BTreeMap::new(),
+            recent: VecDeque::new(),
+            status: ZabStatus::Looking,
+            last_applied: None,
+        }
+    }
+
+    /// The partition's data as this replica has applied it.
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    /// The role of this replica's Zab instance.
+    pub fn status(&self) -> ZabStatus {
+        self.status
+    }
+
+    /// The last transaction applied.
+    pub fn last_applied(&self) -> Option<Zxid> {
+        self.last_applied
+    }
+
+    fn propose(&mut self, flight: InFlight) {
+        self.next_tag += 1;
+        let payload = flight.op.to_bytes();
+        self.in_flight.insert(self.next_tag, flight);
+        self.ab.trigger(AbRequest::Propose { tag: self.next_tag, payload });
+    }
+
+    fn answer(&mut self, tag: u64, result: Result<OpResult, KvError>) {
+        if let Some(f) = self.in_flight.remove(&tag) {
+            self.kv.trigger(KvReply { id: f.id, result });
+        }
+    }
+
+    fn apply(&mut self, zxid: Zxid, payload: &[u8]) {
+        let op = match Op::from_bytes(payload) {
+            Ok(op) => op,
+            // Every replica sees the same bytes: skipping it keeps them identical.
+            Err(e) => {
+                log::error!(
+                    "partition {:?}: undecodable operation at {zxid:?}: {e}",
+                    self.config.partition
+                );
+                return;
+            }
+        };
+        let result = self.store.apply(&op);
+        self.last_applied = Some(zxid);
+        if let Some(tag) = self.assigned.remove(&zxid) {
+            self.answer(tag, Ok(result.clone()));
+        }
+        self.recent.push_back((zxid, result));
+        if self.recent.len() > RECENT_RESULTS_MAX {
+            self.recent.pop_front();
+        }
+    }
+}
+
+impl ComponentDefinition for Replica {}
+
+impl Provide<KvPort> for Replica {
+    fn handle(&mut self, ctx: &mut Context<Self>, request: KvRequest) {
+        let deadline = ctx.now() + self.config.leader_wait;
+        self.propose(InFlight { id: request.id, op: request.op, deadline });
+    }
+}
+
+impl Require<AtomicBroadcast> for Replica {
+    fn handle(&mut self, ctx: &mut Context<Self>, event: AbEvent) {
+        match event {
+            AbEvent::Deliver { zxid, payload } => self.apply(zxid, &payload),
+            AbEvent::Status(s) => self.status = s,
+            AbEvent::Assigned { tag, zxid } => {
+                self.assigned.insert(zxid, tag);
+            }
+            AbEvent::Committed { tag, zxid } => {
+                // Normally answered at delivery; this covers a commit notice for a delivery
+                // whose assignment this replica never heard.
+                if self.in_flight.contains_key(&tag) {
+                    let result =
+                        self.recent.iter().find(|(z, _)| *z == zxid).map(|(_, r)| r.clone());
+                    let partition = self.config.partition;
+                    self.answer(tag, result.ok_or(KvError::OutcomeUnknown { partition }));
+                }
+            }
+            AbEvent::Failed { tag, reason } => {
+                let partition = self.config.partition;
+                self.assigned.retain(|_, t| *t != tag);
+                match reason {
+                    ProposeFailure::OutcomeUnknown => {
+                        self.answer(tag, Err(KvError::OutcomeUnknown { partition }))
+                    }
+                    ProposeFailure::NotLeader { .. } | ProposeFailure::TooManyOutstanding => {
+                        let Some(flight) = self.in_flight.remove(&tag) else { return };
+                        if ctx.now() >= flight.deadline {
+                            let error = match reason {
+                                ProposeFailure::TooManyOutstanding => KvError::Busy { partition },
+                                _ => KvError::TryAgain { partition },
+                            };
+                            self.kv.trigger(KvReply { id: flight.id, result: Err(error) });
+                        } else {
+                            // Nothing happened: try again shortly.
+                            let interval = self.config.retry_interval;
+                            ctx.schedule_once(interval, move |r: &mut Replica, _ctx| {
+                                r.propose(flight)
+                            });
+                        }
+                    }
+                }
+            }
+            AbEvent::TakeSnapshot { zxid } => {
+                self.ab.trigger(AbRequest::SnapshotTaken { zxid, state: self.store.snapshot() });
+            }
+            AbEvent::InstallState { zxid, state } => {
+                self.store = match state {
+                    None => Store::new(),
+                    Some(bytes) => match Store::restore(&bytes) {
+                        Ok(s) => s,
+                        // A snapshot that passed Zab's transfer but not our checksum: stop
+                        // rather than serve wrong data (the supervisor sees the fault).
+                        Err(e) => panic!(
+                            "partition {:?}: corrupt snapshot at {zxid:?}: {e}",
+                            self.config.partition
+                        ),
+                    },
+                };
+                self.last_applied = Some(zxid);
+                self.recent.clear();
+            }
+        }
+    }
+}
