@@ -8,13 +8,13 @@ use kompics_core::rand::rngs::SmallRng;
 use kompics_core::rand::{Rng, SeedableRng};
 use kompics_core::*;
 use kompics_net::sim::{SimNet, SimNetConfig, SimNetwork};
-use kompics_net::{route_selector, Network, NodeAddr};
+use kompics_net::{Network, NodeAddr};
 use kvstore_app::linearizability::{check, ClientId, HistoryOp};
 use kvstore_app::partition::PartitionId;
 use kvstore_app::replica::{KvError, KvPort, KvReply, KvRequest, Replica, ReplicaConfig};
 use kvstore_app::store::Op;
 use zab_components::component::{AtomicBroadcast, ZabComponent, ZabConfig};
-use zab_components::failure_detector::{FailureDetector, FailureDetectorPort, FdConfig, FD_ROUTE};
+use zab_components::failure_detector::{FailureDetector, FdConfig};
 use zab_components::storage::SimDisk;
 
 const KEYS: [&[u8]; 3] = [b"x", b"y", b"z"];
@@ -107,20 +107,15 @@ impl Cluster {
         let mut config = ZabConfig::new(0, me, &self.addrs);
         config.protocol.snapshot_entries_trigger = 50;
         config.sync_delay = (Duration::ZERO, Duration::from_millis(3));
-        let route = config.route();
         let disk = self.disks[i].clone();
         let net = self.net.add_node(me);
-        let fd = self.sim.create(move |s| FailureDetector::new(s, me, FdConfig::default()));
-        let zab =
-            self.sim.create(move |s| ZabComponent::new(s, config.clone(), Box::new(disk.clone())));
+        let system = self.sim.system();
+        let network = net.provided::<Network>();
+        let fd = FailureDetector::create(&system, &network, me, FdConfig::default());
+        let zab = ZabComponent::create(&system, &network, &fd.provided(), config, move || {
+            Box::new(disk.clone())
+        });
         let replica = self.sim.create(|s| Replica::new(s, ReplicaConfig::new(PartitionId(0))));
-        connect_with(
-            &net.provided::<Network>(),
-            &fd.required::<Network>(),
-            route_selector(FD_ROUTE),
-        );
-        connect_with(&net.provided::<Network>(), &zab.required::<Network>(), route_selector(route));
-        connect(&fd.provided::<FailureDetectorPort>(), &zab.required::<FailureDetectorPort>());
         connect(&zab.provided::<AtomicBroadcast>(), &replica.required::<AtomicBroadcast>());
         for (at, c) in &self.clients {
             if *at == i {

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use crossbeam_channel::Sender;
 use kompics_core::*;
 use kompics_net::sim::{SimNet, SimNetConfig};
-use kompics_net::{route_selector, Network, NodeAddr, TcpConfig, TcpNetwork};
+use kompics_net::{Network, NodeAddr, TcpConfig, TcpNetwork};
 use zab_components::component::*;
 use zab_components::failure_detector::*;
 use zab_components::storage::SimDisk;
@@ -104,6 +104,37 @@ struct Group {
     leader: usize,
 }
 
+/// One node's failure detector, Zab instance and proposer, wired to its network and started.
+fn node(
+    system: &System,
+    network: &ProvidedRef<Network>,
+    config: ZabConfig,
+    status_out: &Sender<ZabStatus>,
+) -> (Component<FailureDetector>, Component<ZabComponent>, Component<Proposer>) {
+    let fd = FailureDetector::create(system, network, config.me, FdConfig::default());
+    let zab =
+        ZabComponent::create(system, network, &fd.provided(), config, || Box::new(SimDisk::new()));
+    let tx = status_out.clone();
+    let p = system.create(move |s| {
+        let _ = s.mailbox::<Control>();
+        Proposer {
+            ab: s.required(),
+            status: None,
+            window: 0,
+            running: false,
+            next_tag: 0,
+            sent_at: Default::default(),
+            latencies: Vec::new(),
+            status_out: tx.clone(),
+        }
+    });
+    connect(&zab.provided::<AtomicBroadcast>(), &p.required::<AtomicBroadcast>());
+    fd.start();
+    p.start();
+    zab.start();
+    (fd, zab, p)
+}
+
 fn group(n: usize) -> Group {
     let runtime = Runtime::new(RuntimeConfig::default());
     let nets: Vec<_> = (0..n)
@@ -119,36 +150,8 @@ fn group(n: usize) -> Group {
     for (net, &me) in nets.iter().zip(&addrs) {
         let mut config = ZabConfig::new(0, me, &addrs);
         config.protocol.snapshot_entries_trigger = 1 << 40;
-        let route = config.route();
-        let fd = runtime.create(move |s| FailureDetector::new(s, me, FdConfig::default()));
-        let zab =
-            runtime.create(move |s| ZabComponent::new(s, config.clone(), Box::new(SimDisk::new())));
-        let tx = tx.clone();
-        let p = runtime.create(move |s| {
-            let _ = s.mailbox::<Control>();
-            Proposer {
-                ab: s.required(),
-                status: None,
-                window: 0,
-                running: false,
-                next_tag: 0,
-                sent_at: Default::default(),
-                latencies: Vec::new(),
-                status_out: tx.clone(),
-            }
-        });
-        connect_with(
-            &net.provided::<Network>(),
-            &fd.required::<Network>(),
-            route_selector(FD_ROUTE),
-        );
-        connect_with(&net.provided::<Network>(), &zab.required::<Network>(), route_selector(route));
-        connect(&fd.provided::<FailureDetectorPort>(), &zab.required::<FailureDetectorPort>());
-        connect(&zab.provided::<AtomicBroadcast>(), &p.required::<AtomicBroadcast>());
         net.start();
-        fd.start();
-        p.start();
-        zab.start();
+        let (_, _, p) = node(&runtime.system(), &net.provided::<Network>(), config, &tx);
         proposers.push(p);
     }
     // Wait for a leader and n-1 followers.
@@ -208,31 +211,7 @@ fn failover(seed: u64, failure_detection: Duration) -> Duration {
     for &me in &addrs {
         let n = net.add_node(me);
         let config = ZabConfig::new(0, me, &addrs);
-        let route = config.route();
-        let fd = sim.create(move |s| FailureDetector::new(s, me, FdConfig::default()));
-        let zab =
-            sim.create(move |s| ZabComponent::new(s, config.clone(), Box::new(SimDisk::new())));
-        let tx = tx.clone();
-        let p = sim.create(move |s| {
-            let _ = s.mailbox::<Control>();
-            Proposer {
-                ab: s.required(),
-                status: None,
-                window: 0,
-                running: false,
-                next_tag: 0,
-                sent_at: Default::default(),
-                latencies: Vec::new(),
-                status_out: tx.clone(),
-            }
-        });
-        connect_with(&n.provided::<Network>(), &fd.required::<Network>(), route_selector(FD_ROUTE));
-        connect_with(&n.provided::<Network>(), &zab.required::<Network>(), route_selector(route));
-        connect(&fd.provided::<FailureDetectorPort>(), &zab.required::<FailureDetectorPort>());
-        connect(&zab.provided::<AtomicBroadcast>(), &p.required::<AtomicBroadcast>());
-        fd.start();
-        p.start();
-        zab.start();
+        let (fd, zab, p) = node(&sim.system(), &n.provided::<Network>(), config, &tx);
         parts.push((n, fd, zab, p));
     }
     sim.run_for(Duration::from_secs(3));

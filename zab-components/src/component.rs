@@ -15,17 +15,19 @@
 //! its state ([`AbRequest::SnapshotTaken`]): the state then covers exactly the deliveries before
 //! it, and later writes keep their order.
 //!
-//! Several instances (one per group) share a node's network and failure detector; each is
-//! connected to the network with [`route_selector`](kompics_net::route_selector)`(config.route())`.
+//! Several instances (one per group) share a node's network and failure detector:
+//! [`ZabComponent::create`] builds one and connects it, with a route selector so that it
+//! receives only its group's messages.
 
 use std::collections::{BTreeMap, VecDeque};
 use std::time::Duration;
 
 use kompics_core::rand::Rng;
 use kompics_core::{
-    ComponentDefinition, Context, Port, Provide, ProvidedPort, Require, RequiredPort, Setup,
+    connect, connect_with, Component, ComponentDefinition, Context, Port, Provide, ProvidedPort,
+    ProvidedRef, Require, RequiredPort, Setup, System,
 };
-use kompics_net::{NetEvent, NetMessage, Network, NodeAddr, Route};
+use kompics_net::{route_selector, NetEvent, NetMessage, Network, NodeAddr, Route};
 
 use crate::failure_detector::{FailureDetectorPort, FdEvent, FdRequest};
 use crate::protocol::{
@@ -240,6 +242,24 @@ impl ZabComponent {
             tags: BTreeMap::new(),
             started_once: false,
         }
+    }
+
+    /// Creates a Zab instance in `system`, connected to its node's network (receiving only
+    /// this group's messages) and failure detector. It is passive: connect the application to
+    /// its [`AtomicBroadcast`] port, then start it. `storage` is called once per build (the
+    /// restart of a failed instance reopens its storage).
+    pub fn create(
+        system: &System,
+        network: &ProvidedRef<Network>,
+        fd: &ProvidedRef<FailureDetectorPort>,
+        config: ZabConfig,
+        storage: impl Fn() -> Box<dyn ZabStorage> + Send + Sync + 'static,
+    ) -> Component<ZabComponent> {
+        let route = config.route();
+        let zab = system.create(move |s| ZabComponent::new(s, config.clone(), storage()));
+        connect_with(network, &zab.required::<Network>(), route_selector(route));
+        connect(fd, &zab.required::<FailureDetectorPort>());
+        zab
     }
 
     /// The protocol state machine, for inspection (`None` before the component initialised).

@@ -48,16 +48,16 @@ use std::time::Duration;
 
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
 use kompics_core::{
-    connect, connect_with, Component, ComponentDefinition, Context, Mailbox, Receive, Require,
-    RequiredPort, Runtime, RuntimeConfig,
+    connect, Component, ComponentDefinition, Context, Mailbox, Receive, Require, RequiredPort,
+    Runtime, RuntimeConfig,
 };
-use kompics_net::{route_selector, Network, NodeAddr, TcpConfig, TcpNetwork};
+use kompics_net::{Network, NodeAddr, TcpConfig, TcpNetwork};
 use parking_lot::Mutex;
 
 use crate::component::{
     AbEvent, AbRequest, AtomicBroadcast, ProposeFailure, ZabComponent, ZabConfig, ZabStatus,
 };
-use crate::failure_detector::{FailureDetector, FailureDetectorPort, FdConfig, FD_ROUTE};
+use crate::failure_detector::{FailureDetector, FdConfig};
 use crate::protocol::Zxid;
 use crate::storage::ZabStorage;
 
@@ -293,13 +293,14 @@ impl Zab {
         (options.tune)(&mut config);
         let runtime = Runtime::new(RuntimeConfig::default().workers(options.workers));
         let net = TcpNetwork::create(&runtime.system(), TcpConfig::new(options.listen))?;
-        let fd_config = options.failure_detector.clone();
-        let fd = runtime.create(move |s| FailureDetector::new(s, me, fd_config.clone()));
-        let route = config.route();
+        let system = runtime.system();
+        let network = net.provided::<Network>();
+        let fd = FailureDetector::create(&system, &network, me, options.failure_detector.clone());
+        // The storage was handed over once; a restarted instance would have no storage to
+        // reopen, and refuses to build rather than run without one.
         let storage = Arc::new(Mutex::new(Some(storage)));
-        let zab = runtime.create(move |s| {
-            let storage = storage.lock().take().expect("the Zab component is built once");
-            ZabComponent::new(s, config.clone(), storage)
+        let zab = ZabComponent::create(&system, &network, &fd.provided(), config, move || {
+            storage.lock().take().expect("the standalone Zab's storage is opened once")
         });
         let status = Arc::new(Mutex::new(ZabStatus::Looking));
         let callback: SharedCallback = Arc::new(Mutex::new(Box::new(callback)));
@@ -314,13 +315,6 @@ impl Zab {
                 status: st.clone(),
             }
         });
-        connect_with(
-            &net.provided::<Network>(),
-            &fd.required::<Network>(),
-            route_selector(FD_ROUTE),
-        );
-        connect_with(&net.provided::<Network>(), &zab.required::<Network>(), route_selector(route));
-        connect(&fd.provided::<FailureDetectorPort>(), &zab.required::<FailureDetectorPort>());
         connect(&zab.provided::<AtomicBroadcast>(), &bridge.required::<AtomicBroadcast>());
         net.start();
         fd.start();

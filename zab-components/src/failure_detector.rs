@@ -116,6 +116,23 @@ impl FailureDetector {
         }
     }
 
+    /// Creates node `me`'s detector in `system`, connected to the node's network (receiving
+    /// only heartbeats). It is passive: start it with the node's other components.
+    pub fn create(
+        system: &kompics_core::System,
+        network: &kompics_core::ProvidedRef<Network>,
+        me: NodeAddr,
+        config: FdConfig,
+    ) -> kompics_core::Component<FailureDetector> {
+        let fd = system.create(move |s| FailureDetector::new(s, me, config.clone()));
+        kompics_core::connect_with(
+            network,
+            &fd.required::<Network>(),
+            kompics_net::route_selector(FD_ROUTE),
+        );
+        fd
+    }
+
     /// The nodes suspected now.
     pub fn suspected(&self) -> Vec<NodeAddr> {
         self.peers.iter().filter(|(_, p)| p.suspected).map(|(a, _)| *a).collect()

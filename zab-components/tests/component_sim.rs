@@ -9,7 +9,7 @@ use kompics_core::rand::rngs::SmallRng;
 use kompics_core::rand::{Rng, SeedableRng};
 use kompics_core::*;
 use kompics_net::sim::{SimNet, SimNetConfig, SimNetwork};
-use kompics_net::{route_selector, Network, NodeAddr};
+use kompics_net::{Network, NodeAddr};
 use zab_components::component::*;
 use zab_components::failure_detector::*;
 use zab_components::protocol::Zxid;
@@ -105,10 +105,12 @@ impl Cluster {
         let mut config = ZabConfig::new(0, me, &self.members);
         (self.tune)(&mut config);
         let net = self.net.add_node(me);
-        let fd = self.sim.create(move |s| FailureDetector::new(s, me, FdConfig::default()));
-        let route = config.route();
-        let zab =
-            self.sim.create(move |s| ZabComponent::new(s, config.clone(), Box::new(disk.clone())));
+        let system = self.sim.system();
+        let network = net.provided::<Network>();
+        let fd = FailureDetector::create(&system, &network, me, FdConfig::default());
+        let zab = ZabComponent::create(&system, &network, &fd.provided(), config, move || {
+            Box::new(disk.clone())
+        });
         let app = self.sim.create(|s| App {
             ab: s.required(),
             log: Vec::new(),
@@ -116,13 +118,6 @@ impl Cluster {
             committed: Vec::new(),
             failed: Vec::new(),
         });
-        connect_with(
-            &net.provided::<Network>(),
-            &fd.required::<Network>(),
-            route_selector(FD_ROUTE),
-        );
-        connect_with(&net.provided::<Network>(), &zab.required::<Network>(), route_selector(route));
-        connect(&fd.provided::<FailureDetectorPort>(), &zab.required::<FailureDetectorPort>());
         connect(&zab.provided::<AtomicBroadcast>(), &app.required::<AtomicBroadcast>());
         fd.start();
         app.start();
