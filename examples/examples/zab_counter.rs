@@ -6,7 +6,8 @@
 //! cargo run --release -p examples --example zab_counter -- --listen 127.0.0.1:7303 --increments 50
 //! ```
 //!
-//! (`--members` defaults to those three addresses.) Each process proposes its increments, prints
+//! (`--members` defaults to those three addresses; add `--data-dir DIR` to keep each member's
+//! log on disk, so that a killed member recovers from its own files.) Each process proposes its increments, prints
 //! its role as it changes and the counter as transactions are delivered; all three end with the
 //! same total. Stop one (even the leader) and the other two go on; start it again and it catches
 //! up from the others.
@@ -19,7 +20,8 @@ use clap::Parser;
 use zab_components::component::ZabStatus;
 use zab_components::facade::{ProposeError, Zab, ZabCallback, ZabOptions};
 use zab_components::protocol::Zxid;
-use zab_components::storage::SimDisk;
+use zab_components::storage::{SimDisk, ZabStorage};
+use zab_components::wal::{FileStorage, WalOptions};
 
 #[derive(Parser, Debug)]
 #[command(about = "A replicated counter on Zab")]
@@ -40,6 +42,9 @@ struct Args {
     /// Pause between increments.
     #[arg(long, default_value_t = 100)]
     interval_ms: u64,
+    /// Keep the log in this directory (a durable write-ahead log); without it, in memory.
+    #[arg(long)]
+    data_dir: Option<std::path::PathBuf>,
     /// Keep running this long after the last increment, printing deliveries.
     #[arg(long, default_value_t = 5)]
     linger_secs: u64,
@@ -80,13 +85,20 @@ fn main() {
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("warn")).init();
     let args = Args::parse();
     let counter = Counter { me: args.listen, value: 0 };
-    // In-memory storage: a restarted member catches up from the others.
-    let zab = Zab::start(
-        ZabOptions::new(args.listen, args.members.clone()),
-        Box::new(SimDisk::new()),
-        counter,
-    )
-    .expect("start the Zab node");
+    // With a data directory, a restarted member recovers from its own log; in memory, it
+    // catches up from the others.
+    let storage: Box<dyn ZabStorage> = match &args.data_dir {
+        Some(dir) => match FileStorage::open(dir, WalOptions::default()) {
+            Ok(s) => Box::new(s),
+            Err(e) => {
+                eprintln!("{}: cannot open the log in {}: {e}", args.listen, dir.display());
+                std::process::exit(1);
+            }
+        },
+        None => Box::new(SimDisk::new()),
+    };
+    let zab = Zab::start(ZabOptions::new(args.listen, args.members.clone()), storage, counter)
+        .expect("start the Zab node");
     let mut done = 0;
     let deadline = Instant::now() + Duration::from_secs(120);
     while done < args.increments && Instant::now() < deadline {
