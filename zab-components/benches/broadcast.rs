@@ -1,7 +1,8 @@
-//! Zab broadcast benchmark: a group in one process on the threaded runtime, TCP on loopback,
-//! in-memory storage; committed proposals/s and commit latency for 100-byte payloads with 1 and
-//! 64 concurrent proposers at the leader. The baseline, measured in the same run, is a
-//! one-member group (no replication, no network). Then the failover time in the simulator: from
+//! Zab broadcast benchmark: a group in one process on the threaded runtime, TCP on loopback;
+//! committed proposals/s and commit latency for 100-byte payloads with 1, 16 and 64 concurrent
+//! proposers at the leader. With in-memory storage, against a one-member group measured in the
+//! same run (no replication, no network); then with the file log, fsync on and off, against the
+//! in-memory figures of the same run. Then the failover time in the simulator: from
 //! the leader's crash to the next commit.
 //!
 //! `cargo bench -p zab-components --bench broadcast` (`BENCH_SECS` sets the seconds per point).
@@ -14,7 +15,8 @@ use kompics_net::sim::{SimNet, SimNetConfig};
 use kompics_net::{Network, NodeAddr, TcpConfig, TcpNetwork};
 use zab_components::component::*;
 use zab_components::failure_detector::*;
-use zab_components::storage::SimDisk;
+use zab_components::storage::{SimDisk, ZabStorage};
+use zab_components::wal::{FileStorage, WalOptions};
 
 /// Keeps `window` proposals in flight once told to start; reports latencies.
 struct Proposer {
@@ -109,11 +111,12 @@ fn node(
     system: &System,
     network: &ProvidedRef<Network>,
     config: ZabConfig,
+    disk: &Disk,
     status_out: &Sender<ZabStatus>,
 ) -> (Component<FailureDetector>, Component<ZabComponent>, Component<Proposer>) {
     let fd = FailureDetector::create(system, network, config.me, FdConfig::default());
-    let zab =
-        ZabComponent::create(system, network, &fd.provided(), config, || Box::new(SimDisk::new()));
+    let open = disk.opener(config.me);
+    let zab = ZabComponent::create(system, network, &fd.provided(), config, move || open());
     let tx = status_out.clone();
     let p = system.create(move |s| {
         let _ = s.mailbox::<Control>();
@@ -135,7 +138,36 @@ fn node(
     (fd, zab, p)
 }
 
-fn group(n: usize) -> Group {
+/// Where the nodes keep their logs.
+#[derive(Clone, Copy, Debug)]
+enum Disk {
+    Memory,
+    File { fsync: bool },
+}
+
+impl Disk {
+    /// Opens a node's storage (a fresh directory per node and run for the file log).
+    fn opener(self, me: NodeAddr) -> impl Fn() -> Box<dyn ZabStorage> + Send + Sync + 'static {
+        move || -> Box<dyn ZabStorage> {
+            match self {
+                Disk::Memory => Box::new(SimDisk::new()),
+                Disk::File { fsync } => {
+                    let dir = std::env::temp_dir().join(format!(
+                        "zab-bench-{}-{}-{}",
+                        std::process::id(),
+                        me.socket_addr().port(),
+                        fsync
+                    ));
+                    let _ = std::fs::remove_dir_all(&dir);
+                    let options = WalOptions { fsync, ..WalOptions::default() };
+                    Box::new(FileStorage::open(&dir, options).expect("open the bench log"))
+                }
+            }
+        }
+    }
+}
+
+fn group(n: usize, disk: Disk) -> Group {
     let runtime = Runtime::new(RuntimeConfig::default());
     let nets: Vec<_> = (0..n)
         .map(|_| {
@@ -151,7 +183,7 @@ fn group(n: usize) -> Group {
         let mut config = ZabConfig::new(0, me, &addrs);
         config.protocol.snapshot_entries_trigger = 1 << 40;
         net.start();
-        let (_, _, p) = node(&runtime.system(), &net.provided::<Network>(), config, &tx);
+        let (_, _, p) = node(&runtime.system(), &net.provided::<Network>(), config, &disk, &tx);
         proposers.push(p);
     }
     // Wait for a leader and n-1 followers.
@@ -211,7 +243,8 @@ fn failover(seed: u64, failure_detection: Duration) -> Duration {
     for &me in &addrs {
         let n = net.add_node(me);
         let config = ZabConfig::new(0, me, &addrs);
-        let (fd, zab, p) = node(&sim.system(), &n.provided::<Network>(), config, &tx);
+        let (fd, zab, p) =
+            node(&sim.system(), &n.provided::<Network>(), config, &Disk::Memory, &tx);
         parts.push((n, fd, zab, p));
     }
     sim.run_for(Duration::from_secs(3));
@@ -245,19 +278,33 @@ fn failover(seed: u64, failure_detection: Duration) -> Duration {
 
 fn main() {
     let secs: f64 = std::env::var("BENCH_SECS").ok().and_then(|s| s.parse().ok()).unwrap_or(3.0);
-    println!("zab broadcast: 100-byte payloads, proposals at the leader, in-memory storage, TCP loopback");
-    let baseline = group(1);
-    let three = group(3);
-    for window in [1, 64] {
+    println!("zab broadcast: 100-byte payloads, proposals at the leader, TCP loopback");
+    let baseline = group(1, Disk::Memory);
+    let three = group(3, Disk::Memory);
+    let mut memory = Vec::new();
+    for window in [1, 16, 64] {
         let b = measure(&baseline, window, secs);
         let t = measure(&three, window, secs);
         println!(
             "{window:>2} proposers: 1-node baseline {:>9.0}/s p50 {:>9.1?} p99 {:>9.1?} | 3 nodes {:>9.0}/s p50 {:>9.1?} p99 {:>9.1?} | ratio {:.2}",
             b.rate, b.p50, b.p99, t.rate, t.p50, t.p99, t.rate / b.rate
         );
+        memory.push(t.rate);
     }
     baseline.runtime.shutdown();
     three.runtime.shutdown();
+    for fsync in [true, false] {
+        let files = group(3, Disk::File { fsync });
+        for (i, window) in [1, 16, 64].into_iter().enumerate() {
+            let t = measure(&files, window, secs);
+            println!(
+                "3 nodes, file log, fsync {}: {window:>2} proposers {:>9.0}/s p50 {:>9.1?} p99 {:>9.1?} | ratio to in-memory {:.2}",
+                if fsync { "on " } else { "off" },
+                t.rate, t.p50, t.p99, t.rate / memory[i]
+            );
+        }
+        files.runtime.shutdown();
+    }
     let mut reset: Vec<Duration> = (0..20).map(|s| failover(s, Duration::from_millis(5))).collect();
     let mut silent: Vec<Duration> =
         (0..20).map(|s| failover(s, Duration::from_secs(600))).collect();
