@@ -51,7 +51,7 @@ impl ReplyParser {
         if self.pos == self.buf.len() {
             self.buf.clear();
             self.pos = 0;
-        } else if self.pos >= 4096 && self.pos * 2 >= self.buf.len() {
+        } else if self.pos >= super::request::COMPACT_BYTES_MIN && self.pos * 2 >= self.buf.len() {
             self.buf.drain(..self.pos);
             self.pos = 0;
         }

@@ -105,7 +105,7 @@ enum Bulk {
 
 /// Below this many consumed bytes the buffer is not compacted (moving bytes costs more than it
 /// saves).
-const COMPACT_BYTES_MIN: usize = 4096;
+pub(super) const COMPACT_BYTES_MIN: usize = 4096;
 
 /// The initial capacity of an argument list, whatever count was announced: the list grows only
 /// as arguments actually arrive.
