@@ -53,9 +53,13 @@
 //! assert_eq!(replies, b"+OK\r\n$3\r\nada\r\n");
 //! ```
 
+pub mod bench;
+pub mod bootstrap;
+pub mod client;
 pub mod command;
 pub mod linearizability;
 pub mod partition;
 pub mod replica;
 pub mod resp;
+pub mod status;
 pub mod store;
