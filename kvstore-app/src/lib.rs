@@ -58,6 +58,7 @@ pub mod bootstrap;
 pub mod client;
 pub mod command;
 pub mod linearizability;
+pub mod overlay;
 pub mod partition;
 pub mod replica;
 pub mod resp;

@@ -11,11 +11,14 @@
 //! operation did not happen, except [`KvError::OutcomeUnknown`], which says so.
 
 use std::collections::{BTreeMap, VecDeque};
+use std::fmt;
 use std::time::Duration;
 
 use kompics_core::{
     ComponentDefinition, Context, Port, Provide, ProvidedPort, Require, RequiredPort, Setup, Time,
+    TimerId,
 };
+use serde::{Deserialize, Serialize};
 use zab_components::component::{AbEvent, AbRequest, AtomicBroadcast, ProposeFailure, ZabStatus};
 use zab_components::protocol::Zxid;
 
@@ -48,8 +51,29 @@ impl Port for KvPort {
     type Indication = KvReply;
 }
 
-/// Why an operation has no result.
+/// What a replica reports about itself: its role in its group and how far it has applied.
+pub struct ReplicaStatusPort;
+
+/// The state of one replica, sent when its role changes and, while it applies operations, at
+/// most every [`ReplicaConfig::status_interval`].
 #[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ReplicaStatus {
+    /// The partition.
+    pub partition: PartitionId,
+    /// The role of its Zab instance.
+    pub status: ZabStatus,
+    /// The last operation applied.
+    pub last_applied: Option<Zxid>,
+}
+
+impl Port for ReplicaStatusPort {
+    /// A request for a report now.
+    type Request = ();
+    type Indication = ReplicaStatus;
+}
+
+/// Why an operation has no result.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum KvError {
     /// The operation did not happen: the partition had no leader for the whole wait.
     TryAgain {
@@ -61,12 +85,33 @@ pub enum KvError {
         /// The partition.
         partition: PartitionId,
     },
-    /// The operation may or may not have happened (the leader changed while it was in flight).
+    /// The operation may or may not have happened (the leader changed while it was in flight,
+    /// or the node serving it became unreachable).
     OutcomeUnknown {
         /// The partition.
         partition: PartitionId,
     },
 }
+
+impl fmt::Display for KvError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            KvError::TryAgain { partition } => {
+                write!(f, "partition {partition} has no leader; the operation did not happen")
+            }
+            KvError::Busy { partition } => write!(
+                f,
+                "partition {partition} has too many operations in flight; the operation did not happen"
+            ),
+            KvError::OutcomeUnknown { partition } => write!(
+                f,
+                "partition {partition}: the outcome is unknown (the operation may or may not have happened)"
+            ),
+        }
+    }
+}
+
+impl std::error::Error for KvError {}
 
 /// Settings of a replica.
 #[derive(Clone, Debug)]
@@ -77,6 +122,8 @@ pub struct ReplicaConfig {
     pub leader_wait: Duration,
     /// How often a request waiting for a leader is retried.
     pub retry_interval: Duration,
+    /// How often, at most, the replica reports its progress on [`ReplicaStatusPort`].
+    pub status_interval: Duration,
 }
 
 impl ReplicaConfig {
@@ -86,6 +133,7 @@ impl ReplicaConfig {
             partition,
             leader_wait: Duration::from_secs(2),
             retry_interval: Duration::from_millis(20),
+            status_interval: Duration::from_millis(100),
         }
     }
 }
@@ -104,6 +152,7 @@ const RECENT_RESULTS_MAX: usize = 1024;
 /// One replica of one partition.
 pub struct Replica {
     kv: ProvidedPort<KvPort>,
+    status_port: ProvidedPort<ReplicaStatusPort>,
     ab: RequiredPort<AtomicBroadcast>,
     config: ReplicaConfig,
     store: Store,
@@ -114,6 +163,9 @@ pub struct Replica {
     recent: VecDeque<(Zxid, OpResult)>,
     status: ZabStatus,
     last_applied: Option<Zxid>,
+    /// The last applied zxid reported on the status port.
+    reported: Option<Zxid>,
+    status_timer: Option<TimerId>,
 }
 
 impl Replica {
@@ -121,6 +173,7 @@ impl Replica {
     pub fn new(setup: &mut Setup<Self>, config: ReplicaConfig) -> Self {
         Replica {
             kv: setup.provided(),
+            status_port: setup.provided(),
             ab: setup.required(),
             config,
             store: Store::new(),
@@ -130,6 +183,8 @@ impl Replica {
             recent: VecDeque::new(),
             status: ZabStatus::Looking,
             last_applied: None,
+            reported: None,
+            status_timer: None,
         }
     }
 
@@ -183,9 +238,37 @@ impl Replica {
             self.recent.pop_front();
         }
     }
+
+    fn report(&mut self) {
+        self.reported = self.last_applied;
+        self.status_port.trigger(ReplicaStatus {
+            partition: self.config.partition,
+            status: self.status,
+            last_applied: self.last_applied,
+        });
+    }
 }
 
-impl ComponentDefinition for Replica {}
+impl ComponentDefinition for Replica {
+    fn on_start(&mut self, ctx: &mut Context<Self>) {
+        self.report();
+        self.status_timer = Some(ctx.schedule_periodic(
+            self.config.status_interval,
+            self.config.status_interval,
+            |r: &mut Replica, _ctx| {
+                if r.reported != r.last_applied {
+                    r.report();
+                }
+            },
+        ));
+    }
+
+    fn on_stop(&mut self, ctx: &mut Context<Self>) {
+        if let Some(timer) = self.status_timer.take() {
+            ctx.cancel_timer(timer);
+        }
+    }
+}
 
 impl Provide<KvPort> for Replica {
     fn handle(&mut self, ctx: &mut Context<Self>, request: KvRequest) {
@@ -194,11 +277,20 @@ impl Provide<KvPort> for Replica {
     }
 }
 
+impl Provide<ReplicaStatusPort> for Replica {
+    fn handle(&mut self, _ctx: &mut Context<Self>, _request: ()) {
+        self.report();
+    }
+}
+
 impl Require<AtomicBroadcast> for Replica {
     fn handle(&mut self, ctx: &mut Context<Self>, event: AbEvent) {
         match event {
             AbEvent::Deliver { zxid, payload } => self.apply(zxid, &payload),
-            AbEvent::Status(s) => self.status = s,
+            AbEvent::Status(s) => {
+                self.status = s;
+                self.report();
+            }
             AbEvent::Assigned { tag, zxid } => {
                 self.assigned.insert(zxid, tag);
             }

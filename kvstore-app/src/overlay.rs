@@ -1,0 +1,553 @@
+//! The Overlay component: routes each client operation to the group of its key's partition.
+//!
+//! A node's front ends send every operation to its overlay on [`KvPort`], whatever the key. The
+//! overlay finds the key's partition in the lookup table and
+//!
+//! - serves it **locally** when this node is a member of the partition's group: the operation
+//!   goes to the local [`Replica`](crate::replica::Replica), whose Zab instance orders it (a
+//!   follower's instance forwards it to the leader);
+//! - **forwards** it otherwise, over the network, to a member: the group's leader when a hint
+//!   names one, else the members in table order, skipping any the failure detector suspects.
+//!   The member's overlay serves it locally and sends the result back, with a hint naming the
+//!   group's current leader, so that the next forward goes straight there.
+//!
+//! Nothing is dropped silently: every request gets exactly one reply, a result or a
+//! [`KvError`]. The error tells what is known:
+//!
+//! - [`KvError::TryAgain`]: nothing happened — no member could be reached, or the group had no
+//!   leader for the whole wait;
+//! - [`KvError::OutcomeUnknown`]: a write was handed to a member that then became unreachable,
+//!   or no answer came in time: it may have happened. Reads are never left unknown: a read has
+//!   no effect, so one whose member is lost is simply sent to another member.
+//!
+//! The overlay receives the table from its node (see [`OverlayRequest::Install`]); until then
+//! requests wait, like requests to a group without a leader.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::Arc;
+use std::time::Duration;
+
+use kompics_core::{
+    ComponentDefinition, Context, Port, Provide, ProvidedPort, Require, RequiredPort, Setup,
+};
+use kompics_net::{NetEvent, NetMessage, Network, NodeAddr, Route};
+use serde::{Deserialize, Serialize};
+use zab_components::component::ZabStatus;
+use zab_components::failure_detector::{FailureDetectorPort, FdEvent, FdRequest};
+
+use crate::partition::{LookupTable, PartitionId};
+use crate::replica::{KvError, KvPort, KvReply, KvRequest, ReplicaStatus, ReplicaStatusPort};
+use crate::store::{Op, OpResult};
+
+/// The network service number of overlay messages (instance 0).
+pub const OVERLAY_SERVICE: u32 = 0x0E7;
+
+/// The network route of overlay messages.
+pub const OVERLAY_ROUTE: Route = Route::new(OVERLAY_SERVICE, 0);
+
+/// Settings of an overlay.
+#[derive(Clone, Debug)]
+pub struct OverlayConfig {
+    /// This node's peer address.
+    pub me: NodeAddr,
+    /// How long a request may take in all before it is answered with an error. Longer than a
+    /// replica's leader wait, so that a member's own `TryAgain` arrives first.
+    pub request_timeout: Duration,
+    /// How long to wait before routing again a request that found no reachable member.
+    pub retry_interval: Duration,
+}
+
+impl OverlayConfig {
+    /// Defaults for node `me`: requests time out after 5 s, routing is retried every 50 ms.
+    pub fn new(me: NodeAddr) -> OverlayConfig {
+        OverlayConfig {
+            me,
+            request_timeout: Duration::from_secs(5),
+            retry_interval: Duration::from_millis(50),
+        }
+    }
+}
+
+/// What the node tells its overlay.
+#[derive(Clone, Debug)]
+pub enum OverlayRequest {
+    /// The cluster's table: routing starts. The node has created its replicas and connected
+    /// them first. Later installs are ignored (a node's table never changes).
+    Install {
+        /// The placement of partitions on nodes.
+        table: Arc<LookupTable<NodeAddr>>,
+        /// The cluster's name.
+        cluster_name: String,
+        /// The cluster's identifier.
+        cluster_id: u64,
+    },
+    /// Ask for an [`OverlayInfo`], answered with the same `id`.
+    Info {
+        /// The caller's identifier.
+        id: u64,
+    },
+}
+
+/// What the overlay answers to [`OverlayRequest::Info`].
+#[derive(Clone, Debug)]
+pub struct OverlayInfoReply {
+    /// The request's id.
+    pub id: u64,
+    /// The node at a glance.
+    pub info: OverlayInfo,
+}
+
+/// The control port of an overlay: the table goes in, information about the node comes out.
+pub struct OverlayControl;
+
+impl Port for OverlayControl {
+    type Request = OverlayRequest;
+    type Indication = OverlayInfoReply;
+}
+
+/// One partition's group as this node sees it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct GroupView {
+    /// The partition.
+    pub partition: PartitionId,
+    /// Its members, in table order.
+    pub members: Vec<NodeAddr>,
+    /// The local replica's last report, if this node is a member.
+    pub local: Option<ReplicaStatus>,
+    /// The leader, if known (from the local replica, or hints from members).
+    pub leader: Option<NodeAddr>,
+}
+
+/// Counters of an overlay, since it started.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct OverlayStats {
+    /// `GET`s received from this node's clients.
+    pub gets: u64,
+    /// `SET`s.
+    pub sets: u64,
+    /// `DEL`s.
+    pub dels: u64,
+    /// `CAS`es.
+    pub cases: u64,
+    /// Requests answered with an error.
+    pub errors: u64,
+    /// Requests forwarded to another node.
+    pub forwarded: u64,
+    /// Requests served here for another node.
+    pub served_for_others: u64,
+}
+
+/// A node at a glance, as its overlay knows it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct OverlayInfo {
+    /// This node.
+    pub me: NodeAddr,
+    /// The cluster's name and identifier, once the table is installed.
+    pub cluster: Option<(String, u64)>,
+    /// The replication degree (0 before the table is installed).
+    pub replication: usize,
+    /// Every partition's group.
+    pub groups: Vec<GroupView>,
+    /// Nodes the failure detector suspects now.
+    pub suspected: Vec<NodeAddr>,
+    /// Counters.
+    pub stats: OverlayStats,
+}
+
+/// Messages between overlays.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+enum OverlayMsg {
+    /// Serve `op` and answer with a `Reply` carrying `id`.
+    Forward { id: u64, op: Op },
+    /// The answer to a `Forward`, with the group's leader as the server knows it.
+    Reply { id: u64, result: Result<OpResult, KvError>, leader: Option<NodeAddr> },
+}
+
+/// Who is waiting for a request.
+#[derive(Clone, Copy, Debug)]
+enum Origin {
+    /// A client of this node, with the id it chose.
+    Client(u64),
+    /// Another node's overlay, with the id it chose.
+    Remote(NodeAddr, u64),
+}
+
+/// Where a request is being served.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Target {
+    /// Not sent anywhere yet (waiting for a table or a reachable member).
+    Nowhere,
+    /// The local replica.
+    Local,
+    /// Forwarded to this member.
+    Remote(NodeAddr),
+}
+
+struct Pending {
+    origin: Origin,
+    op: Op,
+    partition: PartitionId,
+    target: Target,
+    /// How many times it was routed; rotates the members tried.
+    attempts: u32,
+    /// Members that failed this request (their sessions ended while it was there).
+    failed: BTreeSet<NodeAddr>,
+}
+
+/// The routing component of a node.
+pub struct Overlay {
+    clients: ProvidedPort<KvPort>,
+    control: ProvidedPort<OverlayControl>,
+    replicas: RequiredPort<KvPort>,
+    /// Reports of the local replicas (handled in `Require<ReplicaStatusPort>`).
+    _replica_status: RequiredPort<ReplicaStatusPort>,
+    net: RequiredPort<Network>,
+    fd: RequiredPort<FailureDetectorPort>,
+    config: OverlayConfig,
+    table: Option<Arc<LookupTable<NodeAddr>>>,
+    cluster: Option<(String, u64)>,
+    next_id: u64,
+    pending: BTreeMap<u64, Pending>,
+    leaders: HashMap<PartitionId, NodeAddr>,
+    local_status: BTreeMap<PartitionId, ReplicaStatus>,
+    suspected: BTreeSet<NodeAddr>,
+    stats: OverlayStats,
+}
+
+impl Overlay {
+    /// An overlay without a table (see [`OverlayRequest::Install`]).
+    pub fn new(setup: &mut Setup<Self>, config: OverlayConfig) -> Self {
+        Overlay {
+            clients: setup.provided(),
+            control: setup.provided(),
+            replicas: setup.required(),
+            _replica_status: setup.required(),
+            net: setup.required(),
+            fd: setup.required(),
+            config,
+            table: None,
+            cluster: None,
+            next_id: 0,
+            pending: BTreeMap::new(),
+            leaders: HashMap::new(),
+            local_status: BTreeMap::new(),
+            suspected: BTreeSet::new(),
+            stats: OverlayStats::default(),
+        }
+    }
+
+    /// The node at a glance.
+    pub fn info(&self) -> OverlayInfo {
+        let groups = match &self.table {
+            None => Vec::new(),
+            Some(table) => table
+                .iter()
+                .map(|(partition, members)| GroupView {
+                    partition,
+                    members: members.to_vec(),
+                    local: self.local_status.get(&partition).cloned(),
+                    leader: self.leaders.get(&partition).copied(),
+                })
+                .collect(),
+        };
+        OverlayInfo {
+            me: self.config.me,
+            cluster: self.cluster.clone(),
+            replication: self.table.as_ref().map_or(0, |t| t.replication()),
+            groups,
+            suspected: self.suspected.iter().copied().collect(),
+            stats: self.stats,
+        }
+    }
+
+    /// Requests in flight.
+    pub fn pending_count(&self) -> usize {
+        self.pending.len()
+    }
+
+    fn accept(&mut self, ctx: &mut Context<Self>, origin: Origin, op: Op) {
+        self.next_id += 1;
+        let id = self.next_id;
+        let partition = match &self.table {
+            Some(t) => t.partition_of_key(op.key()),
+            None => PartitionId(0),
+        };
+        let pending = Pending {
+            origin,
+            op,
+            partition,
+            target: Target::Nowhere,
+            attempts: 0,
+            failed: BTreeSet::new(),
+        };
+        self.pending.insert(id, pending);
+        self.route(ctx, id);
+        // The safety net: every request is answered by its deadline at the latest.
+        ctx.schedule_once(self.config.request_timeout, move |o: &mut Overlay, _ctx| {
+            o.expire(id);
+        });
+    }
+
+    /// Sends request `id` to where it can be served, or schedules another try.
+    fn route(&mut self, ctx: &mut Context<Self>, id: u64) {
+        let me = self.config.me;
+        let Some(p) = self.pending.get_mut(&id) else { return };
+        let Some(table) = &self.table else {
+            p.target = Target::Nowhere;
+            return self.retry_later(ctx, id);
+        };
+        // The partition is only known once there is a table.
+        p.partition = table.partition_of_key(p.op.key());
+        let members = table.group(p.partition);
+        p.attempts += 1;
+        if members.contains(&me) {
+            p.target = Target::Local;
+            let op = p.op.clone();
+            self.replicas.trigger(KvRequest { id, op });
+            return;
+        }
+        let leader = self.leaders.get(&p.partition).copied();
+        let start = p.attempts as usize;
+        let candidates = leader
+            .into_iter()
+            .chain((0..members.len()).map(|i| members[(start + i) % members.len()]))
+            .filter(|m| !self.suspected.contains(m) && !p.failed.contains(m));
+        let choice = candidates.into_iter().next();
+        match choice {
+            Some(member) => {
+                p.target = Target::Remote(member);
+                let msg = OverlayMsg::Forward { id, op: p.op.clone() };
+                self.stats.forwarded += 1;
+                self.send(member, &msg);
+            }
+            None => {
+                // Every member is suspected or failed: nothing was sent; wait for one to come
+                // back (or for the deadline).
+                p.target = Target::Nowhere;
+                p.failed.clear();
+                self.retry_later(ctx, id);
+            }
+        }
+    }
+
+    fn retry_later(&mut self, ctx: &mut Context<Self>, id: u64) {
+        let interval = self.config.retry_interval;
+        ctx.schedule_once(interval, move |o: &mut Overlay, ctx| {
+            if o.pending.get(&id).is_some_and(|p| p.target == Target::Nowhere) {
+                o.route(ctx, id);
+            }
+        });
+    }
+
+    fn expire(&mut self, id: u64) {
+        let Some(p) = self.pending.get(&id) else { return };
+        let partition = p.partition;
+        let error = match p.target {
+            // Never handed to anyone, or a read: certainly without effect.
+            Target::Nowhere => KvError::TryAgain { partition },
+            _ if p.op.is_read_only() => KvError::TryAgain { partition },
+            _ => KvError::OutcomeUnknown { partition },
+        };
+        self.finish(id, Err(error));
+    }
+
+    /// Answers request `id` (once: later answers for it are ignored).
+    fn finish(&mut self, id: u64, result: Result<OpResult, KvError>) {
+        let Some(p) = self.pending.remove(&id) else { return };
+        if result.is_err() {
+            self.stats.errors += 1;
+        }
+        match p.origin {
+            Origin::Client(client_id) => {
+                self.clients.trigger(KvReply { id: client_id, result });
+            }
+            Origin::Remote(from, their_id) => {
+                let leader = self.leader_of(p.partition);
+                self.send(from, &OverlayMsg::Reply { id: their_id, result, leader });
+            }
+        }
+    }
+
+    fn leader_of(&self, partition: PartitionId) -> Option<NodeAddr> {
+        match self.local_status.get(&partition).map(|s| s.status) {
+            Some(ZabStatus::Leading { .. }) => Some(self.config.me),
+            Some(ZabStatus::Following { leader, .. }) => Some(leader),
+            _ => self.leaders.get(&partition).copied(),
+        }
+    }
+
+    fn send(&mut self, to: NodeAddr, msg: &OverlayMsg) {
+        match NetMessage::encode(self.config.me, to, OVERLAY_ROUTE, msg) {
+            Ok(m) => self.net.trigger(m),
+            Err(e) => log::error!("overlay: cannot encode a message to {to}: {e}"),
+        }
+    }
+
+    /// Member `node` is gone (its session ended) or suspected: what was sent there may be lost.
+    fn member_lost(&mut self, ctx: &mut Context<Self>, node: NodeAddr, session_ended: bool) {
+        let affected: Vec<u64> = self
+            .pending
+            .iter()
+            .filter(|(_, p)| p.target == Target::Remote(node))
+            .map(|(id, _)| *id)
+            .collect();
+        for id in affected {
+            let Some(p) = self.pending.get_mut(&id) else { continue };
+            if self.leaders.get(&p.partition) == Some(&node) {
+                self.leaders.remove(&p.partition);
+            }
+            if p.op.is_read_only() {
+                // A read has no effect: ask another member.
+                p.failed.insert(node);
+                self.route(ctx, id);
+            } else if session_ended {
+                // The write may have reached the member and committed, or not.
+                let partition = p.partition;
+                self.finish(id, Err(KvError::OutcomeUnknown { partition }));
+            }
+            // A suspected member whose session still stands may yet answer: the deadline
+            // bounds the wait.
+        }
+    }
+
+    fn on_message(&mut self, ctx: &mut Context<Self>, from: NodeAddr, msg: OverlayMsg) {
+        match msg {
+            OverlayMsg::Forward { id, op } => {
+                let serves = self.table.as_ref().is_some_and(|t| {
+                    t.group(t.partition_of_key(op.key())).contains(&self.config.me)
+                });
+                if serves {
+                    self.stats.served_for_others += 1;
+                    self.accept(ctx, Origin::Remote(from, id), op);
+                } else {
+                    // Not ready yet, or not a member (the tables differ): nothing happened.
+                    let partition = self
+                        .table
+                        .as_ref()
+                        .map_or(PartitionId(0), |t| t.partition_of_key(op.key()));
+                    let reply = OverlayMsg::Reply {
+                        id,
+                        result: Err(KvError::TryAgain { partition }),
+                        leader: None,
+                    };
+                    self.send(from, &reply);
+                }
+            }
+            OverlayMsg::Reply { id, result, leader } => {
+                let Some(p) = self.pending.get(&id) else { return };
+                if p.target != Target::Remote(from) {
+                    return; // an answer from a member given up on
+                }
+                let partition = p.partition;
+                match leader {
+                    Some(l) => {
+                        self.leaders.insert(partition, l);
+                    }
+                    None => {
+                        self.leaders.remove(&partition);
+                    }
+                }
+                self.finish(id, result);
+            }
+        }
+    }
+}
+
+impl ComponentDefinition for Overlay {}
+
+impl Provide<KvPort> for Overlay {
+    fn handle(&mut self, ctx: &mut Context<Self>, request: KvRequest) {
+        match &request.op {
+            Op::Get { .. } => self.stats.gets += 1,
+            Op::Set { .. } => self.stats.sets += 1,
+            Op::Del { .. } => self.stats.dels += 1,
+            Op::Cas { .. } => self.stats.cases += 1,
+        }
+        self.accept(ctx, Origin::Client(request.id), request.op);
+    }
+}
+
+impl Provide<OverlayControl> for Overlay {
+    fn handle(&mut self, ctx: &mut Context<Self>, request: OverlayRequest) {
+        match request {
+            OverlayRequest::Install { table, cluster_name, cluster_id } => {
+                if self.table.is_some() {
+                    return;
+                }
+                for node in table.nodes() {
+                    if node != self.config.me {
+                        self.fd.trigger(FdRequest::Monitor(node));
+                    }
+                }
+                self.table = Some(table);
+                self.cluster = Some((cluster_name, cluster_id));
+                let waiting: Vec<u64> = self
+                    .pending
+                    .iter()
+                    .filter(|(_, p)| p.target == Target::Nowhere)
+                    .map(|(id, _)| *id)
+                    .collect();
+                for id in waiting {
+                    self.route(ctx, id);
+                }
+            }
+            OverlayRequest::Info { id } => {
+                let info = self.info();
+                self.control.trigger(OverlayInfoReply { id, info });
+            }
+        }
+    }
+}
+
+impl Require<KvPort> for Overlay {
+    fn handle(&mut self, _ctx: &mut Context<Self>, reply: KvReply) {
+        if self.pending.get(&reply.id).is_some_and(|p| p.target == Target::Local) {
+            self.finish(reply.id, reply.result);
+        }
+    }
+}
+
+impl Require<ReplicaStatusPort> for Overlay {
+    fn handle(&mut self, _ctx: &mut Context<Self>, status: ReplicaStatus) {
+        let partition = status.partition;
+        match status.status {
+            ZabStatus::Leading { .. } => {
+                self.leaders.insert(partition, self.config.me);
+            }
+            ZabStatus::Following { leader, .. } => {
+                self.leaders.insert(partition, leader);
+            }
+            ZabStatus::Looking => {
+                self.leaders.remove(&partition);
+            }
+        }
+        self.local_status.insert(partition, status);
+    }
+}
+
+impl Require<Network> for Overlay {
+    fn handle(&mut self, ctx: &mut Context<Self>, event: NetEvent) {
+        match event {
+            NetEvent::Deliver(m) => match m.decode::<OverlayMsg>() {
+                Ok(msg) => self.on_message(ctx, m.src, msg),
+                Err(e) => log::warn!("overlay: undecodable message from {}: {e}", m.src),
+            },
+            NetEvent::SessionDown(node) => self.member_lost(ctx, node, true),
+            NetEvent::SessionUp(_) => {}
+        }
+    }
+}
+
+impl Require<FailureDetectorPort> for Overlay {
+    fn handle(&mut self, ctx: &mut Context<Self>, event: FdEvent) {
+        match event {
+            FdEvent::Suspect(node) => {
+                self.suspected.insert(node);
+                self.member_lost(ctx, node, false);
+            }
+            FdEvent::Restore(node) => {
+                self.suspected.remove(&node);
+            }
+        }
+    }
+}
