@@ -7,6 +7,8 @@
 //!
 //! `cargo bench -p zab-components --bench broadcast` (`BENCH_SECS` sets the seconds per point).
 
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::Sender;
@@ -15,7 +17,8 @@ use kompics_net::sim::{SimNet, SimNetConfig};
 use kompics_net::{Network, NodeAddr, TcpConfig, TcpNetwork};
 use zab_components::component::*;
 use zab_components::failure_detector::*;
-use zab_components::storage::{SimDisk, ZabStorage};
+use zab_components::protocol::{Entry, Epoch, EpochKind, Recovered, Snapshot, Zxid};
+use zab_components::storage::{SimDisk, StorageError, ZabStorage};
 use zab_components::wal::{FileStorage, WalOptions};
 
 /// Keeps `window` proposals in flight once told to start; reports latencies.
@@ -104,6 +107,8 @@ struct Group {
     runtime: Runtime,
     proposers: Vec<Component<Proposer>>,
     leader: usize,
+    /// Syncs of all the group's nodes so far.
+    syncs: Arc<AtomicU64>,
 }
 
 /// One node's failure detector, Zab instance and proposer, wired to its network and started.
@@ -112,10 +117,11 @@ fn node(
     network: &ProvidedRef<Network>,
     config: ZabConfig,
     disk: &Disk,
+    syncs: &Arc<AtomicU64>,
     status_out: &Sender<ZabStatus>,
 ) -> (Component<FailureDetector>, Component<ZabComponent>, Component<Proposer>) {
     let fd = FailureDetector::create(system, network, config.me, FdConfig::default());
-    let open = disk.opener(config.me);
+    let open = disk.opener(config.me, syncs.clone());
     let zab = ZabComponent::create(system, network, &fd.provided(), config, move || open());
     let tx = status_out.clone();
     let p = system.create(move |s| {
@@ -138,6 +144,44 @@ fn node(
     (fd, zab, p)
 }
 
+/// A storage that counts its syncs (into a counter shared by the group's nodes).
+struct Counting {
+    inner: Box<dyn ZabStorage>,
+    syncs: Arc<AtomicU64>,
+}
+
+impl ZabStorage for Counting {
+    fn recover(&mut self) -> Result<Recovered, StorageError> {
+        self.inner.recover()
+    }
+    fn append(&mut self, entries: &[Entry]) -> Result<(), StorageError> {
+        self.inner.append(entries)
+    }
+    fn truncate(&mut self, to: Zxid) -> Result<(), StorageError> {
+        self.inner.truncate(to)
+    }
+    fn write_epoch(&mut self, kind: EpochKind, epoch: Epoch) -> Result<(), StorageError> {
+        self.inner.write_epoch(kind, epoch)
+    }
+    fn save_snapshot(&mut self, snapshot: &Snapshot) -> Result<(), StorageError> {
+        self.inner.save_snapshot(snapshot)
+    }
+    fn install(
+        &mut self,
+        snapshot: Option<&Snapshot>,
+        entries: &[Entry],
+    ) -> Result<(), StorageError> {
+        self.inner.install(snapshot, entries)
+    }
+    fn sync(&mut self) -> Result<(), StorageError> {
+        self.syncs.fetch_add(1, Ordering::Relaxed);
+        self.inner.sync()
+    }
+    fn log_thread(&self) -> bool {
+        self.inner.log_thread()
+    }
+}
+
 /// Where the nodes keep their logs.
 #[derive(Clone, Copy, Debug)]
 enum Disk {
@@ -146,10 +190,15 @@ enum Disk {
 }
 
 impl Disk {
-    /// Opens a node's storage (a fresh directory per node and run for the file log).
-    fn opener(self, me: NodeAddr) -> impl Fn() -> Box<dyn ZabStorage> + Send + Sync + 'static {
+    /// Opens a node's storage (a fresh directory per node and run for the file log), counting
+    /// its syncs into `syncs`.
+    fn opener(
+        self,
+        me: NodeAddr,
+        syncs: Arc<AtomicU64>,
+    ) -> impl Fn() -> Box<dyn ZabStorage> + Send + Sync + 'static {
         move || -> Box<dyn ZabStorage> {
-            match self {
+            let inner: Box<dyn ZabStorage> = match self {
                 Disk::Memory => Box::new(SimDisk::new()),
                 Disk::File { fsync } => {
                     let dir = std::env::temp_dir().join(format!(
@@ -162,7 +211,8 @@ impl Disk {
                     let options = WalOptions { fsync, ..WalOptions::default() };
                     Box::new(FileStorage::open(&dir, options).expect("open the bench log"))
                 }
-            }
+            };
+            Box::new(Counting { inner, syncs: syncs.clone() })
         }
     }
 }
@@ -178,12 +228,14 @@ fn group(n: usize, disk: Disk) -> Group {
     let addrs: Vec<NodeAddr> =
         nets.iter().map(|c| c.on_definition(|x| x.addr()).unwrap()).collect();
     let (tx, rx) = crossbeam_channel::unbounded();
+    let syncs = Arc::new(AtomicU64::new(0));
     let mut proposers = Vec::new();
     for (net, &me) in nets.iter().zip(&addrs) {
         let mut config = ZabConfig::new(0, me, &addrs);
         config.protocol.snapshot_entries_trigger = 1 << 40;
         net.start();
-        let (_, _, p) = node(&runtime.system(), &net.provided::<Network>(), config, &disk, &tx);
+        let (_, _, p) =
+            node(&runtime.system(), &net.provided::<Network>(), config, &disk, &syncs, &tx);
         proposers.push(p);
     }
     // Wait for a leader and n-1 followers.
@@ -197,7 +249,7 @@ fn group(n: usize, disk: Disk) -> Group {
         let followers =
             statuses.iter().filter(|s| matches!(s, Some(ZabStatus::Following { .. }))).count();
         if leaders.len() == 1 && followers == n - 1 {
-            return Group { runtime, proposers, leader: leaders[0] };
+            return Group { runtime, proposers, leader: leaders[0], syncs };
         }
         assert!(Instant::now() < deadline, "no leader elected");
     }
@@ -207,6 +259,8 @@ struct Point {
     rate: f64,
     p50: Duration,
     p99: Duration,
+    /// Syncs of the whole group per committed proposal.
+    syncs_per_commit: f64,
 }
 
 fn measure(g: &Group, window: u64, secs: f64) -> Point {
@@ -218,16 +272,22 @@ fn measure(g: &Group, window: u64, secs: f64) -> Point {
     let _ = rx.recv().unwrap();
     std::thread::sleep(Duration::from_millis(100));
     p.tell(Control::Start(window));
+    let syncs_before = g.syncs.load(Ordering::Relaxed);
     let started = Instant::now();
     std::thread::sleep(Duration::from_secs_f64(secs));
     let (tx, rx) = crossbeam_channel::bounded(1);
     p.tell(Control::Stop(tx));
     let mut lat = rx.recv().unwrap();
     let elapsed = started.elapsed();
+    let syncs = g.syncs.load(Ordering::Relaxed) - syncs_before;
     lat.sort_unstable();
     let pct = |q: f64| Duration::from_nanos(lat[((lat.len() - 1) as f64 * q) as usize]);
-    let point =
-        Point { rate: lat.len() as f64 / elapsed.as_secs_f64(), p50: pct(0.5), p99: pct(0.99) };
+    let point = Point {
+        rate: lat.len() as f64 / elapsed.as_secs_f64(),
+        p50: pct(0.5),
+        p99: pct(0.99),
+        syncs_per_commit: syncs as f64 / lat.len() as f64,
+    };
     std::thread::sleep(Duration::from_millis(200)); // drain
     point
 }
@@ -243,8 +303,9 @@ fn failover(seed: u64, failure_detection: Duration) -> Duration {
     for &me in &addrs {
         let n = net.add_node(me);
         let config = ZabConfig::new(0, me, &addrs);
+        let syncs = Arc::new(AtomicU64::new(0));
         let (fd, zab, p) =
-            node(&sim.system(), &n.provided::<Network>(), config, &Disk::Memory, &tx);
+            node(&sim.system(), &n.provided::<Network>(), config, &Disk::Memory, &syncs, &tx);
         parts.push((n, fd, zab, p));
     }
     sim.run_for(Duration::from_secs(3));
@@ -298,9 +359,9 @@ fn main() {
         for (i, window) in [1, 16, 64].into_iter().enumerate() {
             let t = measure(&files, window, secs);
             println!(
-                "3 nodes, file log, fsync {}: {window:>2} proposers {:>9.0}/s p50 {:>9.1?} p99 {:>9.1?} | ratio to in-memory {:.2}",
+                "3 nodes, file log, fsync {}: {window:>2} proposers {:>9.0}/s p50 {:>9.1?} p99 {:>9.1?} | {:.3} syncs/proposal (3 nodes) | ratio to in-memory {:.2}",
                 if fsync { "on " } else { "off" },
-                t.rate, t.p50, t.p99, t.rate / memory[i]
+                t.rate, t.p50, t.p99, t.syncs_per_commit, t.rate / memory[i]
             );
         }
         files.runtime.shutdown();

@@ -9,8 +9,20 @@
 //!   and, on the [`AtomicBroadcast`] port, deliveries, status changes, proposal outcomes and
 //!   the state-transfer requests to the application.
 //!
-//! Storage writes of one batch of actions are made durable by a single `sync` (group commit)
-//! before their completions reach the node, so an ACK never leaves before its write is on disk.
+//! # Group commit
+//!
+//! Handlers feed the node but do not execute its actions at once: the first event of a burst
+//! queues a flush (an event the component sends itself), which runs after the events already
+//! waiting. The flush executes every action the burst produced — proposals made meanwhile form
+//! one batch, one PROPOSAL, one write — and makes the writes durable with a single `sync`
+//! before their completions reach the node, so an ACK (or ACKEPOCH, or a delivery) never
+//! leaves before its write is on disk.
+//!
+//! A storage whose sync blocks on a device ([`ZabStorage::log_thread`]) runs on a log thread:
+//! the flush hands it the batch and returns; the thread syncs once for everything handed over
+//! while it was busy and reports back through a mailbox, and only then do the completions reach
+//! the node. Other storages are called inline, after the flush's writes or, with a
+//! [`ZabConfig::sync_delay`], from a timer; both keep simulations deterministic.
 //! A `TakeSnapshot` action pauses the action sequence until the application has answered with
 //! its state ([`AbRequest::SnapshotTaken`]): the state then covers exactly the deliveries before
 //! it, and later writes keep their order.
@@ -20,21 +32,24 @@
 //! receives only its group's messages.
 
 use std::collections::{BTreeMap, VecDeque};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 use kompics_core::rand::Rng;
 use kompics_core::{
-    connect, connect_with, Component, ComponentDefinition, Context, Port, Provide, ProvidedPort,
-    ProvidedRef, Require, RequiredPort, Setup, System,
+    connect, connect_with, Component, ComponentDefinition, Context, Mailbox, Port, Provide,
+    ProvidedPort, ProvidedRef, Receive, Require, RequiredPort, Setup, System,
 };
 use kompics_net::{route_selector, NetEvent, NetMessage, Network, NodeAddr, Route};
+use parking_lot::Mutex;
 
 use crate::failure_detector::{FailureDetectorPort, FdEvent, FdRequest};
 use crate::protocol::{
     Action, Config, Epoch, EpochKind, Message, PeerId, ProposalFailure, ProposalId, ProposeError,
     Snapshot, Status, ZabNode, Zxid,
 };
-use crate::storage::ZabStorage;
+use crate::storage::{LogOp, LogThread, StorageError, ZabStorage};
 
 /// The network service number of Zab messages; the instance is the group.
 pub const ZAB_SERVICE: u32 = 0x2AB;
@@ -204,6 +219,50 @@ fn peer_of(members: &[NodeAddr], addr: NodeAddr) -> Option<PeerId> {
 enum Completion {
     Persisted(Zxid),
     Epoch(EpochKind, Epoch),
+    /// A snapshot saved through the log thread (inline, it completes at once).
+    Snapshot(Zxid, Vec<u8>),
+}
+
+/// Sent by the component to itself: execute the node's actions now that the events waiting
+/// before it have been handled.
+#[derive(Clone, Debug)]
+struct Flush;
+
+/// From the log thread: the batches up to `through` are durable (or the storage failed).
+#[derive(Clone, Debug)]
+struct LogDone {
+    /// Which log thread (a restarted instance ignores its predecessor's reports).
+    log: u64,
+    through: Result<u64, StorageError>,
+}
+
+/// Numbers log threads, process-wide.
+static LOG_THREADS: AtomicU64 = AtomicU64::new(1);
+
+/// The log thread of an instance, its number, and the batches handed to it not yet durable.
+struct LogDriver {
+    id: u64,
+    /// Shared with [`PanicGuard`]s, so that a panicking handler can stop the thread before a
+    /// restarted instance reopens the storage.
+    thread: Arc<Mutex<Option<LogThread>>>,
+    next_batch: u64,
+    ops: Vec<LogOp>,
+    in_flight: VecDeque<(u64, Vec<Completion>)>,
+}
+
+/// Stops the log thread (waiting for what it was given) if a handler panics, before a
+/// supervisor's restart can open the same storage again.
+struct PanicGuard(Option<Arc<Mutex<Option<LogThread>>>>);
+
+impl Drop for PanicGuard {
+    fn drop(&mut self) {
+        if let Some(slot) = &self.0 {
+            if std::thread::panicking() {
+                let thread = slot.lock().take();
+                drop(thread);
+            }
+        }
+    }
 }
 
 /// One Zab instance.
@@ -212,12 +271,21 @@ pub struct ZabComponent {
     net: RequiredPort<Network>,
     fd: RequiredPort<FailureDetectorPort>,
     config: ZabConfig,
-    storage: Box<dyn ZabStorage>,
+    /// The storage while it is called inline (and until `on_init` decides).
+    storage: Option<Box<dyn ZabStorage>>,
+    /// The log thread, when the storage runs on one.
+    log: Option<LogDriver>,
+    log_done: Mailbox<LogDone>,
+    flush: Mailbox<Flush>,
+    flush_pending: bool,
     node: Option<ZabNode>,
+    /// The snapshot recovered at creation, for the application's first start.
+    initial_snapshot: Option<Snapshot>,
     /// Actions not yet executed: execution pauses at a `TakeSnapshot` until the answer.
     queue: VecDeque<Action>,
     awaiting_snapshot: Option<Zxid>,
-    /// Completions of writes made since the last sync.
+    /// Completions of writes made since the last sync (inline) or the last batch handed to the
+    /// log thread.
     unsynced: Vec<Completion>,
     sync_scheduled: bool,
     tags: BTreeMap<ProposalId, u64>,
@@ -233,8 +301,13 @@ impl ZabComponent {
             net: setup.required(),
             fd: setup.required(),
             config,
-            storage,
+            storage: Some(storage),
+            log: None,
+            log_done: setup.mailbox(),
+            flush: setup.mailbox(),
+            flush_pending: false,
             node: None,
+            initial_snapshot: None,
             queue: VecDeque::new(),
             awaiting_snapshot: None,
             unsynced: Vec::new(),
@@ -285,6 +358,19 @@ impl ZabComponent {
         peer_of(&self.config.members, addr)
     }
 
+    /// Asks for a flush after the events already waiting (once per burst).
+    fn kick(&mut self) {
+        if !self.flush_pending {
+            self.flush_pending = true;
+            self.flush.tell(Flush);
+        }
+    }
+
+    /// A guard for a handler: if it panics, the log thread stops first.
+    fn panic_guard(&self) -> PanicGuard {
+        PanicGuard(self.log.as_ref().map(|log| log.thread.clone()))
+    }
+
     /// Takes the node's new actions and executes as many as may run now.
     fn drive(&mut self, ctx: &mut Context<Self>) {
         loop {
@@ -293,6 +379,19 @@ impl ZabComponent {
             while self.awaiting_snapshot.is_none() {
                 let Some(action) = self.queue.pop_front() else { break };
                 self.execute(action);
+            }
+            if let Some(log) = &mut self.log {
+                // The log thread syncs; its report comes back as a `LogDone`.
+                if !log.ops.is_empty() {
+                    log.next_batch += 1;
+                    let n = log.next_batch;
+                    let ops = std::mem::take(&mut log.ops);
+                    log.in_flight.push_back((n, std::mem::take(&mut self.unsynced)));
+                    if let Some(thread) = log.thread.lock().as_ref() {
+                        thread.submit(n, ops);
+                    }
+                }
+                return;
             }
             if self.unsynced.is_empty() || self.sync_scheduled {
                 return;
@@ -310,6 +409,7 @@ impl ZabComponent {
             };
             self.sync_scheduled = true;
             ctx.schedule_once(delay, |z: &mut ZabComponent, ctx| {
+                let _guard = z.panic_guard();
                 z.sync_scheduled = false;
                 z.sync_now();
                 z.drive(ctx);
@@ -318,24 +418,42 @@ impl ZabComponent {
         }
     }
 
-    /// Makes every write so far durable, then reports their completions, in order.
+    /// Makes every write so far durable (inline), then reports their completions, in order.
     fn sync_now(&mut self) {
-        if let Err(e) = self.storage.sync() {
+        let r = match &mut self.storage {
+            Some(storage) => storage.sync(),
+            None => Ok(()),
+        };
+        if let Err(e) = r {
             panic!("zab group {}: storage sync failed: {e}", self.config.group);
         }
         let done = std::mem::take(&mut self.unsynced);
+        self.complete(done);
+    }
+
+    /// Reports durable writes to the node, in order.
+    fn complete(&mut self, done: Vec<Completion>) {
         let node = self.node_mut();
         for c in done {
             match c {
                 Completion::Persisted(zxid) => node.persisted(zxid),
                 Completion::Epoch(kind, epoch) => node.epoch_persisted(kind, epoch),
+                Completion::Snapshot(zxid, state) => node.snapshot_taken(zxid, state),
             }
         }
     }
 
-    fn storage_result(&self, what: &str, r: Result<(), crate::storage::StorageError>) {
-        if let Err(e) = r {
-            panic!("zab group {}: storage {what} failed: {e}", self.config.group);
+    /// Carries out a storage write: inline now, or queued for the log thread's next batch.
+    fn write(&mut self, op: LogOp) {
+        if let Some(log) = &mut self.log {
+            log.ops.push(op);
+            return;
+        }
+        let Some(storage) = self.storage.as_deref_mut() else {
+            panic!("zab group {}: no storage", self.config.group);
+        };
+        if let Err(e) = op.apply(storage) {
+            panic!("zab group {}: storage {e}", self.config.group);
         }
     }
 
@@ -343,27 +461,22 @@ impl ZabComponent {
         match action {
             Action::Send { to, msg } => self.send(to, &msg),
             Action::Persist { entries } => {
-                let r = self.storage.append(&entries);
-                self.storage_result("append", r);
                 if let Some(last) = entries.last() {
-                    self.unsynced.push(Completion::Persisted(last.zxid));
+                    let last = last.zxid;
+                    self.write(LogOp::Append(entries));
+                    self.unsynced.push(Completion::Persisted(last));
                 }
             }
             Action::PersistEpoch { kind, epoch } => {
-                let r = self.storage.write_epoch(kind, epoch);
-                self.storage_result("epoch write", r);
+                self.write(LogOp::Epoch(kind, epoch));
                 self.unsynced.push(Completion::Epoch(kind, epoch));
             }
-            Action::Truncate { to } => {
-                let r = self.storage.truncate(to);
-                self.storage_result("truncate", r);
-            }
+            Action::Truncate { to } => self.write(LogOp::Truncate(to)),
             Action::InstallSnapshot { zxid, state, entries } => {
                 let snapshot = state.as_ref().map(|s| Snapshot { zxid, state: s.clone() });
-                let r = self.storage.install(snapshot.as_ref(), &entries);
-                self.storage_result("snapshot install", r);
-                self.ab.trigger(AbEvent::InstallState { zxid, state });
                 let last = entries.last().map_or(zxid, |e| e.zxid);
+                self.write(LogOp::Install(snapshot, entries));
+                self.ab.trigger(AbEvent::InstallState { zxid, state });
                 self.unsynced.push(Completion::Persisted(last));
             }
             Action::TakeSnapshot { zxid } => {
@@ -423,13 +536,40 @@ impl ZabComponent {
 
 impl ComponentDefinition for ZabComponent {
     fn on_init(&mut self, _ctx: &mut Context<Self>) {
-        let recovered = match self.storage.recover() {
+        let Some(storage) = self.storage.as_mut() else {
+            panic!("zab group {}: no storage", self.config.group);
+        };
+        let recovered = match storage.recover() {
             Ok(r) => r,
             Err(e) => panic!("zab group {}: cannot recover storage: {e}", self.config.group),
         };
+        self.initial_snapshot = recovered.snapshot.clone();
         match ZabNode::new(self.config.protocol.clone(), recovered) {
             Ok(node) => self.node = Some(node),
             Err(e) => panic!("zab group {}: refusing to start: {e:?}", self.config.group),
+        }
+        if storage.log_thread() {
+            let Some(storage) = self.storage.take() else { return };
+            let id = LOG_THREADS.fetch_add(1, Ordering::Relaxed);
+            let mailbox = self.log_done.clone();
+            let name = format!("zab-log-{}", self.config.group);
+            let done = move |through| {
+                mailbox.tell(LogDone { log: id, through });
+            };
+            match LogThread::spawn(name, storage, done) {
+                Ok(thread) => {
+                    self.log = Some(LogDriver {
+                        id,
+                        thread: Arc::new(Mutex::new(Some(thread))),
+                        next_batch: 0,
+                        ops: Vec::new(),
+                        in_flight: VecDeque::new(),
+                    })
+                }
+                Err(e) => {
+                    panic!("zab group {}: cannot start the log thread: {e}", self.config.group)
+                }
+            }
         }
     }
 
@@ -438,10 +578,8 @@ impl ComponentDefinition for ZabComponent {
             self.started_once = true;
             // The application starts from the newest snapshot (the core delivers the rest once
             // a leader confirms it committed).
-            if let Ok(r) = self.storage.recover() {
-                if let Some(s) = r.snapshot {
-                    self.ab.trigger(AbEvent::InstallState { zxid: s.zxid, state: Some(s.state) });
-                }
+            if let Some(s) = self.initial_snapshot.take() {
+                self.ab.trigger(AbEvent::InstallState { zxid: s.zxid, state: Some(s.state) });
             }
             let me = self.config.me;
             for m in self.config.members.clone() {
@@ -451,14 +589,21 @@ impl ComponentDefinition for ZabComponent {
             }
         }
         let tick = self.config.tick;
-        ctx.schedule_periodic(tick, tick, |z: &mut ZabComponent, ctx| {
+        ctx.schedule_periodic(tick, tick, |z: &mut ZabComponent, _ctx| {
+            let _guard = z.panic_guard();
             z.node_mut().tick();
-            z.drive(ctx);
+            z.kick();
         });
+        let _guard = self.panic_guard();
         self.drive(ctx);
     }
 
     fn on_kill(&mut self, _ctx: &mut Context<Self>) {
+        // Wait for the writes handed to the log thread: the storage may be opened again.
+        if let Some(log) = &self.log {
+            let thread = log.thread.lock().take();
+            drop(thread);
+        }
         if self.started_once {
             let me = self.config.me;
             for m in self.config.members.clone() {
@@ -471,7 +616,8 @@ impl ComponentDefinition for ZabComponent {
 }
 
 impl Provide<AtomicBroadcast> for ZabComponent {
-    fn handle(&mut self, ctx: &mut Context<Self>, request: AbRequest) {
+    fn handle(&mut self, _ctx: &mut Context<Self>, request: AbRequest) {
+        let _guard = self.panic_guard();
         match request {
             AbRequest::Propose { tag, payload } => {
                 let result = self.node_mut().propose(payload);
@@ -502,17 +648,54 @@ impl Provide<AtomicBroadcast> for ZabComponent {
                 }
                 self.awaiting_snapshot = None;
                 let snapshot = Snapshot { zxid, state };
-                let r = self.storage.save_snapshot(&snapshot);
-                self.storage_result("snapshot save", r);
-                self.node_mut().snapshot_taken(zxid, snapshot.state);
+                if self.log.is_some() {
+                    // The node learns of it once the log thread made it durable.
+                    self.unsynced.push(Completion::Snapshot(zxid, snapshot.state.clone()));
+                    self.write(LogOp::Snapshot(snapshot));
+                } else {
+                    let state = snapshot.state.clone();
+                    self.write(LogOp::Snapshot(snapshot));
+                    self.node_mut().snapshot_taken(zxid, state);
+                }
             }
         }
+        self.kick();
+    }
+}
+
+impl Receive<Flush> for ZabComponent {
+    fn receive(&mut self, ctx: &mut Context<Self>, _flush: Flush) {
+        let _guard = self.panic_guard();
+        self.flush_pending = false;
         self.drive(ctx);
     }
 }
 
+impl Receive<LogDone> for ZabComponent {
+    fn receive(&mut self, _ctx: &mut Context<Self>, done: LogDone) {
+        let _guard = self.panic_guard();
+        let Some(log) = &mut self.log else { return };
+        if log.id != done.log {
+            return; // from the log thread of an earlier incarnation
+        }
+        let through = match done.through {
+            Ok(through) => through,
+            Err(e) => panic!("zab group {}: storage {e}", self.config.group),
+        };
+        let mut durable = Vec::new();
+        while log.in_flight.front().is_some_and(|(n, _)| *n <= through) {
+            if let Some((_, completions)) = log.in_flight.pop_front() {
+                durable.extend(completions);
+            }
+        }
+        self.complete(durable);
+        self.kick();
+    }
+}
+
 impl Require<Network> for ZabComponent {
-    fn handle(&mut self, ctx: &mut Context<Self>, event: NetEvent) {
+    fn handle(&mut self, _ctx: &mut Context<Self>, event: NetEvent) {
+        let _guard = self.panic_guard();
         match event {
             NetEvent::Deliver(m) => {
                 let Some(from) = self.peer_of(m.src) else {
@@ -541,18 +724,19 @@ impl Require<Network> for ZabComponent {
             },
             NetEvent::SessionUp(_) => return,
         }
-        self.drive(ctx);
+        self.kick();
     }
 }
 
 impl Require<FailureDetectorPort> for ZabComponent {
-    fn handle(&mut self, ctx: &mut Context<Self>, event: FdEvent) {
+    fn handle(&mut self, _ctx: &mut Context<Self>, event: FdEvent) {
+        let _guard = self.panic_guard();
         let (FdEvent::Suspect(addr) | FdEvent::Restore(addr)) = &event;
         let Some(peer) = self.peer_of(*addr) else { return };
         match event {
             FdEvent::Suspect(_) => self.node_mut().peer_suspected(peer),
             FdEvent::Restore(_) => self.node_mut().peer_restored(peer),
         }
-        self.drive(ctx);
+        self.kick();
     }
 }

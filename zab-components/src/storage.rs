@@ -5,6 +5,13 @@
 //! batch (group commit) and only then reports the completions to the protocol, so that an ACK
 //! never leaves before the write it acknowledges is durable.
 //!
+//! A storage whose `sync` blocks on a device ([`ZabStorage::log_thread`], e.g. the file log
+//! with fsync) is driven from a dedicated log thread instead: the component hands it each batch
+//! of writes and keeps handling events while the thread writes and syncs; the thread takes
+//! every batch that arrived during its last sync and covers them all with one more sync, then
+//! reports back. Other storages (the simulator's [`SimDisk`]) are called inline, which keeps
+//! simulations deterministic.
+//!
 //! [`SimDisk`] is the implementation for the simulator: an in-memory disk whose unsynced writes
 //! are lost when the node crashes, shared by the successive incarnations of one node. The
 //! durable file log is another implementation of the same trait.
@@ -20,7 +27,9 @@
 
 use std::fmt;
 use std::sync::Arc;
+use std::thread::JoinHandle;
 
+use crossbeam_channel::Sender;
 use parking_lot::Mutex;
 
 use crate::protocol::{Entry, Epoch, EpochKind, Recovered, Snapshot, Zxid};
@@ -61,6 +70,108 @@ pub trait ZabStorage: Send + 'static {
     ) -> Result<(), StorageError>;
     /// Makes every earlier write durable.
     fn sync(&mut self) -> Result<(), StorageError>;
+    /// Whether the Zab component should drive this storage from a dedicated log thread, so that
+    /// a slow `sync` (a real device) overlaps with handling the next events instead of blocking
+    /// a worker of the runtime, and one sync covers every write that arrived meanwhile.
+    ///
+    /// Default `false`: the component calls the storage inline, as the deterministic simulator
+    /// needs (a thread's timing is not the simulation's). [`FileStorage`](crate::wal::FileStorage)
+    /// says `true` when it fsyncs. Wrappers should forward it.
+    fn log_thread(&self) -> bool {
+        false
+    }
+}
+
+/// One storage write, as the component hands it to the storage (inline or on the log thread).
+#[derive(Debug)]
+pub(crate) enum LogOp {
+    Append(Vec<Entry>),
+    Truncate(Zxid),
+    Epoch(EpochKind, Epoch),
+    Snapshot(Snapshot),
+    Install(Option<Snapshot>, Vec<Entry>),
+}
+
+impl LogOp {
+    /// Carries the write out on `storage` (not durably: a `sync` follows).
+    pub(crate) fn apply(&self, storage: &mut dyn ZabStorage) -> Result<(), StorageError> {
+        let (what, r) = match self {
+            LogOp::Append(entries) => ("append", storage.append(entries)),
+            LogOp::Truncate(to) => ("truncate", storage.truncate(*to)),
+            LogOp::Epoch(kind, epoch) => ("epoch write", storage.write_epoch(*kind, *epoch)),
+            LogOp::Snapshot(snapshot) => ("snapshot save", storage.save_snapshot(snapshot)),
+            LogOp::Install(snapshot, entries) => {
+                ("snapshot install", storage.install(snapshot.as_ref(), entries))
+            }
+        };
+        r.map_err(|e| StorageError { message: format!("{what}: {}", e.message) })
+    }
+}
+
+/// A storage driven from its own thread: batches of writes go in, in order; after each round
+/// (everything that was waiting when the thread looked) it syncs once and reports the last
+/// batch it made durable. Dropping it waits for the batches already handed over.
+pub(crate) struct LogThread {
+    batches: Option<Sender<(u64, Vec<LogOp>)>>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl LogThread {
+    /// Starts the thread on `storage`. `done` receives, after each sync, the number of the
+    /// last batch it covers, or the error that stopped the thread (nothing is written after
+    /// an error: the node must stop).
+    pub(crate) fn spawn(
+        name: String,
+        mut storage: Box<dyn ZabStorage>,
+        done: impl Fn(Result<u64, StorageError>) + Send + 'static,
+    ) -> std::io::Result<LogThread> {
+        let (batches, incoming) = crossbeam_channel::unbounded::<(u64, Vec<LogOp>)>();
+        let thread = std::thread::Builder::new().name(name).spawn(move || {
+            while let Ok((mut last, ops)) = incoming.recv() {
+                let mut r = ops.iter().try_for_each(|op| op.apply(&mut *storage));
+                // Group commit: everything that arrived meanwhile rides on the same sync.
+                while r.is_ok() {
+                    let Ok((n, ops)) = incoming.try_recv() else { break };
+                    last = n;
+                    r = ops.iter().try_for_each(|op| op.apply(&mut *storage));
+                }
+                let r = r.and_then(|()| {
+                    storage
+                        .sync()
+                        .map_err(|e| StorageError { message: format!("sync: {}", e.message) })
+                });
+                let failed = r.is_err();
+                done(r.map(|()| last));
+                if failed {
+                    return;
+                }
+            }
+        })?;
+        Ok(LogThread { batches: Some(batches), thread: Some(thread) })
+    }
+
+    /// Hands over batch `n` (numbers increase); a sync follows it.
+    pub(crate) fn submit(&self, n: u64, ops: Vec<LogOp>) {
+        if let Some(batches) = &self.batches {
+            // After a storage error the thread is gone; the error report stops the node.
+            let _ = batches.send((n, ops));
+        }
+    }
+}
+
+impl Drop for LogThread {
+    fn drop(&mut self) {
+        self.batches = None;
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+impl fmt::Debug for LogThread {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("LogThread").finish_non_exhaustive()
+    }
 }
 
 /// One write not yet made durable.

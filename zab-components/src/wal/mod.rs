@@ -407,4 +407,10 @@ impl ZabStorage for FileStorage {
         self.usable()?;
         self.log.sync()
     }
+
+    /// With fsync on, a sync waits for the device: the component then runs this storage on a
+    /// log thread.
+    fn log_thread(&self) -> bool {
+        self.options.fsync
+    }
 }
