@@ -1,0 +1,347 @@
+//! The RESP front end: a node's client port, speaking the Redis protocol.
+//!
+//! [`RespFrontend`] sits between a byte-stream server ([`ByteStream`], e.g. kompics-net's
+//! `StreamServer` on the node's client address) and the node's [`Overlay`](crate::overlay):
+//!
+//! - bytes of each connection go through a [`RequestParser`]; each request becomes a
+//!   [`Command`], whose [`Handling`] says whether it is an operation for the store (sent to the
+//!   overlay on [`KvPort`]), `INFO` (asked of the overlay on [`OverlayControl`]), or a reply the
+//!   front end gives itself (`PING`, `COMMAND`, `HELLO`, errors…);
+//! - replies go back **in request order**, however the operations of a pipeline complete: each
+//!   request takes a slot in its connection's queue, and the queue is flushed from the front as
+//!   slots fill;
+//! - a connection with [`FrontendConfig::pipeline_max`] requests in flight is not read from until
+//!   half of them are answered (the server pauses the socket), so a client cannot make the node
+//!   buffer without bound;
+//! - malformed input gets its RESP error, then the connection is closed (as Redis does: the
+//!   stream cannot be resynchronised); oversized and unknown commands get an error and the
+//!   connection stays usable.
+//!
+//! Errors of the store become RESP errors that say what happened: `-TRYAGAIN` when the
+//! operation did not happen (the partition had no leader, or was overloaded), and
+//! `-OUTCOME_UNKNOWN` when it may have happened.
+
+use std::collections::{HashMap, VecDeque};
+use std::net::SocketAddr;
+
+use kompics_core::{ComponentDefinition, Context, Require, RequiredPort, Setup, Time};
+use kompics_net::stream::{ByteStream, ConnId, StreamEvent, StreamRequest};
+
+use crate::command::{
+    info_reply, op_reply, Command, CommandLimits, ConnectionInfo, Handling, InfoSection,
+};
+use crate::overlay::{OverlayControl, OverlayInfo, OverlayInfoReply, OverlayRequest};
+use crate::replica::{KvError, KvPort, KvReply, KvRequest};
+use crate::resp::{RequestParser, RespLimits, RespValue};
+use crate::status::{GroupInfo, InfoZxid, NodeInfo, NodeStats, Role};
+use zab_components::component::ZabStatus;
+
+/// Settings of a front end.
+#[derive(Clone, Debug)]
+pub struct FrontendConfig {
+    /// The address clients connect to (shown by `INFO`).
+    pub client_addr: SocketAddr,
+    /// The RESP parser's bounds.
+    pub resp_limits: RespLimits,
+    /// Key and value size limits.
+    pub command_limits: CommandLimits,
+    /// The most requests of one connection in flight before it is paused. Default 1024.
+    pub pipeline_max: usize,
+}
+
+impl FrontendConfig {
+    /// Defaults for a front end serving `client_addr`.
+    pub fn new(client_addr: SocketAddr) -> FrontendConfig {
+        FrontendConfig {
+            client_addr,
+            resp_limits: RespLimits::default(),
+            command_limits: CommandLimits::default(),
+            pipeline_max: 1024,
+        }
+    }
+}
+
+/// The reply slot of one request.
+enum Slot {
+    Waiting,
+    Ready(RespValue),
+}
+
+struct Connection {
+    parser: RequestParser,
+    /// Reply slots in request order, and the sequence number of the front one.
+    slots: VecDeque<Slot>,
+    front_seq: u64,
+    /// Close once the slots before this sequence number are flushed.
+    close_at: Option<u64>,
+    paused: bool,
+    client_id: u64,
+}
+
+impl Connection {
+    fn next_seq(&self) -> u64 {
+        self.front_seq + self.slots.len() as u64
+    }
+}
+
+/// What a request sent to the overlay waits in.
+#[derive(Clone, Copy)]
+struct Waiter {
+    conn: ConnId,
+    seq: u64,
+}
+
+/// The RESP front end of a node.
+pub struct RespFrontend {
+    stream: RequiredPort<ByteStream>,
+    kv: RequiredPort<KvPort>,
+    control: RequiredPort<OverlayControl>,
+    config: FrontendConfig,
+    connections: HashMap<ConnId, Connection>,
+    /// Operations and `INFO`s in flight, by request id.
+    ops: HashMap<u64, Waiter>,
+    infos: HashMap<u64, (Waiter, Option<String>)>,
+    next_id: u64,
+    next_client_id: u64,
+    started: Option<Time>,
+}
+
+impl RespFrontend {
+    /// A front end; connect it to a byte-stream server and to the node's overlay.
+    ///
+    /// # Panics
+    /// If `config.resp_limits` is not valid (see [`RespLimits::validate`]).
+    pub fn new(setup: &mut Setup<Self>, config: FrontendConfig) -> Self {
+        config.resp_limits.validate().expect("valid RESP limits");
+        RespFrontend {
+            stream: setup.required(),
+            kv: setup.required(),
+            control: setup.required(),
+            config,
+            connections: HashMap::new(),
+            ops: HashMap::new(),
+            infos: HashMap::new(),
+            next_id: 0,
+            next_client_id: 0,
+            started: None,
+        }
+    }
+
+    /// Open client connections.
+    pub fn connection_count(&self) -> usize {
+        self.connections.len()
+    }
+
+    /// Parses and dispatches what connection `conn` has buffered, as far as its pipeline allows.
+    fn serve(&mut self, conn: ConnId) {
+        loop {
+            let Some(c) = self.connections.get_mut(&conn) else { return };
+            if c.close_at.is_some() {
+                break;
+            }
+            if c.slots.len() >= self.config.pipeline_max {
+                if !c.paused {
+                    c.paused = true;
+                    self.stream.trigger(StreamRequest::PauseReading { conn });
+                }
+                break;
+            }
+            let seq = c.next_seq();
+            let request = match c.parser.next_request() {
+                Ok(Some(r)) => r,
+                Ok(None) => break,
+                Err(e) => {
+                    // The stream cannot be resynchronised: answer, then close.
+                    c.slots.push_back(Slot::Ready(e.to_reply()));
+                    c.close_at = Some(seq + 1);
+                    break;
+                }
+            };
+            let client_id = c.client_id;
+            c.slots.push_back(Slot::Waiting);
+            let handling = match Command::parse(request, &self.config.command_limits) {
+                Err(e) => Handling::Reply(e.to_reply()),
+                Ok(command) => command.into_handling(&ConnectionInfo { client_id }),
+            };
+            let waiter = Waiter { conn, seq };
+            match handling {
+                Handling::Op(op) => {
+                    self.next_id += 1;
+                    self.ops.insert(self.next_id, waiter);
+                    self.kv.trigger(KvRequest { id: self.next_id, op });
+                }
+                Handling::Reply(reply) => self.fill(waiter, reply),
+                Handling::ReplyAndClose(reply) => {
+                    if let Some(c) = self.connections.get_mut(&conn) {
+                        c.close_at = Some(seq + 1);
+                    }
+                    self.fill(waiter, reply);
+                }
+                Handling::Info { section } => {
+                    self.next_id += 1;
+                    self.infos.insert(self.next_id, (waiter, section));
+                    self.control.trigger(OverlayRequest::Info { id: self.next_id });
+                }
+            }
+        }
+        self.flush(conn);
+    }
+
+    fn fill(&mut self, waiter: Waiter, reply: RespValue) {
+        let Some(c) = self.connections.get_mut(&waiter.conn) else { return };
+        let Some(i) = waiter.seq.checked_sub(c.front_seq) else { return };
+        if let Some(slot) = c.slots.get_mut(i as usize) {
+            *slot = Slot::Ready(reply);
+        }
+    }
+
+    /// Writes the replies ready at the front of `conn`'s queue, in one write.
+    fn flush(&mut self, conn: ConnId) {
+        let Some(c) = self.connections.get_mut(&conn) else { return };
+        let mut out = Vec::new();
+        while let Some(Slot::Ready(_)) = c.slots.front() {
+            if let Some(Slot::Ready(reply)) = c.slots.pop_front() {
+                reply.encode(&mut out);
+            }
+            c.front_seq += 1;
+        }
+        if !out.is_empty() {
+            self.stream.trigger(StreamRequest::Write { conn, data: out });
+        }
+        if c.close_at.is_some_and(|at| c.front_seq >= at) {
+            self.stream.trigger(StreamRequest::Close { conn });
+            // Its Closed event removes it; nothing more is read from it meanwhile.
+            c.slots.clear();
+            return;
+        }
+        if c.paused && c.slots.len() <= self.config.pipeline_max / 2 {
+            c.paused = false;
+            self.stream.trigger(StreamRequest::ResumeReading { conn });
+        }
+    }
+
+    /// The `INFO` text of this node.
+    fn info_sections(&self, now: Time, info: &OverlayInfo) -> Vec<InfoSection> {
+        let uptime = self.started.map_or(0, |t| now.saturating_since(t).as_secs());
+        node_info(info, self.config.client_addr, uptime).to_sections()
+    }
+}
+
+/// The reply to a failed operation. `-TRYAGAIN` means it did not happen; `-OUTCOME_UNKNOWN` that
+/// it may have.
+pub fn error_reply(error: &KvError) -> RespValue {
+    match error {
+        KvError::TryAgain { .. } | KvError::Busy { .. } => {
+            RespValue::error(format!("TRYAGAIN {error}"))
+        }
+        KvError::OutcomeUnknown { .. } => RespValue::error(format!("OUTCOME_UNKNOWN {error}")),
+    }
+}
+
+/// What `INFO` reports of a node (the format [`crate::status`] parses), from its overlay's view.
+pub fn node_info(info: &OverlayInfo, client_addr: SocketAddr, uptime_s: u64) -> NodeInfo {
+    let (cluster, cluster_id) = info.cluster.clone().unwrap_or_else(|| ("forming".into(), 0));
+    let groups = info
+        .groups
+        .iter()
+        .filter_map(|g| {
+            let local = g.local.as_ref()?;
+            let role = match local.status {
+                ZabStatus::Leading { .. } => Role::Leader,
+                ZabStatus::Following { .. } => Role::Follower,
+                ZabStatus::Looking => Role::Looking,
+            };
+            Some(GroupInfo {
+                partition: g.partition.0,
+                role,
+                leader: g.leader.map(|l| l.to_string()),
+                last_zxid: local.last_applied.map(InfoZxid::from),
+                members: g.members.iter().map(|m| m.to_string()).collect(),
+            })
+        })
+        .collect();
+    let s = info.stats;
+    NodeInfo {
+        node: info.me.to_string(),
+        client_addr: client_addr.to_string(),
+        cluster,
+        cluster_id,
+        partitions: info.groups.len() as u32,
+        replication: info.replication as u32,
+        uptime_s,
+        groups,
+        stats: NodeStats {
+            ops_get: s.gets,
+            ops_set: s.sets,
+            ops_del: s.dels,
+            ops_cas: s.cases,
+            errors: s.errors,
+            forwarded: s.forwarded,
+        },
+    }
+}
+
+impl ComponentDefinition for RespFrontend {
+    fn on_start(&mut self, ctx: &mut Context<Self>) {
+        self.started.get_or_insert(ctx.now());
+    }
+}
+
+impl Require<ByteStream> for RespFrontend {
+    fn handle(&mut self, _ctx: &mut Context<Self>, event: StreamEvent) {
+        match event {
+            StreamEvent::Opened { conn, .. } => {
+                self.next_client_id += 1;
+                let parser = RequestParser::new(self.config.resp_limits.clone())
+                    .expect("limits validated at creation");
+                self.connections.insert(
+                    conn,
+                    Connection {
+                        parser,
+                        slots: VecDeque::new(),
+                        front_seq: 0,
+                        close_at: None,
+                        paused: false,
+                        client_id: self.next_client_id,
+                    },
+                );
+            }
+            StreamEvent::Data { conn, data } => {
+                if let Some(c) = self.connections.get_mut(&conn) {
+                    if c.close_at.is_none() {
+                        c.parser.feed(&data);
+                    }
+                }
+                self.serve(conn);
+            }
+            StreamEvent::Closed { conn, .. } => {
+                // Replies still due to it are dropped when they come.
+                self.connections.remove(&conn);
+            }
+        }
+    }
+}
+
+impl Require<KvPort> for RespFrontend {
+    fn handle(&mut self, _ctx: &mut Context<Self>, reply: KvReply) {
+        let Some(waiter) = self.ops.remove(&reply.id) else { return };
+        let value = match &reply.result {
+            Ok(result) => op_reply(result),
+            Err(e) => error_reply(e),
+        };
+        self.fill(waiter, value);
+        self.flush(waiter.conn);
+        // A paused connection may have requests buffered that now fit.
+        self.serve(waiter.conn);
+    }
+}
+
+impl Require<OverlayControl> for RespFrontend {
+    fn handle(&mut self, ctx: &mut Context<Self>, reply: OverlayInfoReply) {
+        let Some((waiter, section)) = self.infos.remove(&reply.id) else { return };
+        let value = info_reply(&self.info_sections(ctx.now(), &reply.info), section.as_deref());
+        self.fill(waiter, value);
+        self.flush(waiter.conn);
+        self.serve(waiter.conn);
+    }
+}

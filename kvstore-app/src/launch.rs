@@ -1,0 +1,212 @@
+//! Starting a real node: TCP peer network, file storage, and the RESP client port.
+//!
+//! [`start_node`] builds, in a running [`System`], everything one process of a cluster runs:
+//! the [`TcpNetwork`] on the peer address, a [`KvNode`] whose partitions keep their logs and
+//! snapshots under the data directory, and a [`RespFrontend`] behind a [`StreamServer`] on the
+//! client address. `kvstore node` runs one; `kvstore demo` runs several in one process.
+//!
+//! The data directory holds `cluster.table` (the cluster's table, see
+//! [`crate::bootstrap::FileTableStore`]) and one directory per partition replicated here,
+//! `p<N>/`, with that partition's Zab log and snapshots.
+
+use std::fmt;
+use std::io;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use kompics_core::{connect, Component, System};
+use kompics_net::stream::{ByteStream, StreamConfig, StreamServer};
+use kompics_net::{Network, NodeAddr, TcpConfig, TcpNetwork};
+use zab_components::storage::ZabStorage;
+use zab_components::wal::{FileStorage, WalOptions};
+
+use crate::bootstrap::{BootstrapConfig, BootstrapRole, FileTableStore, TableStore};
+use crate::frontend::{FrontendConfig, RespFrontend};
+use crate::node::{KvNode, NodeConfig};
+use crate::overlay::OverlayControl;
+use crate::replica::KvPort;
+
+/// What one node process needs to know.
+#[derive(Clone, Debug)]
+pub struct NodeOptions {
+    /// The address other nodes reach this one at; also its id in the cluster.
+    pub peer: SocketAddr,
+    /// The address RESP clients connect to.
+    pub client: SocketAddr,
+    /// Where the table and the partitions' logs are kept.
+    pub data_dir: PathBuf,
+    /// Form the cluster (expecting this many nodes), or join the node at this address.
+    pub role: BootstrapRole,
+    /// The number of partitions.
+    pub partitions: u32,
+    /// The number of replicas of each partition.
+    pub replication: usize,
+    /// The cluster's name; nodes of differently named clusters refuse each other.
+    pub cluster_name: String,
+    /// Whether the logs fsync (the default; turning it off loses acknowledged writes on a
+    /// machine crash).
+    pub fsync: bool,
+    /// The size of a log segment file.
+    pub segment_bytes: u64,
+}
+
+impl NodeOptions {
+    /// Options with the defaults: fsync on, 64 MiB segments, cluster `kvstore`, 3 partitions
+    /// of 3 replicas.
+    pub fn new(peer: SocketAddr, client: SocketAddr, data_dir: PathBuf, role: BootstrapRole) -> Self {
+        NodeOptions {
+            peer,
+            client,
+            data_dir,
+            role,
+            partitions: 3,
+            replication: 3,
+            cluster_name: "kvstore".into(),
+            fsync: true,
+            segment_bytes: WalOptions::default().segment_bytes,
+        }
+    }
+}
+
+/// Why a node could not start.
+#[derive(Debug)]
+pub enum LaunchError {
+    /// The data directory cannot be created.
+    DataDir(PathBuf, io::Error),
+    /// The peer address cannot be bound.
+    PeerPort(SocketAddr, io::Error),
+    /// The client address cannot be bound.
+    ClientPort(SocketAddr, io::Error),
+}
+
+impl fmt::Display for LaunchError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            LaunchError::DataDir(p, e) => write!(f, "data directory {}: {e}", p.display()),
+            LaunchError::PeerPort(a, e) => write!(f, "peer address {a}: {e}"),
+            LaunchError::ClientPort(a, e) => write!(f, "client address {a}: {e}"),
+        }
+    }
+}
+
+impl std::error::Error for LaunchError {}
+
+/// A node running in this process.
+pub struct RunningNode {
+    /// Its peer network.
+    pub network: Component<TcpNetwork>,
+    /// The node's component tree.
+    pub node: Component<KvNode>,
+    /// The client port's server.
+    pub server: Component<StreamServer>,
+    /// The RESP front end.
+    pub frontend: Component<RespFrontend>,
+    /// The peer address (bound).
+    pub peer: NodeAddr,
+    /// The client address (bound).
+    pub client: SocketAddr,
+}
+
+impl RunningNode {
+    /// Whether the node has its table and serves (or is ready to, once groups elect leaders).
+    pub fn is_ready(&self) -> bool {
+        self.node.on_definition(|n| n.table().is_some()).unwrap_or(false)
+    }
+
+    /// Why the node stopped serving, if it did.
+    pub fn fatal(&self) -> Option<String> {
+        self.node.on_definition(|n| n.fatal().map(str::to_owned)).flatten()
+    }
+
+    /// Waits until the node is ready, has failed, or `timeout` passed.
+    pub fn wait_ready(&self, timeout: Duration) -> Result<(), String> {
+        let deadline = std::time::Instant::now() + timeout;
+        loop {
+            if let Some(reason) = self.fatal() {
+                return Err(reason);
+            }
+            if self.is_ready() {
+                return Ok(());
+            }
+            if std::time::Instant::now() >= deadline {
+                return Err(format!("node {} not ready after {timeout:?}", self.peer));
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Stops everything of this node (its ports close).
+    pub fn kill(&self) {
+        self.server.kill();
+        self.frontend.kill();
+        self.node.kill();
+        self.network.kill();
+    }
+}
+
+/// The directory of partition `p`'s log under `data_dir`.
+pub fn partition_dir(data_dir: &Path, partition: u32) -> PathBuf {
+    data_dir.join(format!("p{partition}"))
+}
+
+/// Starts a node in `system`.
+pub fn start_node(system: &System, options: &NodeOptions) -> Result<RunningNode, LaunchError> {
+    let data_dir = options.data_dir.clone();
+    std::fs::create_dir_all(&data_dir).map_err(|e| LaunchError::DataDir(data_dir.clone(), e))?;
+    let network = TcpNetwork::create(system, TcpConfig::new(options.peer))
+        .map_err(|e| LaunchError::PeerPort(options.peer, e))?;
+    let peer = network.on_definition(|n| n.addr()).expect("the network exists");
+    let server = match StreamServer::create(system, StreamConfig::new(options.client)) {
+        Ok(s) => s,
+        Err(e) => {
+            network.kill();
+            return Err(LaunchError::ClientPort(options.client, e));
+        }
+    };
+    let client = server.on_definition(|s| s.local_addr()).expect("the server exists");
+
+    let bootstrap = BootstrapConfig::new(
+        peer,
+        options.role.clone(),
+        options.partitions,
+        options.replication,
+        options.cluster_name.clone(),
+    );
+    let wal = WalOptions {
+        fsync: options.fsync,
+        segment_bytes: options.segment_bytes,
+        ..WalOptions::default()
+    };
+    let logs = data_dir.clone();
+    let storage = Arc::new(move |p: crate::partition::PartitionId| {
+        let dir = partition_dir(&logs, p.0);
+        std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+        FileStorage::open(&dir, wal.clone())
+            .map(|s| Box::new(s) as Box<dyn ZabStorage>)
+            .map_err(|e| format!("{}: {e}", dir.display()))
+    });
+    let tables = data_dir.clone();
+    let table_store =
+        Arc::new(move || Box::new(FileTableStore::new(&tables)) as Box<dyn TableStore>);
+    let config =
+        NodeConfig::new(bootstrap, network.provided::<Network>(), storage, table_store);
+    let node = system.create(move |s| KvNode::new(s, config.clone()));
+    network.start();
+    node.start();
+    let overlay = loop {
+        // The overlay is created when the node initialises, on a worker thread.
+        if let Some(o) = node.on_definition(|n| n.overlay().cloned()).flatten() {
+            break o;
+        }
+        std::thread::sleep(Duration::from_millis(1));
+    };
+    let frontend = system.create(move |s| RespFrontend::new(s, FrontendConfig::new(client)));
+    connect(&server.provided::<ByteStream>(), &frontend.required::<ByteStream>());
+    connect(&overlay.provided::<KvPort>(), &frontend.required::<KvPort>());
+    connect(&overlay.provided::<OverlayControl>(), &frontend.required::<OverlayControl>());
+    frontend.start();
+    server.start();
+    Ok(RunningNode { network, node, server, frontend, peer, client })
+}

@@ -1,0 +1,364 @@
+//! `kvstore`: run a node, a demo cluster, a benchmark or a status check.
+//!
+//! ```text
+//! kvstore demo                       a 3-node cluster in this process, RESP on 127.0.0.1:6379..
+//! kvstore node --peer A --client B --data-dir D (--expect N | --join S)
+//! kvstore bench --endpoints 127.0.0.1:6379,127.0.0.1:6380 --clients 64 --duration 10
+//! kvstore status --endpoints 127.0.0.1:6379,127.0.0.1:6380
+//! ```
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use clap::{Args, Parser, Subcommand};
+use kompics_core::{Runtime, RuntimeConfig};
+use kompics_net::NodeAddr;
+use kvstore_app::bench::{self, BenchConfig};
+use kvstore_app::bootstrap::BootstrapRole;
+use kvstore_app::launch::{start_node, NodeOptions, RunningNode};
+use kvstore_app::status;
+
+#[derive(Parser)]
+#[command(name = "kvstore", version, about = "A partitioned, replicated, linearizable key-value store on Zab, speaking the Redis protocol")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run one node of a cluster of processes.
+    Node(NodeArgs),
+    /// Run a whole cluster in this process, on loopback.
+    Demo(DemoArgs),
+    /// Closed-loop load over RESP; prints throughput and latency percentiles.
+    Bench(BenchArgs),
+    /// The cluster at a glance: groups, leaders, zxids, nodes down.
+    Status(StatusArgs),
+}
+
+#[derive(Args, Clone)]
+struct ClusterArgs {
+    /// Number of partitions (every node of a cluster must agree).
+    #[arg(long, default_value_t = 3)]
+    partitions: u32,
+    /// Replicas per partition (every node of a cluster must agree).
+    #[arg(long, default_value_t = 3)]
+    replication: usize,
+    /// The cluster's name (nodes of other clusters are refused).
+    #[arg(long, default_value = "kvstore")]
+    cluster_name: String,
+    /// Do not fsync the logs: faster, but a machine crash can lose acknowledged writes.
+    #[arg(long)]
+    no_fsync: bool,
+}
+
+#[derive(Args)]
+struct NodeArgs {
+    /// This node's peer address (its id in the cluster).
+    #[arg(long)]
+    peer: SocketAddr,
+    /// The RESP client address.
+    #[arg(long)]
+    client: SocketAddr,
+    /// Where this node keeps its table and logs.
+    #[arg(long)]
+    data_dir: PathBuf,
+    /// Form a new cluster of this many nodes, this one included (the bootstrap node).
+    #[arg(long, conflicts_with = "join", required_unless_present = "join")]
+    expect: Option<usize>,
+    /// Join the cluster formed by the bootstrap node at this peer address.
+    #[arg(long)]
+    join: Option<SocketAddr>,
+    #[command(flatten)]
+    cluster: ClusterArgs,
+}
+
+#[derive(Args)]
+struct DemoArgs {
+    /// Number of nodes.
+    #[arg(long, default_value_t = 3)]
+    nodes: usize,
+    /// First RESP port (node i listens on port + i); 0 picks free ports.
+    #[arg(long, default_value_t = 6379)]
+    client_port: u16,
+    /// First peer port (node i listens on port + i); 0 picks free ports.
+    #[arg(long, default_value_t = 7379)]
+    peer_port: u16,
+    /// Data directory (default: a new directory under the system's temp dir, removed at exit).
+    #[arg(long)]
+    data_dir: Option<PathBuf>,
+    /// Run this many seconds of load (16 clients, 50% reads) once the cluster is up.
+    #[arg(long)]
+    workload: Option<u64>,
+    /// Exit after this many seconds (default: run until Ctrl-C).
+    #[arg(long)]
+    duration: Option<u64>,
+    #[command(flatten)]
+    cluster: ClusterArgs,
+}
+
+#[derive(Args)]
+struct BenchArgs {
+    /// RESP endpoints, comma-separated; clients are spread over them.
+    #[arg(long, value_delimiter = ',', required = true)]
+    endpoints: Vec<SocketAddr>,
+    /// Concurrent clients (each one request at a time).
+    #[arg(long, default_value_t = 16)]
+    clients: usize,
+    /// Seconds of measurement.
+    #[arg(long, default_value_t = 10)]
+    duration: u64,
+    /// Seconds of warm-up before measuring.
+    #[arg(long, default_value_t = 1)]
+    warmup: u64,
+    /// Value size in bytes.
+    #[arg(long, default_value_t = 100)]
+    value_size: usize,
+    /// Number of distinct keys.
+    #[arg(long, default_value_t = 10_000)]
+    keys: u64,
+    /// Fraction of GETs (0 = all SET, 1 = all GET).
+    #[arg(long, default_value_t = 0.5)]
+    read_ratio: f64,
+    /// SET every key once before measuring (so GETs find values).
+    #[arg(long)]
+    populate: bool,
+}
+
+#[derive(Args)]
+struct StatusArgs {
+    /// RESP endpoints of the nodes, comma-separated.
+    #[arg(long, value_delimiter = ',', required = true)]
+    endpoints: Vec<SocketAddr>,
+}
+
+fn main() -> ExitCode {
+    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("warn")).init();
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Node(args) => run_node(args),
+        Command::Demo(args) => run_demo(args),
+        Command::Bench(args) => run_bench(args),
+        Command::Status(args) => run_status(args),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(message) => {
+            eprintln!("kvstore: {message}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+/// Set by Ctrl-C or SIGTERM.
+fn stop_flag() -> Arc<AtomicBool> {
+    let flag = Arc::new(AtomicBool::new(false));
+    let f = flag.clone();
+    if let Err(e) = ctrlc::set_handler(move || f.store(true, Ordering::SeqCst)) {
+        log::warn!("cannot install the Ctrl-C handler: {e}");
+    }
+    flag
+}
+
+fn runtime() -> Runtime {
+    Runtime::new(RuntimeConfig::default())
+}
+
+fn run_node(args: NodeArgs) -> Result<(), String> {
+    let role = match (args.expect, args.join) {
+        (Some(n), None) => BootstrapRole::Server { expected_nodes: n },
+        (None, Some(server)) => BootstrapRole::Join { server: NodeAddr(server) },
+        _ => return Err("give exactly one of --expect N and --join ADDR".into()),
+    };
+    let mut options = NodeOptions::new(args.peer, args.client, args.data_dir, role);
+    apply_cluster_args(&mut options, &args.cluster);
+    let stop = stop_flag();
+    let rt = runtime();
+    let node = start_node(&rt.system(), &options).map_err(|e| e.to_string())?;
+    println!("kvstore node {}: RESP on {}; waiting for the cluster", node.peer, node.client);
+    let mut announced = false;
+    while !stop.load(Ordering::SeqCst) {
+        if let Some(reason) = node.fatal() {
+            return Err(format!("node {}: {reason}", node.peer));
+        }
+        if !announced && node.is_ready() {
+            println!("kvstore node {}: cluster ready", node.peer);
+            announced = true;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    node.kill();
+    Ok(())
+}
+
+fn apply_cluster_args(options: &mut NodeOptions, cluster: &ClusterArgs) {
+    options.partitions = cluster.partitions;
+    options.replication = cluster.replication;
+    options.cluster_name = cluster.cluster_name.clone();
+    options.fsync = !cluster.no_fsync;
+}
+
+fn run_demo(args: DemoArgs) -> Result<(), String> {
+    if args.nodes == 0 {
+        return Err("--nodes must be at least 1".into());
+    }
+    let stop = stop_flag();
+    let (data_dir, temporary) = match args.data_dir.clone() {
+        Some(d) => (d, false),
+        None => {
+            let d = std::env::temp_dir().join(format!("kvstore-demo-{}", std::process::id()));
+            (d, true)
+        }
+    };
+    let result = demo(&args, &data_dir, &stop);
+    if temporary {
+        let _ = std::fs::remove_dir_all(&data_dir);
+    }
+    result
+}
+
+fn port(base: u16, i: usize) -> u16 {
+    if base == 0 {
+        0
+    } else {
+        base + i as u16
+    }
+}
+
+fn demo(args: &DemoArgs, data_dir: &std::path::Path, stop: &AtomicBool) -> Result<(), String> {
+    let rt = runtime();
+    let system = rt.system();
+    let mut nodes: Vec<RunningNode> = Vec::new();
+    let started = Instant::now();
+    for i in 0..args.nodes {
+        let peer: SocketAddr = ([127, 0, 0, 1], port(args.peer_port, i)).into();
+        let client: SocketAddr = ([127, 0, 0, 1], port(args.client_port, i)).into();
+        let role = match nodes.first() {
+            None => BootstrapRole::Server { expected_nodes: args.nodes },
+            Some(first) => BootstrapRole::Join { server: first.peer },
+        };
+        let mut options = NodeOptions::new(peer, client, data_dir.join(format!("node{i}")), role);
+        apply_cluster_args(&mut options, &args.cluster);
+        // Small segments: a demo needs no 64 MiB preallocation per partition.
+        options.segment_bytes = 4 * 1024 * 1024;
+        let node = start_node(&system, &options).map_err(|e| e.to_string())?;
+        nodes.push(node);
+    }
+    for node in &nodes {
+        node.wait_ready(Duration::from_secs(30))?;
+    }
+    let endpoints: Vec<SocketAddr> = nodes.iter().map(|n| n.client).collect();
+    wait_for_leaders(&endpoints, Duration::from_secs(30))?;
+    println!(
+        "kvstore demo: {} nodes, {} partitions × {} replicas, ready in {:.1} s (data in {})",
+        args.nodes,
+        args.cluster.partitions,
+        args.cluster.replication,
+        started.elapsed().as_secs_f64(),
+        data_dir.display()
+    );
+    for n in &nodes {
+        println!("  node {}  RESP {}", n.peer, n.client);
+    }
+    let first = endpoints[0];
+    println!("try:  redis-cli -h {} -p {} SET greeting hello", first.ip(), first.port());
+    println!(
+        "      redis-cli -h {} -p {} GET greeting",
+        endpoints[endpoints.len() - 1].ip(),
+        endpoints[endpoints.len() - 1].port()
+    );
+    println!("{}", status::collect(&endpoints, Duration::from_secs(2)));
+    if let Some(seconds) = args.workload {
+        let config = BenchConfig {
+            endpoints: endpoints.clone(),
+            clients: 16,
+            duration: Duration::from_secs(seconds),
+            warmup: Duration::from_millis(500),
+            read_ratio: 0.5,
+            ..BenchConfig::default()
+        };
+        println!("workload: {} clients, 50% GET / 50% SET, {seconds} s", config.clients);
+        let report = bench::run(&config, |p| {
+            if !stop.load(Ordering::SeqCst) {
+                eprintln!("  {p}");
+            }
+        })
+        .map_err(|e| format!("workload: {e}"))?;
+        println!("{report}");
+    }
+    let deadline = args.duration.map(|s| started + Duration::from_secs(s));
+    if deadline.is_none() {
+        println!("serving until Ctrl-C");
+    }
+    while !stop.load(Ordering::SeqCst) && deadline.is_none_or(|d| Instant::now() < d) {
+        for n in &nodes {
+            if let Some(reason) = n.fatal() {
+                return Err(format!("node {}: {reason}", n.peer));
+            }
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    for n in &nodes {
+        n.kill();
+    }
+    Ok(())
+}
+
+/// Waits until every partition has a leader, as the nodes report it.
+fn wait_for_leaders(endpoints: &[SocketAddr], timeout: Duration) -> Result<(), String> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        let s = status::collect(endpoints, Duration::from_secs(1));
+        let partitions = s.reachable().next().map_or(0, |n| n.partitions as usize);
+        let groups = s.groups();
+        if partitions > 0
+            && groups.len() == partitions
+            && groups.iter().all(|g| g.leader.is_some())
+        {
+            return Ok(());
+        }
+        if Instant::now() >= deadline {
+            return Err(format!("no leader in every partition after {timeout:?}:\n{s}"));
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+fn run_bench(args: BenchArgs) -> Result<(), String> {
+    let config = BenchConfig {
+        endpoints: args.endpoints,
+        clients: args.clients,
+        duration: Duration::from_secs(args.duration),
+        warmup: Duration::from_secs(args.warmup),
+        value_size: args.value_size,
+        keys: args.keys,
+        read_ratio: args.read_ratio,
+        ..BenchConfig::default()
+    };
+    if args.populate {
+        bench::populate(&config).map_err(|e| format!("populate: {e}"))?;
+    }
+    println!(
+        "bench: {} clients over {} endpoints, {}% GET, {} B values, {} keys, {} s",
+        config.clients,
+        config.endpoints.len(),
+        (config.read_ratio * 100.0).round(),
+        config.value_size,
+        config.keys,
+        args.duration
+    );
+    let report = bench::run(&config, |p| eprintln!("  {p}")).map_err(|e| e.to_string())?;
+    println!("{report}");
+    Ok(())
+}
+
+fn run_status(args: StatusArgs) -> Result<(), String> {
+    let s = status::collect(&args.endpoints, Duration::from_secs(2));
+    println!("{s}");
+    Ok(())
+}
