@@ -62,6 +62,13 @@
 //!   handshake, one connection per pair of nodes, bounded per-peer send queues, reconnection
 //!   with backoff, and the session events ([`TransportEvent`]) Zab relies on. Read its module
 //!   docs for the threading, session and queue contracts.
+//! - [`stream`]: not a peer network but a byte-stream TCP server for client protocols (the
+//!   key-value store's RESP front end): [`StreamServer`] provides the [`ByteStream`] port,
+//!   which indicates [`StreamEvent`]s (a connection opened, bytes arrived, it closed) per
+//!   [`ConnId`] and takes [`StreamRequest`]s (write, close after flushing, pause and resume
+//!   reading for back-pressure). One event-loop thread per server; bounded output per
+//!   connection and a bounded number of connections ([`StreamConfig`]). Read its module docs
+//!   for the event order and the closing rules.
 //!
 //! The transport knows nothing of components; the Network component of kompics-core wraps it.
 
@@ -71,6 +78,7 @@ pub mod frame;
 pub mod message;
 pub mod port;
 pub mod sim;
+pub mod stream;
 pub mod tcp;
 mod tcp_network;
 
@@ -78,5 +86,8 @@ pub use address::NodeAddr;
 pub use frame::{Frame, FrameDecoder, FrameError, FrameKind, WIRE_VERSION};
 pub use message::{CodecError, NetMessage, Route};
 pub use port::{route_selector, service_selector, NetEvent, Network};
+pub use stream::{
+    ByteStream, CloseReason, ConnId, StreamConfig, StreamEvent, StreamRequest, StreamServer,
+};
 pub use tcp::{ConfigError, EventSink, SendError, TcpConfig, TcpTransport, TransportEvent};
 pub use tcp_network::TcpNetwork;
