@@ -5,7 +5,28 @@
 //! in-memory figures of the same run. Then the failover time in the simulator: from
 //! the leader's crash to the next commit.
 //!
+//! Each file-log line also gives the syncs per committed proposal, summed over the three nodes
+//! (a counting wrapper around each storage): 3.0 means every node syncs once per proposal (no
+//! group commit), 0.08 that one sync covers about 37 proposals on each node.
+//!
 //! `cargo bench -p zab-components --bench broadcast` (`BENCH_SECS` sets the seconds per point).
+//!
+//! # Figures
+//!
+//! A shared 2-core VM, load average 7–13 (other builds running), so only same-run ratios mean
+//! much. Group commit (the component's flush per burst of events and the log thread; before:
+//! one inline sync per event), binaries before and after run back to back, three pairs; 3
+//! nodes, file log, fsync on (an fdatasync costs about 170 µs on this disk when quiet):
+//!
+//! | proposers | before: ops/s, p50, p99, syncs/proposal | after: ops/s, p50, p99, syncs/proposal | after / before |
+//! |---|---|---|---|
+//! | 1  | 550–1,090; 0.66–0.84 ms; 7–20 ms; 3.0      | 1,100–1,290; 0.63–0.79 ms; 3.9–4.5 ms; 3.0 | 1.2–2.0× |
+//! | 16 | 670–900; 11–12.5 ms; 86–150 ms; 3.0        | 13,700–14,400; 0.92–0.95 ms; 4.8–5.5 ms; 0.19 | 16–21× |
+//! | 64 | 545–1,020; 41–97 ms; 180–330 ms; 2.95–3.05 | 18,300–36,600; 1.4–2.1 ms; 7–23 ms; 0.08–0.09 | 34–36× |
+//!
+//! With fsync on, 64 proposers reach 0.3–0.7 of the in-memory group of the same run (0.03–0.09
+//! before). The in-memory 3-node group gained too (one PROPOSAL per burst instead of one per
+//! proposal): 64 proposers 9.9k–20k/s before, 47k–64k/s after.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
