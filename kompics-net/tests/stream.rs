@@ -465,3 +465,82 @@ fn a_stopped_server_closes_everything_and_listens_again_when_started() {
     assert_eq!(&reply, b"again");
     s.runtime.shutdown();
 }
+
+/// Not a test: a rough figure for pipelined small requests through an echo component. Run with
+/// `cargo test --release -p kompics-net --test stream -- --ignored --nocapture`.
+#[test]
+#[ignore]
+fn pipelined_echo_throughput() {
+    const CLIENTS: usize = 8;
+    const COMMANDS: usize = 200_000;
+    const BATCH: usize = 64;
+    let s = Server::start(true, |_| {});
+    let command = b"*1\r\n$4\r\nPING\r\n";
+    let started = Instant::now();
+    let threads: Vec<_> = (0..CLIENTS)
+        .map(|_| {
+            let c = client(s.addr);
+            let mut w = c.try_clone().unwrap();
+            let writer = std::thread::spawn(move || {
+                let batch: Vec<u8> = command.repeat(BATCH);
+                for _ in 0..COMMANDS / BATCH {
+                    w.write_all(&batch).unwrap();
+                }
+            });
+            let mut r = c;
+            std::thread::spawn(move || {
+                let mut left = COMMANDS / BATCH * BATCH * command.len();
+                let mut buf = vec![0; 64 * 1024];
+                while left > 0 {
+                    let n = r.read(&mut buf).unwrap();
+                    assert!(n > 0);
+                    left -= n;
+                }
+                writer.join().unwrap();
+            })
+        })
+        .collect();
+    for t in threads {
+        t.join().unwrap();
+    }
+    let elapsed = started.elapsed();
+    let total = CLIENTS * (COMMANDS / BATCH * BATCH);
+    println!(
+        "{total} pipelined 14-byte echoes over {CLIENTS} connections in {elapsed:?}: {:.0} per second",
+        total as f64 / elapsed.as_secs_f64()
+    );
+    s.runtime.shutdown();
+}
+
+/// Not a test: a rough figure for one request in flight per connection (redis-benchmark's
+/// default), which costs a loop wake-up and a component turn per request.
+#[test]
+#[ignore]
+fn ping_pong_echo_throughput() {
+    const CLIENTS: usize = 16;
+    const ROUNDS: usize = 5_000;
+    let s = Server::start(true, |_| {});
+    let started = Instant::now();
+    let threads: Vec<_> = (0..CLIENTS)
+        .map(|_| {
+            let mut c = client(s.addr);
+            std::thread::spawn(move || {
+                let mut reply = [0u8; 14];
+                for _ in 0..ROUNDS {
+                    c.write_all(b"*1\r\n$4\r\nPING\r\n").unwrap();
+                    c.read_exact(&mut reply).unwrap();
+                }
+            })
+        })
+        .collect();
+    for t in threads {
+        t.join().unwrap();
+    }
+    let elapsed = started.elapsed();
+    let total = CLIENTS * ROUNDS;
+    println!(
+        "{total} request/response echoes over {CLIENTS} connections in {elapsed:?}: {:.0} per second",
+        total as f64 / elapsed.as_secs_f64()
+    );
+    s.runtime.shutdown();
+}
