@@ -9,6 +9,14 @@
 //!   and, on the [`AtomicBroadcast`] port, deliveries, status changes, proposal outcomes and
 //!   the state-transfer requests to the application.
 //!
+//! A `TakeSnapshot` action pauses the action sequence until the application has answered with
+//! its state ([`AbRequest::SnapshotTaken`]): the state then covers exactly the deliveries before
+//! it, and later writes keep their order.
+//!
+//! Several instances (one per group) share a node's network and failure detector:
+//! [`ZabComponent::create`] builds one and connects it, with a route selector so that it
+//! receives only its group's messages.
+//!
 //! # Group commit
 //!
 //! Handlers feed the node but do not execute its actions at once: the first event of a burst
@@ -23,13 +31,6 @@
 //! while it was busy and reports back through a mailbox, and only then do the completions reach
 //! the node. Other storages are called inline, after the flush's writes or, with a
 //! [`ZabConfig::sync_delay`], from a timer; both keep simulations deterministic.
-//! A `TakeSnapshot` action pauses the action sequence until the application has answered with
-//! its state ([`AbRequest::SnapshotTaken`]): the state then covers exactly the deliveries before
-//! it, and later writes keep their order.
-//!
-//! Several instances (one per group) share a node's network and failure detector:
-//! [`ZabComponent::create`] builds one and connects it, with a route selector so that it
-//! receives only its group's messages.
 
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -176,7 +177,8 @@ pub struct ZabConfig {
     /// The tick period: the protocol's timeouts are counted in ticks.
     pub tick: Duration,
     /// How long a disk sync takes, drawn per sync from this range (zero: syncs complete at
-    /// once). Lets the simulator model slow disks; real storage takes the time it takes.
+    /// once). Lets the simulator model slow disks; real storage takes the time it takes (and a
+    /// storage on a log thread, see [`ZabStorage::log_thread`], ignores it).
     pub sync_delay: (Duration, Duration),
     /// The protocol's settings; `id` and `peers` are derived from `me` and `members`.
     pub protocol: Config,

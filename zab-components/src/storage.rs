@@ -127,21 +127,29 @@ impl LogThread {
     ) -> std::io::Result<LogThread> {
         let (batches, incoming) = crossbeam_channel::unbounded::<(u64, Vec<LogOp>)>();
         let thread = std::thread::Builder::new().name(name).spawn(move || {
-            while let Ok((mut last, ops)) = incoming.recv() {
-                let mut r = ops.iter().try_for_each(|op| op.apply(&mut *storage));
-                // Group commit: everything that arrived meanwhile rides on the same sync.
-                while r.is_ok() {
-                    let Ok((n, ops)) = incoming.try_recv() else { break };
-                    last = n;
-                    r = ops.iter().try_for_each(|op| op.apply(&mut *storage));
-                }
-                let r = r.and_then(|()| {
-                    storage
-                        .sync()
-                        .map_err(|e| StorageError { message: format!("sync: {}", e.message) })
-                });
+            while let Ok((first, ops)) = incoming.recv() {
+                let round = || {
+                    let mut last = first;
+                    let mut r = ops.iter().try_for_each(|op| op.apply(&mut *storage));
+                    // Group commit: everything that arrived meanwhile rides on the same sync.
+                    while r.is_ok() {
+                        let Ok((n, ops)) = incoming.try_recv() else { break };
+                        last = n;
+                        r = ops.iter().try_for_each(|op| op.apply(&mut *storage));
+                    }
+                    r.and_then(|()| {
+                        storage
+                            .sync()
+                            .map_err(|e| StorageError { message: format!("sync: {}", e.message) })
+                    })
+                    .map(|()| last)
+                };
+                let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(round))
+                    .unwrap_or_else(|_| {
+                        Err(StorageError { message: "the log thread panicked".to_string() })
+                    });
                 let failed = r.is_err();
-                done(r.map(|()| last));
+                done(r);
                 if failed {
                     return;
                 }
@@ -623,6 +631,78 @@ mod tests {
         disk.append(&[e(1, 4)]).unwrap();
         disk.crash(0);
         assert_eq!(disk.recover().unwrap().log.len(), 3);
+    }
+
+    /// A SimDisk whose sync fails (or panics) from the `fail_at`-th sync on.
+    struct Failing {
+        disk: SimDisk,
+        syncs: u64,
+        fail_at: u64,
+        panic: bool,
+    }
+
+    impl ZabStorage for Failing {
+        fn recover(&mut self) -> Result<Recovered, StorageError> {
+            self.disk.recover()
+        }
+        fn append(&mut self, entries: &[Entry]) -> Result<(), StorageError> {
+            self.disk.append(entries)
+        }
+        fn truncate(&mut self, to: Zxid) -> Result<(), StorageError> {
+            self.disk.truncate(to)
+        }
+        fn write_epoch(&mut self, kind: EpochKind, epoch: Epoch) -> Result<(), StorageError> {
+            self.disk.write_epoch(kind, epoch)
+        }
+        fn save_snapshot(&mut self, snapshot: &Snapshot) -> Result<(), StorageError> {
+            self.disk.save_snapshot(snapshot)
+        }
+        fn install(
+            &mut self,
+            snapshot: Option<&Snapshot>,
+            entries: &[Entry],
+        ) -> Result<(), StorageError> {
+            self.disk.install(snapshot, entries)
+        }
+        fn sync(&mut self) -> Result<(), StorageError> {
+            self.syncs += 1;
+            if self.syncs >= self.fail_at {
+                assert!(!self.panic, "the disk is on fire");
+                return Err(StorageError { message: "EIO".to_string() });
+            }
+            self.disk.sync()
+        }
+    }
+
+    #[test]
+    fn the_log_thread_applies_in_order_syncs_and_reports_the_last_batch() {
+        for (fail_at, panic) in [(u64::MAX, false), (2, false), (2, true)] {
+            let disk = SimDisk::new();
+            let storage = Failing { disk: disk.clone(), syncs: 0, fail_at, panic };
+            let (tx, rx) = crossbeam_channel::unbounded();
+            let thread = LogThread::spawn("test-log".into(), Box::new(storage), move |r| {
+                let _ = tx.send(r);
+            })
+            .unwrap();
+            thread.submit(1, vec![LogOp::Epoch(EpochKind::Accepted, Epoch(1))]);
+            assert_eq!(rx.recv().unwrap(), Ok(1), "the first batch is durable");
+            assert_eq!(disk.contents().accepted_epoch, Epoch(1));
+            thread.submit(2, vec![LogOp::Append(vec![e(1, 1), e(1, 2)])]);
+            thread.submit(3, vec![LogOp::Append(vec![e(1, 3)]), LogOp::Truncate(Zxid::new(1, 2))]);
+            let mut last = rx.recv().unwrap();
+            if fail_at == u64::MAX {
+                while last != Ok(3) {
+                    last = rx.recv().unwrap();
+                }
+                assert_eq!(disk.unsynced_writes(), 0, "synced before the report");
+                assert_eq!(disk.contents().log, vec![e(1, 1), e(1, 2)]);
+            } else {
+                let message = last.expect_err("the failed sync is reported").message;
+                assert!(message.contains(if panic { "panicked" } else { "EIO" }), "{message}");
+                drop(thread);
+                assert!(rx.recv().is_err(), "nothing is reported after a failure");
+            }
+        }
     }
 
     #[test]
