@@ -55,7 +55,12 @@ pub struct NodeOptions {
 impl NodeOptions {
     /// Options with the defaults: fsync on, 64 MiB segments, cluster `kvstore`, 3 partitions
     /// of 3 replicas.
-    pub fn new(peer: SocketAddr, client: SocketAddr, data_dir: PathBuf, role: BootstrapRole) -> Self {
+    pub fn new(
+        peer: SocketAddr,
+        client: SocketAddr,
+        data_dir: PathBuf,
+        role: BootstrapRole,
+    ) -> Self {
         NodeOptions {
             peer,
             client,
@@ -190,8 +195,7 @@ pub fn start_node(system: &System, options: &NodeOptions) -> Result<RunningNode,
     let tables = data_dir.clone();
     let table_store =
         Arc::new(move || Box::new(FileTableStore::new(&tables)) as Box<dyn TableStore>);
-    let config =
-        NodeConfig::new(bootstrap, network.provided::<Network>(), storage, table_store);
+    let config = NodeConfig::new(bootstrap, network.provided::<Network>(), storage, table_store);
     let node = system.create(move |s| KvNode::new(s, config.clone()));
     network.start();
     node.start();

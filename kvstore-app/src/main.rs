@@ -23,7 +23,11 @@ use kvstore_app::launch::{start_node, NodeOptions, RunningNode};
 use kvstore_app::status;
 
 #[derive(Parser)]
-#[command(name = "kvstore", version, about = "A partitioned, replicated, linearizable key-value store on Zab, speaking the Redis protocol")]
+#[command(
+    name = "kvstore",
+    version,
+    about = "A partitioned, replicated, linearizable key-value store on Zab, speaking the Redis protocol"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -316,9 +320,7 @@ fn wait_for_leaders(endpoints: &[SocketAddr], timeout: Duration) -> Result<(), S
         let s = status::collect(endpoints, Duration::from_secs(1));
         let partitions = s.reachable().next().map_or(0, |n| n.partitions as usize);
         let groups = s.groups();
-        if partitions > 0
-            && groups.len() == partitions
-            && groups.iter().all(|g| g.leader.is_some())
+        if partitions > 0 && groups.len() == partitions && groups.iter().all(|g| g.leader.is_some())
         {
             return Ok(());
         }

@@ -195,7 +195,8 @@ impl KvNode {
             let first = match storage(partition) {
                 Ok(s) => s,
                 Err(e) => {
-                    return self.fail(ctx, format!("cannot open the log of partition {partition}: {e}"))
+                    return self
+                        .fail(ctx, format!("cannot open the log of partition {partition}: {e}"))
                 }
             };
             let first = parking_lot::Mutex::new(Some(first));

@@ -176,9 +176,7 @@ fn run(seed: u64, seconds: u64) {
     let ports = free_ports(2 * NODES);
     let mut cluster = Cluster {
         peers: (0..NODES).map(|i| SocketAddr::from(([127, 0, 0, 1], ports[i]))).collect(),
-        clients: (0..NODES)
-            .map(|i| SocketAddr::from(([127, 0, 0, 1], ports[NODES + i])))
-            .collect(),
+        clients: (0..NODES).map(|i| SocketAddr::from(([127, 0, 0, 1], ports[NODES + i]))).collect(),
         dir: temp_dir(seed),
         children: (0..NODES).map(|_| None).collect(),
     };

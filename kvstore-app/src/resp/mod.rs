@@ -236,7 +236,16 @@ fn parse_i64(digits: &[u8]) -> Option<i64> {
 /// its `\r`, `Ok(None)` when more bytes are needed, an error when it is too long or `\r` is not
 /// followed by `\n`.
 fn find_header_end(buf: &[u8], start: usize) -> Result<Option<usize>, RespError> {
-    let window_end = buf.len().min(start + HEADER_BYTES_MAX);
+    find_line_end(buf, start, HEADER_BYTES_MAX)
+}
+
+/// The longest simple-string or error line accepted in a reply, type byte included. Error
+/// texts quote commands and name partitions, so they are far longer than a length header.
+const STATUS_LINE_BYTES_MAX: usize = 64 * 1024;
+
+/// Like [`find_header_end`], for a line of at most `max` bytes.
+fn find_line_end(buf: &[u8], start: usize, max: usize) -> Result<Option<usize>, RespError> {
+    let window_end = buf.len().min(start + max);
     match buf[start..window_end].iter().position(|&b| b == b'\r') {
         Some(offset) => {
             let cr = start + offset;
@@ -246,7 +255,7 @@ fn find_header_end(buf: &[u8], start: usize) -> Result<Option<usize>, RespError>
                 Some(_) => Err(RespError::MissingCrlf),
             }
         }
-        None if window_end - start >= HEADER_BYTES_MAX => Err(RespError::HeaderTooLong),
+        None if window_end - start >= max => Err(RespError::HeaderTooLong),
         None => Ok(None),
     }
 }

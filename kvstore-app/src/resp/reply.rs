@@ -1,6 +1,8 @@
 //! [`ReplyParser`]: the client side of RESP, for the load generator and tests.
 
-use super::{find_header_end, parse_i64, RespError, RespValue};
+use super::{
+    find_header_end, find_line_end, parse_i64, RespError, RespValue, STATUS_LINE_BYTES_MAX,
+};
 
 /// Turns a stream of bytes from a server into [`RespValue`]s.
 ///
@@ -103,7 +105,11 @@ impl ReplyParser {
             let Some(&kind) = self.buf.get(self.pos) else {
                 return Ok(None);
             };
-            let Some(cr) = find_header_end(&self.buf, self.pos)? else {
+            let end = match kind {
+                b'+' | b'-' => find_line_end(&self.buf, self.pos, STATUS_LINE_BYTES_MAX)?,
+                _ => find_header_end(&self.buf, self.pos)?,
+            };
+            let Some(cr) = end else {
                 return Ok(None);
             };
             let line = &self.buf[self.pos + 1..cr];
@@ -231,5 +237,18 @@ mod tests {
         parser.feed(b"*4000000000\r\n:1\r\n");
         assert_eq!(parser.next_value(), Ok(None));
         assert!(parser.stack[0].1.capacity() <= ELEMENTS_PREALLOCATED_MAX);
+    }
+
+    #[test]
+    fn long_error_and_status_lines_are_replies_not_protocol_errors() {
+        let text = format!("ERR unknown command '{}', with args beginning with: ", "x".repeat(200));
+        let mut parser = ReplyParser::default();
+        parser.feed(format!("-{text}\r\n+{}\r\n", "y".repeat(1000)).as_bytes());
+        assert_eq!(parser.next_value(), Ok(Some(RespValue::Error(text))));
+        assert_eq!(parser.next_value(), Ok(Some(RespValue::SimpleString("y".repeat(1000)))));
+        // Still bounded: a line without an end is refused once over the limit.
+        let mut parser = ReplyParser::default();
+        parser.feed(&vec![b'+'; STATUS_LINE_BYTES_MAX + 1]);
+        assert_eq!(parser.next_value(), Err(RespError::HeaderTooLong));
     }
 }

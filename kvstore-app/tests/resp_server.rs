@@ -1,0 +1,251 @@
+//! The RESP front end of a real cluster (3 nodes in this process, TCP on loopback, file logs):
+//! pipelining, malformed input, size limits, `-TRYAGAIN` without a leader, and the Redis tools
+//! (`redis-cli`, `redis-benchmark`). `.ci/run` installs the tools; elsewhere, without them, the
+//! tool test says so and checks nothing else.
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::path::PathBuf;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use kompics_core::{Runtime, RuntimeConfig};
+use kvstore_app::bootstrap::BootstrapRole;
+use kvstore_app::client::RespClient;
+use kvstore_app::launch::{start_node, NodeOptions, RunningNode};
+use kvstore_app::resp::{ReplyParser, RespValue};
+use kvstore_app::status::{self, Role};
+
+struct TestCluster {
+    _rt: Runtime,
+    nodes: Vec<RunningNode>,
+    dir: PathBuf,
+}
+
+impl Drop for TestCluster {
+    fn drop(&mut self) {
+        for n in &self.nodes {
+            n.kill();
+        }
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+impl TestCluster {
+    fn start(name: &str) -> TestCluster {
+        let rt = Runtime::new(RuntimeConfig::default().workers(2));
+        let dir = std::env::temp_dir().join(format!("kvstore-resp-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let mut nodes: Vec<RunningNode> = Vec::new();
+        for i in 0..3 {
+            let role = match nodes.first() {
+                None => BootstrapRole::Server { expected_nodes: 3 },
+                Some(first) => BootstrapRole::Join { server: first.peer },
+            };
+            let any: SocketAddr = "127.0.0.1:0".parse().unwrap();
+            let mut options = NodeOptions::new(any, any, dir.join(format!("n{i}")), role);
+            options.segment_bytes = 1 << 20;
+            nodes.push(start_node(&rt.system(), &options).expect("start node"));
+        }
+        let cluster = TestCluster { _rt: rt, nodes, dir };
+        for n in &cluster.nodes {
+            n.wait_ready(Duration::from_secs(30)).expect("node ready");
+        }
+        cluster.wait_led();
+        cluster
+    }
+
+    fn endpoints(&self) -> Vec<SocketAddr> {
+        self.nodes.iter().map(|n| n.client).collect()
+    }
+
+    fn wait_led(&self) {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let s = status::collect(&self.endpoints(), Duration::from_secs(1));
+            let groups = s.groups();
+            if groups.len() == 3 && groups.iter().all(|g| g.leader.is_some()) {
+                return;
+            }
+            assert!(Instant::now() < deadline, "no leaders:\n{s}");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+/// Sends raw bytes, reads until `n` replies are parsed or the connection closes.
+fn raw_exchange(addr: SocketAddr, bytes: &[u8], n: usize) -> (Vec<RespValue>, bool) {
+    let mut s = TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    s.write_all(bytes).unwrap();
+    let mut parser = ReplyParser::default();
+    let mut replies = Vec::new();
+    let mut buf = [0u8; 65536];
+    let mut closed = false;
+    while replies.len() < n {
+        match s.read(&mut buf) {
+            Ok(0) => {
+                closed = true;
+                break;
+            }
+            Ok(k) => {
+                parser.feed(&buf[..k]);
+                while let Some(v) = parser.next_value().expect("well-formed replies") {
+                    replies.push(v);
+                }
+            }
+            Err(e) => panic!("read: {e}"),
+        }
+    }
+    if !closed && replies.len() >= n {
+        // Is it closed now? A short wait tells.
+        s.set_read_timeout(Some(Duration::from_millis(300))).unwrap();
+        closed = matches!(s.read(&mut buf), Ok(0));
+    }
+    (replies, closed)
+}
+
+#[test]
+fn front_end_serves_pipelines_and_refuses_bad_input() {
+    let c = TestCluster::start("pipe");
+    let [a, b, _] = c.endpoints()[..] else { unreachable!() };
+
+    // A pipeline of 200 SETs and GETs over all partitions, in one write: replies in order.
+    let mut req = Vec::new();
+    for i in 0..100 {
+        kvstore_app::resp::encode_request(
+            &[b"SET".to_vec(), format!("k{i}").into(), format!("v{i}").into()],
+            &mut req,
+        );
+        kvstore_app::resp::encode_request(
+            &[b"GET".to_vec(), format!("k{i}").into_bytes()],
+            &mut req,
+        );
+    }
+    let (replies, closed) = raw_exchange(a, &req, 200);
+    assert!(!closed);
+    for i in 0..100 {
+        assert_eq!(replies[2 * i], RespValue::ok(), "reply {}", 2 * i);
+        assert_eq!(replies[2 * i + 1], RespValue::bulk(format!("v{i}")), "reply {}", 2 * i + 1);
+    }
+
+    // Another node sees every write (linearizable reads through the log).
+    let mut client = RespClient::connect(b, Duration::from_secs(10)).unwrap();
+    for i in 0..100 {
+        assert_eq!(
+            client.get(format!("k{i}").as_bytes()).unwrap(),
+            Some(format!("v{i}").into_bytes())
+        );
+    }
+
+    // Inline commands work (redis-cli in telnet style).
+    let (replies, _) = raw_exchange(a, b"PING\r\nGET k7\r\n", 2);
+    assert_eq!(replies, vec![RespValue::simple("PONG"), RespValue::bulk("v7")]);
+
+    // Unknown command: an error, the connection stays usable.
+    let (replies, closed) = raw_exchange(a, b"*1\r\n$5\r\nNOPE!\r\n*1\r\n$4\r\nPING\r\n", 2);
+    assert!(matches!(&replies[0], RespValue::Error(e) if e.starts_with("ERR unknown command")));
+    assert_eq!(replies[1], RespValue::simple("PONG"));
+    assert!(!closed);
+
+    // A protocol error: an error reply, then the connection is closed; nothing was stored.
+    let (replies, closed) = raw_exchange(a, b"*2\r\n$3\r\nGET\r\n$-7\r\nxx\r\n", 1);
+    assert!(
+        matches!(&replies[0], RespValue::Error(e) if e.starts_with("ERR Protocol error")),
+        "{replies:?}"
+    );
+    assert!(closed, "a malformed stream closes the connection");
+
+    // An oversized value (over the 1 MiB default) is refused and changes nothing.
+    let big = vec![b'x'; 1024 * 1024 + 1];
+    let mut req = Vec::new();
+    kvstore_app::resp::encode_request(&[b"SET".as_slice(), b"k1", &big], &mut req);
+    kvstore_app::resp::encode_request(&[b"GET".as_slice(), b"k1"], &mut req);
+    let (replies, _) = raw_exchange(a, &req, 2);
+    assert!(replies[0].is_error(), "{:?}", replies[0]);
+    assert_eq!(replies[1], RespValue::bulk("v1"));
+
+    // CAS: 1 if swapped, 0 if not.
+    assert!(client.cas(b"k2", b"v2", b"w2").unwrap());
+    assert!(!client.cas(b"k2", b"v2", b"w3").unwrap());
+    assert_eq!(client.get(b"k2").unwrap(), Some(b"w2".to_vec()));
+    assert_eq!(client.del(b"k2").unwrap(), 1);
+    assert_eq!(client.get(b"k2").unwrap(), None);
+}
+
+#[test]
+fn a_partition_without_a_leader_answers_tryagain() {
+    let c = TestCluster::start("tryagain");
+    let survivor = c.nodes[0].client;
+    c.nodes[1].kill();
+    c.nodes[2].kill();
+    // Once the survivor knows its groups have lost their quorum (it is looking in every one),
+    // a request waits for a leader, then gets -TRYAGAIN naming the partition.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let s = status::collect(&[survivor], Duration::from_secs(1));
+        let looking = s.reachable().flat_map(|n| n.groups.iter()).all(|g| g.role == Role::Looking);
+        if looking && s.reachable().count() == 1 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the survivor still sees a leader:\n{s}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let mut client = RespClient::connect(survivor, Duration::from_secs(20)).unwrap();
+    let started = Instant::now();
+    let error = client.set(b"lonely", b"1").expect_err("no quorum: the SET cannot succeed");
+    assert!(error.is_tryagain(), "{error}");
+    let text = error.server_message().unwrap_or_default().to_string();
+    assert!(text.contains("partition p"), "the partition is named: {text}");
+    assert!(started.elapsed() >= Duration::from_secs(1), "it waited for a leader first");
+    // A read has no effect, so it is never "unknown": it did not happen.
+    let error = client.get(b"lonely").expect_err("no quorum: no linearizable read");
+    assert!(error.is_tryagain(), "{error}");
+}
+
+#[test]
+fn redis_tools_work() {
+    let have =
+        |tool: &str| Command::new(tool).arg("--version").output().is_ok_and(|o| o.status.success());
+    if !have("redis-cli") || !have("redis-benchmark") {
+        assert!(
+            std::env::var("CI").is_err(),
+            "redis-cli and redis-benchmark must be installed in CI (.ci/run installs redis-tools)"
+        );
+        eprintln!("redis-tools are not installed: skipping (CI installs them)");
+        return;
+    }
+    let c = TestCluster::start("tools");
+    let [a, b, _] = c.endpoints()[..] else { unreachable!() };
+    let cli = |addr: SocketAddr, args: &[&str]| {
+        let out = Command::new("redis-cli")
+            .args(["-h", &addr.ip().to_string(), "-p", &addr.port().to_string()])
+            .args(args)
+            .output()
+            .expect("run redis-cli");
+        assert!(out.status.success(), "redis-cli {args:?}: {out:?}");
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    };
+    assert_eq!(cli(a, &["SET", "greeting", "hello"]), "OK");
+    assert_eq!(cli(b, &["GET", "greeting"]), "hello");
+    assert_eq!(cli(b, &["CAS", "greeting", "hello", "world"]), "1");
+    assert_eq!(cli(a, &["CAS", "greeting", "hello", "again"]), "0");
+    assert_eq!(cli(a, &["DEL", "greeting"]), "1");
+    assert_eq!(cli(a, &["GET", "greeting"]), "");
+    assert_eq!(cli(a, &["PING"]), "PONG");
+    assert!(cli(a, &["INFO"]).contains("role=leader") || cli(b, &["INFO"]).contains("role=leader"));
+    assert!(cli(a, &["NOSUCH"]).starts_with("ERR unknown command"));
+
+    let out = Command::new("redis-benchmark")
+        .args(["-h", &a.ip().to_string(), "-p", &a.port().to_string()])
+        .args(["-t", "set,get", "-n", "2000", "-c", "16", "-r", "1000", "-q"])
+        .output()
+        .expect("run redis-benchmark");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "redis-benchmark failed: {out:?}");
+    assert_eq!(text.matches("requests per second").count(), 2, "{text}");
+    eprintln!(
+        "{}",
+        text.lines().filter(|l| l.contains("per second")).collect::<Vec<_>>().join("\n")
+    );
+}
