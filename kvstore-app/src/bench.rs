@@ -580,9 +580,17 @@ fn client_loop(
     tally
 }
 
+/// How long [`populate`] keeps retrying one key answered `-TRYAGAIN` or outcome unknown.
+pub const POPULATE_RETRY_WINDOW: Duration = Duration::from_secs(10);
+
+/// The pause between [`populate`]'s retries of one key.
+const POPULATE_RETRY_PAUSE: Duration = Duration::from_millis(50);
+
 /// `SET`s every key `0..keys` once (to `value_size` bytes of `x`), with `clients` connections
-/// pipelining up to 64 requests each. Returns the number of keys written; fails on the first
-/// I/O error or error reply.
+/// pipelining up to 64 requests each (or `pipeline`, if larger). A key answered `-TRYAGAIN` or
+/// outcome unknown (e.g. while a group elects its leader) is set again, for up to
+/// [`POPULATE_RETRY_WINDOW`]; `SET` is idempotent, so this is safe. Returns the number of keys
+/// written; fails on the first I/O error or other error reply.
 pub fn populate(config: &BenchConfig) -> io::Result<u64> {
     config.validate()?;
     const BATCH_MAX: usize = 64;
@@ -592,31 +600,7 @@ pub fn populate(config: &BenchConfig) -> io::Result<u64> {
         let handles: Vec<_> = (0..config.clients)
             .map(|index| {
                 let value = &value;
-                scope.spawn(move || -> io::Result<u64> {
-                    let endpoint = config.endpoints[index % config.endpoints.len()];
-                    let mut client = RespClient::connect(endpoint, config.timeout)?;
-                    let keys: Vec<u64> =
-                        (index as u64..config.keys).step_by(config.clients).collect();
-                    let mut key = Vec::new();
-                    for chunk in keys.chunks(batch) {
-                        for &n in chunk {
-                            config.write_key(n, &mut key);
-                            client.send(&[b"SET", &key, value])?;
-                        }
-                        for _ in chunk {
-                            match client.recv()? {
-                                RespValue::SimpleString(text) if text == "OK" => {}
-                                other => {
-                                    return Err(io::Error::other(format!(
-                                        "SET to {endpoint} failed: {}",
-                                        String::from_utf8_lossy(&other.to_bytes()).trim_end()
-                                    )))
-                                }
-                            }
-                        }
-                    }
-                    Ok(keys.len() as u64)
-                })
+                scope.spawn(move || populate_share(config, index, batch, value))
             })
             .collect();
         handles
@@ -625,6 +609,60 @@ pub fn populate(config: &BenchConfig) -> io::Result<u64> {
             .collect()
     });
     results.into_iter().sum()
+}
+
+/// One [`populate`] thread: the keys `index, index + clients, …`.
+fn populate_share(
+    config: &BenchConfig,
+    index: usize,
+    batch: usize,
+    value: &[u8],
+) -> io::Result<u64> {
+    let endpoint = config.endpoints[index % config.endpoints.len()];
+    let mut client = RespClient::connect(endpoint, config.timeout)?;
+    let keys: Vec<u64> = (index as u64..config.keys).step_by(config.clients).collect();
+    let failed = |reply: &RespValue| {
+        io::Error::other(format!(
+            "SET to {endpoint} failed: {}",
+            String::from_utf8_lossy(&reply.to_bytes()).trim_end()
+        ))
+    };
+    let retryable = |reply: &RespValue| {
+        matches!(reply, RespValue::Error(text)
+            if ErrorKind::of_error_reply(text) != ErrorKind::Server)
+    };
+    let is_ok = |reply: &RespValue| matches!(reply, RespValue::SimpleString(text) if text == "OK");
+    let mut key = Vec::new();
+    let mut retry = Vec::new();
+    for chunk in keys.chunks(batch) {
+        for &n in chunk {
+            config.write_key(n, &mut key);
+            client.send(&[b"SET", &key, value])?;
+        }
+        for &n in chunk {
+            let reply = client.recv()?;
+            if retryable(&reply) {
+                retry.push(n);
+            } else if !is_ok(&reply) {
+                return Err(failed(&reply));
+            }
+        }
+        for n in retry.drain(..) {
+            config.write_key(n, &mut key);
+            let give_up = Instant::now() + POPULATE_RETRY_WINDOW;
+            loop {
+                thread::sleep(POPULATE_RETRY_PAUSE);
+                let reply = client.call(&[b"SET", &key, value])?;
+                if is_ok(&reply) {
+                    break;
+                }
+                if !retryable(&reply) || Instant::now() >= give_up {
+                    return Err(failed(&reply));
+                }
+            }
+        }
+    }
+    Ok(keys.len() as u64)
 }
 
 #[cfg(test)]

@@ -953,7 +953,7 @@ impl Bootstrap {
         }
     }
 
-    fn from_server(&self, from: NodeAddr) -> bool {
+    fn is_my_server(&self, from: NodeAddr) -> bool {
         matches!(self.config.role, BootstrapRole::Join { server } if server == from)
     }
 
@@ -969,7 +969,7 @@ impl Bootstrap {
             }
             return;
         }
-        if !self.from_server(from) {
+        if !self.is_my_server(from) {
             log::warn!(
                 "bootstrap {}: ignored a table from {from}, which is not this node's bootstrap \
                  server",
@@ -1110,7 +1110,7 @@ impl Require<Network> for Bootstrap {
             Wire::Hello(hello) => self.on_hello(ctx, from, hello),
             Wire::Table(table) => self.on_table(ctx, from, table),
             Wire::Refuse { reason } => {
-                if matches!(self.phase, Phase::Forming) && self.from_server(from) {
+                if matches!(self.phase, Phase::Forming) && self.is_my_server(from) {
                     self.refuse(ctx, reason);
                 }
             }
