@@ -10,6 +10,11 @@
 //! - replies go back **in request order**, however the operations of a pipeline complete: each
 //!   request takes a slot in its connection's queue, and the queue is flushed from the front as
 //!   slots fill;
+//! - the operations of one connection also **take effect** in request order, as Redis
+//!   clients expect of a pipeline (`SET k v` then `GET k` reads `v`): consecutive writes go out
+//!   together, and so do consecutive reads, but a read waits for the writes before it to be
+//!   answered, and a write for the reads before it (a read is served by a barrier at the
+//!   group's leader, not through the log, so it would otherwise overtake a write in flight);
 //! - a connection with [`FrontendConfig::pipeline_max`] requests in flight is not read from until
 //!   half of them are answered (the server pauses the socket), so a client cannot make the node
 //!   buffer without bound;
@@ -34,6 +39,7 @@ use crate::overlay::{OverlayControl, OverlayInfo, OverlayInfoReply, OverlayReque
 use crate::replica::{KvError, KvPort, KvReply, KvRequest};
 use crate::resp::{RequestParser, RespLimits, RespValue};
 use crate::status::{GroupInfo, InfoZxid, NodeInfo, NodeStats, Role};
+use crate::store::Op;
 use zab_components::component::ZabStatus;
 
 /// Settings of a front end.
@@ -76,6 +82,12 @@ struct Connection {
     close_at: Option<u64>,
     paused: bool,
     client_id: u64,
+    /// Operations sent to the overlay and not yet answered, all reads or all writes.
+    ops_in_flight: usize,
+    /// Whether those are reads.
+    reads_in_flight: bool,
+    /// Operations held back until those in flight are answered: (sequence number, op).
+    held: VecDeque<(u64, Op)>,
 }
 
 impl Connection {
@@ -166,9 +178,14 @@ impl RespFrontend {
             let waiter = Waiter { conn, seq };
             match handling {
                 Handling::Op(op) => {
-                    self.next_id += 1;
-                    self.ops.insert(self.next_id, waiter);
-                    self.kv.trigger(KvRequest { id: self.next_id, op });
+                    let c = self.connections.get_mut(&conn).expect("checked above");
+                    let read = op.is_read_only();
+                    let joins = c.ops_in_flight == 0 || c.reads_in_flight == read;
+                    if c.held.is_empty() && joins {
+                        self.send_op(waiter, op);
+                    } else {
+                        c.held.push_back((seq, op));
+                    }
                 }
                 Handling::Reply(reply) => self.fill(waiter, reply),
                 Handling::ReplyAndClose(reply) => {
@@ -185,6 +202,34 @@ impl RespFrontend {
             }
         }
         self.flush(conn);
+    }
+
+    /// Sends an operation of `waiter`'s connection to the overlay.
+    fn send_op(&mut self, waiter: Waiter, op: Op) {
+        let Some(c) = self.connections.get_mut(&waiter.conn) else { return };
+        c.ops_in_flight += 1;
+        c.reads_in_flight = op.is_read_only();
+        self.next_id += 1;
+        self.ops.insert(self.next_id, waiter);
+        self.kv.trigger(KvRequest { id: self.next_id, op });
+    }
+
+    /// An operation of `conn` was answered: once none is in flight, the held ones of the same
+    /// kind as the first go out together.
+    fn op_done(&mut self, conn: ConnId) {
+        let Some(c) = self.connections.get_mut(&conn) else { return };
+        c.ops_in_flight = c.ops_in_flight.saturating_sub(1);
+        if c.ops_in_flight > 0 {
+            return;
+        }
+        let Some(read) = c.held.front().map(|(_, op)| op.is_read_only()) else { return };
+        let mut batch = Vec::new();
+        while c.held.front().is_some_and(|(_, op)| op.is_read_only() == read) {
+            batch.extend(c.held.pop_front());
+        }
+        for (seq, op) in batch {
+            self.send_op(Waiter { conn, seq }, op);
+        }
     }
 
     fn fill(&mut self, waiter: Waiter, reply: RespValue) {
@@ -303,6 +348,9 @@ impl Require<ByteStream> for RespFrontend {
                         close_at: None,
                         paused: false,
                         client_id: self.next_client_id,
+                        ops_in_flight: 0,
+                        reads_in_flight: false,
+                        held: VecDeque::new(),
                     },
                 );
             }
@@ -330,6 +378,7 @@ impl Require<KvPort> for RespFrontend {
             Err(e) => error_reply(e),
         };
         self.fill(waiter, value);
+        self.op_done(waiter.conn);
         self.flush(waiter.conn);
         // A paused connection may have requests buffered that now fit.
         self.serve(waiter.conn);

@@ -100,7 +100,10 @@ impl Require<AtomicBroadcast> for Proposer {
             AbEvent::TakeSnapshot { zxid } => {
                 self.ab.trigger(AbRequest::SnapshotTaken { zxid, state: Vec::new() })
             }
-            AbEvent::Deliver { .. } | AbEvent::Assigned { .. } | AbEvent::InstallState { .. } => {}
+            AbEvent::Deliver { .. }
+            | AbEvent::Assigned { .. }
+            | AbEvent::InstallState { .. }
+            | AbEvent::ReadReady { .. } => {}
         }
     }
 }

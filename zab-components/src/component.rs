@@ -6,8 +6,8 @@
 //! - ticks from a periodic timer, peer messages and session ends from the [`Network`] port,
 //!   and suspicions from the [`FailureDetectorPort`] go into the node;
 //! - the node's actions come out, **in order**: messages to peers, writes to [`ZabStorage`],
-//!   and, on the [`AtomicBroadcast`] port, deliveries, status changes, proposal outcomes and
-//!   the state-transfer requests to the application.
+//!   and, on the [`AtomicBroadcast`] port, deliveries, status changes, proposal and read
+//!   barrier outcomes and the state-transfer requests to the application.
 //!
 //! A `TakeSnapshot` action pauses the action sequence until the application has answered with
 //! its state ([`AbRequest::SnapshotTaken`]): the state then covers exactly the deliveries before
@@ -48,7 +48,7 @@ use parking_lot::Mutex;
 use crate::failure_detector::{FailureDetectorPort, FdEvent, FdRequest};
 use crate::protocol::{
     Action, Config, Epoch, EpochKind, Message, PeerId, ProposalFailure, ProposalId, ProposeError,
-    Snapshot, Status, ZabNode, Zxid,
+    ReadId, Snapshot, Status, ZabNode, Zxid,
 };
 use crate::storage::{LogOp, LogThread, StorageError, ZabStorage};
 
@@ -67,6 +67,14 @@ pub enum AbRequest {
         tag: u64,
         /// The transaction.
         payload: Vec<u8>,
+    },
+    /// A linearizable read barrier: [`AbEvent::ReadReady`] says when the application's state
+    /// reflects every transaction committed before this request (read it then, in that
+    /// handler); [`AbEvent::Failed`] (`NotLeader`, `TooManyOutstanding`) that nothing was read.
+    /// Nothing is written to any log: the leader confirms with a quorum that it still leads.
+    Read {
+        /// The caller's identifier for this read (not shared with a pending proposal).
+        tag: u64,
     },
     /// The answer to [`AbEvent::TakeSnapshot`]: the application's state after every delivery up
     /// to `zxid`.
@@ -104,7 +112,13 @@ pub enum AbEvent {
         /// The zxid.
         zxid: Zxid,
     },
-    /// A proposal of this node will not be reported further.
+    /// A read barrier passed ([`AbRequest::Read`]): every delivery it needs came before this
+    /// event, so the application's state now may be read.
+    ReadReady {
+        /// The caller's tag.
+        tag: u64,
+    },
+    /// A proposal or read barrier of this node will not be reported further.
     Failed {
         /// The caller's tag.
         tag: u64,
@@ -291,6 +305,7 @@ pub struct ZabComponent {
     unsynced: Vec<Completion>,
     sync_scheduled: bool,
     tags: BTreeMap<ProposalId, u64>,
+    read_tags: BTreeMap<ReadId, u64>,
     started_once: bool,
 }
 
@@ -315,6 +330,7 @@ impl ZabComponent {
             unsynced: Vec::new(),
             sync_scheduled: false,
             tags: BTreeMap::new(),
+            read_tags: BTreeMap::new(),
             started_once: false,
         }
     }
@@ -511,16 +527,31 @@ impl ZabComponent {
             }
             Action::ProposalFailed { id, reason } => {
                 if let Some(tag) = self.tags.remove(&id) {
-                    let reason = match reason {
-                        ProposalFailure::NotLeader { leader } => ProposeFailure::NotLeader {
-                            leader: leader.and_then(|l| self.addr_of(l)),
-                        },
-                        ProposalFailure::TooManyOutstanding => ProposeFailure::TooManyOutstanding,
-                        ProposalFailure::OutcomeUnknown => ProposeFailure::OutcomeUnknown,
-                    };
+                    let reason = self.failure(reason);
                     self.ab.trigger(AbEvent::Failed { tag, reason });
                 }
             }
+            Action::ReadReady { id } => {
+                if let Some(tag) = self.read_tags.remove(&id) {
+                    self.ab.trigger(AbEvent::ReadReady { tag });
+                }
+            }
+            Action::ReadFailed { id, reason } => {
+                if let Some(tag) = self.read_tags.remove(&id) {
+                    let reason = self.failure(reason);
+                    self.ab.trigger(AbEvent::Failed { tag, reason });
+                }
+            }
+        }
+    }
+
+    fn failure(&self, reason: ProposalFailure) -> ProposeFailure {
+        match reason {
+            ProposalFailure::NotLeader { leader } => {
+                ProposeFailure::NotLeader { leader: leader.and_then(|l| self.addr_of(l)) }
+            }
+            ProposalFailure::TooManyOutstanding => ProposeFailure::TooManyOutstanding,
+            ProposalFailure::OutcomeUnknown => ProposeFailure::OutcomeUnknown,
         }
     }
 
@@ -617,6 +648,20 @@ impl ComponentDefinition for ZabComponent {
     }
 }
 
+impl ZabComponent {
+    /// Answers a proposal or read the node refused at once.
+    fn refuse(&mut self, tag: u64, error: ProposeError) {
+        let reason = match error {
+            ProposeError::TooManyOutstanding { .. } => ProposeFailure::TooManyOutstanding,
+            _ => {
+                let leader = self.node_mut().leader();
+                ProposeFailure::NotLeader { leader: leader.and_then(|l| self.addr_of(l)) }
+            }
+        };
+        self.ab.trigger(AbEvent::Failed { tag, reason });
+    }
+}
+
 impl Provide<AtomicBroadcast> for ZabComponent {
     fn handle(&mut self, _ctx: &mut Context<Self>, request: AbRequest) {
         let _guard = self.panic_guard();
@@ -627,20 +672,16 @@ impl Provide<AtomicBroadcast> for ZabComponent {
                     Ok(id) => {
                         self.tags.insert(id, tag);
                     }
-                    Err(e) => {
-                        let reason = match e {
-                            ProposeError::TooManyOutstanding { .. } => {
-                                ProposeFailure::TooManyOutstanding
-                            }
-                            _ => {
-                                let leader = self.node_mut().leader();
-                                ProposeFailure::NotLeader {
-                                    leader: leader.and_then(|l| self.addr_of(l)),
-                                }
-                            }
-                        };
-                        self.ab.trigger(AbEvent::Failed { tag, reason });
+                    Err(e) => self.refuse(tag, e),
+                }
+            }
+            AbRequest::Read { tag } => {
+                let result = self.node_mut().read();
+                match result {
+                    Ok(id) => {
+                        self.read_tags.insert(id, tag);
                     }
+                    Err(e) => self.refuse(tag, e),
                 }
             }
             AbRequest::SnapshotTaken { zxid, state } => {

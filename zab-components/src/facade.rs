@@ -244,6 +244,8 @@ impl Require<AtomicBroadcast> for Bridge {
                     let _ = w.outcome.send(Err(e));
                 }
             }
+            // The facade issues no read barriers.
+            AbEvent::ReadReady { .. } => {}
             AbEvent::TakeSnapshot { zxid } => {
                 let mut state = Vec::new();
                 if let Err(e) = self.callback.lock().get_state(&mut state) {

@@ -22,6 +22,8 @@ struct App {
     status: Option<ZabStatus>,
     committed: Vec<(u64, Zxid)>,
     failed: Vec<(u64, ProposeFailure)>,
+    /// Read barriers passed: (tag, the last delivery when it passed).
+    reads: Vec<(u64, Option<Zxid>)>,
 }
 
 impl ComponentDefinition for App {}
@@ -39,6 +41,10 @@ impl Require<AtomicBroadcast> for App {
             AbEvent::Assigned { .. } => {}
             AbEvent::Committed { tag, zxid } => self.committed.push((tag, zxid)),
             AbEvent::Failed { tag, reason } => self.failed.push((tag, reason)),
+            AbEvent::ReadReady { tag } => {
+                let at = self.log.last().map(|(z, _)| *z);
+                self.reads.push((tag, at));
+            }
             AbEvent::TakeSnapshot { zxid } => {
                 assert_eq!(
                     self.log.last().map(|(z, _)| *z),
@@ -117,6 +123,7 @@ impl Cluster {
             status: None,
             committed: Vec::new(),
             failed: Vec::new(),
+            reads: Vec::new(),
         });
         connect(&zab.provided::<AtomicBroadcast>(), &app.required::<AtomicBroadcast>());
         fd.start();

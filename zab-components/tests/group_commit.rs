@@ -198,7 +198,7 @@ impl Require<AtomicBroadcast> for App {
             AbEvent::InstallState { zxid, .. } => {
                 self.delivered.retain(|z| *z <= zxid);
             }
-            AbEvent::Assigned { .. } | AbEvent::Failed { .. } => {}
+            AbEvent::Assigned { .. } | AbEvent::Failed { .. } | AbEvent::ReadReady { .. } => {}
         }
     }
 }

@@ -3,7 +3,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::entry::Entry;
-use super::ids::{Epoch, PeerId, ProposalId, Zxid};
+use super::ids::{Epoch, PeerId, ProposalId, ReadId, Zxid};
 use super::message::Message;
 
 /// One effect for the driver to carry out. Drain them with
@@ -91,6 +91,20 @@ pub enum Action {
     ProposalFailed {
         /// The id `propose` returned.
         id: ProposalId,
+        /// Why.
+        reason: ProposalFailure,
+    },
+    /// A read barrier passed: the application's state, as of this point in the action
+    /// sequence, reflects every transaction committed before the read was requested (and
+    /// nothing uncommitted). Serve the read from it now.
+    ReadReady {
+        /// The id `read` returned.
+        id: ReadId,
+    },
+    /// A read barrier failed: nothing was read; retry (`NotLeader`) later.
+    ReadFailed {
+        /// The id `read` returned.
+        id: ReadId,
         /// Why.
         reason: ProposalFailure,
     },

@@ -73,6 +73,8 @@ impl ZabNode {
     /// Sends the batch of proposals formed since the last input: one write, one PROPOSAL per
     /// forwarding follower.
     pub(super) fn flush_batch(&mut self) {
+        // Read barriers queued since the last input share one round of READPINGs.
+        self.start_read_round();
         if !self.log.has_unwritten() {
             return;
         }
@@ -309,6 +311,7 @@ impl ZabNode {
             for peer in learners {
                 self.send(peer, Message::Ping);
             }
+            self.resend_read_round();
         }
     }
 }

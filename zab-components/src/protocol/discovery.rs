@@ -30,6 +30,7 @@ impl ZabNode {
             next_ping: self.now,
             counter: 0,
             rollover: false,
+            reads: Default::default(),
         };
         self.role = Role::Leading(leader);
         let early = std::mem::take(&mut self.early_followers);

@@ -39,6 +39,14 @@ pub struct Zxid {
 )]
 pub struct ProposalId(pub u64);
 
+/// The local id of a read barrier, given out by [`crate::protocol::ZabNode::read`]. Unique per
+/// node instance; it lets the caller match [`crate::protocol::Action::ReadReady`] (or
+/// `ReadFailed`) to its read.
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,
+)]
+pub struct ReadId(pub u64);
+
 impl Zxid {
     /// The zxid before every transaction: the state of an empty history.
     pub const ZERO: Zxid = Zxid { epoch: Epoch(0), counter: 0 };
@@ -82,6 +90,12 @@ impl fmt::Display for Zxid {
 impl fmt::Display for ProposalId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "proposal{}", self.0)
+    }
+}
+
+impl fmt::Display for ReadId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "read{}", self.0)
     }
 }
 

@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 
 use super::action::ProposalFailure;
 use super::entry::Entry;
-use super::ids::{Epoch, PeerId, ProposalId, Zxid};
+use super::ids::{Epoch, PeerId, ProposalId, ReadId, Zxid};
 
 /// A message between two peers. The sender is not inside: the driver passes it to
 /// [`crate::protocol::ZabNode::step`] next to the message, as the session knows it.
@@ -100,6 +100,37 @@ pub enum Message {
         id: ProposalId,
         /// The zxid assigned, or why the leader refused.
         result: Result<Zxid, ProposalFailure>,
+    },
+    /// Phase 3, follower → leader: confirm a read point for this follower's read barrier.
+    ReadRequest {
+        /// The follower's local id for the read.
+        id: ReadId,
+    },
+    /// Phase 3, leader → follower: the read point of a barrier, confirmed by a quorum of the
+    /// leader's epoch after the request arrived; the follower serves the read once it has
+    /// delivered through it.
+    ReadResult {
+        /// The follower's local id.
+        id: ReadId,
+        /// The read point (the leader's commit point when the request arrived), or why the
+        /// leader refused.
+        result: Result<Zxid, ProposalFailure>,
+    },
+    /// Phase 3, leader → follower: "do you still follow me in `epoch`?", for the read barriers
+    /// that arrived before round `round` started.
+    ReadPing {
+        /// The leader's epoch.
+        epoch: Epoch,
+        /// The leader's round number (increasing within the epoch).
+        round: u64,
+    },
+    /// Phase 3, follower → leader: the answer to a READPING, sent only while following the
+    /// leader in that epoch.
+    ReadPong {
+        /// The epoch echoed.
+        epoch: Epoch,
+        /// The round echoed.
+        round: u64,
     },
     /// Leader → follower heartbeat.
     Ping,
@@ -205,6 +236,10 @@ impl Message {
             Message::Commit { .. } => "COMMIT",
             Message::Forward { .. } => "FORWARD",
             Message::ForwardResult { .. } => "FORWARDRESULT",
+            Message::ReadRequest { .. } => "READREQUEST",
+            Message::ReadResult { .. } => "READRESULT",
+            Message::ReadPing { .. } => "READPING",
+            Message::ReadPong { .. } => "READPONG",
             Message::Ping => "PING",
             Message::Pong => "PONG",
         }

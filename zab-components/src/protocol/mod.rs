@@ -68,7 +68,7 @@
 //! One file per phase: `election.rs` (FLE), `discovery.rs` (epochs), `sync.rs` (DIFF / TRUNC
 //! / SNAP, NEWLEADER, UPTODATE), `broadcast.rs` (PROPOSAL / ACK / COMMIT, forwarding,
 //! leaving broadcast). `node.rs` holds the inputs and the invariants checked after each one;
-//! `role.rs` the per-role state; `log.rs` the in-memory log tail and its durability;
+//! `read.rs` read barriers (linearizable reads without a log write); `role.rs` the per-role state; `log.rs` the in-memory log tail and its durability;
 //! `quorum.rs` majority counting.
 
 mod action;
@@ -82,6 +82,7 @@ mod log;
 mod message;
 mod node;
 mod quorum;
+mod read;
 mod rng;
 mod role;
 mod sync;
@@ -89,7 +90,7 @@ mod sync;
 pub use action::{Action, EpochKind, ProposalFailure, Status};
 pub use config::{Config, ConfigError};
 pub use entry::{Entry, Snapshot};
-pub use ids::{Epoch, PeerId, ProposalId, Zxid};
+pub use ids::{Epoch, PeerId, ProposalId, ReadId, Zxid};
 pub use message::{Message, Notification, PeerState, SyncMode, Vote};
 pub use node::{InitError, Phase, ProposeError, Recovered, ZabNode};
 pub use quorum::Quorum;

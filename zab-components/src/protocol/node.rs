@@ -11,6 +11,7 @@ use super::ids::{Epoch, PeerId, ProposalId, Zxid};
 use super::log::Log;
 use super::message::{Message, PeerState, Vote};
 use super::quorum::Quorum;
+use super::read::LocalReads;
 use super::rng::SplitMix64;
 use super::role::{FollowerStage, LeaderStage, Role};
 
@@ -128,6 +129,8 @@ pub struct ZabNode {
     pub(super) role: Role,
     pub(super) status: Status,
     pub(super) proposals: ProposalTracker,
+    /// This node's read barriers, until they pass or fail.
+    pub(super) reads: LocalReads,
     /// FOLLOWERINFO (acceptedEpoch, attempt) received while looking, replayed if this node
     /// becomes leader.
     pub(super) early_followers: BTreeMap<PeerId, (Epoch, u64)>,
@@ -229,6 +232,7 @@ impl ZabNode {
             role: Role::Looking(super::election::Election::new(0, 1)),
             status: Status::Looking,
             proposals: ProposalTracker::default(),
+            reads: LocalReads::default(),
             early_followers: BTreeMap::new(),
             epoch_hint: Epoch(0),
             attempts: 0,
@@ -291,6 +295,10 @@ impl ZabNode {
             Message::Commit { zxid } => self.on_commit(from, zxid),
             Message::Forward { id, payload } => self.on_forward(from, id, payload),
             Message::ForwardResult { id, result } => self.on_forward_result(from, id, result),
+            Message::ReadRequest { id } => self.on_read_request(from, id),
+            Message::ReadResult { id, result } => self.on_read_result(from, id, result),
+            Message::ReadPing { epoch, round } => self.on_read_ping(from, epoch, round),
+            Message::ReadPong { epoch, round } => self.on_read_pong(from, epoch, round),
             Message::Ping => self.on_ping(from),
             Message::Pong => {}
         }
@@ -542,6 +550,7 @@ impl ZabNode {
         for id in self.proposals.drain() {
             self.emit(Action::ProposalFailed { id, reason: ProposalFailure::OutcomeUnknown });
         }
+        self.fail_reads();
         self.set_status(Status::Looking);
         self.enter_looking();
     }
@@ -579,6 +588,7 @@ impl ZabNode {
                 self.emit(Action::ProposalCommitted { id, zxid });
             }
         }
+        self.release_reads();
         self.maybe_take_snapshot();
     }
 
@@ -673,6 +683,9 @@ impl ZabNode {
                 );
                 assert_eq!(self.status, Status::Leading { epoch: leader.epoch });
             }
+        }
+        if matches!(self.role, Role::Looking(_)) {
+            assert_eq!(self.reads.len(), 0, "{}: read barriers outlive the role", self.id());
         }
         self.log.check();
     }

@@ -4,7 +4,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use super::election::Election;
 use super::entry::Entry;
-use super::ids::{Epoch, PeerId, Zxid};
+use super::ids::{Epoch, PeerId, ReadId, Zxid};
 
 /// The node's role, with the state only that role needs.
 #[derive(Debug)]
@@ -102,6 +102,49 @@ pub(crate) struct Leader {
     pub(crate) counter: u64,
     /// The counter is exhausted: step down once everything proposed is committed.
     pub(crate) rollover: bool,
+    /// Read barriers waiting for a quorum to confirm this leadership.
+    pub(crate) reads: ReadRounds,
+}
+
+/// A leader's read barriers (see `read.rs`). A barrier is served at the commit point it found
+/// when it arrived, once a quorum of the epoch answered a round started after it arrived.
+#[derive(Debug, Default)]
+pub(crate) struct ReadRounds {
+    /// The last round started (0: none yet).
+    pub(crate) round: u64,
+    /// The round whose READPINGs are out, if any.
+    pub(crate) in_flight: Option<ReadRound>,
+    /// Barriers that arrived since the round in flight started: the next round confirms them.
+    pub(crate) waiting: Vec<ReadWaiter>,
+}
+
+/// One round of READPINGs and the barriers it confirms.
+#[derive(Debug)]
+pub(crate) struct ReadRound {
+    /// Its number.
+    pub(crate) round: u64,
+    /// Peers, this leader included, that answered it.
+    pub(crate) answered: BTreeSet<PeerId>,
+    /// The barriers it confirms.
+    pub(crate) waiters: Vec<ReadWaiter>,
+}
+
+/// One read barrier at the leader.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct ReadWaiter {
+    /// Whose read it is.
+    pub(crate) reader: Reader,
+    /// The leader's commit point when the barrier arrived.
+    pub(crate) point: Zxid,
+}
+
+/// Who asked for a read barrier.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Reader {
+    /// The leader's own application.
+    Local(ReadId),
+    /// A follower, with its id for the read.
+    Remote(PeerId, ReadId),
 }
 
 /// Stages of a leader, in order.

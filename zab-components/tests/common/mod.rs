@@ -25,7 +25,7 @@ use std::fmt::Write as _;
 
 use zab_components::protocol::{
     Action, Config, Entry, Epoch, EpochKind, InitError, Message, PeerId, Phase, ProposalId,
-    ProposeError, Recovered, Snapshot, Status, ZabNode, Zxid,
+    ProposeError, ReadId, Recovered, Snapshot, Status, ZabNode, Zxid,
 };
 
 /// splitmix64, the harness's own copy (the core's generator is private).
@@ -113,6 +113,9 @@ pub struct SimNode {
     pub incarnation: u64,
     /// Local proposal ids of the current incarnation → payload.
     proposals: BTreeMap<ProposalId, Vec<u8>>,
+    /// Read barriers of the current incarnation → the highest zxid acknowledged anywhere when
+    /// the read was requested: the state it passes at must include it.
+    reads: BTreeMap<ReadId, Zxid>,
     /// While set, the node's storage completes nothing (a stalled disk).
     pub disk_stalled: bool,
 }
@@ -174,6 +177,9 @@ pub struct Sim {
     /// fails unless exactly this many were counted.
     pub violations_expected: u64,
     next_payload: u64,
+    /// Per mille of random events that are read barriers (×10 like `propose_percent`; 0, the
+    /// default, leaves the random schedule of older tests unchanged).
+    pub read_percent: u64,
     pub failure: Option<String>,
 }
 
@@ -273,6 +279,7 @@ impl Sim {
             violations_lost: 0,
             violations_expected: 0,
             next_payload: 0,
+            read_percent: 0,
             failure: None,
         };
         for (id, disk) in peers.into_iter().zip(disks) {
@@ -293,6 +300,7 @@ impl Sim {
                 app: Vec::new(),
                 incarnation: 0,
                 proposals: BTreeMap::new(),
+                reads: BTreeMap::new(),
                 disk_stalled: false,
             });
         }
@@ -330,6 +338,7 @@ impl Sim {
         self.nodes[i].node = Some(node);
         self.nodes[i].app = app;
         self.nodes[i].proposals.clear();
+        self.nodes[i].reads.clear();
         self.check_prefix(i, "restart");
         self.log_trace(format!("start n{}", i + 1));
         self.drain(i);
@@ -504,6 +513,28 @@ impl Sim {
             }
             Action::ProposalFailed { id, .. } => {
                 self.nodes[i].proposals.remove(&id);
+            }
+            Action::ReadReady { id } => {
+                let Some(needed) = self.nodes[i].reads.remove(&id) else {
+                    self.fail(format!("n{}: unknown read {id} passed", i + 1));
+                    return;
+                };
+                let at = self.nodes[i].app.last().map_or(Zxid::ZERO, |(z, _)| *z);
+                if at < needed {
+                    self.fail(format!(
+                        "n{}: read {id} passed at {at}, but {needed} was acknowledged before \
+                         it was requested (a stale read)",
+                        i + 1
+                    ));
+                }
+                self.log_trace(format!("n{} read {id} passes at {at}", i + 1));
+                *self.counts.entry("read passed").or_default() += 1;
+            }
+            Action::ReadFailed { id, .. } => {
+                if self.nodes[i].reads.remove(&id).is_none() {
+                    self.fail(format!("n{}: unknown read {id} failed", i + 1));
+                }
+                *self.counts.entry("read failed").or_default() += 1;
             }
         }
     }
@@ -693,6 +724,42 @@ impl Sim {
         }
     }
 
+    /// One tick for `nodes` only: the others are paused (a stopped process, a long GC pause)
+    /// and notice no time passing.
+    pub fn tick_only(&mut self, nodes: &[usize]) {
+        self.now += 1;
+        self.events += 1;
+        for &i in nodes {
+            self.with_node(i, |node| node.tick());
+        }
+    }
+
+    /// Delivers every deliverable message and completes every pending write among `nodes`
+    /// (links to or from other nodes are left alone), until nothing moves.
+    pub fn pump_among(&mut self, nodes: &[usize]) {
+        loop {
+            let mut moved = false;
+            for &i in nodes {
+                for &j in nodes {
+                    let open = self.stalled_until.get(&(i, j)).is_none_or(|u| self.now >= *u);
+                    if i != j && open {
+                        while self.deliver_on(i, j) {
+                            moved = true;
+                        }
+                    }
+                }
+                if !self.nodes[i].disk_stalled && self.is_up(i) {
+                    while self.complete_storage(i) {
+                        moved = true;
+                    }
+                }
+            }
+            if !moved {
+                return;
+            }
+        }
+    }
+
     /// Proposes a fresh payload at node `i`.
     pub fn propose(&mut self, i: usize) -> Result<ProposalId, ProposeError> {
         self.next_payload += 1;
@@ -734,6 +801,25 @@ impl Sim {
         }
         self.drain(i);
         result
+    }
+
+    /// Asks node `i` for a read barrier; its outcome is checked against every write
+    /// acknowledged by now.
+    pub fn read(&mut self, i: usize) -> Result<ReadId, ProposeError> {
+        self.events += 1;
+        let needed = self.acknowledged.keys().next_back().copied().unwrap_or(Zxid::ZERO);
+        let node = self.nodes[i].node.as_mut().expect("reading on a live node");
+        let result = node.read();
+        if let Ok(id) = result {
+            self.nodes[i].reads.insert(id, needed);
+        }
+        self.drain(i);
+        result
+    }
+
+    /// Read barriers of node `i` still waiting.
+    pub fn reads_waiting(&self, i: usize) -> usize {
+        self.nodes[i].reads.len()
     }
 
     /// Crashes node `i`: a random prefix of its unsynced writes survives, the rest is lost;
@@ -779,6 +865,7 @@ impl Sim {
         self.nodes[i].disk.pending.clear();
         self.nodes[i].app.clear();
         self.nodes[i].proposals.clear();
+        self.nodes[i].reads.clear();
         self.log_trace(format!(
             "crash n{} ({keep}/{pending} unsynced writes kept, {torn} entries torn)",
             i + 1
@@ -939,7 +1026,8 @@ impl Sim {
         let n = self.nodes.len();
         let fault_until = if chaos { 12 } else { 0 };
         let propose_until = fault_until + propose_percent * 10;
-        let tick_until = propose_until + 30;
+        let read_until = propose_until + self.read_percent * 10;
+        let tick_until = read_until + 30;
         if roll < fault_until {
             let i = self.rng.below(n as u64) as usize;
             match self.rng.below(8) {
@@ -974,6 +1062,14 @@ impl Sim {
             if !up.is_empty() {
                 let i = up[self.rng.below(up.len() as u64) as usize];
                 let _ = self.propose(i);
+            }
+            return;
+        }
+        if roll < read_until {
+            let up: Vec<usize> = (0..n).filter(|i| self.is_up(*i)).collect();
+            if !up.is_empty() {
+                let i = up[self.rng.below(up.len() as u64) as usize];
+                let _ = self.read(i);
             }
             return;
         }
