@@ -209,14 +209,20 @@ impl ZabConfig {
         members.sort();
         members.dedup();
         let id = peer_of(&members, me).expect("this node is one of the members");
-        let peers = (0..members.len()).map(|i| PeerId(i as u64 + 1)).collect();
+        let n = members.len() as u64;
+        let peers = (1..=n).map(PeerId).collect();
+        let mut protocol = Config::new(id, peers);
+        // Groups sharing nodes spread their leaders: on equal histories group g prefers the
+        // member at position g - 1 (mod n) of the sorted list, so group 0 the highest, as
+        // without a preference.
+        protocol.preferred_leader = Some(PeerId((u64::from(group) + n - 1) % n + 1));
         ZabConfig {
             group,
             me,
             members,
             tick: Duration::from_millis(10),
             sync_delay: (Duration::ZERO, Duration::ZERO),
-            protocol: Config::new(id, peers),
+            protocol,
         }
     }
 

@@ -248,3 +248,30 @@ fn counter_exhaustion_forces_a_new_epoch() {
     assert_eq!(sim.global[3].0.epoch.0, epoch.0 + 1);
     finish(&mut sim);
 }
+
+#[test]
+fn a_preferred_leader_never_wins_over_a_longer_history() {
+    use zab_components::protocol::PeerId;
+    // The preferred peer (node 0) is down while the others commit; then the leader crashes
+    // and node 0 comes back behind: the election is between node 0 and the one node that has
+    // the writes, and the writes win over the preference.
+    let mut sim = Sim::new(3, 44, |c| c.preferred_leader = Some(PeerId(1)));
+    elect(&mut sim);
+    sim.crash(0);
+    assert!(sim.run_until(50_000, |s| s.leader().is_some_and(|l| l != 0)), "{}", sim.report());
+    let leader = sim.leader().unwrap();
+    for _ in 0..3 {
+        sim.propose(leader).unwrap();
+    }
+    assert!(sim.run_until(50_000, |s| s.acknowledged.len() == 3), "{}", sim.report());
+    // Both others hold the writes durably (acknowledged by a quorum of two).
+    let other = 3 - leader;
+    assert!(sim.run_until(50_000, |s| s.nodes[other].app.len() == 3), "{}", sim.report());
+    sim.crash(leader);
+    sim.restart(0);
+    assert!(sim.run_until(50_000, |s| s.leader().is_some()), "{}", sim.report());
+    assert_eq!(sim.leader(), Some(other), "the node with the writes leads, not the preferred one");
+    sim.restart(leader);
+    assert!(sim.run_until(50_000, |s| s.converged()), "{}", sim.report());
+    finish(&mut sim);
+}

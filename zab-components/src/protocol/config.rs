@@ -47,6 +47,11 @@ pub struct Config {
     pub counter_max: u64,
     /// Seed of the node's own pseudo-random generator (jitter, snapshot trigger).
     pub seed: u64,
+    /// Among candidates with equally recent histories, the election prefers this peer, then
+    /// the highest id (`None`: the highest id). History always comes first, so this changes
+    /// only who wins ties; every peer of an ensemble must name the same one. Several groups
+    /// sharing nodes name different peers to spread their leaders (and their load).
+    pub preferred_leader: Option<PeerId>,
 }
 
 /// Why a [`Config`] was refused.
@@ -73,6 +78,11 @@ pub enum ConfigError {
         heartbeat_interval_ticks: u64,
         /// `session_timeout_ticks`.
         session_timeout_ticks: u64,
+    },
+    /// `preferred_leader` is not among the peers.
+    PreferredNotAPeer {
+        /// The configured preference.
+        peer: PeerId,
     },
     /// The backoff range is empty.
     BackoffRange {
@@ -104,6 +114,7 @@ impl Config {
             snapshot_entries_trigger: 100_000,
             counter_max: u64::MAX,
             seed: id.0,
+            preferred_leader: None,
         }
     }
 
@@ -137,6 +148,9 @@ impl Config {
                 session_timeout_ticks: self.session_timeout_ticks,
             });
         }
+        if let Some(peer) = self.preferred_leader.filter(|p| !self.peers.contains(p)) {
+            return Err(ConfigError::PreferredNotAPeer { peer });
+        }
         if self.notification_backoff_min_ticks > self.notification_backoff_max_ticks {
             return Err(ConfigError::BackoffRange {
                 min: self.notification_backoff_min_ticks,
@@ -161,6 +175,9 @@ impl fmt::Display for ConfigError {
                 "heartbeat_interval_ticks ({heartbeat_interval_ticks}) must be below \
                  session_timeout_ticks ({session_timeout_ticks})"
             ),
+            ConfigError::PreferredNotAPeer { peer } => {
+                write!(f, "the preferred leader {peer} is not among the peers")
+            }
             ConfigError::BackoffRange { min, max } => {
                 write!(f, "notification backoff min ({min}) exceeds max ({max})")
             }
@@ -173,6 +190,17 @@ impl std::error::Error for ConfigError {}
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_preferred_leader_must_be_a_peer() {
+        let mut config = Config::new(PeerId(1), vec![PeerId(1), PeerId(2)]);
+        config.preferred_leader = Some(PeerId(2));
+        assert!(config.clone().validate().is_ok());
+        config.preferred_leader = Some(PeerId(3));
+        let error = config.validate().unwrap_err();
+        assert_eq!(error, ConfigError::PreferredNotAPeer { peer: PeerId(3) });
+        assert!(error.to_string().contains("preferred leader"));
+    }
 
     fn peers() -> Vec<PeerId> {
         vec![PeerId(1), PeerId(2), PeerId(3)]

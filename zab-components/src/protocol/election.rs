@@ -41,6 +41,13 @@ impl Election {
     }
 }
 
+/// Whether vote `a` beats vote `b` (FLE's `totalOrderPredicate`): the more recent history
+/// (epoch, then zxid) wins; on a tie the `preferred` leader, then the higher id.
+fn beats(preferred: Option<PeerId>, a: Vote, b: Vote) -> bool {
+    let rank = |v: Vote| (v.epoch, v.zxid, Some(v.leader) == preferred, v.leader);
+    rank(a) > rank(b)
+}
+
 impl ZabNode {
     /// This node's own candidacy: itself with its history.
     pub(super) fn own_vote(&self) -> Vote {
@@ -117,15 +124,16 @@ impl ZabNode {
             return;
         }
         let own = self.own_vote();
+        let preferred = self.config.preferred_leader;
         let Role::Looking(election) = &mut self.role else { return };
         election.out_of_election.remove(&from);
         let changed = if n.round > self.round {
             self.round = n.round;
             election.received.clear();
             election.finalize_at = None;
-            self.vote = n.vote.max(own);
+            self.vote = if beats(preferred, n.vote, own) { n.vote } else { own };
             true
-        } else if n.vote > self.vote {
+        } else if beats(preferred, n.vote, self.vote) {
             self.vote = n.vote;
             election.finalize_at = None;
             true
@@ -230,5 +238,33 @@ impl ZabNode {
         } else {
             self.become_follower(self.vote.leader);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::protocol::{Epoch, Zxid};
+
+    fn vote(leader: u64, epoch: u64, counter: u64) -> Vote {
+        Vote { leader: PeerId(leader), zxid: Zxid::new(epoch, counter), epoch: Epoch(epoch) }
+    }
+
+    #[test]
+    fn history_first_then_the_preferred_peer_then_the_highest_id() {
+        // No preference: the highest id wins ties.
+        assert!(beats(None, vote(3, 1, 5), vote(1, 1, 5)));
+        // A preference wins ties, whatever the ids.
+        assert!(beats(Some(PeerId(1)), vote(1, 1, 5), vote(3, 1, 5)));
+        assert!(!beats(Some(PeerId(1)), vote(3, 1, 5), vote(1, 1, 5)));
+        // Among the others, the highest id still wins.
+        assert!(beats(Some(PeerId(1)), vote(3, 1, 5), vote(2, 1, 5)));
+        // History always comes first: a longer log or a later epoch beats the preferred peer.
+        assert!(beats(Some(PeerId(1)), vote(2, 1, 6), vote(1, 1, 5)));
+        assert!(beats(Some(PeerId(1)), vote(2, 2, 1), vote(1, 1, 9)));
+        assert!(
+            !beats(Some(PeerId(1)), vote(1, 1, 5), vote(1, 1, 5)),
+            "a vote does not beat itself"
+        );
     }
 }

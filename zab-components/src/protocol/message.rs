@@ -166,7 +166,8 @@ pub enum SyncMode {
 /// What a server in an election is voting for.
 ///
 /// Votes are ordered by `(epoch, zxid, leader)`: the server with the most recent history wins,
-/// its id breaking ties (FLE's `totalOrderPredicate`, zab.md §5).
+/// its id breaking ties (FLE's `totalOrderPredicate`, zab.md §5). The election itself also
+/// honours [`crate::protocol::Config::preferred_leader`] on ties, which this `Ord` cannot know.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct Vote {
     /// The proposed leader.
