@@ -10,7 +10,7 @@ mod common;
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
-use common::Sim;
+use common::{panic_text, sweep_seeds, Sim};
 use zab_components::protocol::{Message, ProposeError, Status};
 
 fn converge(sim: &mut Sim) -> usize {
@@ -305,12 +305,7 @@ fn run_seed(seed: u64) -> Result<(u64, u64), String> {
         Ok(()) if sim.failure.is_none() => Ok(stats),
         Ok(()) => Err(sim.report()),
         Err(panic) => {
-            let what = panic
-                .downcast_ref::<String>()
-                .cloned()
-                .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
-                .unwrap_or_default();
-            sim.fail(format!("panic: {what}"));
+            sim.fail(format!("panic: {}", panic_text(&*panic)));
             Err(sim.report())
         }
     }
@@ -320,13 +315,7 @@ fn run_seed(seed: u64) -> Result<(u64, u64), String> {
 /// anywhere: no read passes stale, P1–P13 hold, and many reads pass.
 #[test]
 fn random_faults_never_give_a_stale_read() {
-    let seeds: Vec<u64> = match std::env::var("SIM_SEED") {
-        Ok(seed) => vec![seed.parse().expect("SIM_SEED is a number")],
-        Err(_) => {
-            let count = std::env::var("SIM_SEEDS").ok().and_then(|s| s.parse().ok()).unwrap_or(150);
-            (1..=count).collect()
-        }
-    };
+    let seeds = sweep_seeds(150);
     let (mut ok, mut refused) = (0, 0);
     let mut failures = Vec::new();
     for &seed in &seeds {

@@ -14,7 +14,7 @@ mod common;
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
-use common::{decode_state, Disk, Sim, StorageOp};
+use common::{decode_state, panic_text, sweep_seeds, Disk, Sim, StorageOp};
 use zab_components::protocol::{
     Entry, Epoch, EpochKind, InitError, Message, Notification, PeerState, Phase, Status, SyncMode,
     Zxid,
@@ -1667,12 +1667,7 @@ fn run_seed(seed: u64) -> Result<std::collections::BTreeMap<&'static str, u64>, 
         Ok(()) if sim.failure.is_none() => Ok(stats),
         Ok(()) => Err(sim.report()),
         Err(panic) => {
-            let what = panic
-                .downcast_ref::<String>()
-                .cloned()
-                .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
-                .unwrap_or_default();
-            sim.fail(format!("panic: {what}"));
+            sim.fail(format!("panic: {}", panic_text(&*panic)));
             Err(sim.report())
         }
     }
@@ -1691,13 +1686,7 @@ fn run_seed(seed: u64) -> Result<std::collections::BTreeMap<&'static str, u64>, 
 /// `SIM_SEEDS=n` runs seeds 1..=n (default 500), `SIM_SEED=s` replays one.
 #[test]
 fn f30_random_faults_keep_p1_to_p13_over_many_seeds() {
-    let seeds: Vec<u64> = match std::env::var("SIM_SEED") {
-        Ok(seed) => vec![seed.parse().expect("SIM_SEED is a number")],
-        Err(_) => {
-            let count = std::env::var("SIM_SEEDS").ok().and_then(|s| s.parse().ok()).unwrap_or(500);
-            (1..=count).collect()
-        }
-    };
+    let seeds = sweep_seeds(500);
     let mut failures = Vec::new();
     let mut totals: std::collections::BTreeMap<&'static str, u64> = Default::default();
     for seed in &seeds {

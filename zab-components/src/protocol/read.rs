@@ -118,13 +118,7 @@ impl ZabNode {
         let epoch = leader.epoch;
         let waiters = std::mem::take(&mut leader.reads.waiting);
         leader.reads.in_flight = Some(ReadRound { round, answered: BTreeSet::from([me]), waiters });
-        let synced: Vec<PeerId> = leader
-            .learners
-            .iter()
-            .filter(|(_, learner)| learner.stage == LearnerStage::Synced)
-            .map(|(peer, _)| *peer)
-            .collect();
-        for peer in synced {
+        for peer in leader.synced() {
             self.send(peer, Message::ReadPing { epoch, round });
         }
         // A group of one confirms at once.
@@ -138,14 +132,8 @@ impl ZabNode {
         let Some(round) = &leader.reads.in_flight else { return };
         let epoch = leader.epoch;
         let number = round.round;
-        let silent: Vec<PeerId> = leader
-            .learners
-            .iter()
-            .filter(|(peer, learner)| {
-                learner.stage == LearnerStage::Synced && !round.answered.contains(peer)
-            })
-            .map(|(peer, _)| *peer)
-            .collect();
+        let silent: Vec<PeerId> =
+            leader.synced().into_iter().filter(|peer| !round.answered.contains(peer)).collect();
         for peer in silent {
             self.send(peer, Message::ReadPing { epoch, round: number });
         }

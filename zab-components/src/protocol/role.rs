@@ -106,6 +106,17 @@ pub(crate) struct Leader {
     pub(crate) reads: ReadRounds,
 }
 
+impl Leader {
+    /// The learners that acknowledged NEWLEADER: their acks and read answers count.
+    pub(crate) fn synced(&self) -> Vec<PeerId> {
+        self.learners
+            .iter()
+            .filter(|(_, learner)| learner.stage == LearnerStage::Synced)
+            .map(|(peer, _)| *peer)
+            .collect()
+    }
+}
+
 /// A leader's read barriers (see `read.rs`). A barrier is served at the commit point it found
 /// when it arrived, once a quorum of the epoch answered a round started after it arrived.
 #[derive(Debug, Default)]

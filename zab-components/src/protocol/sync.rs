@@ -184,12 +184,7 @@ impl ZabNode {
         leader.next_ping = self.now;
         leader.counter = 0;
         self.vote.epoch = epoch;
-        let synced: Vec<PeerId> = leader
-            .learners
-            .iter()
-            .filter(|(_, learner)| learner.stage == LearnerStage::Synced)
-            .map(|(peer, _)| *peer)
-            .collect();
+        let synced = leader.synced();
         self.committed = self.committed.max(self.log.last());
         let committed = self.committed;
         log::debug!("{}: established epoch {epoch}, committed {committed}", self.config.id);

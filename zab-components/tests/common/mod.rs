@@ -183,6 +183,28 @@ pub struct Sim {
     pub failure: Option<String>,
 }
 
+/// The seeds of a randomized sweep: `SIM_SEED=s` alone, else `1..=SIM_SEEDS` (default
+/// `default`).
+pub fn sweep_seeds(default: u64) -> Vec<u64> {
+    match std::env::var("SIM_SEED") {
+        Ok(seed) => vec![seed.parse().expect("SIM_SEED is a number")],
+        Err(_) => {
+            let count =
+                std::env::var("SIM_SEEDS").ok().and_then(|s| s.parse().ok()).unwrap_or(default);
+            (1..=count).collect()
+        }
+    }
+}
+
+/// The message of a caught panic.
+pub fn panic_text(panic: &(dyn std::any::Any + Send)) -> String {
+    panic
+        .downcast_ref::<String>()
+        .cloned()
+        .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
+        .unwrap_or_default()
+}
+
 /// Harness timing: ticks are slow relative to messages, as with a 100 ms tick on a LAN.
 pub fn sim_config(id: PeerId, peers: Vec<PeerId>) -> Config {
     let mut config = Config::new(id, peers);
