@@ -246,7 +246,7 @@ impl Overlay {
                     partition,
                     members: members.to_vec(),
                     local: self.local_status.get(&partition).cloned(),
-                    leader: self.leaders.get(&partition).copied(),
+                    leader: self.leader_of(partition),
                 })
                 .collect(),
         };

@@ -568,8 +568,19 @@ fn boot_every_node_gets_the_table_and_every_group_a_leader() {
             );
             assert!(!local.is_empty(), "seed {seed}: node {i} replicates nothing");
         }
-        // Each overlay knows the table and, for its own groups, the leader.
-        c.sim.run_for(ms(200));
+        // Each overlay knows the table and, for its own groups, the leader — once every
+        // member has joined its group (a majority may have elected without a slow member).
+        let members_know = |c: &Cluster| {
+            (0..c.n()).all(|i| {
+                c.overlay_info(i).is_some_and(|info| {
+                    info.groups.iter().filter(|g| g.members.contains(&c.addrs[i])).all(|g| {
+                        g.leader.is_some() && g.leader == c.leader(g.partition).map(|l| c.addrs[l])
+                    })
+                })
+            })
+        };
+        let joined = c.sim.run_until_cond(secs(10), || members_know(&c));
+        assert!(joined, "seed {seed}: some member does not follow its group's leader");
         for i in 0..c.n() {
             let info = c.overlay_info(i).unwrap();
             assert_eq!(info.replication, 3, "seed {seed}: node {i}");
