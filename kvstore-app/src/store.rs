@@ -205,15 +205,6 @@ impl Store {
         }
     }
 
-    /// The result of a read-only op (see [`Op::is_read_only`]) on the store as it is, changing
-    /// nothing; `None` for an op that writes.
-    pub fn read(&self, op: &Op) -> Option<OpResult> {
-        match op {
-            Op::Get { key } => Some(OpResult::Value(self.entries.get(key).cloned())),
-            Op::Set { .. } | Op::Del { .. } | Op::Cas { .. } => None,
-        }
-    }
-
     /// The value of `key`, if present.
     pub fn get(&self, key: &[u8]) -> Option<&[u8]> {
         self.entries.get(key).map(Vec::as_slice)

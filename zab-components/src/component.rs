@@ -551,6 +551,19 @@ impl ZabComponent {
         }
     }
 
+    /// Answers a proposal or read the node refused at once.
+    fn refuse(&mut self, tag: u64, error: ProposeError) {
+        let reason = match error {
+            ProposeError::TooManyOutstanding { .. } => ProposeFailure::TooManyOutstanding,
+            _ => {
+                let leader = self.node_mut().leader();
+                ProposeFailure::NotLeader { leader: leader.and_then(|l| self.addr_of(l)) }
+            }
+        };
+        self.ab.trigger(AbEvent::Failed { tag, reason });
+    }
+
+    /// The application's view of a failure the node reported.
     fn failure(&self, reason: ProposalFailure) -> ProposeFailure {
         match reason {
             ProposalFailure::NotLeader { leader } => {
@@ -651,20 +664,6 @@ impl ComponentDefinition for ZabComponent {
                 }
             }
         }
-    }
-}
-
-impl ZabComponent {
-    /// Answers a proposal or read the node refused at once.
-    fn refuse(&mut self, tag: u64, error: ProposeError) {
-        let reason = match error {
-            ProposeError::TooManyOutstanding { .. } => ProposeFailure::TooManyOutstanding,
-            _ => {
-                let leader = self.node_mut().leader();
-                ProposeFailure::NotLeader { leader: leader.and_then(|l| self.addr_of(l)) }
-            }
-        };
-        self.ab.trigger(AbEvent::Failed { tag, reason });
     }
 }
 

@@ -14,7 +14,7 @@ mod common;
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
-use common::{decode_state, panic_text, sweep_seeds, Disk, Sim, StorageOp};
+use common::{decode_state, sweep_seeds, Disk, Sim, StorageOp};
 use zab_components::protocol::{
     Entry, Epoch, EpochKind, InitError, Message, Notification, PeerState, Phase, Status, SyncMode,
     Zxid,
@@ -1663,14 +1663,7 @@ fn run_seed(seed: u64) -> Result<std::collections::BTreeMap<&'static str, u64>, 
     stats.insert("delivered", sim.global.len() as u64);
     stats.insert("acknowledged", sim.acknowledged.len() as u64);
     stats.insert("max convergence ticks", calm_ticks);
-    match outcome {
-        Ok(()) if sim.failure.is_none() => Ok(stats),
-        Ok(()) => Err(sim.report()),
-        Err(panic) => {
-            sim.fail(format!("panic: {}", panic_text(&*panic)));
-            Err(sim.report())
-        }
-    }
+    sim.verdict(outcome).map(|()| stats)
 }
 
 /// F30 (SAMC/FlyMC/Modulo style). Random schedule: 3–5 nodes, random crashes/restarts/

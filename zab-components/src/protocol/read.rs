@@ -65,35 +65,26 @@ impl ZabNode {
         self.flush_batch();
         let outstanding_max = self.config.outstanding_proposals_max;
         let result = match &self.role {
-            Role::Leading(leader) if leader.stage == LeaderStage::Broadcast => {
-                if self.reads.len() >= outstanding_max {
-                    Err(ProposeError::TooManyOutstanding { outstanding_max })
-                } else {
-                    let id = self.reads.open();
-                    let point = self.committed;
-                    self.queue_read(Reader::Local(id), point);
-                    Ok(id)
-                }
-            }
+            Role::Leading(leader) if leader.stage == LeaderStage::Broadcast => Ok(None),
             Role::Following(follower) if follower.stage == FollowerStage::Broadcast => {
-                if self.reads.len() >= outstanding_max {
-                    Err(ProposeError::TooManyOutstanding { outstanding_max })
-                } else {
-                    let leader = follower.leader;
-                    let id = self.reads.open();
-                    self.send(leader, Message::ReadRequest { id });
-                    Ok(id)
-                }
+                Ok(Some(follower.leader))
             }
             _ => Err(ProposeError::NoLeader),
-        };
+        }
+        .and_then(|leader| {
+            if self.reads.len() >= outstanding_max {
+                return Err(ProposeError::TooManyOutstanding { outstanding_max });
+            }
+            let id = self.reads.open();
+            match leader {
+                // The leader confirms its own reads; a follower asks its leader.
+                None => self.queue_read(Reader::Local(id), self.committed),
+                Some(leader) => self.send(leader, Message::ReadRequest { id }),
+            }
+            Ok(id)
+        });
         self.check_invariants();
         result
-    }
-
-    /// Barriers waiting at this node (its own, not those it confirms for followers).
-    pub fn reads_waiting(&self) -> usize {
-        self.reads.len()
     }
 
     /// Adds a barrier to the next round (started at the next flush).
@@ -167,6 +158,9 @@ impl ZabNode {
 
     /// Passes every local barrier whose read point is delivered.
     pub(super) fn release_reads(&mut self) {
+        if self.reads.waiting.is_empty() {
+            return; // the common case, on every delivery
+        }
         let delivered = self.delivered;
         let ready: Vec<ReadId> = self
             .reads

@@ -1080,17 +1080,13 @@ impl Sim {
             return;
         }
         if roll < propose_until {
-            let up: Vec<usize> = (0..n).filter(|i| self.is_up(*i)).collect();
-            if !up.is_empty() {
-                let i = up[self.rng.below(up.len() as u64) as usize];
+            if let Some(i) = self.random_up_node() {
                 let _ = self.propose(i);
             }
             return;
         }
         if roll < read_until {
-            let up: Vec<usize> = (0..n).filter(|i| self.is_up(*i)).collect();
-            if !up.is_empty() {
-                let i = up[self.rng.below(up.len() as u64) as usize];
+            if let Some(i) = self.random_up_node() {
                 let _ = self.read(i);
             }
             return;
@@ -1113,6 +1109,25 @@ impl Sim {
         } else {
             let i = disks[pick - links.len() * 2];
             self.complete_storage(i);
+        }
+    }
+
+    /// A live node chosen at random, if any is up.
+    fn random_up_node(&mut self) -> Option<usize> {
+        let up: Vec<usize> = (0..self.nodes.len()).filter(|i| self.is_up(*i)).collect();
+        (!up.is_empty()).then(|| up[self.rng.below(up.len() as u64) as usize])
+    }
+
+    /// The verdict of a run wrapped in `catch_unwind`: `Ok` if it neither failed a check nor
+    /// panicked, else the report (a panic is recorded as the failure).
+    pub fn verdict(&mut self, outcome: std::thread::Result<()>) -> Result<(), String> {
+        match outcome {
+            Ok(()) if self.failure.is_none() => Ok(()),
+            Ok(()) => Err(self.report()),
+            Err(panic) => {
+                self.fail(format!("panic: {}", panic_text(&*panic)));
+                Err(self.report())
+            }
         }
     }
 
