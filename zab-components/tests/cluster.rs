@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::Sim;
+use common::{finish, Sim};
 use zab_components::protocol::{Message, Phase, Status, SyncMode, Zxid};
 
 fn elect(sim: &mut Sim) -> usize {
@@ -17,12 +17,6 @@ fn commit_some(sim: &mut Sim, at: usize, count: usize) {
         sim.propose(at).unwrap_or_else(|e| panic!("propose failed: {e}\n{}", sim.report()));
     }
     assert!(sim.run_until(50_000, |s| s.converged()), "no convergence:\n{}", sim.report());
-}
-
-fn finish(sim: &mut Sim) {
-    sim.check_converged_state();
-    sim.check_properties();
-    assert!(sim.failure.is_none(), "{}", sim.report());
 }
 
 #[test]

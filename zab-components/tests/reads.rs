@@ -10,7 +10,7 @@ mod common;
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
-use common::{sweep_seeds, Sim};
+use common::{finish, sweep_seeds, Sim};
 use zab_components::protocol::{Message, ProposeError, Status};
 
 fn converge(sim: &mut Sim) -> usize {
@@ -23,12 +23,6 @@ fn commit(sim: &mut Sim, at: usize, count: usize) {
         sim.propose(at).unwrap_or_else(|e| panic!("propose failed: {e}\n{}", sim.report()));
     }
     assert!(sim.run_until(100_000, |s| s.converged()), "no convergence:\n{}", sim.report());
-}
-
-fn finish(sim: &mut Sim) {
-    sim.check_converged_state();
-    sim.check_properties();
-    assert!(sim.failure.is_none(), "{}", sim.report());
 }
 
 fn passed(sim: &Sim) -> u64 {

@@ -14,7 +14,7 @@ mod common;
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
-use common::{decode_state, sweep_seeds, Disk, Sim, StorageOp};
+use common::{decode_state, finish, sweep_seeds, Disk, Sim, StorageOp};
 use zab_components::protocol::{
     Entry, Epoch, EpochKind, InitError, Message, Notification, PeerState, Phase, Status, SyncMode,
     Zxid,
@@ -62,13 +62,6 @@ fn commit(sim: &mut Sim, at: usize, count: usize) {
         sim.propose(at).unwrap_or_else(|e| panic!("propose failed: {e}\n{}", sim.report()));
     }
     converge_live(sim);
-}
-
-/// The harness's end-of-run checks: P1–P13, no protocol violation, every live node complete.
-fn finish(sim: &mut Sim) {
-    sim.check_converged_state();
-    sim.check_properties();
-    assert!(sim.failure.is_none(), "{}", sim.report());
 }
 
 /// The sync modes the leader chose for `follower` while `record_sent` was on.

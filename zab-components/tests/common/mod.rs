@@ -183,6 +183,14 @@ pub struct Sim {
     pub failure: Option<String>,
 }
 
+/// The harness's end-of-run checks: P1–P13, no protocol violation, every live node complete;
+/// panics with the report if one fails.
+pub fn finish(sim: &mut Sim) {
+    sim.check_converged_state();
+    sim.check_properties();
+    assert!(sim.failure.is_none(), "{}", sim.report());
+}
+
 /// The seeds of a randomized sweep: `SIM_SEED=s` alone, else `1..=SIM_SEEDS` (default
 /// `default`).
 pub fn sweep_seeds(default: u64) -> Vec<u64> {
