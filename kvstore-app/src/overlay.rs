@@ -28,7 +28,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use kompics_core::{
-    ComponentDefinition, Context, Port, Provide, ProvidedPort, Require, RequiredPort, Setup,
+    ComponentDefinition, Context, Port, Provide, ProvidedPort, Require, RequiredPort, Setup, Time,
 };
 use kompics_net::{NetEvent, NetMessage, Network, NodeAddr, Route};
 use serde::{Deserialize, Serialize};
@@ -187,6 +187,8 @@ struct Pending {
     origin: Origin,
     op: Op,
     partition: PartitionId,
+    /// When it is answered with an error at the latest.
+    deadline: Time,
     target: Target,
     /// How many times it was routed; rotates the members tried.
     attempts: u32,
@@ -207,7 +209,11 @@ pub struct Overlay {
     table: Option<Arc<LookupTable<NodeAddr>>>,
     cluster: Option<(String, u64)>,
     next_id: u64,
+    /// Requests in flight, by id. Ids and deadlines grow together (one timeout for all), so
+    /// the first entry is always the next to expire.
     pending: BTreeMap<u64, Pending>,
+    /// A deadline check is scheduled (see [`Overlay::expire_due`]).
+    expiry_scheduled: bool,
     leaders: HashMap<PartitionId, NodeAddr>,
     local_status: BTreeMap<PartitionId, ReplicaStatus>,
     suspected: BTreeSet<NodeAddr>,
@@ -229,6 +235,7 @@ impl Overlay {
             cluster: None,
             next_id: 0,
             pending: BTreeMap::new(),
+            expiry_scheduled: false,
             leaders: HashMap::new(),
             local_status: BTreeMap::new(),
             suspected: BTreeSet::new(),
@@ -276,16 +283,42 @@ impl Overlay {
             origin,
             op,
             partition,
+            deadline: ctx.now() + self.config.request_timeout,
             target: Target::Nowhere,
             attempts: 0,
             failed: BTreeSet::new(),
         };
         self.pending.insert(id, pending);
         self.route(ctx, id);
-        // The safety net: every request is answered by its deadline at the latest.
-        ctx.schedule_once(self.config.request_timeout, move |o: &mut Overlay, _ctx| {
-            o.expire(id);
+        self.schedule_expiry(ctx);
+    }
+
+    /// The safety net: every request is answered by its deadline at the latest. One timer at
+    /// a time, set for the oldest request's deadline, rather than one per request: under load
+    /// the oldest is answered long before, and the timer costs one firing per timeout period
+    /// instead of one per request.
+    fn schedule_expiry(&mut self, ctx: &mut Context<Self>) {
+        if self.expiry_scheduled {
+            return;
+        }
+        let Some((_, first)) = self.pending.first_key_value() else { return };
+        self.expiry_scheduled = true;
+        let wait = first.deadline.saturating_since(ctx.now());
+        ctx.schedule_once(wait, |o: &mut Overlay, ctx| {
+            o.expiry_scheduled = false;
+            o.expire_due(ctx.now());
+            o.schedule_expiry(ctx);
         });
+    }
+
+    /// Answers with an error every request whose deadline has come.
+    fn expire_due(&mut self, now: Time) {
+        while let Some((&id, p)) = self.pending.first_key_value() {
+            if p.deadline > now {
+                return;
+            }
+            self.expire(id);
+        }
     }
 
     /// Sends request `id` to where it can be served, or schedules another try.

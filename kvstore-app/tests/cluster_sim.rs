@@ -901,6 +901,45 @@ fn an_isolated_node_answers_errors_not_stale_values() {
     }
 }
 
+/// The overlay's deadline: a request no member can serve is answered `TryAgain` when its own
+/// timeout (5 s) has passed, neither before nor long after, and a later request keeps its
+/// later deadline (one expiry timer serves them all, set for the oldest).
+#[test]
+fn an_unservable_request_is_refused_at_its_deadline() {
+    for seed in seeds(2) {
+        let c = Cluster::new(seed, 5, 6, 3, 1);
+        c.boot();
+        let keys = keys_by_partition(6, 1);
+        let p = PartitionId(seed as u32 % 6);
+        let members = c.members(p);
+        let x = (0..c.n()).find(|i| !members.contains(i)).expect("a node outside the group");
+        let member_addrs: Vec<NodeAddr> = members.iter().map(|m| c.addrs[*m]).collect();
+        c.net.partition(&[c.addrs[x]], &member_addrs);
+        let cx = c.client(x, 0).clone();
+        let key = &keys[&p][0];
+        let first = c.send(&cx, get(key));
+        c.sim.run_for(secs(1));
+        let second = c.send(&cx, get(key));
+        c.sim.run_for(ms(3_900));
+        assert_eq!(c.answer(&cx, first), None, "seed {seed}: answered before its deadline");
+        c.sim.run_for(ms(200));
+        let r = c.answer(&cx, first);
+        assert!(
+            matches!(r, Some(Err(KvError::TryAgain { partition })) if partition == p),
+            "seed {seed}: at its deadline the first request got {r:?}"
+        );
+        assert_eq!(c.answer(&cx, second), None, "seed {seed}: expired with the first one");
+        c.sim.run_for(ms(1_000));
+        let r = c.answer(&cx, second);
+        assert!(
+            matches!(r, Some(Err(KvError::TryAgain { .. }))),
+            "seed {seed}: at its deadline the second request got {r:?}"
+        );
+        c.net.heal();
+        assert_eq!(c.op_until_ok(x, &get(key), secs(10)), OpResult::Value(None), "seed {seed}");
+    }
+}
+
 /// One run of the sweep: random clients at every node, `steps` random faults, then calm.
 /// Returns the cluster for the caller's checks.
 fn sweep(sim: Simulation, steps: usize) -> Cluster {
