@@ -326,10 +326,18 @@ impl FrameDecoder {
     /// Reads once from `reader` straight into the decoder's buffer (no intermediate copy) and
     /// returns what `read` returned: `Ok(0)` means end of stream.
     pub fn read_from<R: Read + ?Sized>(&mut self, reader: &mut R) -> io::Result<usize> {
+        self.read_some(reader).map(|(n, _)| n)
+    }
+
+    /// Like [`FrameDecoder::read_from`], and also tells whether the read filled all the room
+    /// it was given: if not (and it read something), a socket's receive queue was empty when
+    /// the read returned.
+    pub fn read_some<R: Read + ?Sized>(&mut self, reader: &mut R) -> io::Result<(usize, bool)> {
         self.reserve_for_read();
+        let room = self.buf.len() - self.end;
         let n = reader.read(&mut self.buf[self.end..])?;
         self.end += n;
-        Ok(n)
+        Ok((n, n == room))
     }
 
     /// The next complete frame, `Ok(None)` if more bytes are needed, or the error that makes the

@@ -231,6 +231,34 @@ fn pipelined_large_data_arrives_in_order() {
     s.runtime.shutdown();
 }
 
+/// Bytes and the end of stream often arrive together, before the loop looks: the loop must
+/// not stop at the short read of the bytes (no new edge would announce the queued end).
+#[test]
+fn bytes_and_end_of_stream_arriving_together_are_both_indicated() {
+    const CLIENTS: usize = 100;
+    let s = Server::start(false, |_| {});
+    for i in 0..CLIENTS {
+        let mut c = client(s.addr);
+        c.write_all(format!("bye {i:03}").as_bytes()).unwrap();
+        drop(c);
+    }
+    let mut data: std::collections::HashMap<ConnId, Vec<u8>> = Default::default();
+    let mut closed = 0;
+    while closed < CLIENTS {
+        match s.next() {
+            StreamEvent::Opened { .. } => {}
+            StreamEvent::Data { conn, data: d } => data.entry(conn).or_default().extend(d),
+            StreamEvent::Closed { conn, reason } => {
+                assert_eq!(reason, CloseReason::PeerClosed);
+                let got = data.remove(&conn).unwrap_or_default();
+                assert!(got.starts_with(b"bye ") && got.len() == 7, "{conn} sent {got:?}");
+                closed += 1;
+            }
+        }
+    }
+    s.runtime.shutdown();
+}
+
 #[test]
 fn a_peer_close_is_indicated_exactly_once_after_its_data() {
     let s = Server::start(false, |_| {});

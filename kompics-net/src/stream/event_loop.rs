@@ -169,6 +169,8 @@ struct Ready {
     readable: bool,
     writable: bool,
     error: bool,
+    /// Read until `WouldBlock` or end of stream, not just until a short read.
+    drain: bool,
 }
 
 impl EventLoop {
@@ -236,6 +238,8 @@ impl EventLoop {
                             readable: event.is_readable() || event.is_read_closed(),
                             writable: event.is_writable() || event.is_write_closed(),
                             error: event.is_error(),
+                            // See `read_chunk`: a queued end of stream raises no new edge.
+                            drain: event.is_read_closed() || event.is_error(),
                         };
                         self.visit(token as u64 - TOKEN_OFFSET, ready);
                     }
@@ -365,7 +369,13 @@ impl EventLoop {
             }
             State::Open if !conn.paused => {
                 if ready.readable || ready.error {
-                    let read = read_chunk(conn, ConnId(id), &mut self.scratch, &mut self.events);
+                    let read = read_chunk(
+                        conn,
+                        ConnId(id),
+                        &mut self.scratch,
+                        &mut self.events,
+                        ready.drain,
+                    );
                     match read {
                         Ok(false) => {}
                         Ok(true) => self.again.push(id),
@@ -412,7 +422,7 @@ impl EventLoop {
         let ids = std::mem::take(&mut self.again);
         for &id in &ids {
             // Reading when nothing is left costs one `WouldBlock`; `flush` skips blocked sockets.
-            self.visit(id, Ready { readable: true, writable: false, error: false });
+            self.visit(id, Ready { readable: true, writable: false, error: false, drain: true });
         }
         let mut ids = ids;
         ids.clear();
@@ -589,7 +599,8 @@ impl EventLoop {
     }
 }
 
-/// Reads from `conn` into `scratch` until the socket would block or `scratch` is full, and
+/// Reads from `conn` into `scratch` until the socket is drained (a short read, or with `drain`
+/// `WouldBlock`) or `scratch` is full, and
 /// pushes what was read as one `Data` event. `Ok(true)` if `scratch` filled up (there may be
 /// more to read); `Err` with the reason to close the connection, after the bytes before it.
 fn read_chunk(
@@ -597,6 +608,7 @@ fn read_chunk(
     id: ConnId,
     scratch: &mut [u8],
     events: &mut Vec<StreamEvent>,
+    drain: bool,
 ) -> Result<bool, CloseReason> {
     let mut filled = 0;
     let result = loop {
@@ -605,6 +617,13 @@ fn read_chunk(
         }
         match conn.stream.read(&mut scratch[filled..]) {
             Ok(0) => break Err(CloseReason::PeerClosed),
+            // A short read drained the socket: data arriving later raises a new edge, so the
+            // `read` that would return `WouldBlock` can be saved. Not so for an end of stream
+            // already queued (its edge has passed): `drain` reads on to find it.
+            Ok(n) if !drain && filled + n < scratch.len() => {
+                filled += n;
+                break Ok(false);
+            }
             Ok(n) => filled += n,
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => break Ok(false),
             Err(e) if e.kind() == io::ErrorKind::Interrupted => {}

@@ -71,8 +71,10 @@
 //! Reads and writes are fair between connections: each visit to a connection reads at most
 //! [`StreamConfig::read_chunk`] bytes (delivered as one `Data` event) and writes at most a
 //! few MiB; a connection with more to do is visited again after the other ready ones.
-//! Sockets are registered edge-triggered, so the loop reads until the socket would block
-//! unless reading is paused, and resumes reading at once on [`StreamRequest::ResumeReading`].
+//! Sockets are registered edge-triggered, so the loop reads until the socket is drained
+//! unless reading is paused (a read shorter than asked for drains it; after a hang-up, and
+//! when reading resumes, it reads on to `WouldBlock`), and resumes reading at once on
+//! [`StreamRequest::ResumeReading`].
 //!
 //! # Back-pressure and limits
 //!

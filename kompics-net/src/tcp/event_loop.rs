@@ -6,8 +6,13 @@
 //! wakes it, or a timer (handshake deadline, reconnect backoff) is due.
 //!
 //! Sockets are registered for both readable and writable interest once, edge-triggered: the
-//! loop reads until `WouldBlock` and writes until its buffer is empty or `WouldBlock`, so no
-//! readiness is ever lost and no re-registration is needed. So that one busy peer cannot hold
+//! loop reads until the socket is drained and writes until its buffer is empty or
+//! `WouldBlock`, so no readiness is ever lost and no re-registration is needed. A read that
+//! returns less than it asked for has drained the socket (anything arriving later raises a new
+//! edge), so after a plain readable event the loop stops there instead of paying one more
+//! `read` for the `WouldBlock`; it reads on to `WouldBlock` or end of stream when the event
+//! also reported a hang-up or error (the end of stream may already be queued, and would raise
+//! no new edge) and on revisits. So that one busy peer cannot hold
 //! the loop (and every other peer, timer and sender) for long, each visit to a connection reads
 //! and writes at most a budget of bytes; a connection that used up its budget is revisited
 //! after the other events of the round, before the loop sleeps again.
@@ -95,6 +100,17 @@ enum Close {
     Shutdown,
 }
 
+/// How far a visit reads a connection.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Read {
+    /// Not at all (only writable).
+    No,
+    /// Until a read returns less than it asked for, or `WouldBlock`.
+    UntilShort,
+    /// Until `WouldBlock` or end of stream.
+    Drain,
+}
+
 /// The state owned by the event-loop thread.
 pub(crate) struct EventLoop {
     poll: Poll,
@@ -174,11 +190,17 @@ impl EventLoop {
                     WAKER => woken = true,
                     token => {
                         // Error and hang-up conditions surface as read or write errors.
-                        let readable =
-                            event.is_readable() || event.is_read_closed() || event.is_error();
+                        let hang_up = event.is_read_closed() || event.is_error();
+                        let read = if hang_up {
+                            Read::Drain
+                        } else if event.is_readable() {
+                            Read::UntilShort
+                        } else {
+                            Read::No
+                        };
                         let writable =
                             event.is_writable() || event.is_write_closed() || event.is_error();
-                        self.on_connection_event(token, readable, writable);
+                        self.on_connection_event(token, read, writable);
                     }
                 }
             }
@@ -396,7 +418,7 @@ impl EventLoop {
 
     // ----- connection I/O ----------------------------------------------------------------
 
-    fn on_connection_event(&mut self, token: Token, readable: bool, writable: bool) {
+    fn on_connection_event(&mut self, token: Token, read: Read, writable: bool) {
         self.with_connection(token, |this, conn| {
             if conn.state == ConnState::Connecting {
                 match conn.finish_connect() {
@@ -408,8 +430,8 @@ impl EventLoop {
             if writable {
                 conn.write_blocked = false;
             }
-            if readable {
-                this.read(conn)?;
+            if read != Read::No {
+                this.read(conn, read)?;
             }
             this.flush(conn)
         });
@@ -439,28 +461,31 @@ impl EventLoop {
         }
     }
 
-    /// Reads until the socket would block (or the read budget is used up, and the connection
-    /// is listed for another visit), handling every complete frame.
-    fn read(&mut self, conn: &mut Connection) -> Result<(), Close> {
+    /// Reads until the socket is drained (see the module doc) or the read budget is used up
+    /// (the connection is then listed for another visit), handling every complete frame.
+    fn read(&mut self, conn: &mut Connection, how: Read) -> Result<(), Close> {
         let mut budget = READ_BUDGET_BYTES;
         loop {
             if budget == 0 {
                 self.again.push(conn.token);
                 return Ok(());
             }
-            match conn.decoder.read_from(&mut conn.stream) {
-                Ok(0) => {
+            match conn.decoder.read_some(&mut conn.stream) {
+                Ok((0, _)) => {
                     return Err(match conn.decoder.finish() {
                         Ok(()) => Close::Eof,
                         Err(e) => Close::Bad(e.to_string()),
                     })
                 }
-                Ok(n) => {
+                Ok((n, filled)) => {
                     budget = budget.saturating_sub(n);
                     while let Some(frame) =
                         conn.decoder.next_frame().map_err(|e| Close::Bad(e.to_string()))?
                     {
                         self.on_frame(conn, frame)?;
+                    }
+                    if !filled && how == Read::UntilShort {
+                        return Ok(());
                     }
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(()),
@@ -511,7 +536,7 @@ impl EventLoop {
         let tokens = std::mem::take(&mut self.again);
         for &token in &tokens {
             // Reading when nothing is left costs one `WouldBlock`; `flush` skips blocked sockets.
-            self.on_connection_event(token, true, false);
+            self.on_connection_event(token, Read::Drain, false);
         }
         // Keep the allocation; `again` may have been refilled meanwhile.
         let mut tokens = tokens;
