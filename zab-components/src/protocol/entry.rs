@@ -13,7 +13,8 @@ use super::ids::Zxid;
 pub struct Entry {
     /// Where the entry sits in the total order.
     pub zxid: Zxid,
-    /// The transaction, opaque to Zab.
+    /// The transaction, opaque to Zab (one byte string on the wire).
+    #[serde(with = "serde_bytes")]
     pub payload: Vec<u8>,
 }
 
@@ -22,7 +23,8 @@ pub struct Entry {
 pub struct Snapshot {
     /// The last transaction the state contains.
     pub zxid: Zxid,
-    /// The state, serialized by the application.
+    /// The state, serialized by the application (one byte string on the wire).
+    #[serde(with = "serde_bytes")]
     pub state: Vec<u8>,
 }
 

@@ -50,6 +50,7 @@ pub enum Message {
     /// Phase 2, leader → follower: the next piece of a SNAP's snapshot state.
     SnapChunk {
         /// Bytes following the previous chunk.
+        #[serde(with = "serde_bytes")]
         bytes: Vec<u8>,
     },
     /// Phase 2, leader → follower: a run of the leader's history (after SyncStart).
@@ -92,6 +93,7 @@ pub enum Message {
         /// The follower's local id for the proposal.
         id: ProposalId,
         /// The transaction.
+        #[serde(with = "serde_bytes")]
         payload: Vec<u8>,
     },
     /// Phase 3, leader → follower: the outcome of a forwarded proposal.
@@ -244,5 +246,28 @@ impl Message {
             Message::Ping => "PING",
             Message::Pong => "PONG",
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::protocol::{Entry, Zxid};
+
+    /// Payloads travel as MessagePack byte strings: serde's default for `Vec<u8>` would send
+    /// one integer per byte (up to twice the size, and a visitor call per byte each way).
+    #[test]
+    fn payloads_are_encoded_as_byte_strings() {
+        let payload = vec![0xAB; 1000];
+        let proposal =
+            Message::Proposal { entries: vec![Entry::new(Zxid::new(3, 7), payload.clone()); 4] };
+        let wire = rmp_serde::to_vec(&proposal).unwrap();
+        assert!(wire.len() < 4 * 1000 + 100, "{} bytes for 4000 bytes of payload", wire.len());
+        let back: Message = rmp_serde::from_slice(&wire).unwrap();
+        assert_eq!(back, proposal);
+        let forward = Message::Forward { id: ProposalId(9), payload: payload.clone() };
+        assert!(rmp_serde::to_vec(&forward).unwrap().len() < 1000 + 50);
+        let chunk = Message::SnapChunk { bytes: payload };
+        assert!(rmp_serde::to_vec(&chunk).unwrap().len() < 1000 + 50);
     }
 }

@@ -654,7 +654,10 @@ impl ZabNode {
             self.log.last()
         );
         assert!(self.delivered >= self.log.base(), "{}: delivered below the snapshot", self.id());
-        assert!(
+        // This one (a binary search) and the log's scan of its tail run after every event:
+        // checked in debug builds (every test) but not in release, where they cost a few
+        // percent of a busy node's CPU.
+        debug_assert!(
             self.delivered <= self.log.durable_last(),
             "{}: delivered {} beyond durable {}",
             self.id(),
@@ -687,7 +690,9 @@ impl ZabNode {
         if matches!(self.role, Role::Looking(_)) {
             assert_eq!(self.reads.len(), 0, "{}: read barriers outlive the role", self.id());
         }
-        self.log.check();
+        if cfg!(debug_assertions) {
+            self.log.check();
+        }
     }
 }
 
