@@ -121,6 +121,9 @@ struct BenchArgs {
     /// Concurrent clients (each one request at a time).
     #[arg(long, default_value_t = 16)]
     clients: usize,
+    /// Threads driving the clients (each drives its share with non-blocking sockets).
+    #[arg(long, default_value_t = 1)]
+    threads: usize,
     /// Seconds of measurement.
     #[arg(long, default_value_t = 10)]
     duration: u64,
@@ -342,6 +345,7 @@ fn run_bench(args: BenchArgs) -> Result<(), String> {
     let config = BenchConfig {
         endpoints: args.endpoints,
         clients: args.clients,
+        threads: args.threads,
         duration: Duration::from_secs(args.duration),
         warmup: Duration::from_secs(args.warmup),
         value_size: args.value_size,

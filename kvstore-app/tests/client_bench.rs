@@ -243,6 +243,7 @@ fn bench_config(endpoints: Vec<SocketAddr>) -> BenchConfig {
     BenchConfig {
         endpoints,
         clients: 4,
+        threads: 2,
         duration: Duration::from_millis(1000),
         warmup: Duration::from_millis(200),
         value_size: 32,
@@ -321,6 +322,39 @@ fn a_bench_run_survives_a_dead_endpoint() {
 
     let nothing_alive = BenchConfig { endpoints: vec![dead_endpoint()], ..config };
     assert!(bench::run(&nothing_alive, |_| {}).is_err());
+}
+
+/// A server that accepts and never answers: every batch times out (an I/O error), and the
+/// clients reconnect and try again rather than hang; nothing is counted as done.
+#[test]
+fn a_bench_run_counts_timeouts_of_a_silent_server() {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let accepted = Arc::new(AtomicU64::new(0));
+    let counter = Arc::clone(&accepted);
+    thread::spawn(move || {
+        let mut kept = Vec::new();
+        for stream in listener.incoming() {
+            let Ok(stream) = stream else { return };
+            counter.fetch_add(1, Ordering::SeqCst);
+            kept.push(stream); // open, read by nobody
+        }
+    });
+    let config = BenchConfig {
+        warmup: Duration::ZERO,
+        duration: Duration::from_millis(1000),
+        timeout: Duration::from_millis(200),
+        ..bench_config(vec![addr])
+    };
+    let started = Instant::now();
+    let report = bench::run(&config, |_| {}).unwrap();
+    assert!(started.elapsed() < Duration::from_secs(3), "{:?}", started.elapsed());
+    assert_eq!(report.ops, 0, "{report}");
+    let io = report.errors_by_kind.get(&ErrorKind::Io).copied().unwrap_or(0);
+    // Four clients, each timing out after 200 ms and reconnecting, for one second.
+    assert!(io >= 8, "{report}");
+    assert_eq!(report.errors(), io, "{report}");
+    assert!(accepted.load(Ordering::SeqCst) >= 8, "the clients did not reconnect");
 }
 
 #[test]

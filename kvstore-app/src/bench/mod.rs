@@ -1,9 +1,12 @@
 //! A closed-loop load generator for the store (or any Redis-protocol server): `clients`
-//! threads, each with its own connection, each sending `pipeline` requests, waiting for all
-//! their replies, then sending the next batch, for `warmup + duration`.
+//! connections, each sending `pipeline` requests, waiting for all their replies, then sending
+//! the next batch, for `warmup + duration`.
+//!
+//! - The connections are driven by `threads` threads (default 1) with non-blocking sockets,
+//!   as redis-benchmark does, rather than a thread per client: see [`driver`] for why.
 //!
 //! - Requests are `GET key` (with probability `read_ratio`) or `SET key value`, the key drawn
-//!   uniformly from `keys` keys named `{key_prefix}{n}`, from a [`SmallRng`] seeded by `seed` and
+//!   uniformly from `keys` keys named `{key_prefix}{n}`, from a [`SmallRng`](rand::rngs::SmallRng) seeded by `seed` and
 //!   the client's index, so a run's request sequence is reproducible.
 //! - Client `i` connects to `endpoints[i % endpoints.len()]`; after an I/O error it reconnects to
 //!   the next endpoint in turn (backing off while none accepts), so a run survives a node dying.
@@ -38,11 +41,10 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use rand::rngs::SmallRng;
-use rand::{Rng, SeedableRng};
-
 use crate::client::{is_outcome_unknown_text, is_tryagain_text, RespClient};
 use crate::resp::RespValue;
+
+mod driver;
 
 /// What to run. [`Default`] gives 16 clients on `127.0.0.1:6379` for 10 s after 1 s of warmup,
 /// 100-byte values, 10 000 keys, half reads, no pipelining.
@@ -50,8 +52,10 @@ use crate::resp::RespValue;
 pub struct BenchConfig {
     /// The nodes' client addresses; clients are spread over them round-robin.
     pub endpoints: Vec<SocketAddr>,
-    /// The number of client threads (connections).
+    /// The number of clients (connections).
     pub clients: usize,
+    /// The threads driving them (at most `clients` are used).
+    pub threads: usize,
     /// How long to measure, after the warmup.
     pub duration: Duration,
     /// How long to run before measuring (requests then are not counted).
@@ -77,6 +81,7 @@ impl Default for BenchConfig {
         BenchConfig {
             endpoints: vec![SocketAddr::from(([127, 0, 0, 1], 6379))],
             clients: 16,
+            threads: 1,
             duration: Duration::from_secs(10),
             warmup: Duration::from_secs(1),
             value_size: 100,
@@ -98,6 +103,8 @@ impl BenchConfig {
             "no endpoints"
         } else if self.clients == 0 {
             "clients must be at least 1"
+        } else if self.threads == 0 {
+            "threads must be at least 1"
         } else if self.keys == 0 {
             "keys must be at least 1"
         } else if self.pipeline == 0 {
@@ -357,7 +364,7 @@ impl Histogram {
     }
 }
 
-/// What one client thread counted.
+/// What one thread's clients counted.
 #[derive(Default)]
 struct ClientTally {
     histogram: Histogram,
@@ -389,10 +396,12 @@ pub fn run(config: &BenchConfig, mut progress: impl FnMut(&Progress)) -> io::Res
     let end = measure_from + config.duration;
 
     let tallies = thread::scope(|scope| {
-        let handles: Vec<_> = (0..config.clients)
-            .map(|index| {
+        let threads = config.threads.min(config.clients);
+        let handles: Vec<_> = (0..threads)
+            .map(|t| {
                 let shared = &shared;
-                scope.spawn(move || client_loop(config, index, shared, measure_from, end))
+                let indices: Vec<usize> = (t..config.clients).step_by(threads).collect();
+                scope.spawn(move || driver::drive(config, &indices, shared, measure_from, end))
             })
             .collect();
 
@@ -427,8 +436,8 @@ pub fn run(config: &BenchConfig, mut progress: impl FnMut(&Progress)) -> io::Res
         handles
             .into_iter()
             .map(|handle| handle.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic)))
-            .collect::<Vec<ClientTally>>()
-    });
+            .collect::<io::Result<Vec<ClientTally>>>()
+    })?;
 
     let mut histogram = Histogram::default();
     let mut report = BenchReport {
@@ -476,108 +485,6 @@ fn check_reachable(config: &BenchConfig) -> io::Result<()> {
         io::ErrorKind::ConnectionRefused,
         format!("no endpoint accepts connections ({})", errors.join("; ")),
     ))
-}
-
-/// The pause between failed connection attempts of one client.
-const RECONNECT_BACKOFF: Duration = Duration::from_millis(100);
-
-/// One client thread: batches of requests until `end`.
-fn client_loop(
-    config: &BenchConfig,
-    index: usize,
-    shared: &Shared,
-    measure_from: Instant,
-    end: Instant,
-) -> ClientTally {
-    let mut tally = ClientTally::default();
-    let mut rng =
-        SmallRng::seed_from_u64(config.seed ^ (index as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15));
-    let value: Vec<u8> = (0..config.value_size).map(|_| rng.random_range(b'a'..=b'z')).collect();
-    let mut endpoint = index % config.endpoints.len();
-    let mut client: Option<RespClient> = None;
-    let mut key = Vec::new();
-    let mut is_read = vec![false; config.pipeline];
-    let mut latencies = Vec::with_capacity(config.pipeline);
-
-    let count_error = |tally: &mut ClientTally, kind: ErrorKind, n: u64, at: Instant| {
-        if at >= measure_from && n > 0 {
-            *tally.errors.entry(kind).or_default() += n;
-            shared.measured_errors.fetch_add(n, Ordering::Relaxed);
-        }
-    };
-
-    while Instant::now() < end {
-        let connection = match &mut client {
-            Some(connection) => connection,
-            None => match RespClient::connect(config.endpoints[endpoint], config.timeout) {
-                Ok(connection) => client.insert(connection),
-                Err(_) => {
-                    let now = Instant::now();
-                    count_error(&mut tally, ErrorKind::Io, 1, now);
-                    endpoint = (endpoint + 1) % config.endpoints.len();
-                    thread::sleep(RECONNECT_BACKOFF.min(end.saturating_duration_since(now)));
-                    continue;
-                }
-            },
-        };
-
-        let sent_at = Instant::now();
-        for read in is_read.iter_mut() {
-            *read = rng.random_bool(config.read_ratio);
-            config.write_key(rng.random_range(0..config.keys), &mut key);
-            // `send` only buffers; it fails only on a broken client, which is never kept.
-            let _ = if *read {
-                connection.send(&[b"GET", &key])
-            } else {
-                connection.send(&[b"SET", &key, &value])
-            };
-        }
-        let measured = sent_at >= measure_from;
-        latencies.clear();
-        let mut outcome = Ok(());
-        for &read in &is_read {
-            match connection.recv() {
-                Ok(reply) => {
-                    let now = Instant::now();
-                    let kind = match (&reply, read) {
-                        (RespValue::Error(text), _) => Some(ErrorKind::of_error_reply(text)),
-                        (RespValue::BulkString(_), true) => None,
-                        (RespValue::SimpleString(text), false) if text == "OK" => None,
-                        _ => Some(ErrorKind::Unexpected),
-                    };
-                    match kind {
-                        Some(kind) => count_error(&mut tally, kind, 1, sent_at),
-                        None => {
-                            if measured && now <= end {
-                                latencies.push(now.duration_since(sent_at).as_nanos() as u64);
-                                if read {
-                                    tally.reads += 1;
-                                } else {
-                                    tally.writes += 1;
-                                }
-                            }
-                            shared.all_ops.fetch_add(1, Ordering::Relaxed);
-                        }
-                    }
-                }
-                Err(error) => {
-                    outcome = Err(error);
-                    break;
-                }
-            }
-        }
-        for latency in &latencies {
-            tally.histogram.record(*latency);
-        }
-        shared.measured_ops.fetch_add(latencies.len() as u64, Ordering::Relaxed);
-        if outcome.is_err() {
-            let lost = connection.pending() as u64;
-            count_error(&mut tally, ErrorKind::Io, lost.max(1), sent_at);
-            client = None;
-            endpoint = (endpoint + 1) % config.endpoints.len();
-        }
-    }
-    tally
 }
 
 /// How long [`populate`] keeps retrying one key answered `-TRYAGAIN` or outcome unknown.
