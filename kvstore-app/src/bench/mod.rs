@@ -3,7 +3,8 @@
 //! the next batch, for `warmup + duration`.
 //!
 //! - The connections are driven by `threads` threads (default 1) with non-blocking sockets,
-//!   as redis-benchmark does, rather than a thread per client: see [`driver`] for why.
+//!   as redis-benchmark does, rather than a thread per client (the private `driver` module
+//!   says why).
 //!
 //! - Requests are `GET key` (with probability `read_ratio`) or `SET key value`, the key drawn
 //!   uniformly from `keys` keys named `{key_prefix}{n}`, from a [`SmallRng`](rand::rngs::SmallRng) seeded by `seed` and
