@@ -5,7 +5,8 @@
 //! real node. A [`SimNet`] handle lets a test build nodes and inject faults:
 //!
 //! - **latency** per message drawn from the fabric's seeded generator, with FIFO per link within
-//!   a session (a message never overtakes an earlier one on the same link);
+//!   a session (a message never overtakes an earlier one on the same link); one direction of a
+//!   link can be made **slow** with its own range, so that messages on two paths race;
 //! - **partitions** between sets of nodes, and **heal**: a partition breaks the sessions across
 //!   it (both ends get `SessionDown` after the failure-detection delay); a send across it is lost
 //!   and the sender gets `SessionDown`;
@@ -87,6 +88,9 @@ pub enum FabricRequest {
     SetLoss(f64),
     /// Set the latency range.
     SetLatency(Duration, Duration),
+    /// Set the latency range of the link from the first node to the second (that direction
+    /// only), or with `None` return it to the common range.
+    SetLinkLatency(NodeAddr, NodeAddr, Option<(Duration, Duration)>),
 }
 
 /// An event for the network component of node `to`.
@@ -114,6 +118,8 @@ pub struct Fabric {
     config: SimNetConfig,
     down: BTreeSet<NodeAddr>,
     cuts: BTreeSet<(NodeAddr, NodeAddr)>,
+    /// Latency ranges of single link directions, overriding the common one.
+    link_latency: BTreeMap<(NodeAddr, NodeAddr), (Duration, Duration)>,
     sessions: BTreeMap<(NodeAddr, NodeAddr), Session>,
     /// When the last event from the first node to the second is due.
     due_last: BTreeMap<(NodeAddr, NodeAddr), Time>,
@@ -141,6 +147,7 @@ impl Fabric {
             config,
             down: BTreeSet::new(),
             cuts: BTreeSet::new(),
+            link_latency: BTreeMap::new(),
             sessions: BTreeMap::new(),
             due_last: BTreeMap::new(),
             notices: BTreeSet::new(),
@@ -154,8 +161,12 @@ impl Fabric {
         !self.down.contains(&a) && !self.down.contains(&b) && !self.cuts.contains(&pair(a, b))
     }
 
-    fn latency(&self, ctx: &mut Context<Self>) -> Duration {
-        let (lo, hi) = (self.config.latency_min, self.config.latency_max);
+    fn latency(&self, ctx: &mut Context<Self>, from: NodeAddr, to: NodeAddr) -> Duration {
+        let (lo, hi) = self
+            .link_latency
+            .get(&(from, to))
+            .copied()
+            .unwrap_or((self.config.latency_min, self.config.latency_max));
         if hi <= lo {
             return lo;
         }
@@ -234,7 +245,7 @@ impl Fabric {
             self.sessions.insert(pair(src, dst), Session { id: self.session_seq });
             // The opener learns at once, the other end when the connection reaches it.
             self.schedule(ctx, dst, src, Duration::ZERO, NetEvent::SessionUp(dst), None);
-            let lat = self.latency(ctx);
+            let lat = self.latency(ctx, src, dst);
             self.schedule(ctx, src, dst, lat, NetEvent::SessionUp(src), None);
         }
         let p = self.config.session_break_probability;
@@ -244,7 +255,7 @@ impl Fabric {
             return;
         }
         let id = self.sessions[&pair(src, dst)].id;
-        let lat = self.latency(ctx);
+        let lat = self.latency(ctx, src, dst);
         self.schedule(ctx, src, dst, lat, NetEvent::Deliver(msg), Some(id));
     }
 }
@@ -286,6 +297,14 @@ impl Provide<FabricPort> for Fabric {
                 self.config.latency_min = lo;
                 self.config.latency_max = hi.max(lo);
             }
+            FabricRequest::SetLinkLatency(from, to, range) => match range {
+                Some((lo, hi)) => {
+                    self.link_latency.insert((from, to), (lo, hi.max(lo)));
+                }
+                None => {
+                    self.link_latency.remove(&(from, to));
+                }
+            },
         }
     }
 }
@@ -398,6 +417,17 @@ impl SimNet {
     /// Sets the latency range.
     pub fn set_latency(&self, min: Duration, max: Duration) {
         self.request(FabricRequest::SetLatency(min, max));
+    }
+
+    /// Sets the latency range of the link from `from` to `to` (that direction only; FIFO on
+    /// the link still holds). The other links keep the common range.
+    pub fn set_link_latency(&self, from: NodeAddr, to: NodeAddr, min: Duration, max: Duration) {
+        self.request(FabricRequest::SetLinkLatency(from, to, Some((min, max))));
+    }
+
+    /// Returns the link from `from` to `to` to the common latency range.
+    pub fn reset_link_latency(&self, from: NodeAddr, to: NodeAddr) {
+        self.request(FabricRequest::SetLinkLatency(from, to, None));
     }
 
     /// Messages delivered and lost so far.

@@ -117,6 +117,25 @@ fn latency_is_drawn_within_the_configured_range() {
 }
 
 #[test]
+fn a_slow_link_delays_one_direction_only_until_reset() {
+    let sim = Simulation::new(3);
+    let net = SimNet::new(&sim.system(), SimNetConfig::default()); // 0.2–2 ms
+    let (a, b) = (node(&sim, &net, addr(1), ROUTE), node(&sim, &net, addr(2), ROUTE));
+    net.set_link_latency(addr(1), addr(2), Duration::from_millis(50), Duration::from_millis(50));
+    send(&a.ep, addr(2), 1);
+    send(&b.ep, addr(1), 2);
+    sim.run_for(Duration::from_millis(10));
+    assert_eq!(delivered(&a.ep), vec![2], "the other direction keeps the common range");
+    assert!(delivered(&b.ep).is_empty(), "the slow direction is slow");
+    sim.run_for(Duration::from_millis(41));
+    assert_eq!(delivered(&b.ep), vec![1]);
+    net.reset_link_latency(addr(1), addr(2));
+    send(&a.ep, addr(2), 3);
+    sim.run_for(Duration::from_millis(3));
+    assert_eq!(delivered(&b.ep), vec![1, 3], "back to the common range");
+}
+
+#[test]
 fn partition_send_heal() {
     let sim = Simulation::new(3);
     let net = SimNet::new(&sim.system(), SimNetConfig::default());

@@ -11,6 +11,16 @@
 //!   The member's overlay serves it locally and sends the result back, with a hint naming the
 //!   group's current leader, so that the next forward goes straight there.
 //!
+//! Forwarded writes of one partition keep their order. Writes of a connection go out together
+//! (see [`frontend`](crate::frontend)), and a member serves what it receives in order, but two
+//! routes to the leader are not ordered with each other: a write sent to a follower (which the
+//! follower's Zab instance passes on to the leader) can be overtaken by a later one sent straight
+//! to the leader once a hint names it, and `SET k 1` then `SET k 2` would leave `k` at 1. So the
+//! overlay sends the writes of a partition to one member at a time: while writes are in flight
+//! at one member, later writes for another wait in the partition's queue until those are
+//! answered (or, if that member is suspected, given up on as [`KvError::OutcomeUnknown`]).
+//! Route changes are rare, and the wait is one round trip.
+//!
 //! Nothing is dropped silently: every request gets exactly one reply, a result or a
 //! [`KvError`]. The error tells what is known:
 //!
@@ -23,7 +33,7 @@
 //! The overlay receives the table from its node (see [`OverlayRequest::Install`]); until then
 //! requests wait, like requests to a group without a leader.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -177,6 +187,8 @@ enum Origin {
 enum Target {
     /// Not sent anywhere yet (waiting for a table or a reachable member).
     Nowhere,
+    /// A write in its partition's queue (see [`ForwardedWrites`]): not sent yet.
+    Queued,
     /// The local replica.
     Local,
     /// Forwarded to this member.
@@ -194,6 +206,18 @@ struct Pending {
     attempts: u32,
     /// Members that failed this request (their sessions ended while it was there).
     failed: BTreeSet<NodeAddr>,
+}
+
+/// The writes of one partition that this node forwards (it is not a member): sent to one
+/// member at a time, in arrival order (see the module docs).
+#[derive(Debug, Default)]
+struct ForwardedWrites {
+    /// Writes not sent yet, in arrival order (an id no longer pending was answered: skipped).
+    queue: VecDeque<u64>,
+    /// The member the writes in flight were sent to, and how many are in flight.
+    in_flight: Option<(NodeAddr, usize)>,
+    /// A new try of the queue is scheduled (no member was reachable).
+    retry_scheduled: bool,
 }
 
 /// The routing component of a node.
@@ -215,6 +239,8 @@ pub struct Overlay {
     /// A deadline check is scheduled (see [`Overlay::expire_due`]).
     expiry_scheduled: bool,
     leaders: HashMap<PartitionId, NodeAddr>,
+    /// Forwarded writes, by partition (only partitions this node is not a member of).
+    writes: HashMap<PartitionId, ForwardedWrites>,
     local_status: BTreeMap<PartitionId, ReplicaStatus>,
     suspected: BTreeSet<NodeAddr>,
     stats: OverlayStats,
@@ -237,6 +263,7 @@ impl Overlay {
             pending: BTreeMap::new(),
             expiry_scheduled: false,
             leaders: HashMap::new(),
+            writes: HashMap::new(),
             local_status: BTreeMap::new(),
             suspected: BTreeSet::new(),
             stats: OverlayStats::default(),
@@ -306,18 +333,23 @@ impl Overlay {
         let wait = first.deadline.saturating_since(ctx.now());
         ctx.schedule_once(wait, |o: &mut Overlay, ctx| {
             o.expiry_scheduled = false;
-            o.expire_due(ctx.now());
+            o.expire_due(ctx);
             o.schedule_expiry(ctx);
         });
     }
 
     /// Answers with an error every request whose deadline has come.
-    fn expire_due(&mut self, now: Time) {
+    fn expire_due(&mut self, ctx: &mut Context<Self>) {
+        let now = ctx.now();
+        let mut released = BTreeSet::new();
         while let Some((&id, p)) = self.pending.first_key_value() {
             if p.deadline > now {
-                return;
+                break;
             }
-            self.expire(id);
+            released.extend(self.expire(id));
+        }
+        for partition in released {
+            self.pump(ctx, partition);
         }
     }
 
@@ -339,13 +371,14 @@ impl Overlay {
             self.replicas.trigger(KvRequest { id, op });
             return;
         }
-        let leader = self.leaders.get(&p.partition).copied();
-        let start = p.attempts as usize;
-        let candidates = leader
-            .into_iter()
-            .chain((0..members.len()).map(|i| members[(start + i) % members.len()]))
-            .filter(|m| !self.suspected.contains(m) && !p.failed.contains(m));
-        let choice = candidates.into_iter().next();
+        if !p.op.is_read_only() {
+            p.target = Target::Queued;
+            let partition = p.partition;
+            self.writes.entry(partition).or_default().queue.push_back(id);
+            return self.pump(ctx, partition);
+        }
+        let choice = self.choose(id, None);
+        let Some(p) = self.pending.get_mut(&id) else { return };
         match choice {
             Some(member) => {
                 p.target = Target::Remote(member);
@@ -363,6 +396,85 @@ impl Overlay {
         }
     }
 
+    /// The member to send request `id` to: the group's leader if a hint names one, else
+    /// `preferred`, else the members in turn (rotated by the request's attempts); never one
+    /// that is suspected or failed the request. `None` if every member is.
+    fn choose(&self, id: u64, preferred: Option<NodeAddr>) -> Option<NodeAddr> {
+        let p = self.pending.get(&id)?;
+        let members = self.table.as_ref()?.group(p.partition);
+        let start = p.attempts as usize;
+        let leader = self.leaders.get(&p.partition).copied();
+        leader
+            .into_iter()
+            .chain(preferred)
+            .chain((0..members.len()).map(|i| members[(start + i) % members.len()]))
+            .find(|m| !self.suspected.contains(m) && !p.failed.contains(m))
+    }
+
+    /// Sends the queued writes of `partition` in order, as far as the rule of one member at a
+    /// time allows (see the module docs). Called whenever that may have changed: a write
+    /// queued or answered, a hint, a suspicion.
+    fn pump(&mut self, ctx: &mut Context<Self>, partition: PartitionId) {
+        loop {
+            let Some(writes) = self.writes.get_mut(&partition) else { return };
+            let Some(&id) = writes.queue.front() else { return };
+            if self.pending.get(&id).is_none_or(|p| p.target != Target::Queued) {
+                writes.queue.pop_front(); // answered (expired) while queued
+                continue;
+            }
+            let in_flight = writes.in_flight;
+            let Some(member) = self.choose(id, in_flight.map(|(m, _)| m)) else {
+                // Every member is suspected: nothing was sent; try again later (or let the
+                // deadline answer).
+                let writes = self.writes.get_mut(&partition).expect("looked up above");
+                if !writes.retry_scheduled {
+                    writes.retry_scheduled = true;
+                    ctx.schedule_once(self.config.retry_interval, move |o: &mut Overlay, ctx| {
+                        if let Some(w) = o.writes.get_mut(&partition) {
+                            w.retry_scheduled = false;
+                        }
+                        o.pump(ctx, partition);
+                    });
+                }
+                return;
+            };
+            if let Some((at, _)) = in_flight.filter(|(at, _)| *at != member) {
+                if !self.suspected.contains(&at) {
+                    return; // wait for the writes at `at` to be answered
+                }
+                // Their member is suspected and may never answer: give them up, so that the
+                // writes behind them can go elsewhere. They may still take effect.
+                self.abandon_writes_at(partition, at);
+                continue;
+            }
+            let writes = self.writes.get_mut(&partition).expect("looked up above");
+            writes.queue.pop_front();
+            writes.in_flight = Some((member, in_flight.map_or(0, |(_, n)| n) + 1));
+            let p = self.pending.get_mut(&id).expect("checked above");
+            p.target = Target::Remote(member);
+            let msg = OverlayMsg::Forward { id, op: p.op.clone() };
+            self.stats.forwarded += 1;
+            self.send(member, &msg);
+        }
+    }
+
+    /// Answers the writes of `partition` in flight at `member` as possibly done.
+    fn abandon_writes_at(&mut self, partition: PartitionId, member: NodeAddr) {
+        let ids: Vec<u64> = self
+            .pending
+            .iter()
+            .filter(|(_, p)| {
+                p.partition == partition
+                    && p.target == Target::Remote(member)
+                    && !p.op.is_read_only()
+            })
+            .map(|(id, _)| *id)
+            .collect();
+        for id in ids {
+            self.finish(id, Err(KvError::OutcomeUnknown { partition }));
+        }
+    }
+
     fn retry_later(&mut self, ctx: &mut Context<Self>, id: u64) {
         let interval = self.config.retry_interval;
         ctx.schedule_once(interval, move |o: &mut Overlay, ctx| {
@@ -372,23 +484,39 @@ impl Overlay {
         });
     }
 
-    fn expire(&mut self, id: u64) {
-        let Some(p) = self.pending.get(&id) else { return };
+    /// Answers request `id` with the error its deadline calls for. Returns the partition whose
+    /// forwarded writes may now go on, as [`finish`](Self::finish) does.
+    fn expire(&mut self, id: u64) -> Option<PartitionId> {
+        let p = self.pending.get(&id)?;
         let partition = p.partition;
         let error = match p.target {
             // Never handed to anyone, or a read: certainly without effect.
-            Target::Nowhere => KvError::TryAgain { partition },
+            Target::Nowhere | Target::Queued => KvError::TryAgain { partition },
             _ if p.op.is_read_only() => KvError::TryAgain { partition },
             _ => KvError::OutcomeUnknown { partition },
         };
-        self.finish(id, Err(error));
+        self.finish(id, Err(error))
     }
 
-    /// Answers request `id` (once: later answers for it are ignored).
-    fn finish(&mut self, id: u64, result: Result<OpResult, KvError>) {
-        let Some(p) = self.pending.remove(&id) else { return };
+    /// Answers request `id` (once: later answers for it are ignored). If it was the last
+    /// forwarded write in flight of its partition, returns the partition: the caller
+    /// [`pump`](Self::pump)s its queue.
+    fn finish(&mut self, id: u64, result: Result<OpResult, KvError>) -> Option<PartitionId> {
+        let p = self.pending.remove(&id)?;
         if result.is_err() {
             self.stats.errors += 1;
+        }
+        let mut released = None;
+        if let (Target::Remote(member), false) = (p.target, p.op.is_read_only()) {
+            if let Some(w) = self.writes.get_mut(&p.partition) {
+                if let Some((at, n)) = w.in_flight {
+                    debug_assert_eq!(at, member, "forwarded writes go to one member at a time");
+                    w.in_flight = (n > 1).then_some((at, n - 1));
+                    if n == 1 {
+                        released = Some(p.partition);
+                    }
+                }
+            }
         }
         match p.origin {
             Origin::Client(client_id) => {
@@ -399,6 +527,7 @@ impl Overlay {
                 self.send(from, &OverlayMsg::Reply { id: their_id, result, leader });
             }
         }
+        released
     }
 
     fn leader_of(&self, partition: PartitionId) -> Option<NodeAddr> {
@@ -439,7 +568,12 @@ impl Overlay {
                 self.finish(id, Err(KvError::OutcomeUnknown { partition }));
             }
             // A suspected member whose session still stands may yet answer: the deadline
-            // bounds the wait.
+            // bounds the wait (unless writes queue behind it: see `pump`).
+        }
+        // Queued writes may now go to another member.
+        let partitions: Vec<PartitionId> = self.writes.keys().copied().collect();
+        for partition in partitions {
+            self.pump(ctx, partition);
         }
     }
 
@@ -480,7 +614,9 @@ impl Overlay {
                         self.leaders.remove(&partition);
                     }
                 }
-                self.finish(id, result);
+                if let Some(partition) = self.finish(id, result) {
+                    self.pump(ctx, partition);
+                }
             }
         }
     }

@@ -940,6 +940,130 @@ fn an_unservable_request_is_refused_at_its_deadline() {
     }
 }
 
+/// Forwarded writes keep their order when the route changes. A node outside the group holds a
+/// stale hint naming the old leader, now a follower behind a slow link. A write sent there
+/// (which the follower passes on to the leader) must not be overtaken by the next write of the
+/// same connection, sent once a reply names the new leader: the later write takes effect last.
+#[test]
+fn a_forwarded_write_is_not_overtaken_when_a_hint_changes_the_route() {
+    for seed in seeds(3) {
+        let c = Cluster::new(seed, 5, 6, 3, 2);
+        c.boot();
+        let key = b"k-order".to_vec();
+        let p = c.table().table.partition_of_key(&key);
+        let members = c.members(p);
+        let x = (0..c.n()).find(|i| !members.contains(i)).expect("a node outside the group");
+        let hint = |c: &Cluster| {
+            let info = c.overlay_info(x)?;
+            let group = info.groups.iter().find(|g| g.partition == p)?;
+            group.leader.map(|a| c.index(a))
+        };
+        // x learns the leader from a reply.
+        assert_eq!(c.op_until_ok(x, &set(&key, b"0"), secs(5)), OpResult::Stored, "seed {seed}");
+        let old = c.leader(p).expect("a leader");
+        assert_eq!(hint(&c), Some(old), "seed {seed}: x's hint");
+        // The old leader is cut off from its group (not from x): another member takes over,
+        // and after the heal the old leader follows it. x sends nothing meanwhile, so its
+        // hint still names the old leader.
+        let others: Vec<NodeAddr> =
+            members.iter().filter(|m| **m != old).map(|m| c.addrs[*m]).collect();
+        c.net.partition(&[c.addrs[old]], &others);
+        assert!(
+            c.sim.run_until_cond(secs(10), || c.leader(p).is_some_and(|l| l != old)),
+            "seed {seed}: no new leader"
+        );
+        let new = c.leader(p).unwrap();
+        c.net.heal();
+        let following = ZabStatus::Following { leader: c.addrs[new], epoch: Default::default() };
+        assert!(
+            c.sim.run_until_cond(secs(10), || {
+                matches!(c.replicas(old).get(&p).map(|v| v.status),
+                    Some(ZabStatus::Following { leader, .. }) if leader == c.addrs[new])
+            }),
+            "seed {seed}: the old leader does not follow the new one ({following:?})"
+        );
+        assert_eq!(hint(&c), Some(old), "seed {seed}: x's hint changed without a reply");
+        // The link from x to the old leader becomes slow.
+        c.net.set_link_latency(c.addrs[x], c.addrs[old], ms(50), ms(50));
+        let (reader, writer) = (c.client(x, 0).clone(), c.client(x, 1).clone());
+        let served = |c: &Cluster| c.overlay_info(old).map_or(0, |i| i.stats.served_for_others);
+        let before = served(&c);
+        let read = c.send(&reader, get(&key));
+        assert!(c.sim.run_until_cond(secs(1), || served(&c) > before), "seed {seed}");
+        // The read reached the old leader; its answer will name the new one. The first write
+        // goes the old way, the second after the hint changed.
+        let first = c.send(&writer, set(&key, b"1"));
+        assert!(c.sim.run_until_cond(secs(1), || hint(&c) == Some(new)), "seed {seed}");
+        assert_eq!(c.answer(&writer, first), None, "seed {seed}: the race did not happen");
+        let second = c.send(&writer, set(&key, b"2"));
+        assert!(
+            c.sim.run_until_cond(secs(6), || {
+                c.answer(&writer, first).is_some() && c.answer(&writer, second).is_some()
+            }),
+            "seed {seed}: the writes were not answered"
+        );
+        assert_eq!(c.answer(&reader, read), Some(Ok(value(b"0"))), "seed {seed}");
+        assert_eq!(c.answer(&writer, first), Some(Ok(OpResult::Stored)), "seed {seed}");
+        assert_eq!(c.answer(&writer, second), Some(Ok(OpResult::Stored)), "seed {seed}");
+        c.net.reset_link_latency(c.addrs[x], c.addrs[old]);
+        for i in 0..c.n() {
+            assert_eq!(
+                c.op(i, get(&key), secs(5)),
+                Some(Ok(value(b"2"))),
+                "seed {seed}: node {i} reads the first write: it took effect after the second"
+            );
+        }
+        c.assert_linearizable();
+    }
+}
+
+/// Forwarded writes stuck at a suspected member do not hold up the writes behind them: once
+/// the member is suspected, they are answered `OutcomeUnknown` (they may still take effect),
+/// and the next write goes to another member, long before the stuck ones' deadline.
+#[test]
+fn writes_queued_behind_a_suspected_member_go_elsewhere() {
+    for seed in seeds(3) {
+        let c = Cluster::new(seed, 5, 6, 3, 1);
+        c.boot();
+        let key = b"k-stuck".to_vec();
+        let p = c.table().table.partition_of_key(&key);
+        let members = c.members(p);
+        let x = (0..c.n()).find(|i| !members.contains(i)).expect("a node outside the group");
+        assert_eq!(c.op_until_ok(x, &set(&key, b"0"), secs(5)), OpResult::Stored, "seed {seed}");
+        let leader = c.leader(p).expect("a leader");
+        // Everything between x and the leader now takes 30 s: the session stands, but the
+        // failure detectors hear nothing.
+        let (ax, al) = (c.addrs[x], c.addrs[leader]);
+        c.net.set_link_latency(ax, al, secs(30), secs(30));
+        c.net.set_link_latency(al, ax, secs(30), secs(30));
+        let cx = c.client(x, 0).clone();
+        let stuck = [c.send(&cx, set(&key, b"1")), c.send(&cx, set(&key, b"2"))];
+        let suspected =
+            |c: &Cluster| c.overlay_info(x).is_some_and(|i| i.suspected.contains(&c.addrs[leader]));
+        assert!(c.sim.run_until_cond(secs(4), || suspected(&c)), "seed {seed}: no suspicion");
+        let sent_at = c.sim.now();
+        let next = c.send(&cx, set(&key, b"3"));
+        assert!(
+            c.sim.run_until_cond(secs(3), || c.answer(&cx, next).is_some()),
+            "seed {seed}: the next write waited for the stuck ones"
+        );
+        assert_eq!(c.answer(&cx, next), Some(Ok(OpResult::Stored)), "seed {seed}");
+        assert!(c.sim.now() - sent_at < secs(3), "seed {seed}");
+        for id in stuck {
+            let r = c.answer(&cx, id);
+            assert!(
+                matches!(r, Some(Err(KvError::OutcomeUnknown { partition })) if partition == p),
+                "seed {seed}: a stuck write was answered {r:?}"
+            );
+        }
+        c.net.reset_link_latency(ax, al);
+        c.net.reset_link_latency(al, ax);
+        c.sim.run_for(secs(31));
+        c.assert_converged(secs(5));
+        c.assert_linearizable();
+    }
+}
+
 /// One run of the sweep: random clients at every node, `steps` random faults, then calm.
 /// Returns the cluster for the caller's checks.
 fn sweep(sim: Simulation, steps: usize) -> Cluster {
