@@ -201,6 +201,23 @@ fn a_notification_from_a_lower_round_is_answered_with_our_vote() {
     assert!(matches!(&sent[0], (to, Message::Notification(n)) if *to == C && n.round == 2));
 }
 
+/// §5 step 3: a worse vote of our round is answered with ours, to its sender only (it may
+/// have missed our notification); an equal vote gets no answer.
+#[test]
+fn a_worse_vote_of_our_round_is_answered_with_ours() {
+    let mut c = five_node_looking(C);
+    let ours = c.vote();
+    c.step(A, looking(Vote { leader: A, zxid: z(0, 0), epoch: Epoch(0) }, 1));
+    assert_eq!(c.vote(), ours, "kept");
+    let sent = sends(&c.drain_actions());
+    assert_eq!(sent.len(), 1, "{sent:?}");
+    assert!(
+        matches!(&sent[0], (to, Message::Notification(n)) if *to == A && n.vote == ours && n.round == 1)
+    );
+    c.step(B, looking(ours, 1));
+    assert!(sends(&c.drain_actions()).is_empty(), "nothing to tell a peer that agrees");
+}
+
 /// §5 step 3: with a quorum on our vote we wait `finalize_wait_ticks` for a better one.
 #[test]
 fn the_decision_waits_for_the_finalize_wait() {

@@ -3,7 +3,9 @@
 //! A looking node votes for the best server it has heard of, ordered by `(currentEpoch, last
 //! zxid, id)`, and tells every peer. Within a round, once a quorum holds the same vote, it waits
 //! `finalize_wait_ticks` for a better one and then decides. Notifications are resent with
-//! exponential backoff while the election lasts. A node that restarts while an ensemble runs
+//! exponential backoff while the election lasts, and a looking node answers a worse vote of
+//! its round with its own at once (the sender may have missed ours: started later, or lost it
+//! with a session), so a better candidate is not passed over for want of a resend. A node that restarts while an ensemble runs
 //! learns of it from the FOLLOWING/LEADING peers that answer its notifications, and joins
 //! their leader without a new election (ZOOKEEPER-1732).
 
@@ -144,6 +146,12 @@ impl ZabNode {
         election.received.insert(self.config.id, self.vote);
         if changed {
             self.broadcast_notification();
+        } else if n.vote != self.vote {
+            // The sender holds a worse vote: it may never have heard ours (sent before it was
+            // listening, or lost with a session). Tell it now rather than at our next resend,
+            // which may come after it decided without us.
+            let ours = self.notification();
+            self.send(from, Message::Notification(ours));
         }
         self.check_election_quorum();
     }
