@@ -264,6 +264,24 @@ fn a_following_node_answers_a_looking_peer_with_its_vote() {
     ));
 }
 
+/// §5: a follower leaves when its leader starts a new election (a later round), not when a
+/// notification the leader sent before deciding, of the round we decided in, arrives late.
+#[test]
+fn a_follower_leaves_only_on_a_new_election_of_its_leader() {
+    let mut a = follower_in_broadcast(vec![], 1);
+    let leader_vote = Vote { leader: C, zxid: z(99, 0), epoch: Epoch(0) };
+    a.step(C, looking(leader_vote, a.round()));
+    assert_eq!(a.phase(), Phase::Broadcast, "a stale notification of our round");
+    assert_eq!(a.leader(), Some(C));
+    let sent = sends(&a.drain_actions());
+    assert!(
+        matches!(&sent[..], [(to, Message::Notification(n))] if *to == C && n.state == PeerState::Following),
+        "answered with our decided vote: {sent:?}"
+    );
+    a.step(C, looking(leader_vote, a.round() + 1));
+    assert_eq!(a.phase(), Phase::Election, "the leader runs a new election");
+}
+
 /// §5 step 4 (ZOOKEEPER-1732): a restarted node follows the established leader once a quorum
 /// reports it and the leader itself says LEADING, without a new election.
 #[test]

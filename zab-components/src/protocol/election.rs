@@ -91,8 +91,11 @@ impl ZabNode {
         self.epoch_hint = self.epoch_hint.max(n.accepted_epoch);
         if n.state == PeerState::Looking {
             match &mut self.role {
-                // Our leader is electing: it no longer leads us.
-                Role::Following(follower) if follower.leader == from => {
+                // Our leader started a new election (a later round than the one we decided
+                // in): it no longer leads us. A notification of our round is one it sent
+                // before it decided, overtaken by our decision; leaving on it would restart an
+                // election that just ended (a crashed leader ends the session instead).
+                Role::Following(follower) if follower.leader == from && n.round > self.round => {
                     self.become_looking("leader is looking");
                 }
                 // That follower left us.

@@ -378,7 +378,7 @@ impl Sim {
     // ----- the trace, for failure reports -----
 
     fn log_trace(&mut self, line: String) {
-        if self.trace.len() >= 400 {
+        if self.trace.len() >= trace_window() {
             self.trace.pop_front();
         }
         self.trace.push_back(format!("[t{}] {line}", self.now));
@@ -409,7 +409,11 @@ impl Sim {
         }
         let _ = writeln!(out, "global delivered: {}", self.global.len());
         let _ = writeln!(out, "--- last events ---");
-        for line in self.trace.iter().skip(self.trace.len().saturating_sub(120)) {
+        for line in self.trace.iter().skip(self.trace.len().saturating_sub(if trace_votes() {
+            usize::MAX
+        } else {
+            120
+        })) {
             let _ = writeln!(out, "{line}");
         }
         out
@@ -454,7 +458,9 @@ impl Sim {
                 if self.record_sent {
                     self.sent.push(Sent { from: me, to, msg: msg.clone() });
                 }
-                if !matches!(msg, Message::Ping | Message::Pong | Message::Notification(_)) {
+                let votes = matches!(msg, Message::Notification(_)) && trace_votes();
+                if votes || !matches!(msg, Message::Ping | Message::Pong | Message::Notification(_))
+                {
                     self.log_trace(format!("n{} -> n{}: {}", i + 1, j + 1, describe(&msg)));
                 }
                 if !self.is_up(j) || self.cut.contains(&(i, j)) {
@@ -1318,6 +1324,21 @@ impl Sim {
     pub fn sent_kinds(&self, from: usize, to: usize) -> Vec<&'static str> {
         let (from, to) = (self.nodes[from].id, self.nodes[to].id);
         self.sent.iter().filter(|s| s.from == from && s.to == to).map(|s| s.msg.kind()).collect()
+    }
+}
+
+/// `SIM_TRACE_VOTES=1` adds election notifications to failure traces and keeps a longer
+/// window of them (liveness failures are mostly about votes).
+fn trace_votes() -> bool {
+    static VOTES: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *VOTES.get_or_init(|| std::env::var_os("SIM_TRACE_VOTES").is_some())
+}
+
+fn trace_window() -> usize {
+    if trace_votes() {
+        20_000
+    } else {
+        400
     }
 }
 
