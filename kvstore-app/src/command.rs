@@ -20,11 +20,11 @@
 //! | `COMMAND COUNT` | the number of commands in this table |
 //! | `COMMAND LIST` | the command names |
 //! | `COMMAND INFO name…` | one null per name (no command metadata is published) |
-//! | `CONFIG GET pattern…` | a flat array of name, value pairs for the parameters matching the glob patterns: `appendonly` → `no`, `databases` → `1`, `save` → empty (redis-benchmark reads `save` and `appendonly` at start-up) |
+//! | `CONFIG GET pattern…` | the parameters matching the glob patterns, a map of name → value (a flat array of pairs in RESP2): `appendonly` → `no`, `databases` → `1`, `save` → empty (redis-benchmark reads `save` and `appendonly` at start-up) |
 //! | `CLIENT SETNAME name` | `+OK` (the server may remember the name) |
 //! | `CLIENT SETINFO attr value`, `CLIENT NO-EVICT on/off`, `CLIENT NO-TOUCH on/off` | `+OK`, ignored (redis-py sends `SETINFO` on connect) |
-//! | `HELLO [2 [AUTH user pass] [SETNAME name]]` | the RESP2 server description: `server`, `version`, `proto` 2, `id`, `mode`, `role`, `modules` |
-//! | `HELLO 3` (or any version but 2) | `-NOPROTO sorry, this protocol version is not supported`: the server speaks RESP2 and clients fall back to it |
+//! | `HELLO [2\|3 [AUTH user pass] [SETNAME name]]` | switches the connection to that protocol version ([`Handling::Hello`]) and describes the server in it: a map of `server`, `version`, `proto`, `id`, `mode`, `role`, `modules` (a flat array in RESP2). Without a version, the connection keeps its protocol |
+//! | `HELLO` with any other version | `-NOPROTO sorry, this protocol version is not supported` |
 //! | `SELECT 0` | `+OK`; any other database is `-ERR DB index is out of range` |
 //! | `QUIT` | `+OK`, then the server closes the connection |
 //!
@@ -33,13 +33,13 @@
 //!
 //! ```
 //! use kvstore_app::command::{Command, CommandLimits, ConnectionInfo, Handling};
-//! use kvstore_app::resp::{Request, RespValue};
+//! use kvstore_app::resp::{Protocol, Request, RespValue};
 //! use kvstore_app::store::Op;
 //!
 //! let limits = CommandLimits::default();
 //! let request = Request::new(vec![b"get".to_vec(), b"k".to_vec()]);
 //! let command = Command::parse(request, &limits).unwrap();
-//! let connection = ConnectionInfo { client_id: 7 };
+//! let connection = ConnectionInfo { client_id: 7, protocol: Protocol::Resp2 };
 //! assert_eq!(command.into_handling(&connection), Handling::Op(Op::Get { key: b"k".to_vec() }));
 //!
 //! let request = Request::new(vec![b"GET".to_vec()]);
@@ -49,7 +49,7 @@
 
 use std::fmt;
 
-use crate::resp::{Oversized, Request, RespValue};
+use crate::resp::{Oversized, Protocol, Request, RespValue};
 use crate::store::{Op, OpResult};
 
 /// Size limits on keys and values, checked when a command is parsed.
@@ -180,6 +180,14 @@ pub enum Handling {
     Reply(RespValue),
     /// Send this reply, then close the connection.
     ReplyAndClose(RespValue),
+    /// `HELLO` with a version: the connection speaks `protocol` from this reply on (the reply
+    /// itself included, as Redis does).
+    Hello {
+        /// The protocol of this reply and of every later one on the connection.
+        protocol: Protocol,
+        /// The server description.
+        reply: RespValue,
+    },
     /// Reply with the node's `INFO` text (see [`info_reply`]), limited to this section.
     Info {
         /// The section asked for, lowercased; `None` for the default sections.
@@ -192,6 +200,8 @@ pub enum Handling {
 pub struct ConnectionInfo {
     /// The connection's number on this node, shown by `HELLO`.
     pub client_id: u64,
+    /// The protocol the connection speaks now (RESP2 until a `HELLO 3`).
+    pub protocol: Protocol,
 }
 
 impl Command {
@@ -299,10 +309,19 @@ impl Command {
             }
             Command::ConfigGet(patterns) => config_get_reply(&patterns),
             Command::ClientSetName(_) | Command::ClientOther(_) => RespValue::ok(),
-            Command::Hello { protocol: Some(version), .. } if version != 2 => {
-                RespValue::error("NOPROTO sorry, this protocol version is not supported")
+            Command::Hello { protocol: None, .. } => hello_reply(connection, connection.protocol),
+            Command::Hello { protocol: Some(version), .. } => {
+                let protocol = match version {
+                    2 => Protocol::Resp2,
+                    3 => Protocol::Resp3,
+                    _ => {
+                        return Handling::Reply(RespValue::error(
+                            "NOPROTO sorry, this protocol version is not supported",
+                        ))
+                    }
+                };
+                return Handling::Hello { protocol, reply: hello_reply(connection, protocol) };
             }
-            Command::Hello { .. } => hello_reply(connection),
             Command::Select(0) => RespValue::ok(),
             Command::Select(_) => RespValue::error("ERR DB index is out of range"),
         };
@@ -425,23 +444,16 @@ fn parse_hello(mut args: Vec<Vec<u8>>) -> Result<Command, CommandError> {
     Ok(Command::Hello { protocol, client_name })
 }
 
-fn hello_reply(connection: &ConnectionInfo) -> RespValue {
+fn hello_reply(connection: &ConnectionInfo, protocol: Protocol) -> RespValue {
     let field = |name: &str| RespValue::bulk(name);
-    RespValue::array(vec![
-        field("server"),
-        field("kvstore"),
-        field("version"),
-        field(env!("CARGO_PKG_VERSION")),
-        field("proto"),
-        RespValue::Integer(2),
-        field("id"),
-        RespValue::Integer(i64::try_from(connection.client_id).unwrap_or(i64::MAX)),
-        field("mode"),
-        field("standalone"),
-        field("role"),
-        field("master"),
-        field("modules"),
-        RespValue::array(vec![]),
+    RespValue::Map(vec![
+        (field("server"), field("kvstore")),
+        (field("version"), field(env!("CARGO_PKG_VERSION"))),
+        (field("proto"), RespValue::Integer(protocol.version())),
+        (field("id"), RespValue::Integer(i64::try_from(connection.client_id).unwrap_or(i64::MAX))),
+        (field("mode"), field("standalone")),
+        (field("role"), field("master")),
+        (field("modules"), RespValue::array(vec![])),
     ])
 }
 
@@ -449,11 +461,10 @@ fn config_get_reply(patterns: &[Vec<u8>]) -> RespValue {
     let mut pairs = Vec::new();
     for (name, value) in CONFIG_PARAMETERS {
         if patterns.iter().any(|pattern| glob_match(pattern, name.as_bytes())) {
-            pairs.push(RespValue::bulk(*name));
-            pairs.push(RespValue::bulk(*value));
+            pairs.push((RespValue::bulk(*name), RespValue::bulk(*value)));
         }
     }
-    RespValue::array(pairs)
+    RespValue::Map(pairs)
 }
 
 /// Case-insensitive glob matching as `CONFIG GET` uses it: `*` (any run), `?` (any byte),
@@ -696,7 +707,7 @@ impl std::error::Error for CommandError {}
 mod tests {
     use super::*;
 
-    const CONNECTION: ConnectionInfo = ConnectionInfo { client_id: 5 };
+    const CONNECTION: ConnectionInfo = ConnectionInfo { client_id: 5, protocol: Protocol::Resp2 };
 
     fn parse(words: &[&str]) -> Result<Command, CommandError> {
         parse_with(words, &CommandLimits::default())
@@ -711,7 +722,9 @@ mod tests {
         match parse(words) {
             Err(error) => error.to_reply(),
             Ok(command) => match command.into_handling(&CONNECTION) {
-                Handling::Reply(reply) | Handling::ReplyAndClose(reply) => reply,
+                Handling::Reply(reply)
+                | Handling::ReplyAndClose(reply)
+                | Handling::Hello { reply, .. } => reply,
                 other => panic!("{words:?} is handled as {other:?}"),
             },
         }
@@ -937,18 +950,29 @@ mod tests {
 
     #[test]
     fn config_get_answers_what_redis_benchmark_reads() {
-        assert_eq!(reply(&["CONFIG", "GET", "save"]), bulks(&["save", ""]));
-        assert_eq!(reply(&["config", "get", "appendonly"]), bulks(&["appendonly", "no"]));
+        // In RESP2 (redis-benchmark's), a flat array of name, value pairs, as Redis sends.
+        let wire = |words: &[&str]| reply(words).to_bytes();
+        assert_eq!(wire(&["CONFIG", "GET", "save"]), bulks(&["save", ""]).to_bytes());
+        assert_eq!(wire(&["config", "get", "appendonly"]), bulks(&["appendonly", "no"]).to_bytes());
         assert_eq!(
-            reply(&["config", "get", "SAVE", "app*"]),
-            bulks(&["appendonly", "no", "save", ""])
+            wire(&["config", "get", "SAVE", "app*"]),
+            bulks(&["appendonly", "no", "save", ""]).to_bytes()
         );
         assert_eq!(
-            reply(&["config", "get", "*"]),
-            bulks(&["appendonly", "no", "databases", "1", "save", ""])
+            wire(&["config", "get", "*"]),
+            bulks(&["appendonly", "no", "databases", "1", "save", ""]).to_bytes()
         );
-        assert_eq!(reply(&["config", "get", "nosuch"]), RespValue::array(vec![]));
-        assert_eq!(reply(&["config", "get", "save", "s*"]), bulks(&["save", ""]), "no duplicates");
+        assert_eq!(wire(&["config", "get", "nosuch"]), b"*0\r\n");
+        assert_eq!(
+            wire(&["config", "get", "save", "s*"]),
+            bulks(&["save", ""]).to_bytes(),
+            "no duplicates"
+        );
+        // As a value, a map: RESP3 clients get it as one (`%`).
+        assert_eq!(
+            reply(&["config", "get", "save"]),
+            RespValue::Map(vec![(RespValue::bulk("save"), RespValue::bulk(""))])
+        );
     }
 
     #[test]
@@ -968,33 +992,54 @@ mod tests {
         );
     }
 
+    fn description(proto: i64) -> RespValue {
+        RespValue::Map(vec![
+            (RespValue::bulk("server"), RespValue::bulk("kvstore")),
+            (RespValue::bulk("version"), RespValue::bulk(env!("CARGO_PKG_VERSION"))),
+            (RespValue::bulk("proto"), RespValue::Integer(proto)),
+            (RespValue::bulk("id"), RespValue::Integer(5)),
+            (RespValue::bulk("mode"), RespValue::bulk("standalone")),
+            (RespValue::bulk("role"), RespValue::bulk("master")),
+            (RespValue::bulk("modules"), RespValue::array(vec![])),
+        ])
+    }
+
+    fn handling(words: &[&str], connection: &ConnectionInfo) -> Handling {
+        parse(words).expect("parses").into_handling(connection)
+    }
+
     #[test]
-    fn hello_speaks_resp2_and_refuses_resp3() {
-        let expected = RespValue::array(vec![
-            RespValue::bulk("server"),
-            RespValue::bulk("kvstore"),
-            RespValue::bulk("version"),
-            RespValue::bulk(env!("CARGO_PKG_VERSION")),
-            RespValue::bulk("proto"),
-            RespValue::Integer(2),
-            RespValue::bulk("id"),
-            RespValue::Integer(5),
-            RespValue::bulk("mode"),
-            RespValue::bulk("standalone"),
-            RespValue::bulk("role"),
-            RespValue::bulk("master"),
-            RespValue::bulk("modules"),
-            RespValue::array(vec![]),
-        ]);
-        assert_eq!(reply(&["HELLO"]), expected);
-        assert_eq!(reply(&["hello", "2"]), expected);
-        assert_eq!(reply(&["hello", "2", "AUTH", "default", "pw", "SETNAME", "me"]), expected);
+    fn hello_switches_the_protocol_between_resp2_and_resp3() {
+        let hello = |protocol, proto| Handling::Hello { protocol, reply: description(proto) };
+        assert_eq!(handling(&["hello", "3"], &CONNECTION), hello(Protocol::Resp3, 3));
+        assert_eq!(handling(&["HELLO", "2"], &CONNECTION), hello(Protocol::Resp2, 2));
+        assert_eq!(
+            handling(&["hello", "3", "AUTH", "default", "pw", "SETNAME", "me"], &CONNECTION),
+            hello(Protocol::Resp3, 3)
+        );
+        // Without a version: the description, in the protocol the connection speaks.
+        assert_eq!(handling(&["HELLO"], &CONNECTION), Handling::Reply(description(2)));
+        let resp3 = ConnectionInfo { protocol: Protocol::Resp3, ..CONNECTION };
+        assert_eq!(handling(&["HELLO"], &resp3), Handling::Reply(description(3)));
+        // RESP2 clients get the flat array Redis sends.
+        let mut flat = Vec::new();
+        for (key, value) in [("server", "kvstore"), ("version", env!("CARGO_PKG_VERSION"))] {
+            flat.extend([RespValue::bulk(key), RespValue::bulk(value)]);
+        }
+        assert!(description(2).to_bytes().starts_with(b"*14\r\n"));
+        assert!(description(2).to_bytes()[5..].starts_with(&{
+            let mut out = Vec::new();
+            for element in &flat {
+                element.encode(&mut out);
+            }
+            out
+        }));
         assert_eq!(
             parse(&["hello", "2", "setname", "me"]),
             Ok(Command::Hello { protocol: Some(2), client_name: Some(b"me".to_vec()) })
         );
         let noproto = RespValue::error("NOPROTO sorry, this protocol version is not supported");
-        assert_eq!(reply(&["HELLO", "3"]), noproto);
+        assert_eq!(reply(&["HELLO", "4"]), noproto);
         assert_eq!(reply(&["HELLO", "1"]), noproto);
         assert_eq!(
             reply(&["hello", "three"]),

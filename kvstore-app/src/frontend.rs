@@ -37,7 +37,7 @@ use crate::command::{
 };
 use crate::overlay::{OverlayControl, OverlayInfo, OverlayInfoReply, OverlayRequest};
 use crate::replica::{KvError, KvPort, KvReply, KvRequest};
-use crate::resp::{RequestParser, RespLimits, RespValue};
+use crate::resp::{Protocol, RequestParser, RespLimits, RespValue};
 use crate::status::{GroupInfo, InfoZxid, NodeInfo, NodeStats, Role};
 use crate::store::Op;
 use zab_components::component::ZabStatus;
@@ -67,10 +67,11 @@ impl FrontendConfig {
     }
 }
 
-/// The reply slot of one request.
+/// The reply slot of one request, with the protocol its reply is sent in (the connection's
+/// when the request was read: a `HELLO` changes it for the requests after it).
 enum Slot {
-    Waiting,
-    Ready(RespValue),
+    Waiting(Protocol),
+    Ready(RespValue, Protocol),
 }
 
 struct Connection {
@@ -82,6 +83,8 @@ struct Connection {
     close_at: Option<u64>,
     paused: bool,
     client_id: u64,
+    /// The protocol of replies to requests read from now on.
+    protocol: Protocol,
     /// Operations sent to the overlay and not yet answered, all reads or all writes.
     ops_in_flight: usize,
     /// Whether those are reads.
@@ -164,16 +167,16 @@ impl RespFrontend {
                 Ok(None) => break,
                 Err(e) => {
                     // The stream cannot be resynchronised: answer, then close.
-                    c.slots.push_back(Slot::Ready(e.to_reply()));
+                    c.slots.push_back(Slot::Ready(e.to_reply(), c.protocol));
                     c.close_at = Some(seq + 1);
                     break;
                 }
             };
-            let client_id = c.client_id;
-            c.slots.push_back(Slot::Waiting);
+            let connection = ConnectionInfo { client_id: c.client_id, protocol: c.protocol };
+            c.slots.push_back(Slot::Waiting(c.protocol));
             let handling = match Command::parse(request, &self.config.command_limits) {
                 Err(e) => Handling::Reply(e.to_reply()),
-                Ok(command) => command.into_handling(&ConnectionInfo { client_id }),
+                Ok(command) => command.into_handling(&connection),
             };
             let waiter = Waiter { conn, seq };
             match handling {
@@ -188,6 +191,16 @@ impl RespFrontend {
                     }
                 }
                 Handling::Reply(reply) => self.fill(waiter, reply),
+                Handling::Hello { protocol, reply } => {
+                    if let Some(c) = self.connections.get_mut(&conn) {
+                        c.protocol = protocol;
+                        // The reply to HELLO is already in the new protocol.
+                        if let Some(slot) = c.slots.back_mut() {
+                            *slot = Slot::Waiting(protocol);
+                        }
+                    }
+                    self.fill(waiter, reply);
+                }
                 Handling::ReplyAndClose(reply) => {
                     if let Some(c) = self.connections.get_mut(&conn) {
                         c.close_at = Some(seq + 1);
@@ -236,7 +249,9 @@ impl RespFrontend {
         let Some(c) = self.connections.get_mut(&waiter.conn) else { return };
         let Some(i) = waiter.seq.checked_sub(c.front_seq) else { return };
         if let Some(slot) = c.slots.get_mut(i as usize) {
-            *slot = Slot::Ready(reply);
+            if let Slot::Waiting(protocol) = *slot {
+                *slot = Slot::Ready(reply, protocol);
+            }
         }
     }
 
@@ -244,9 +259,9 @@ impl RespFrontend {
     fn flush(&mut self, conn: ConnId) {
         let Some(c) = self.connections.get_mut(&conn) else { return };
         let mut out = Vec::new();
-        while let Some(Slot::Ready(_)) = c.slots.front() {
-            if let Some(Slot::Ready(reply)) = c.slots.pop_front() {
-                reply.encode(&mut out);
+        while let Some(Slot::Ready(..)) = c.slots.front() {
+            if let Some(Slot::Ready(reply, protocol)) = c.slots.pop_front() {
+                reply.encode_in(protocol, &mut out);
             }
             c.front_seq += 1;
         }
@@ -348,6 +363,7 @@ impl Require<ByteStream> for RespFrontend {
                         close_at: None,
                         paused: false,
                         client_id: self.next_client_id,
+                        protocol: Protocol::Resp2,
                         ops_in_flight: 0,
                         reads_in_flight: false,
                         held: VecDeque::new(),

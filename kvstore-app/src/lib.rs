@@ -24,19 +24,20 @@
 //! ```
 //! use kvstore_app::command::{op_reply, Command, CommandLimits, ConnectionInfo, Handling};
 //! use kvstore_app::partition::LookupTable;
-//! use kvstore_app::resp::{RequestParser, RespValue};
+//! use kvstore_app::resp::{Protocol, RequestParser, RespValue};
 //! use kvstore_app::store::{Op, Store};
 //!
 //! let table = LookupTable::build(&[1u64, 2, 3], 4, 3).unwrap();
 //! let mut replicas: Vec<Store> = (0..table.partition_count()).map(|_| Store::new()).collect();
 //!
+//! let connection = ConnectionInfo { client_id: 1, protocol: Protocol::Resp2 };
 //! let mut parser = RequestParser::default();
 //! parser.feed(b"*3\r\n$3\r\nSET\r\n$4\r\nuser\r\n$3\r\nada\r\nGET user\r\n");
 //! let mut replies = Vec::new();
 //! while let Some(request) = parser.next_request().unwrap() {
 //!     let reply = match Command::parse(request, &CommandLimits::default()) {
 //!         Err(error) => error.to_reply(),
-//!         Ok(command) => match command.into_handling(&ConnectionInfo { client_id: 1 }) {
+//!         Ok(command) => match command.into_handling(&connection) {
 //!             Handling::Op(op) => {
 //!                 // The leader of the key's group proposes `op.to_bytes()`; every member
 //!                 // applies the delivered op in zxid order.
@@ -44,7 +45,9 @@
 //!                 let delivered = Op::from_bytes(&op.to_bytes()).unwrap();
 //!                 op_reply(&replicas[partition.0 as usize].apply(&delivered))
 //!             }
-//!             Handling::Reply(reply) | Handling::ReplyAndClose(reply) => reply,
+//!             Handling::Reply(reply)
+//!             | Handling::ReplyAndClose(reply)
+//!             | Handling::Hello { reply, .. } => reply,
 //!             Handling::Info { .. } => RespValue::bulk("# Server\r\n"),
 //!         },
 //!     };

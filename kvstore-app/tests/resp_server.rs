@@ -105,6 +105,27 @@ fn raw_exchange(addr: SocketAddr, bytes: &[u8], n: usize) -> (Vec<RespValue>, bo
     (replies, closed)
 }
 
+/// Sends raw bytes, reads until the bytes received end with `suffix` for the `count`-th time.
+fn raw_bytes_until(addr: SocketAddr, bytes: &[u8], suffix: &[u8], count: usize) -> Vec<u8> {
+    let mut s = TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    s.write_all(bytes).unwrap();
+    let mut received = Vec::new();
+    let mut buf = [0u8; 65536];
+    let mut seen = 0;
+    while seen < count {
+        let k = s.read(&mut buf).expect("read");
+        assert!(k > 0, "closed after {}", String::from_utf8_lossy(&received));
+        received.extend_from_slice(&buf[..k]);
+        seen = received.windows(suffix.len()).filter(|w| *w == suffix).count();
+    }
+    received
+}
+
+fn contains(haystack: &[u8], needle: &[u8]) -> bool {
+    haystack.windows(needle.len()).any(|w| w == needle)
+}
+
 #[test]
 fn front_end_serves_pipelines_and_refuses_bad_input() {
     let c = TestCluster::start("pipe");
@@ -164,6 +185,27 @@ fn front_end_serves_pipelines_and_refuses_bad_input() {
     let (replies, _) = raw_exchange(a, &req, 2);
     assert!(replies[0].is_error(), "{:?}", replies[0]);
     assert_eq!(replies[1], RespValue::bulk("v1"));
+
+    // HELLO 3 switches the connection to RESP3 from its own reply on, HELLO 2 back; in a
+    // pipeline, each reply is in the protocol in force when its request was read.
+    let bytes = raw_bytes_until(
+        a,
+        b"GET nosuch\r\nHELLO 3\r\nGET nosuch\r\nGET k3\r\nHELLO 2\r\nGET nosuch\r\n",
+        b"$-1\r\n",
+        2,
+    );
+    assert!(
+        bytes.starts_with(b"$-1\r\n%7\r\n$6\r\nserver\r\n"),
+        "{}",
+        String::from_utf8_lossy(&bytes)
+    );
+    assert!(contains(&bytes, b"$5\r\nproto\r\n:3\r\n"), "{}", String::from_utf8_lossy(&bytes));
+    assert!(
+        contains(&bytes, b"*0\r\n_\r\n$2\r\nv3\r\n*14\r\n"),
+        "RESP3 null, then HELLO 2's flat array: {}",
+        String::from_utf8_lossy(&bytes)
+    );
+    assert!(contains(&bytes, b"$5\r\nproto\r\n:2\r\n"), "{}", String::from_utf8_lossy(&bytes));
 
     // CAS: 1 if swapped, 0 if not.
     assert!(client.cas(b"k2", b"v2", b"w2").unwrap());
@@ -249,4 +291,75 @@ fn redis_tools_work() {
         "{}",
         text.lines().filter(|l| l.contains("per second")).collect::<Vec<_>>().join("\n")
     );
+}
+
+/// What redis-py does against the cluster: its default connection (RESP3 since redis-py 8:
+/// `HELLO 3`, then `CLIENT SETNAME`/`SETINFO`), and RESP2; commands, `CAS` through
+/// `execute_command`, a pipeline, `INFO`, an unknown command. Prints `ok` at the end.
+const REDIS_PY_SCRIPT: &str = r#"
+import sys, redis
+ports = [int(p) for p in sys.argv[1:]]
+for protocol in (3, 2):
+    r = redis.Redis(host="127.0.0.1", port=ports[0], protocol=protocol, client_name="kv-test")
+    other = redis.Redis(host="127.0.0.1", port=ports[1], protocol=protocol)
+    key = f"py{protocol}:k"
+    assert r.ping() is True
+    assert r.set(key, "v1") is True
+    assert other.get(key) == b"v1"
+    assert other.execute_command("CAS", key, "v1", "v2") == 1
+    assert r.execute_command("CAS", key, "v1", "v3") == 0
+    assert r.get(key) == b"v2"
+    pipe = r.pipeline(transaction=False)
+    for i in range(50):
+        pipe.set(f"{key}{i}", str(i))
+    for i in range(50):
+        pipe.get(f"{key}{i}")
+    out = pipe.execute()
+    assert out[:50] == [True] * 50, out[:50]
+    assert out[50:] == [str(i).encode() for i in range(50)], out[50:]
+    assert r.delete(key) == 1
+    assert r.get(key) is None
+    assert other.get(key) is None
+    assert "ops_set" in r.info(), r.info()
+    assert r.config_get("save") == {"save": ""} or r.config_get("save") == {b"save": b""}
+    try:
+        r.execute_command("NOSUCH")
+        raise AssertionError("an unknown command was accepted")
+    except redis.ResponseError as e:
+        assert str(e).startswith("unknown command"), e
+print("ok")
+"#;
+
+#[test]
+fn redis_py_works() {
+    let python_has_redis = Command::new("python3")
+        .args(["-c", "import redis"])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !python_has_redis {
+        assert!(
+            std::env::var("CI").is_err(),
+            "python3 with redis-py must be installed in CI (.ci/run installs it)"
+        );
+        eprintln!("python3 with redis-py is not installed: skipping (CI installs it)");
+        return;
+    }
+    let c = TestCluster::start("redis-py");
+    let [a, b, _] = c.endpoints()[..] else { unreachable!() };
+    let out = Command::new("python3")
+        .args(["-c", REDIS_PY_SCRIPT, &a.port().to_string(), &b.port().to_string()])
+        .output()
+        .expect("run python3");
+    let version = Command::new("python3")
+        .args(["-c", "import redis; print(redis.__version__)"])
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+        .unwrap_or_default();
+    assert!(
+        out.status.success() && String::from_utf8_lossy(&out.stdout).trim() == "ok",
+        "redis-py {version}:\n{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    eprintln!("redis-py {version}: ok");
 }

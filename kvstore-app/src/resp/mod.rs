@@ -1,7 +1,9 @@
-//! The Redis serialization protocol, version 2 (RESP2): values, an encoder, and incremental
+//! The Redis serialization protocol: values, an encoder for RESP2 and RESP3, and incremental
 //! parsers that are safe on hostile input.
 //!
-//! - [`RespValue`] is one value; [`RespValue::encode`] appends its wire form to a buffer.
+//! - [`RespValue`] is one value; [`RespValue::encode`] appends its RESP2 wire form to a buffer,
+//!   [`RespValue::encode_in`] its form in a [`Protocol`] (a connection speaks RESP3 after
+//!   `HELLO 3`, as redis-py 8 asks on connect; requests are the same in both).
 //! - [`RequestParser`] is the server side: fed bytes as they arrive, it yields [`Request`]s, in
 //!   both forms clients use: arrays of bulk strings (redis-cli, redis-benchmark, redis-py) and
 //!   inline commands (`PING\r\n` typed into telnet). Pipelined requests come out one by one, and
@@ -43,7 +45,7 @@ use std::fmt;
 
 pub use reply::ReplyParser;
 pub use request::{Oversized, Request, RequestParser};
-pub use value::{encode_request, RespValue};
+pub use value::{encode_request, Protocol, RespValue};
 
 /// The bounds of the RESP parsers. Every field has a default, documented on it; a server should
 /// keep `bulk_bytes_max` in step with the value size limit of its commands.

@@ -1,6 +1,29 @@
-//! [`RespValue`]: one RESP2 value, and its encoder.
+//! [`RespValue`]: one reply value, and its encoder for RESP2 and RESP3.
 
-/// One RESP2 value: what the server sends back, and what the [`ReplyParser`] reads.
+/// The protocol version a connection speaks: RESP2 until the client switches with `HELLO 3`.
+///
+/// The two differ, for what this server sends, only in nulls (`$-1` and `*-1` in RESP2, `_` in
+/// RESP3) and maps (a flat array of keys and values in RESP2, `%` in RESP3).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum Protocol {
+    /// RESP2, every client's default.
+    #[default]
+    Resp2,
+    /// RESP3, after `HELLO 3` (redis-py 8 and later ask for it on connect).
+    Resp3,
+}
+
+impl Protocol {
+    /// The version number `HELLO` names.
+    pub fn version(self) -> i64 {
+        match self {
+            Protocol::Resp2 => 2,
+            Protocol::Resp3 => 3,
+        }
+    }
+}
+
+/// One reply value: what the server sends back, and what the [`ReplyParser`] reads (RESP2).
 ///
 /// Simple strings and errors are lines: a `\r` or `\n` inside them would end the line early and
 /// desynchronise the client, so the encoder replaces each with a space (Redis does the same for
@@ -19,6 +42,9 @@ pub enum RespValue {
     BulkString(Option<Vec<u8>>),
     /// `*count\r\n` followed by the elements, or the null array `*-1\r\n` for `None`.
     Array(Option<Vec<RespValue>>),
+    /// Key, value pairs: `%count\r\n` then each key and value in RESP3; in RESP2 the flat array
+    /// `*2count\r\n` of keys and values, as Redis sends `HELLO` and `CONFIG GET` replies.
+    Map(Vec<(RespValue, RespValue)>),
 }
 
 impl RespValue {
@@ -62,8 +88,13 @@ impl RespValue {
         matches!(self, RespValue::Error(_))
     }
 
-    /// Appends the wire encoding of this value to `out`.
+    /// Appends the RESP2 encoding of this value to `out`.
     pub fn encode(&self, out: &mut Vec<u8>) {
+        self.encode_in(Protocol::Resp2, out);
+    }
+
+    /// Appends the encoding of this value in `protocol` to `out`.
+    pub fn encode_in(&self, protocol: Protocol, out: &mut Vec<u8>) {
         match self {
             RespValue::SimpleString(text) => encode_line(b'+', text, out),
             RespValue::Error(text) => encode_line(b'-', text, out),
@@ -71,6 +102,9 @@ impl RespValue {
                 out.push(b':');
                 push_decimal(*n, out);
                 out.extend_from_slice(b"\r\n");
+            }
+            RespValue::BulkString(None) | RespValue::Array(None) if protocol == Protocol::Resp3 => {
+                out.extend_from_slice(b"_\r\n");
             }
             RespValue::BulkString(None) => out.extend_from_slice(b"$-1\r\n"),
             RespValue::BulkString(Some(bytes)) => {
@@ -86,7 +120,20 @@ impl RespValue {
                 push_decimal(elements.len() as i64, out);
                 out.extend_from_slice(b"\r\n");
                 for element in elements {
-                    element.encode(out);
+                    element.encode_in(protocol, out);
+                }
+            }
+            RespValue::Map(pairs) => {
+                let (kind, count) = match protocol {
+                    Protocol::Resp2 => (b'*', pairs.len() * 2),
+                    Protocol::Resp3 => (b'%', pairs.len()),
+                };
+                out.push(kind);
+                push_decimal(count as i64, out);
+                out.extend_from_slice(b"\r\n");
+                for (key, value) in pairs {
+                    key.encode_in(protocol, out);
+                    value.encode_in(protocol, out);
                 }
             }
         }
@@ -165,6 +212,33 @@ mod tests {
             encoded(RespValue::array(vec![RespValue::bulk("a"), RespValue::Integer(1)])),
             b"*2\r\n$1\r\na\r\n:1\r\n"
         );
+    }
+
+    #[test]
+    fn resp3_differs_in_nulls_and_maps_only() {
+        let in3 = |value: RespValue| {
+            let mut out = Vec::new();
+            value.encode_in(Protocol::Resp3, &mut out);
+            out
+        };
+        assert_eq!(in3(RespValue::null_bulk()), b"_\r\n");
+        assert_eq!(in3(RespValue::null_array()), b"_\r\n");
+        let map = RespValue::Map(vec![
+            (RespValue::bulk("proto"), RespValue::Integer(3)),
+            (RespValue::bulk("none"), RespValue::null_bulk()),
+        ]);
+        assert_eq!(in3(map.clone()), b"%2\r\n$5\r\nproto\r\n:3\r\n$4\r\nnone\r\n_\r\n");
+        assert_eq!(encoded(map), b"*4\r\n$5\r\nproto\r\n:3\r\n$4\r\nnone\r\n$-1\r\n");
+        // Everything else is the same in both.
+        for value in [
+            RespValue::ok(),
+            RespValue::error("ERR x"),
+            RespValue::Integer(-7),
+            RespValue::bulk("v"),
+            RespValue::array(vec![RespValue::bulk("a"), RespValue::array(vec![])]),
+        ] {
+            assert_eq!(in3(value.clone()), encoded(value));
+        }
     }
 
     #[test]
