@@ -66,6 +66,10 @@ struct ClusterArgs {
     /// Do not fsync the logs: faster, but a machine crash can lose acknowledged writes.
     #[arg(long)]
     no_fsync: bool,
+    /// Worker threads of the component runtime (default: one per core). Fewer when several
+    /// nodes share a machine's cores.
+    #[arg(long, value_parser = clap::value_parser!(u16).range(1..))]
+    workers: Option<u16>,
 }
 
 #[derive(Args)]
@@ -179,8 +183,12 @@ fn stop_flag() -> Arc<AtomicBool> {
     flag
 }
 
-fn runtime() -> Runtime {
-    Runtime::new(RuntimeConfig::default())
+fn runtime(cluster: &ClusterArgs) -> Runtime {
+    let mut config = RuntimeConfig::default();
+    if let Some(workers) = cluster.workers {
+        config = config.workers(usize::from(workers));
+    }
+    Runtime::new(config)
 }
 
 fn run_node(args: NodeArgs) -> Result<(), String> {
@@ -192,7 +200,7 @@ fn run_node(args: NodeArgs) -> Result<(), String> {
     let mut options = NodeOptions::new(args.peer, args.client, args.data_dir, role);
     apply_cluster_args(&mut options, &args.cluster);
     let stop = stop_flag();
-    let rt = runtime();
+    let rt = runtime(&args.cluster);
     let node = start_node(&rt.system(), &options).map_err(|e| e.to_string())?;
     println!("kvstore node {}: RESP on {}; waiting for the cluster", node.peer, node.client);
     let mut announced = false;
@@ -245,7 +253,7 @@ fn port(base: u16, i: usize) -> u16 {
 }
 
 fn demo(args: &DemoArgs, data_dir: &std::path::Path, stop: &AtomicBool) -> Result<(), String> {
-    let rt = runtime();
+    let rt = runtime(&args.cluster);
     let system = rt.system();
     let mut nodes: Vec<RunningNode> = Vec::new();
     let started = Instant::now();
