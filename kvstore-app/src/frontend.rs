@@ -192,14 +192,10 @@ impl RespFrontend {
                 }
                 Handling::Reply(reply) => self.fill(waiter, reply),
                 Handling::Hello { protocol, reply } => {
-                    if let Some(c) = self.connections.get_mut(&conn) {
-                        c.protocol = protocol;
-                        // The reply to HELLO is already in the new protocol.
-                        if let Some(slot) = c.slots.back_mut() {
-                            *slot = Slot::Waiting(protocol);
-                        }
-                    }
-                    self.fill(waiter, reply);
+                    let c = self.connections.get_mut(&conn).expect("checked above");
+                    c.protocol = protocol;
+                    // The reply to HELLO (its slot was just pushed) is already in the new protocol.
+                    *c.slots.back_mut().expect("pushed above") = Slot::Ready(reply, protocol);
                 }
                 Handling::ReplyAndClose(reply) => {
                     if let Some(c) = self.connections.get_mut(&conn) {

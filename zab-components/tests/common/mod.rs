@@ -409,11 +409,7 @@ impl Sim {
         }
         let _ = writeln!(out, "global delivered: {}", self.global.len());
         let _ = writeln!(out, "--- last events ---");
-        for line in self.trace.iter().skip(self.trace.len().saturating_sub(if trace_votes() {
-            usize::MAX
-        } else {
-            120
-        })) {
+        for line in self.trace.iter().skip(self.trace.len().saturating_sub(report_lines())) {
             let _ = writeln!(out, "{line}");
         }
         out
@@ -1334,11 +1330,21 @@ fn trace_votes() -> bool {
     *VOTES.get_or_init(|| std::env::var_os("SIM_TRACE_VOTES").is_some())
 }
 
+/// How many trace lines are kept.
 fn trace_window() -> usize {
     if trace_votes() {
         20_000
     } else {
         400
+    }
+}
+
+/// How many of them a failure report shows: all of them when votes are traced.
+fn report_lines() -> usize {
+    if trace_votes() {
+        trace_window()
+    } else {
+        120
     }
 }
 
