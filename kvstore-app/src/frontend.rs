@@ -291,6 +291,7 @@ pub fn error_reply(error: &KvError) -> RespValue {
             RespValue::error(format!("TRYAGAIN {error}"))
         }
         KvError::OutcomeUnknown { .. } => RespValue::error(format!("OUTCOME_UNKNOWN {error}")),
+        KvError::TooLarge { .. } => RespValue::error(format!("ERR {error}")),
     }
 }
 

@@ -97,6 +97,14 @@ pub enum KvError {
         /// The partition.
         partition: PartitionId,
     },
+    /// The operation did not happen and never will: its log entry would exceed the Zab
+    /// group's `payload_bytes_max` (`max`).
+    TooLarge {
+        /// The partition.
+        partition: PartitionId,
+        /// The bound, in bytes.
+        max: usize,
+    },
 }
 
 impl fmt::Display for KvError {
@@ -112,6 +120,10 @@ impl fmt::Display for KvError {
             KvError::OutcomeUnknown { partition } => write!(
                 f,
                 "partition {partition}: the outcome is unknown (the operation may or may not have happened)"
+            ),
+            KvError::TooLarge { partition, max } => write!(
+                f,
+                "partition {partition}: the operation exceeds the log's entry limit of {max} bytes; it did not happen"
             ),
         }
     }
@@ -330,6 +342,9 @@ impl Require<AtomicBroadcast> for Replica {
                 match reason {
                     ProposeFailure::OutcomeUnknown => {
                         self.answer(tag, Err(KvError::OutcomeUnknown { partition }))
+                    }
+                    ProposeFailure::TooLarge { max } => {
+                        self.answer(tag, Err(KvError::TooLarge { partition, max }))
                     }
                     ProposeFailure::NotLeader { .. } | ProposeFailure::TooManyOutstanding => {
                         let Some(flight) = self.in_flight.remove(&tag) else { return };

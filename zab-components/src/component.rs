@@ -175,6 +175,13 @@ pub enum ProposeFailure {
     },
     /// Nothing happened: too many proposals are in flight; retry later.
     TooManyOutstanding,
+    /// Nothing happened, and retrying will not help: the payload is larger than
+    /// `payload_bytes_max` (`max`: this node's bound; a leader configured with a smaller one
+    /// refuses too).
+    TooLarge {
+        /// This node's `payload_bytes_max`.
+        max: usize,
+    },
     /// The proposal may or may not commit: watch the deliveries.
     OutcomeUnknown,
 }
@@ -555,6 +562,7 @@ impl ZabComponent {
     fn refuse(&mut self, tag: u64, error: ProposeError) {
         let reason = match error {
             ProposeError::TooManyOutstanding { .. } => ProposeFailure::TooManyOutstanding,
+            ProposeError::TooLarge { max, .. } => ProposeFailure::TooLarge { max },
             _ => {
                 let leader = self.node_mut().leader();
                 ProposeFailure::NotLeader { leader: leader.and_then(|l| self.addr_of(l)) }
@@ -570,6 +578,9 @@ impl ZabComponent {
                 ProposeFailure::NotLeader { leader: leader.and_then(|l| self.addr_of(l)) }
             }
             ProposalFailure::TooManyOutstanding => ProposeFailure::TooManyOutstanding,
+            ProposalFailure::TooLarge => {
+                ProposeFailure::TooLarge { max: self.config.protocol.payload_bytes_max }
+            }
             ProposalFailure::OutcomeUnknown => ProposeFailure::OutcomeUnknown,
         }
     }
@@ -587,7 +598,7 @@ impl ZabComponent {
 }
 
 impl ComponentDefinition for ZabComponent {
-    fn on_init(&mut self, _ctx: &mut Context<Self>) {
+    fn on_init(&mut self, ctx: &mut Context<Self>) {
         let Some(storage) = self.storage.as_mut() else {
             panic!("zab group {}: no storage", self.config.group);
         };
@@ -596,7 +607,11 @@ impl ComponentDefinition for ZabComponent {
             Err(e) => panic!("zab group {}: cannot recover storage: {e}", self.config.group),
         };
         self.initial_snapshot = recovered.snapshot.clone();
-        match ZabNode::new(self.config.protocol.clone(), recovered) {
+        // Each start is a new incarnation: the leader's answers to an earlier one's
+        // registrations (queued for us when we restarted) must not match ours.
+        let mut protocol = self.config.protocol.clone();
+        protocol.incarnation = ctx.rng().random::<u64>() >> 1;
+        match ZabNode::new(protocol, recovered) {
             Ok(node) => self.node = Some(node),
             Err(e) => panic!("zab group {}: refusing to start: {e:?}", self.config.group),
         }

@@ -114,6 +114,12 @@ pub enum ProposeError {
     },
     /// Nothing happened: too many proposals are in flight; retry later.
     TooManyOutstanding,
+    /// Nothing happened, and retrying will not help: the payload is larger than the
+    /// configuration's `payload_bytes_max` (`max`).
+    TooLarge {
+        /// The bound.
+        max: usize,
+    },
     /// The proposal may or may not commit: watch the deliveries to find out.
     OutcomeUnknown,
     /// No answer within the time waited; the outcome is unknown.
@@ -133,6 +139,9 @@ impl fmt::Display for ProposeError {
             }
             ProposeError::TooManyOutstanding => {
                 write!(f, "not committed: too many proposals in flight; retry")
+            }
+            ProposeError::TooLarge { max } => {
+                write!(f, "not committed: the payload exceeds payload_bytes_max ({max})")
             }
             ProposeError::OutcomeUnknown => {
                 write!(f, "outcome unknown: the leader changed while it was in flight")
@@ -239,6 +248,7 @@ impl Require<AtomicBroadcast> for Bridge {
                             ProposeError::NotLeader { leader: leader.map(|l| l.socket_addr()) }
                         }
                         ProposeFailure::TooManyOutstanding => ProposeError::TooManyOutstanding,
+                        ProposeFailure::TooLarge { max } => ProposeError::TooLarge { max },
                         ProposeFailure::OutcomeUnknown => ProposeError::OutcomeUnknown,
                     };
                     let _ = w.outcome.send(Err(e));

@@ -148,6 +148,9 @@ pub enum ProposalFailure {
     },
     /// The leader has too many uncommitted proposals; retry later.
     TooManyOutstanding,
+    /// The leader refused the payload as larger than its `payload_bytes_max` (the members'
+    /// configurations disagree: each node checks its own proposals before forwarding them).
+    TooLarge,
     /// The node left the broadcast phase while the proposal was in flight: it may or may not
     /// commit. Watch the delivered transactions to find out.
     OutcomeUnknown,

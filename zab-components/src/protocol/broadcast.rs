@@ -24,6 +24,10 @@ use super::role::{FollowerStage, LeaderStage, LearnerStage, Role};
 impl ZabNode {
     pub(super) fn propose_inner(&mut self, payload: Vec<u8>) -> Result<ProposalId, ProposeError> {
         let outstanding_max = self.config.outstanding_proposals_max;
+        let max = self.config.payload_bytes_max;
+        if payload.len() > max {
+            return Err(ProposeError::TooLarge { len: payload.len(), max });
+        }
         match &self.role {
             Role::Leading(leader) if leader.stage == LeaderStage::Broadcast => {
                 if leader.rollover {
@@ -63,7 +67,14 @@ impl ZabNode {
             leader.rollover = true;
         }
         let zxid = Zxid { epoch: leader.epoch, counter: leader.counter };
-        self.log.append_unwritten(Entry { zxid, payload });
+        let entry = Entry { zxid, payload };
+        // A batch travels as one PROPOSAL: close it before this entry would overflow it.
+        if self.log.unwritten_bytes() + entry.encoded_len_max() + Message::OVERHEAD_BYTES_MAX
+            > self.config.message_bytes_max
+        {
+            self.flush_batch();
+        }
+        self.log.append_unwritten(entry);
         if self.log.unwritten_len() >= self.config.batch_entries_max {
             self.flush_batch();
         }
@@ -213,6 +224,8 @@ impl ZabNode {
             {
                 if leader.rollover {
                     Err(ProposalFailure::NotLeader { leader: None })
+                } else if payload.len() > self.config.payload_bytes_max {
+                    Err(ProposalFailure::TooLarge)
                 } else if self.log.count_after(self.committed) >= outstanding_max {
                     Err(ProposalFailure::TooManyOutstanding)
                 } else {
@@ -284,9 +297,14 @@ impl ZabNode {
             self.become_looking("epoch not established in time");
             return;
         }
+        // A learner being synchronized may be silent for up to `sync_timeout_ticks` (its
+        // answers can queue behind a large transfer, and it persists what it received before
+        // it acknowledges); a synchronized one for `session_timeout_ticks`.
+        let sync_timeout = self.config.sync_timeout_ticks;
         leader.learners.retain(|_, learner| {
-            now - learner.last_heard <= session
-                && (learner.stage == LearnerStage::Synced || now <= learner.deadline)
+            let synced = learner.stage == LearnerStage::Synced;
+            let silence = if synced { session } else { sync_timeout };
+            now - learner.last_heard <= silence && (synced || now <= learner.deadline)
         });
         if leader.stage == LeaderStage::Broadcast {
             let live: Vec<PeerId> = leader

@@ -4,6 +4,7 @@ use std::collections::BTreeSet;
 use std::fmt;
 
 use super::ids::PeerId;
+use super::message::Message;
 
 /// Configuration of one [`crate::protocol::ZabNode`]. Build it with [`Config::new`], adjust the
 /// fields, and let [`crate::protocol::ZabNode::new`] validate it (or call [`Config::validate`]).
@@ -37,11 +38,30 @@ pub struct Config {
     pub outstanding_proposals_max: usize,
     /// Entries in one PROPOSAL or synchronization message, and in one `Persist` action.
     pub batch_entries_max: usize,
+    /// The largest message this node builds, in encoded bytes ([`Message::encoded_len_max`]):
+    /// proposal batches, synchronization runs and snapshot chunks are cut to fit. It must not
+    /// exceed what the transport carries in one frame ([`Config::check_transport`]).
+    ///
+    /// [`Message::encoded_len_max`]: crate::protocol::Message::encoded_len_max
+    pub message_bytes_max: usize,
+    /// The largest proposal payload [`crate::protocol::ZabNode::propose`] accepts (larger ones
+    /// get [`crate::protocol::ProposeError::TooLarge`]). A proposal with the largest payload
+    /// must fit one message, so this is at most `message_bytes_max` less the per-message
+    /// overhead.
+    pub payload_bytes_max: usize,
     /// Bytes of snapshot state in one SNAP chunk message.
     pub snapshot_chunk_bytes_max: usize,
+    /// Synchronization data (snapshot chunks and history) a leader keeps in flight to one
+    /// learner before it waits for the learner's SYNCACKs: the flow-control window. Heartbeats
+    /// to a learner being synchronized queue behind at most this much.
+    pub sync_window_bytes: usize,
     /// Ask for a snapshot after about this many delivered transactions (randomized between half
     /// and all of it, so that replicas do not snapshot together). 0 never asks.
     pub snapshot_entries_trigger: u64,
+    /// Ask for a snapshot once the payloads delivered since the last one add up to about this
+    /// many bytes (randomized like the entry trigger), whatever their number. This bounds the
+    /// log a node keeps in memory and replays on recovery when values are large. 0 never asks.
+    pub snapshot_bytes_trigger: u64,
     /// The largest counter a zxid may carry. When a leader has used it, it steps down once its
     /// proposals commit, so that the next leader starts a new epoch (ZOOKEEPER-1277). Tests lower it.
     pub counter_max: u64,
@@ -52,7 +72,18 @@ pub struct Config {
     /// only who wins ties; every peer of an ensemble must name the same one. Several groups
     /// sharing nodes name different peers to spread their leaders (and their load).
     pub preferred_leader: Option<PeerId>,
+    /// Distinguishes this start of the node from its earlier ones. Registrations with a leader
+    /// carry it, so that the leader's answer to a registration of an earlier incarnation (still
+    /// queued for the peer when it restarted) is never taken for an answer to this one. A
+    /// driver sets it from a random source (the Zab component does); 0 by default.
+    pub incarnation: u64,
 }
+
+/// Default for [`Config::message_bytes_max`]: 8 MiB, half of the TCP transport's default
+/// frame limit.
+pub const MESSAGE_BYTES_MAX_DEFAULT: usize = 8 << 20;
+/// Default for [`Config::payload_bytes_max`]: 4 MiB.
+pub const PAYLOAD_BYTES_MAX_DEFAULT: usize = 4 << 20;
 
 /// Why a [`Config`] was refused.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -84,6 +115,29 @@ pub enum ConfigError {
         /// The configured preference.
         peer: PeerId,
     },
+    /// A byte bound cannot be met: `field` (`value`) must be at most `limit`, which `reason`
+    /// explains.
+    BytesAbove {
+        /// The field's name.
+        field: &'static str,
+        /// Its value.
+        value: usize,
+        /// The largest value that works.
+        limit: usize,
+        /// Where the limit comes from.
+        reason: &'static str,
+    },
+    /// A byte bound is too small: `field` (`value`) must be at least `limit`.
+    BytesBelow {
+        /// The field's name.
+        field: &'static str,
+        /// Its value.
+        value: usize,
+        /// The smallest value that works.
+        limit: usize,
+        /// Where the limit comes from.
+        reason: &'static str,
+    },
     /// The backoff range is empty.
     BackoffRange {
         /// `notification_backoff_min_ticks`.
@@ -96,8 +150,9 @@ pub enum ConfigError {
 impl Config {
     /// A configuration with ZooKeeper-like defaults for a tick of about 100 ms: sync timeout
     /// 100 ticks, session timeout 50, heartbeat 10, finalize wait 2, backoff 2..600 ticks, 1000
-    /// outstanding proposals, batches of 1000 entries, 1 MiB snapshot chunks, a snapshot every
-    /// ~100 000 transactions, and the seed taken from the id.
+    /// outstanding proposals, batches of 1000 entries, messages of at most 8 MiB, payloads of
+    /// at most 4 MiB, 1 MiB snapshot chunks, a 16 MiB synchronization window, a snapshot every
+    /// ~100 000 transactions or ~256 MiB of payloads, and the seed taken from the id.
     pub fn new(id: PeerId, peers: Vec<PeerId>) -> Config {
         Config {
             id,
@@ -110,11 +165,16 @@ impl Config {
             notification_backoff_max_ticks: 600,
             outstanding_proposals_max: 1000,
             batch_entries_max: 1000,
+            message_bytes_max: MESSAGE_BYTES_MAX_DEFAULT,
+            payload_bytes_max: PAYLOAD_BYTES_MAX_DEFAULT,
             snapshot_chunk_bytes_max: 1 << 20,
+            sync_window_bytes: 16 << 20,
             snapshot_entries_trigger: 100_000,
+            snapshot_bytes_trigger: 256 << 20,
             counter_max: u64::MAX,
             seed: id.0,
             preferred_leader: None,
+            incarnation: 0,
         }
     }
 
@@ -129,7 +189,7 @@ impl Config {
                 return Err(ConfigError::DuplicatePeer { peer: *peer });
             }
         }
-        let positive: [(&'static str, u64); 8] = [
+        let positive: [(&'static str, u64); 11] = [
             ("sync_timeout_ticks", self.sync_timeout_ticks),
             ("session_timeout_ticks", self.session_timeout_ticks),
             ("heartbeat_interval_ticks", self.heartbeat_interval_ticks),
@@ -137,6 +197,9 @@ impl Config {
             ("outstanding_proposals_max", self.outstanding_proposals_max as u64),
             ("batch_entries_max", self.batch_entries_max as u64),
             ("snapshot_chunk_bytes_max", self.snapshot_chunk_bytes_max as u64),
+            ("message_bytes_max", self.message_bytes_max as u64),
+            ("payload_bytes_max", self.payload_bytes_max as u64),
+            ("sync_window_bytes", self.sync_window_bytes as u64),
             ("counter_max", self.counter_max),
         ];
         if let Some((field, _)) = positive.iter().find(|(_, value)| *value == 0) {
@@ -151,6 +214,7 @@ impl Config {
         if let Some(peer) = self.preferred_leader.filter(|p| !self.peers.contains(p)) {
             return Err(ConfigError::PreferredNotAPeer { peer });
         }
+        self.check_bytes()?;
         if self.notification_backoff_min_ticks > self.notification_backoff_max_ticks {
             return Err(ConfigError::BackoffRange {
                 min: self.notification_backoff_min_ticks,
@@ -158,6 +222,55 @@ impl Config {
             });
         }
         Ok(self)
+    }
+
+    /// The relations between the byte bounds: the largest proposal and the largest snapshot
+    /// chunk each fit one message, and the flow-control window holds at least one message.
+    fn check_bytes(&self) -> Result<(), ConfigError> {
+        let room = self.message_bytes_max.saturating_sub(Message::OVERHEAD_BYTES_MAX);
+        let payload_limit = room.saturating_sub(Message::ENTRY_OVERHEAD_BYTES_MAX);
+        if self.payload_bytes_max > payload_limit {
+            return Err(ConfigError::BytesAbove {
+                field: "payload_bytes_max",
+                value: self.payload_bytes_max,
+                limit: payload_limit,
+                reason: "a proposal of the largest payload must fit one message of \
+                         message_bytes_max",
+            });
+        }
+        if self.snapshot_chunk_bytes_max > room {
+            return Err(ConfigError::BytesAbove {
+                field: "snapshot_chunk_bytes_max",
+                value: self.snapshot_chunk_bytes_max,
+                limit: room,
+                reason: "a snapshot chunk must fit one message of message_bytes_max",
+            });
+        }
+        if self.sync_window_bytes < self.message_bytes_max {
+            return Err(ConfigError::BytesBelow {
+                field: "sync_window_bytes",
+                value: self.sync_window_bytes,
+                limit: self.message_bytes_max,
+                reason: "the synchronization window must hold one message of message_bytes_max",
+            });
+        }
+        Ok(())
+    }
+
+    /// Checks that every message this configuration lets the node build fits what the
+    /// transport carries: `transport_payload_bytes_max` is the largest message payload the
+    /// transport sends (derived from its frame limit). A node whose messages
+    /// could exceed it would lose them; refuse such a configuration before starting.
+    pub fn check_transport(&self, transport_payload_bytes_max: usize) -> Result<(), ConfigError> {
+        if self.message_bytes_max > transport_payload_bytes_max {
+            return Err(ConfigError::BytesAbove {
+                field: "message_bytes_max",
+                value: self.message_bytes_max,
+                limit: transport_payload_bytes_max,
+                reason: "the transport's frame limit leaves this much room for a message",
+            });
+        }
+        Ok(())
     }
 }
 
@@ -177,6 +290,12 @@ impl fmt::Display for ConfigError {
             ),
             ConfigError::PreferredNotAPeer { peer } => {
                 write!(f, "the preferred leader {peer} is not among the peers")
+            }
+            ConfigError::BytesAbove { field, value, limit, reason } => {
+                write!(f, "{field} ({value}) must be at most {limit}: {reason}")
+            }
+            ConfigError::BytesBelow { field, value, limit, reason } => {
+                write!(f, "{field} ({value}) must be at least {limit}: {reason}")
             }
             ConfigError::BackoffRange { min, max } => {
                 write!(f, "notification backoff min ({min}) exceeds max ({max})")

@@ -55,6 +55,7 @@ impl ZabNode {
             sync_write: 0,
             newleader_last: Zxid::ZERO,
             acked: Zxid::ZERO,
+            sync_received: 0,
         });
         let accepted_epoch = self.accepted_epoch;
         self.send(leader, Message::FollowerInfo { accepted_epoch, attempt });

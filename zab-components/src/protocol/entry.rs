@@ -29,6 +29,11 @@ pub struct Snapshot {
 }
 
 impl Entry {
+    /// An upper bound on this entry's encoded size inside a message.
+    pub fn encoded_len_max(&self) -> usize {
+        super::message::Message::ENTRY_OVERHEAD_BYTES_MAX + self.payload.len()
+    }
+
     /// An entry from its parts.
     pub fn new(zxid: Zxid, payload: impl Into<Vec<u8>>) -> Entry {
         Entry { zxid, payload: payload.into() }

@@ -27,6 +27,8 @@ pub(crate) struct Log {
     write_completed: u64,
     /// Issued, uncompleted writes: (write number, last zxid it carries).
     pending: VecDeque<(u64, Zxid)>,
+    /// Encoded-size bound of the unwritten entries (the batch being formed).
+    unwritten_bytes: usize,
 }
 
 #[derive(Clone, Debug)]
@@ -45,7 +47,49 @@ impl Log {
             write_last: 0,
             write_completed: 0,
             pending: VecDeque::new(),
+            unwritten_bytes: 0,
         }
+    }
+
+    /// The encoded-size bound ([`Entry::encoded_len_max`]) of the entries waiting for
+    /// [`Log::write_unwritten`].
+    pub(crate) fn unwritten_bytes(&self) -> usize {
+        self.unwritten_bytes
+    }
+
+    /// The last entry handed to the driver (the base if none): what can be sent to peers.
+    pub(crate) fn written_last(&self) -> Zxid {
+        let written = self.entries.partition_point(|slot| slot.write != UNWRITTEN);
+        if written == 0 {
+            self.base
+        } else {
+            self.entries[written - 1].entry.zxid
+        }
+    }
+
+    /// Entries after `zxid` up to `through`, in order, as many as fit `bytes_max` encoded bytes
+    /// ([`Entry::encoded_len_max`]) and `count_max` entries; at least one if any is there.
+    pub(crate) fn entries_between(
+        &self,
+        zxid: Zxid,
+        through: Zxid,
+        bytes_max: usize,
+        count_max: usize,
+    ) -> Vec<Entry> {
+        let mut out = Vec::new();
+        let mut bytes = 0;
+        for slot in self.entries.range(self.index_after(zxid)..) {
+            let size = slot.entry.encoded_len_max();
+            if slot.entry.zxid > through
+                || out.len() >= count_max
+                || (!out.is_empty() && bytes + size > bytes_max)
+            {
+                break;
+            }
+            bytes += size;
+            out.push(slot.entry.clone());
+        }
+        out
     }
 
     /// The snapshot's zxid: everything up to it is outside the log.
@@ -78,11 +122,6 @@ impl Log {
         self.entries.get(self.index_after(zxid)).map(|slot| &slot.entry)
     }
 
-    /// Copies of the entries after `zxid`, in order.
-    pub(crate) fn entries_after(&self, zxid: Zxid) -> Vec<Entry> {
-        self.entries.range(self.index_after(zxid)..).map(|slot| slot.entry.clone()).collect()
-    }
-
     /// How many entries lie after `zxid`.
     pub(crate) fn count_after(&self, zxid: Zxid) -> usize {
         self.entries.len() - self.index_after(zxid)
@@ -101,6 +140,7 @@ impl Log {
     /// Appends an entry in memory only; [`Log::write_unwritten`] hands it to the driver later.
     pub(crate) fn append_unwritten(&mut self, entry: Entry) {
         assert!(entry.zxid.follows(self.last()), "log append {} after {}", entry.zxid, self.last());
+        self.unwritten_bytes += entry.encoded_len_max();
         self.entries.push_back(Slot { entry, write: UNWRITTEN });
     }
 
@@ -111,6 +151,7 @@ impl Log {
             return None;
         }
         self.write_last += 1;
+        self.unwritten_bytes = 0;
         let write = self.write_last;
         let mut written = Vec::with_capacity(self.entries.len() - first);
         for slot in self.entries.range_mut(first..) {
@@ -134,6 +175,7 @@ impl Log {
         while self.entries.back().is_some_and(|slot| slot.write == UNWRITTEN) {
             self.entries.pop_back();
         }
+        self.unwritten_bytes = 0;
     }
 
     /// Whether some entries are waiting for [`Log::write_unwritten`].
@@ -151,6 +193,7 @@ impl Log {
     /// Replaces everything with a snapshot at `base` followed by `entries`, as one write.
     pub(crate) fn install(&mut self, base: Zxid, entries: Vec<Entry>) {
         self.entries.clear();
+        self.unwritten_bytes = 0;
         self.base = base;
         self.write_last += 1;
         self.base_write = self.write_last;

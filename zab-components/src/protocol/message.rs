@@ -134,6 +134,13 @@ pub enum Message {
         /// The round echoed.
         round: u64,
     },
+    /// Phase 2, follower → leader: the follower has received `received` synchronization
+    /// messages (SNAPCHUNK and SYNCENTRIES) of the current synchronization so far. The leader
+    /// keeps at most [`crate::protocol::Config::sync_window_bytes`] of them unacknowledged.
+    SyncAck {
+        /// Synchronization messages received, cumulative.
+        received: u64,
+    },
     /// Leader → follower heartbeat.
     Ping,
     /// Follower → leader answer to a heartbeat.
@@ -219,6 +226,26 @@ impl PartialOrd for Vote {
 }
 
 impl Message {
+    /// An upper bound on the encoded size of everything in a message but its entries and
+    /// byte strings (variant name, headers, ids and zxids).
+    pub const OVERHEAD_BYTES_MAX: usize = 128;
+    /// An upper bound on the encoded size of an entry besides its payload (zxid and headers).
+    pub const ENTRY_OVERHEAD_BYTES_MAX: usize = 32;
+
+    /// An upper bound on this message's size once encoded (MessagePack, as the Zab component
+    /// sends it). The byte bounds of [`crate::protocol::Config`] are checked against it.
+    pub fn encoded_len_max(&self) -> usize {
+        let body = match self {
+            Message::Proposal { entries } | Message::SyncEntries { entries } => {
+                entries.iter().map(Entry::encoded_len_max).sum()
+            }
+            Message::SnapChunk { bytes } => bytes.len(),
+            Message::Forward { payload, .. } => payload.len(),
+            _ => 0,
+        };
+        Message::OVERHEAD_BYTES_MAX + body
+    }
+
     /// A short name for logs and traces.
     pub fn kind(&self) -> &'static str {
         match self {
@@ -243,6 +270,7 @@ impl Message {
             Message::ReadResult { .. } => "READRESULT",
             Message::ReadPing { .. } => "READPING",
             Message::ReadPong { .. } => "READPONG",
+            Message::SyncAck { .. } => "SYNCACK",
             Message::Ping => "PING",
             Message::Pong => "PONG",
         }
@@ -253,6 +281,56 @@ impl Message {
 mod tests {
     use super::*;
     use crate::protocol::{Entry, Zxid};
+
+    /// The bound holds for every kind of message, with the largest ids and zxids.
+    #[test]
+    fn encoded_len_max_bounds_the_encoding() {
+        let big = Zxid::new(u64::MAX, u64::MAX);
+        let entries: Vec<Entry> =
+            [0, 1, 300, 70_000].iter().map(|&n| Entry::new(big, vec![7u8; n])).collect();
+        let vote = Vote { leader: PeerId(u64::MAX), zxid: big, epoch: Epoch(u64::MAX) };
+        let messages = vec![
+            Message::Notification(Notification {
+                vote,
+                round: u64::MAX,
+                state: PeerState::Following,
+                accepted_epoch: Epoch(u64::MAX),
+            }),
+            Message::FollowerInfo { accepted_epoch: Epoch(u64::MAX), attempt: u64::MAX },
+            Message::LeaderInfo { epoch: Epoch(u64::MAX), attempt: u64::MAX },
+            Message::AckEpoch {
+                epoch: Epoch(u64::MAX),
+                current_epoch: Epoch(u64::MAX),
+                last_zxid: big,
+                fresh: false,
+            },
+            Message::SyncStart(SyncMode::Snap { zxid: big, state_bytes: Some(u64::MAX) }),
+            Message::SyncStart(SyncMode::Trunc { to: big }),
+            Message::SnapChunk { bytes: vec![1; 70_000] },
+            Message::SyncEntries { entries: entries.clone() },
+            Message::Proposal { entries },
+            Message::Forward { id: ProposalId(u64::MAX), payload: vec![3; 70_000] },
+            Message::ForwardResult { id: ProposalId(u64::MAX), result: Ok(big) },
+            Message::ForwardResult {
+                id: ProposalId(u64::MAX),
+                result: Err(ProposalFailure::NotLeader { leader: Some(PeerId(u64::MAX)) }),
+            },
+            Message::ReadResult { id: ReadId(u64::MAX), result: Ok(big) },
+            Message::ReadPing { epoch: Epoch(u64::MAX), round: u64::MAX },
+            Message::SyncAck { received: u64::MAX },
+            Message::UpToDate { committed: big },
+            Message::Ping,
+        ];
+        for message in messages {
+            let encoded = rmp_serde::to_vec(&message).unwrap().len();
+            assert!(
+                encoded <= message.encoded_len_max(),
+                "{}: {encoded} bytes > bound {}",
+                message.kind(),
+                message.encoded_len_max()
+            );
+        }
+    }
 
     /// Payloads travel as MessagePack byte strings: serde's default for `Vec<u8>` would send
     /// one integer per byte (up to twice the size, and a visitor call per byte each way).

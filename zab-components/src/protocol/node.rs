@@ -80,6 +80,13 @@ pub enum ProposeError {
     /// This leader used the last zxid counter of its epoch; it steps down once its proposals
     /// commit, and the next leader starts a new epoch.
     EpochExhausted,
+    /// The payload is larger than [`Config::payload_bytes_max`]: it could never be replicated.
+    TooLarge {
+        /// The payload's size.
+        len: usize,
+        /// The configured bound.
+        max: usize,
+    },
 }
 
 /// Which protocol phase the node is in (finer than [`Status`]).
@@ -211,6 +218,7 @@ impl ZabNode {
         let mut rng = SplitMix64::new(config.seed);
         let snapshot_threshold = next_snapshot_threshold(&mut rng, config.snapshot_entries_trigger);
         let id = config.id;
+        let incarnation = config.incarnation;
         let mut node = ZabNode {
             quorum: Quorum::new(config.peers.iter().copied()),
             config,
@@ -235,7 +243,7 @@ impl ZabNode {
             reads: LocalReads::default(),
             early_followers: BTreeMap::new(),
             epoch_hint: Epoch(0),
-            attempts: 0,
+            attempts: incarnation,
             led_epoch_max: None,
             violations: 0,
             last_violation: None,
@@ -299,6 +307,7 @@ impl ZabNode {
             Message::ReadResult { id, result } => self.on_read_result(from, id, result),
             Message::ReadPing { epoch, round } => self.on_read_ping(from, epoch, round),
             Message::ReadPong { epoch, round } => self.on_read_pong(from, epoch, round),
+            Message::SyncAck { received } => self.on_sync_ack(from, received),
             Message::Ping => self.on_ping(from),
             Message::Pong => {}
         }
@@ -555,12 +564,20 @@ impl ZabNode {
         self.enter_looking();
     }
 
-    /// A message broke the protocol: count it and re-elect (zab.md §2 "ShouldNotBeTriggered").
+    /// A message broke the protocol (zab.md §2 "ShouldNotBeTriggered"): count it. A leader
+    /// drops the learner that sent it (which registers again after its timeout) and keeps
+    /// leading: one misbehaving peer must not depose it. Anyone else re-elects.
     pub(super) fn violation(&mut self, from: PeerId, what: &str) {
         log::warn!("{}: protocol violation from {from}: {what}", self.id());
         self.violations += 1;
         self.last_violation = Some(format!("{what} (from {from})"));
-        self.become_looking("protocol violation");
+        match &mut self.role {
+            Role::Leading(leader) => {
+                leader.learners.remove(&from);
+                leader.newleader_acks.remove(&from);
+            }
+            _ => self.become_looking("protocol violation"),
+        }
     }
 
     /// Raises the commit point and delivers what became deliverable.
@@ -761,6 +778,9 @@ impl fmt::Display for ProposeError {
                 write!(f, "{outstanding_max} proposals already in flight")
             }
             ProposeError::EpochExhausted => write!(f, "the epoch's zxid counter is exhausted"),
+            ProposeError::TooLarge { len, max } => {
+                write!(f, "a payload of {len} bytes exceeds payload_bytes_max ({max})")
+            }
         }
     }
 }

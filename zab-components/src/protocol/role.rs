@@ -1,6 +1,7 @@
 //! The per-role state of a node: what a looking, following or leading node remembers.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::sync::Arc;
 
 use super::election::Election;
 use super::entry::Entry;
@@ -38,6 +39,8 @@ pub(crate) struct Follower {
     pub(crate) newleader_last: Zxid,
     /// The last zxid acknowledged to the leader.
     pub(crate) acked: Zxid,
+    /// Synchronization messages received from the leader in this registration (SYNCACK).
+    pub(crate) sync_received: u64,
 }
 
 /// Stages of a follower, in order.
@@ -190,8 +193,27 @@ pub(crate) struct Learner {
     pub(crate) last_heard: u64,
     /// The highest zxid it acknowledged as durable (meaningful once synced).
     pub(crate) acked: Zxid,
-    /// It must be synced by this tick or it is dropped.
+    /// It must be synced by this tick or it is dropped (moved on by synchronization progress).
     pub(crate) deadline: u64,
+    /// The synchronization being streamed to it (stage `Streaming`).
+    pub(crate) stream: Option<SyncStream>,
+}
+
+/// A synchronization in progress: what is left to send to one learner, and what it has not
+/// acknowledged yet. The leader sends while the unacknowledged bytes stay within
+/// `sync_window_bytes`; every SYNCACK opens the window again.
+#[derive(Debug)]
+pub(crate) struct SyncStream {
+    /// The snapshot state still to send, from `offset` on (SNAP only).
+    pub(crate) snap: Option<(Arc<Vec<u8>>, usize)>,
+    /// The last entry sent (or the synchronization point): the stream goes on after it.
+    pub(crate) after: Zxid,
+    /// Encoded sizes of the messages sent and not yet acknowledged, oldest first.
+    pub(crate) in_flight: VecDeque<usize>,
+    /// The sum of `in_flight`.
+    pub(crate) in_flight_bytes: usize,
+    /// Messages of this stream sent so far.
+    pub(crate) sent: u64,
 }
 
 /// Stages of a learner as the leader sees it.
@@ -206,6 +228,9 @@ pub(crate) enum LearnerStage {
         /// The follower's last zxid.
         last_zxid: Zxid,
     },
+    /// DIFF / TRUNC / SNAP sent; the snapshot and history are going out in windows
+    /// ([`Learner::stream`]). NEWLEADER follows once the stream reaches the end of the log.
+    Streaming,
     /// History and NEWLEADER sent; receives every new PROPOSAL and COMMIT (TLA+ issue 1).
     Syncing {
         /// The leader's last zxid when the history was sent.
@@ -232,6 +257,7 @@ impl Learner {
             last_heard: now,
             acked: Zxid::ZERO,
             deadline,
+            stream: None,
         }
     }
 }

@@ -8,12 +8,15 @@
 //! leader is established: its whole initial history is committed and it sends UPTODATE with its
 //! latest commit point (TLA+ issue 3), also to followers that finish later.
 
+use std::collections::VecDeque;
+use std::sync::Arc;
+
 use super::action::{Action, Status};
 use super::entry::{Entry, Snapshot};
 use super::ids::{Epoch, PeerId, Zxid};
 use super::message::{Message, SyncMode};
 use super::node::ZabNode;
-use super::role::{FollowerStage, LeaderStage, LearnerStage, Role, SnapReceiver};
+use super::role::{FollowerStage, LeaderStage, LearnerStage, Role, SnapReceiver, SyncStream};
 
 /// How a leader brings a follower's log to its own history.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -97,39 +100,132 @@ impl ZabNode {
         self.check_newleader_quorum();
     }
 
-    /// Sends a follower the history it misses, then NEWLEADER.
+    /// Starts synchronizing a follower: DIFF / TRUNC / SNAP now, then the snapshot and the
+    /// history it misses in flow-controlled windows ([`ZabNode::pump_sync`]), then NEWLEADER.
     pub(super) fn sync_learner(&mut self, peer: PeerId) {
         let now = self.now;
         let deadline = now + self.config.sync_timeout_ticks;
         let Role::Leading(leader) = &mut self.role else { return };
-        let epoch = leader.epoch;
         let Some(learner) = leader.learners.get_mut(&peer) else { return };
         let LearnerStage::EpochAcked { last_zxid } = learner.stage else { return };
         let log = &self.log;
         let plan = plan(log.base(), |z| log.contains(z), |z| log.last_below(z), last_zxid);
-        learner.stage = LearnerStage::Syncing { stream_last: log.last() };
-        learner.deadline = deadline;
-        let (mode, after, state) = match plan {
+        let (mode, after, snap) = match plan {
             SyncPlan::Diff { last } => (SyncMode::Diff { last }, last, None),
             SyncPlan::Trunc { to } => (SyncMode::Trunc { to }, to, None),
             SyncPlan::Snap => {
-                let state = self.snapshot.as_ref().map(|snapshot| snapshot.state.clone());
+                let state = self.snapshot.as_ref().map(|snapshot| Arc::new(snapshot.state.clone()));
                 let state_bytes = state.as_ref().map(|state| state.len() as u64);
-                (SyncMode::Snap { zxid: log.base(), state_bytes }, log.base(), state)
+                let mode = SyncMode::Snap { zxid: log.base(), state_bytes };
+                (mode, log.base(), state.map(|state| (state, 0)))
             }
         };
         log::debug!("{me}: syncs {peer} ({last_zxid}) with {mode:?}", me = self.config.id);
-        let entries = self.log.entries_after(after);
-        let chunk_bytes_max = self.config.snapshot_chunk_bytes_max;
-        let batch_entries_max = self.config.batch_entries_max;
+        learner.stage = LearnerStage::Streaming;
+        learner.deadline = deadline;
+        learner.stream = Some(SyncStream {
+            snap,
+            after,
+            in_flight: VecDeque::new(),
+            in_flight_bytes: 0,
+            sent: 0,
+        });
         self.send(peer, Message::SyncStart(mode));
-        for chunk in state.iter().flat_map(|state| state.chunks(chunk_bytes_max)) {
-            self.send(peer, Message::SnapChunk { bytes: chunk.to_vec() });
+        self.pump_sync(peer);
+    }
+
+    /// Sends a learner the next pieces of its synchronization while the window has room; once
+    /// everything handed to storage so far went out, sends NEWLEADER and forwards every later
+    /// PROPOSAL and COMMIT to it (nothing falls between: entries not yet written go out in the
+    /// next PROPOSAL, which the learner now receives).
+    ///
+    /// A learner whose stream fell behind the log's base (a snapshot trimmed the entries it
+    /// still needed) is dropped; it registers again and gets a SNAP.
+    pub(super) fn pump_sync(&mut self, peer: PeerId) {
+        let window = self.config.sync_window_bytes;
+        let message_max = self.config.message_bytes_max;
+        let room = message_max - Message::OVERHEAD_BYTES_MAX;
+        let chunk_max = self.config.snapshot_chunk_bytes_max;
+        let count_max = self.config.batch_entries_max;
+        let (base, through) = (self.log.base(), self.log.written_last());
+        let Role::Leading(leader) = &mut self.role else { return };
+        let epoch = leader.epoch;
+        let Some(learner) = leader.learners.get_mut(&peer) else { return };
+        let Some(stream) =
+            learner.stream.as_mut().filter(|_| learner.stage == LearnerStage::Streaming)
+        else {
+            return;
+        };
+        if stream.snap.is_none() && stream.after < base {
+            log::info!(
+                "{}: {peer}'s synchronization fell behind a snapshot; dropping it",
+                self.config.id
+            );
+            leader.learners.remove(&peer);
+            return;
         }
-        for batch in entries.chunks(batch_entries_max) {
-            self.send(peer, Message::SyncEntries { entries: batch.to_vec() });
+        let mut out = Vec::new();
+        let mut finished = false;
+        // A message is at most `message_max`: send while one more surely fits the window (or
+        // nothing is in flight, so the stream always moves).
+        while stream.in_flight.is_empty() || stream.in_flight_bytes + message_max <= window {
+            let msg = match &mut stream.snap {
+                Some((state, offset)) if *offset < state.len() => {
+                    let end = (*offset + chunk_max).min(state.len());
+                    let bytes = state[*offset..end].to_vec();
+                    *offset = end;
+                    Message::SnapChunk { bytes }
+                }
+                _ => {
+                    stream.snap = None;
+                    let entries = self.log.entries_between(stream.after, through, room, count_max);
+                    let Some(last) = entries.last() else {
+                        finished = true;
+                        break;
+                    };
+                    stream.after = last.zxid;
+                    Message::SyncEntries { entries }
+                }
+            };
+            let size = msg.encoded_len_max();
+            stream.in_flight.push_back(size);
+            stream.in_flight_bytes += size;
+            stream.sent += 1;
+            out.push(msg);
         }
-        self.send(peer, Message::NewLeader { epoch });
+        if finished {
+            learner.stream = None;
+            learner.stage = LearnerStage::Syncing { stream_last: through };
+            out.push(Message::NewLeader { epoch });
+        }
+        for msg in out {
+            self.send(peer, msg);
+        }
+    }
+
+    /// SYNCACK: the learner received `received` messages of its synchronization.
+    pub(super) fn on_sync_ack(&mut self, from: PeerId, received: u64) {
+        let now = self.now;
+        let sync_timeout = self.config.sync_timeout_ticks;
+        let Role::Leading(leader) = &mut self.role else { return };
+        let Some(learner) = leader.learners.get_mut(&from) else { return };
+        // Acks of the last messages may arrive after NEWLEADER went out: nothing to do.
+        let Some(stream) = learner.stream.as_mut() else { return };
+        if received > stream.sent {
+            self.violation(from, "SYNCACK for messages never sent");
+            return;
+        }
+        while stream.sent - (stream.in_flight.len() as u64) < received {
+            let size = stream.in_flight.pop_front().unwrap_or_default();
+            stream.in_flight_bytes -= size;
+        }
+        // Progress moves the deadlines: a large synchronization that keeps moving is not cut
+        // off by `sync_timeout_ticks`, which bounds silence instead.
+        learner.deadline = now + sync_timeout;
+        if leader.stage == LeaderStage::CollectingNewLeaderAcks {
+            leader.deadline = leader.deadline.max(now + sync_timeout);
+        }
+        self.pump_sync(from);
     }
 
     /// NEWLEADER ack from a follower: it is synchronized.
@@ -232,6 +328,7 @@ impl ZabNode {
         }
         let Role::Following(follower) = &mut self.role else { return };
         follower.stage = FollowerStage::ReceivingSync;
+        follower.sync_received = 0;
     }
 
     /// A piece of a SNAP's state.
@@ -251,6 +348,15 @@ impl ZabNode {
         if let Some(snap) = follower.snap.as_mut() {
             snap.state.extend_from_slice(&bytes);
         }
+        self.ack_sync_message();
+    }
+
+    /// Tells the leader one more synchronization message arrived (its flow control).
+    fn ack_sync_message(&mut self) {
+        let Role::Following(follower) = &mut self.role else { return };
+        follower.sync_received += 1;
+        let (leader, received) = (follower.leader, follower.sync_received);
+        self.send(leader, Message::SyncAck { received });
     }
 
     /// A run of the leader's history.
@@ -286,6 +392,7 @@ impl ZabNode {
                 }
             }
         }
+        self.ack_sync_message();
     }
 
     /// NEWLEADER: the history is complete. Make it durable before anything else.
