@@ -152,7 +152,7 @@ impl Require<KvPort> for Client {
             Err(KvError::OutcomeUnknown { .. }) => {
                 self.history.push(HistoryOp::unknown(client, invoke, op))
             }
-            Err(KvError::TryAgain { .. } | KvError::Busy { .. }) => {}
+            Err(KvError::TryAgain { .. } | KvError::Busy { .. } | KvError::TooLarge { .. }) => {}
         }
         if self.keys.is_empty() {
             self.answers.insert(reply.id, reply.result);

@@ -54,7 +54,11 @@ fn recovered(accepted: u64, current: u64, log: Vec<Entry>) -> Recovered {
 }
 
 fn new_node(id: PeerId, recovered: Recovered) -> ZabNode {
-    let mut node = ZabNode::new(config(id), recovered).unwrap();
+    node_with(config(id), recovered)
+}
+
+fn node_with(config: Config, recovered: Recovered) -> ZabNode {
+    let mut node = ZabNode::new(config, recovered).unwrap();
     node.drain_actions();
     node
 }
@@ -89,7 +93,16 @@ fn without_sends(actions: &[Action]) -> Vec<Action> {
 /// C elected by A's vote, FOLLOWERINFO from A and the new epoch accepted durably:
 /// LEADERINFO has gone to A.
 fn leader_collecting_epoch_acks(log: Vec<Entry>, accepted: u64, current: u64) -> ZabNode {
-    let mut c = new_node(C, recovered(accepted, current, log));
+    leader_collecting_epoch_acks_with(config(C), log, accepted, current)
+}
+
+fn leader_collecting_epoch_acks_with(
+    cfg: Config,
+    log: Vec<Entry>,
+    accepted: u64,
+    current: u64,
+) -> ZabNode {
+    let mut c = node_with(cfg, recovered(accepted, current, log));
     let vote = c.vote();
     c.step(A, looking(vote, 1));
     assert_eq!(c.phase(), Phase::Discovery);
@@ -102,7 +115,11 @@ fn leader_collecting_epoch_acks(log: Vec<Entry>, accepted: u64, current: u64) ->
 
 /// C established as leader of epoch `accepted + 1` with A synchronized (B absent).
 fn leader_in_broadcast(log: Vec<Entry>, accepted: u64, current: u64) -> ZabNode {
-    let mut c = leader_collecting_epoch_acks(log, accepted, current);
+    leader_in_broadcast_with(config(C), log, accepted, current)
+}
+
+fn leader_in_broadcast_with(cfg: Config, log: Vec<Entry>, accepted: u64, current: u64) -> ZabNode {
+    let mut c = leader_collecting_epoch_acks_with(cfg, log, accepted, current);
     let epoch = Epoch(accepted + 1);
     let last = c.last_zxid();
     c.step(
@@ -118,7 +135,11 @@ fn leader_in_broadcast(log: Vec<Entry>, accepted: u64, current: u64) -> ZabNode 
 
 /// A following C: C's vote arrives, A registers.
 fn follower_registered(log: Vec<Entry>, accepted: u64, current: u64) -> ZabNode {
-    let mut a = new_node(A, recovered(accepted, current, log));
+    follower_registered_with(config(A), log, accepted, current)
+}
+
+fn follower_registered_with(cfg: Config, log: Vec<Entry>, accepted: u64, current: u64) -> ZabNode {
+    let mut a = node_with(cfg, recovered(accepted, current, log));
     let leader_vote = Vote { leader: C, zxid: z(99, 0), epoch: Epoch(current) };
     a.step(C, looking(leader_vote, 1));
     // B agrees, a quorum: decide.
@@ -1085,4 +1106,277 @@ fn snapshots_are_taken_at_the_delivered_zxid_and_trim_the_log() {
     assert_eq!(a.delivered_zxid(), z(2, 2));
     // A later SNAP from this node would ship that state.
     assert_eq!(plan_sync(z(2, 2), &[], z(2, 1)), SyncPlan::Snap);
+}
+
+// ----- issue 12: byte bounds, flow control, incarnations ------------------------------------
+
+/// Small byte bounds: a message of at most 1 KiB, payloads of at most 800 bytes, a 2 KiB
+/// synchronization window.
+fn small_messages(id: PeerId) -> Config {
+    let mut cfg = config(id);
+    cfg.message_bytes_max = 1024;
+    cfg.payload_bytes_max = 800;
+    cfg.snapshot_chunk_bytes_max = 512;
+    cfg.sync_window_bytes = 2048;
+    cfg
+}
+
+fn payload_entries(from: u64, count: u64, bytes: usize) -> Vec<Entry> {
+    (from..from + count).map(|c| Entry::new(z(1, c), vec![c as u8; bytes])).collect()
+}
+
+/// A payload that could never be sent is refused at `propose`, on a leader and on a follower,
+/// and nothing changes.
+#[test]
+fn a_payload_above_payload_bytes_max_is_refused_and_changes_nothing() {
+    let mut c = leader_in_broadcast_with(small_messages(C), vec![], 0, 0);
+    assert_eq!(c.propose(vec![0; 801]), Err(ProposeError::TooLarge { len: 801, max: 800 }));
+    assert!(c.drain_actions().is_empty());
+    assert_eq!(c.last_zxid(), Zxid::ZERO);
+    assert!(c.propose(vec![0; 800]).is_ok(), "the bound itself is accepted");
+
+    let mut a = follower_in_broadcast(vec![], 2);
+    let max = config(A).payload_bytes_max;
+    let refused = a.propose(vec![0; max + 1]);
+    assert_eq!(refused, Err(ProposeError::TooLarge { len: max + 1, max }));
+    assert!(a.drain_actions().is_empty(), "nothing is forwarded");
+}
+
+/// A leader refuses a forwarded payload above its bound (the members' configurations differ)
+/// with a reason the follower reports, instead of logging what it could never replicate.
+#[test]
+fn a_forwarded_payload_above_the_bound_is_refused() {
+    let mut c = leader_in_broadcast_with(small_messages(C), vec![], 0, 0);
+    c.step(A, Message::Forward { id: ProposalId(7), payload: vec![1; 900] });
+    assert_eq!(
+        sends(&c.drain_actions()),
+        vec![(
+            A,
+            Message::ForwardResult { id: ProposalId(7), result: Err(ProposalFailure::TooLarge) }
+        )]
+    );
+    assert_eq!(c.last_zxid(), Zxid::ZERO);
+}
+
+/// Proposals made in one drain travel in batches, each PROPOSAL within message_bytes_max as
+/// MessagePack really encodes it; the batches together carry every proposal in order.
+#[test]
+fn proposal_batches_are_cut_to_message_bytes_max() {
+    let mut c = leader_in_broadcast_with(small_messages(C), vec![], 0, 0);
+    for i in 0..10u8 {
+        c.propose(vec![i; 300]).unwrap();
+    }
+    let actions = c.drain_actions();
+    let mut carried = Vec::new();
+    for (to, msg) in sends(&actions) {
+        let Message::Proposal { entries } = &msg else { continue };
+        assert_eq!(to, A);
+        let encoded = rmp_serde::to_vec(&msg).unwrap().len();
+        assert!(msg.encoded_len_max() <= 1024 && encoded <= 1024, "{encoded} bytes");
+        carried.extend(entries.iter().map(|e| e.zxid));
+    }
+    assert_eq!(carried, (1..=10).map(|c| z(1, c)).collect::<Vec<_>>());
+    let persisted: Vec<usize> = actions
+        .iter()
+        .filter_map(|a| match a {
+            Action::Persist { entries } => Some(entries.len()),
+            _ => None,
+        })
+        .collect();
+    assert!(persisted.len() >= 4, "several writes, one per batch: {persisted:?}");
+    assert_eq!(persisted.iter().sum::<usize>(), 10);
+}
+
+/// Synchronization goes out in windows: the leader keeps at most sync_window_bytes of SNAP
+/// chunks and history unacknowledged, sends more as SYNCACKs arrive, and sends NEWLEADER only
+/// after the whole history, in order and without gaps.
+#[test]
+fn synchronization_is_flow_controlled_by_sync_acks() {
+    let log = payload_entries(1, 20, 300);
+    let mut c = leader_collecting_epoch_acks_with(small_messages(C), log, 1, 1);
+    c.step(
+        A,
+        Message::AckEpoch {
+            epoch: Epoch(2),
+            current_epoch: Epoch(0),
+            last_zxid: Zxid::ZERO,
+            fresh: true,
+        },
+    );
+    c.epoch_persisted(EpochKind::Current, Epoch(2));
+    let mut received: Vec<Zxid> = Vec::new();
+    let mut acked = 0u64;
+    let mut in_flight: Vec<usize> = Vec::new();
+    let mut newleader = false;
+    for _round in 0..100 {
+        for (to, msg) in sends(&c.drain_actions()) {
+            assert_eq!(to, A);
+            match &msg {
+                Message::SyncEntries { entries } => {
+                    assert!(!newleader);
+                    received.extend(entries.iter().map(|e| e.zxid));
+                    in_flight.push(msg.encoded_len_max());
+                }
+                Message::NewLeader { .. } => newleader = true,
+                _ => {}
+            }
+        }
+        assert!(in_flight.iter().sum::<usize>() <= 2048, "window exceeded: {in_flight:?}");
+        if newleader {
+            break;
+        }
+        assert!(!in_flight.is_empty(), "the stream stalled with nothing in flight");
+        // Acknowledge the oldest message in flight only.
+        in_flight.remove(0);
+        acked += 1;
+        c.step(A, Message::SyncAck { received: acked });
+    }
+    assert!(newleader, "NEWLEADER after the stream");
+    assert_eq!(received, (1..=20).map(|n| z(1, n)).collect::<Vec<_>>());
+    assert!(acked >= 5, "the window made the leader wait for acks ({acked})");
+    assert_eq!(c.protocol_violations(), 0);
+}
+
+/// A SYNCACK for messages never sent is a violation of that learner: the leader drops it and
+/// keeps its own role.
+#[test]
+fn a_leader_drops_a_misbehaving_learner_and_keeps_leading() {
+    let mut c = leader_in_broadcast(vec![], 0, 0);
+    c.step(B, Message::FollowerInfo { accepted_epoch: Epoch(0), attempt: 1 });
+    c.step(
+        B,
+        Message::AckEpoch {
+            epoch: Epoch(1),
+            current_epoch: Epoch(0),
+            last_zxid: Zxid::ZERO,
+            fresh: true,
+        },
+    );
+    c.drain_actions();
+    c.step(B, Message::AckNewLeader { epoch: Epoch(1) });
+    c.step(A, Message::Ack { zxid: z(5, 5) });
+    assert_eq!(c.protocol_violations(), 1);
+    assert_eq!(c.status(), Status::Leading { epoch: Epoch(1) }, "one bad learner does not depose");
+    c.drain_actions();
+    // A is no longer a learner: its heartbeats stop, B's go on.
+    for _ in 0..4 {
+        c.tick();
+    }
+    let pinged: Vec<PeerId> = sends(&c.drain_actions())
+        .into_iter()
+        .filter(|(_, m)| *m == Message::Ping)
+        .map(|(to, _)| to)
+        .collect();
+    assert!(pinged.contains(&B) && !pinged.contains(&A), "{pinged:?}");
+}
+
+/// A learner being synchronized answers slowly (its answers queue behind the transfer): it is
+/// dropped after sync_timeout_ticks of silence, not after the shorter session timeout, and
+/// every SYNCACK restarts its deadline.
+#[test]
+fn a_syncing_learner_is_held_to_the_sync_timeout() {
+    let mut cfg = small_messages(C);
+    cfg.session_timeout_ticks = 10;
+    cfg.sync_timeout_ticks = 20;
+    let mut c = leader_in_broadcast_with(cfg, payload_entries(1, 20, 300), 1, 1);
+    c.step(B, Message::FollowerInfo { accepted_epoch: Epoch(0), attempt: 1 });
+    c.step(
+        B,
+        Message::AckEpoch {
+            epoch: Epoch(2),
+            current_epoch: Epoch(0),
+            last_zxid: Zxid::ZERO,
+            fresh: true,
+        },
+    );
+    c.drain_actions();
+    let pings_to_b = |c: &mut ZabNode| {
+        sends(&c.drain_actions()).iter().filter(|(to, m)| *to == B && *m == Message::Ping).count()
+    };
+    for _ in 0..15 {
+        c.tick();
+        c.step(A, Message::Pong);
+    }
+    assert!(pings_to_b(&mut c) > 0, "B silent for 15 ticks is still a learner");
+    c.step(B, Message::SyncAck { received: 1 });
+    for _ in 0..15 {
+        c.tick();
+        c.step(A, Message::Pong);
+    }
+    c.drain_actions();
+    for _ in 0..3 {
+        c.tick();
+        c.step(A, Message::Pong);
+    }
+    assert!(pings_to_b(&mut c) > 0, "an ack moved B's deadline");
+    for _ in 0..10 {
+        c.tick();
+        c.step(A, Message::Pong);
+    }
+    c.drain_actions();
+    for _ in 0..4 {
+        c.tick();
+        c.step(A, Message::Pong);
+    }
+    assert_eq!(pings_to_b(&mut c), 0, "B dropped after sync_timeout_ticks of silence");
+    assert_eq!(c.status(), Status::Leading { epoch: Epoch(2) });
+}
+
+/// A LEADERINFO answering a registration of an earlier incarnation (queued for this peer when
+/// it restarted) is not taken for the answer to this one.
+#[test]
+fn a_leaderinfo_for_an_earlier_incarnation_is_ignored() {
+    let mut cfg = config(A);
+    cfg.incarnation = 1_000;
+    let mut a = follower_registered_with(cfg, vec![], 1, 1);
+    a.step(C, Message::LeaderInfo { epoch: Epoch(2), attempt: 1 });
+    assert!(a.drain_actions().is_empty(), "the earlier incarnation's answer is ignored");
+    assert_eq!(a.accepted_epoch(), Epoch(1));
+    a.step(C, Message::LeaderInfo { epoch: Epoch(2), attempt: 1_001 });
+    assert_eq!(
+        a.drain_actions(),
+        vec![Action::PersistEpoch { kind: EpochKind::Accepted, epoch: Epoch(2) }]
+    );
+}
+
+/// Snapshots are also asked for by delivered payload bytes, so large values bound the log a
+/// node keeps and replays, whatever the number of entries.
+#[test]
+fn snapshots_are_triggered_by_delivered_bytes() {
+    let mut cfg = Config::new(A, vec![A]);
+    cfg.snapshot_entries_trigger = 0;
+    cfg.snapshot_bytes_trigger = 1_000;
+    let mut node = node_with(cfg, recovered(0, 0, vec![]));
+    let mut drive = |node: &mut ZabNode| -> bool {
+        let mut asked = false;
+        loop {
+            let actions = node.drain_actions();
+            if actions.is_empty() {
+                return asked;
+            }
+            for action in actions {
+                match action {
+                    Action::Persist { entries } => node.persisted(entries.last().unwrap().zxid),
+                    Action::PersistEpoch { kind, epoch } => node.epoch_persisted(kind, epoch),
+                    Action::TakeSnapshot { .. } => asked = true,
+                    _ => {}
+                }
+            }
+        }
+    };
+    while !matches!(node.status(), Status::Leading { .. }) {
+        node.tick();
+        drive(&mut node);
+    }
+    node.propose(vec![0; 300]).unwrap();
+    assert!(!drive(&mut node), "300 bytes are below every threshold (500..=1000)");
+    let mut asked_after = None;
+    for n in 2..=4 {
+        node.propose(vec![0; 300]).unwrap();
+        if drive(&mut node) {
+            asked_after = Some(n);
+            break;
+        }
+    }
+    assert!(asked_after.is_some(), "a snapshot once 1,000 bytes were delivered");
 }

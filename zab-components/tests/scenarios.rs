@@ -1622,12 +1622,23 @@ const CHAOS_STEPS: usize = 8_000;
 const CONVERGENCE_TICKS: u64 = 200;
 
 /// F30: one seed of the random schedule. On success returns what it exercised.
-fn run_seed(seed: u64) -> Result<std::collections::BTreeMap<&'static str, u64>, String> {
+type SweepStats = std::collections::BTreeMap<&'static str, u64>;
+
+/// One random-fault run; `small_messages` shrinks every byte bound so that batches, sync runs
+/// and snapshot chunks are cut after a few entries and synchronization waits for SYNCACKs.
+fn run_seed_with(seed: u64, small_messages: bool) -> Result<SweepStats, String> {
     let n = if seed % 3 == 0 { 5 } else { 3 };
     let mut sim = Sim::new(n, seed, |c| {
         c.snapshot_entries_trigger = if seed % 2 == 0 { 6 } else { 0 };
         if seed % 5 == 0 {
             c.counter_max = 7;
+        }
+        if small_messages {
+            // About three harness payloads per message, two messages per window.
+            c.message_bytes_max = 300;
+            c.payload_bytes_max = 64;
+            c.snapshot_chunk_bytes_max = 24;
+            c.sync_window_bytes = 600;
         }
     });
     let mut calm_ticks = 0;
@@ -1678,11 +1689,24 @@ fn run_seed(seed: u64) -> Result<std::collections::BTreeMap<&'static str, u64>, 
 /// `SIM_SEEDS=n` runs seeds 1..=n (default 500), `SIM_SEED=s` replays one.
 #[test]
 fn f30_random_faults_keep_p1_to_p13_over_many_seeds() {
-    let seeds = sweep_seeds(500);
+    sweep(sweep_seeds(500), false);
+}
+
+/// F30 with tiny byte bounds (issue 12): proposal batches, synchronization runs and snapshot
+/// chunks are cut after a few entries or bytes, and a learner's synchronization waits for its
+/// SYNCACKs, while snapshots trim the log under the streams. Same properties, same bound.
+///
+/// `SIM_SEEDS=n` runs seeds 1..=n (default 200), `SIM_SEED=s` replays one.
+#[test]
+fn f31_random_faults_with_small_messages_and_sync_windows() {
+    sweep(sweep_seeds(200), true);
+}
+
+fn sweep(seeds: Vec<u64>, small_messages: bool) {
     let mut failures = Vec::new();
     let mut totals: std::collections::BTreeMap<&'static str, u64> = Default::default();
     for seed in &seeds {
-        match run_seed(*seed) {
+        match run_seed_with(*seed, small_messages) {
             Ok(stats) => {
                 for (kind, count) in stats {
                     let total = totals.entry(kind).or_default();

@@ -331,6 +331,35 @@ mod tests {
     }
 
     #[test]
+    fn byte_bounds_must_fit_one_message_and_the_transport() {
+        let mut c = Config::new(PeerId(1), peers());
+        c.payload_bytes_max = c.message_bytes_max;
+        let error = c.clone().validate().unwrap_err();
+        assert!(matches!(error, ConfigError::BytesAbove { field: "payload_bytes_max", .. }));
+        assert!(error.to_string().contains("message_bytes_max"), "{error}");
+        let mut c = Config::new(PeerId(1), peers());
+        c.snapshot_chunk_bytes_max = c.message_bytes_max;
+        assert!(matches!(
+            c.validate(),
+            Err(ConfigError::BytesAbove { field: "snapshot_chunk_bytes_max", .. })
+        ));
+        let mut c = Config::new(PeerId(1), peers());
+        c.sync_window_bytes = c.message_bytes_max - 1;
+        assert!(matches!(
+            c.validate(),
+            Err(ConfigError::BytesBelow { field: "sync_window_bytes", .. })
+        ));
+        // The largest payload that fits is accepted.
+        let mut c = Config::new(PeerId(1), peers());
+        c.payload_bytes_max =
+            c.message_bytes_max - Message::OVERHEAD_BYTES_MAX - Message::ENTRY_OVERHEAD_BYTES_MAX;
+        let c = c.validate().unwrap();
+        assert_eq!(c.check_transport(c.message_bytes_max), Ok(()));
+        let error = c.check_transport(c.message_bytes_max - 1).unwrap_err();
+        assert!(error.to_string().contains("frame limit"), "{error}");
+    }
+
+    #[test]
     fn refuses_self_not_a_peer() {
         let err = Config::new(PeerId(9), peers()).validate().unwrap_err();
         assert_eq!(err, ConfigError::SelfNotAPeer { id: PeerId(9) });

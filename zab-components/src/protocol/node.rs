@@ -129,6 +129,9 @@ pub struct ZabNode {
     pub(super) snapshot_pending: Option<Zxid>,
     pub(super) delivered_since_snapshot: u64,
     pub(super) snapshot_threshold: u64,
+    /// Payload bytes delivered since the last snapshot was asked for, and the byte threshold.
+    pub(super) delivered_bytes_since_snapshot: u64,
+    pub(super) snapshot_bytes_threshold: u64,
     /// FLE's logical clock.
     pub(super) round: u64,
     /// The vote this node holds (while looking) or decided on (otherwise).
@@ -217,6 +220,8 @@ impl ZabNode {
         let base = recovered.snapshot.as_ref().map_or(Zxid::ZERO, |snapshot| snapshot.zxid);
         let mut rng = SplitMix64::new(config.seed);
         let snapshot_threshold = next_snapshot_threshold(&mut rng, config.snapshot_entries_trigger);
+        let snapshot_bytes_threshold =
+            next_snapshot_threshold(&mut rng, config.snapshot_bytes_trigger);
         let id = config.id;
         let incarnation = config.incarnation;
         let mut node = ZabNode {
@@ -235,6 +240,8 @@ impl ZabNode {
             snapshot_pending: None,
             delivered_since_snapshot: 0,
             snapshot_threshold,
+            delivered_bytes_since_snapshot: 0,
+            snapshot_bytes_threshold,
             round: 0,
             vote: Vote { leader: id, zxid: Zxid::ZERO, epoch: Epoch(0) },
             role: Role::Looking(super::election::Election::new(0, 1)),
@@ -599,6 +606,7 @@ impl ZabNode {
                 .expect("a committed durable entry is in the log");
             self.delivered = entry.zxid;
             self.delivered_since_snapshot += 1;
+            self.delivered_bytes_since_snapshot += entry.payload.len() as u64;
             let zxid = entry.zxid;
             self.emit(Action::Deliver { zxid, payload: entry.payload });
             if let Some(id) = self.proposals.take_committed(zxid) {
@@ -609,18 +617,26 @@ impl ZabNode {
         self.maybe_take_snapshot();
     }
 
+    /// Asks for a snapshot once enough entries, or enough payload bytes, were delivered since
+    /// the last one (whichever comes first; each trigger 0 is off).
     fn maybe_take_snapshot(&mut self) {
-        if self.config.snapshot_entries_trigger == 0
+        let by_entries = self.config.snapshot_entries_trigger != 0
+            && self.delivered_since_snapshot >= self.snapshot_threshold;
+        let by_bytes = self.config.snapshot_bytes_trigger != 0
+            && self.delivered_bytes_since_snapshot >= self.snapshot_bytes_threshold;
+        if !(by_entries || by_bytes)
             || self.snapshot_pending.is_some()
-            || self.delivered_since_snapshot < self.snapshot_threshold
             || self.delivered <= self.log.base()
         {
             return;
         }
         self.snapshot_pending = Some(self.delivered);
         self.delivered_since_snapshot = 0;
+        self.delivered_bytes_since_snapshot = 0;
         self.snapshot_threshold =
             next_snapshot_threshold(&mut self.rng, self.config.snapshot_entries_trigger);
+        self.snapshot_bytes_threshold =
+            next_snapshot_threshold(&mut self.rng, self.config.snapshot_bytes_trigger);
         self.emit(Action::TakeSnapshot { zxid: self.delivered });
     }
 

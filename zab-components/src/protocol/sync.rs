@@ -156,16 +156,9 @@ impl ZabNode {
         else {
             return;
         };
-        if stream.snap.is_none() && stream.after < base {
-            log::info!(
-                "{}: {peer}'s synchronization fell behind a snapshot; dropping it",
-                self.config.id
-            );
-            leader.learners.remove(&peer);
-            return;
-        }
         let mut out = Vec::new();
         let mut finished = false;
+        let mut fell_behind = false;
         // A message is at most `message_max`: send while one more surely fits the window (or
         // nothing is in flight, so the stream always moves).
         while stream.in_flight.is_empty() || stream.in_flight_bytes + message_max <= window {
@@ -178,6 +171,10 @@ impl ZabNode {
                 }
                 _ => {
                     stream.snap = None;
+                    if stream.after < base {
+                        fell_behind = true;
+                        break;
+                    }
                     let entries = self.log.entries_between(stream.after, through, room, count_max);
                     let Some(last) = entries.last() else {
                         finished = true;
@@ -192,6 +189,14 @@ impl ZabNode {
             stream.in_flight_bytes += size;
             stream.sent += 1;
             out.push(msg);
+        }
+        if fell_behind {
+            log::info!(
+                "{}: {peer}'s synchronization fell behind a snapshot; dropping it",
+                self.config.id
+            );
+            leader.learners.remove(&peer);
+            return;
         }
         if finished {
             learner.stream = None;
@@ -421,6 +426,7 @@ impl ZabNode {
             self.snapshot_pending = None;
             self.delivered = snap.zxid;
             self.delivered_since_snapshot = 0;
+            self.delivered_bytes_since_snapshot = 0;
             self.committed = self.committed.max(snap.zxid);
         }
         let Role::Following(follower) = &mut self.role else { return };
