@@ -256,7 +256,10 @@ impl Cluster {
         while self.sim.now() < deadline {
             self.run(Duration::from_millis(20));
             let status = |i: usize| {
-                self.nodes[i].parts.as_ref().and_then(|p| p.app.on_definition(|a| a.status).flatten())
+                self.nodes[i]
+                    .parts
+                    .as_ref()
+                    .and_then(|p| p.app.on_definition(|a| a.status).flatten())
             };
             for &l in nodes {
                 if !matches!(status(l), Some(ZabStatus::Leading { .. })) {
