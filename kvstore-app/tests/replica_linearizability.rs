@@ -79,7 +79,7 @@ impl Require<KvPort> for Client {
                 self.history.push(HistoryOp::unknown(ClientId(self.id), invoke, op))
             }
             // Did not happen: not part of the history.
-            Err(KvError::TryAgain { .. } | KvError::Busy { .. }) => {}
+            Err(KvError::TryAgain { .. } | KvError::Busy { .. } | KvError::OutOfMemory) => {}
         }
         self.next(ctx);
     }
