@@ -540,10 +540,13 @@ mod tests {
 
     use super::*;
 
+    /// The snapshots answered, by zxid.
+    type Answers = Arc<Mutex<Vec<(Zxid, Vec<u8>)>>>;
+
     /// Stands in for Zab: records the snapshots the replica answers.
     struct FakeZab {
         ab: ProvidedPort<AtomicBroadcast>,
-        answers: Arc<Mutex<Vec<(Zxid, Vec<u8>)>>>,
+        answers: Answers,
     }
 
     impl ComponentDefinition for FakeZab {}
@@ -565,7 +568,7 @@ mod tests {
     #[test]
     fn a_threaded_snapshot_holds_exactly_the_deliveries_before_the_request() {
         let rt = Runtime::new(RuntimeConfig::default().workers(2));
-        let answers = Arc::new(Mutex::new(Vec::new()));
+        let answers: Answers = Arc::new(Mutex::new(Vec::new()));
         let recorded = answers.clone();
         let zab = rt.create(move |s| FakeZab { ab: s.provided(), answers: recorded.clone() });
         let mut config = ReplicaConfig::new(PartitionId(0));
