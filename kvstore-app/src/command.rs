@@ -20,7 +20,7 @@
 //! | `COMMAND COUNT` | the number of commands in this table |
 //! | `COMMAND LIST` | the command names |
 //! | `COMMAND INFO name…` | one null per name (no command metadata is published) |
-//! | `CONFIG GET pattern…` | the parameters matching the glob patterns, a map of name → value (a flat array of pairs in RESP2): `appendonly` → `no`, `databases` → `1`, `save` → empty (redis-benchmark reads `save` and `appendonly` at start-up) |
+//! | `CONFIG GET pattern…` | the parameters matching the glob patterns, a map of name → value (a flat array of pairs in RESP2): `appendonly` → `no`, `databases` → `1`, `save` → empty (redis-benchmark reads `save` and `appendonly` at start-up); the front end adds `maxmemory` → the node's limit in bytes |
 //! | `CLIENT SETNAME name` | `+OK` (the server may remember the name) |
 //! | `CLIENT SETINFO attr value`, `CLIENT NO-EVICT on/off`, `CLIENT NO-TOUCH on/off` | `+OK`, ignored (redis-py sends `SETINFO` on connect) |
 //! | `HELLO [2\|3 [AUTH user pass] [SETNAME name]]` | switches the connection to that protocol version ([`Handling::Hello`]) and describes the server in it: a map of `server`, `version`, `proto`, `id`, `mode`, `role`, `modules` (a flat array in RESP2). Without a version, the connection keeps its protocol |
@@ -307,7 +307,7 @@ impl Command {
             Command::Command(CommandQuery::Info(names)) => {
                 RespValue::array(names.iter().map(|_| RespValue::null_bulk()).collect())
             }
-            Command::ConfigGet(patterns) => config_get_reply(&patterns),
+            Command::ConfigGet(patterns) => config_get_reply(&patterns, &[]),
             Command::ClientSetName(_) | Command::ClientOther(_) => RespValue::ok(),
             Command::Hello { protocol: None, .. } => hello_reply(connection, connection.protocol),
             Command::Hello { protocol: Some(version), .. } => {
@@ -457,9 +457,11 @@ fn hello_reply(connection: &ConnectionInfo, protocol: Protocol) -> RespValue {
     ])
 }
 
-fn config_get_reply(patterns: &[Vec<u8>]) -> RespValue {
+/// The reply to `CONFIG GET patterns…`: the [`CONFIG_PARAMETERS`] and the server's own
+/// `parameters` (e.g. `maxmemory`) whose names match.
+pub fn config_get_reply(patterns: &[Vec<u8>], parameters: &[(&str, &str)]) -> RespValue {
     let mut pairs = Vec::new();
-    for (name, value) in CONFIG_PARAMETERS {
+    for (name, value) in CONFIG_PARAMETERS.iter().chain(parameters) {
         if patterns.iter().any(|pattern| glob_match(pattern, name.as_bytes())) {
             pairs.push((RespValue::bulk(*name), RespValue::bulk(*value)));
         }

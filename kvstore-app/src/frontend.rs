@@ -33,10 +33,11 @@ use kompics_core::{ComponentDefinition, Context, Require, RequiredPort, Setup, T
 use kompics_net::stream::{ByteStream, ConnId, StreamEvent, StreamRequest};
 
 use crate::command::{
-    info_reply, op_reply, Command, CommandLimits, ConnectionInfo, Handling, InfoSection,
+    config_get_reply, info_reply, op_reply, Command, CommandLimits, ConnectionInfo, Handling,
+    InfoSection,
 };
 use crate::overlay::{OverlayControl, OverlayInfo, OverlayInfoReply, OverlayRequest};
-use crate::replica::{KvError, KvPort, KvReply, KvRequest};
+use crate::replica::{KvError, KvPort, KvReply, KvRequest, MemoryLimit, OOM_MESSAGE};
 use crate::resp::{Protocol, RequestParser, RespLimits, RespValue};
 use crate::status::{GroupInfo, InfoZxid, NodeInfo, NodeStats, Role};
 use crate::store::Op;
@@ -53,6 +54,9 @@ pub struct FrontendConfig {
     pub command_limits: CommandLimits,
     /// The most requests of one connection in flight before it is paused. Default 1024.
     pub pipeline_max: usize,
+    /// The node's memory limit and use, for `INFO` and `CONFIG GET maxmemory` (share the one
+    /// its replicas enforce). Default: no limit.
+    pub memory: MemoryLimit,
 }
 
 impl FrontendConfig {
@@ -63,6 +67,7 @@ impl FrontendConfig {
             resp_limits: RespLimits::default(),
             command_limits: CommandLimits::default(),
             pipeline_max: 1024,
+            memory: MemoryLimit::default(),
         }
     }
 }
@@ -176,6 +181,11 @@ impl RespFrontend {
             c.slots.push_back(Slot::Waiting(c.protocol));
             let handling = match Command::parse(request, &self.config.command_limits) {
                 Err(e) => Handling::Reply(e.to_reply()),
+                // The one parameter whose value is the node's, not fixed.
+                Ok(Command::ConfigGet(patterns)) => {
+                    let maxmemory = self.config.memory.max_bytes.to_string();
+                    Handling::Reply(config_get_reply(&patterns, &[("maxmemory", &maxmemory)]))
+                }
                 Ok(command) => command.into_handling(&connection),
             };
             let waiter = Waiter { conn, seq };
@@ -279,7 +289,19 @@ impl RespFrontend {
     /// The `INFO` text of this node.
     fn info_sections(&self, now: Time, info: &OverlayInfo) -> Vec<InfoSection> {
         let uptime = self.started.map_or(0, |t| now.saturating_since(t).as_secs());
-        node_info(info, self.config.client_addr, uptime).to_sections()
+        let mut sections = node_info(info, self.config.client_addr, uptime).to_sections();
+        let memory = &self.config.memory;
+        let field = |name: &str, value: String| (name.to_owned(), value);
+        sections.push(InfoSection {
+            name: "Memory".into(),
+            fields: vec![
+                // The bytes of keys and values this node's replicas hold (what the limit bounds).
+                field("used_memory", memory.used_bytes().to_string()),
+                field("maxmemory", memory.max_bytes.to_string()),
+                field("maxmemory_policy", "noeviction".into()),
+            ],
+        });
+        sections
     }
 }
 
@@ -292,6 +314,7 @@ pub fn error_reply(error: &KvError) -> RespValue {
         }
         KvError::OutcomeUnknown { .. } => RespValue::error(format!("OUTCOME_UNKNOWN {error}")),
         KvError::TooLarge { .. } => RespValue::error(format!("ERR {error}")),
+        KvError::OutOfMemory => RespValue::error(format!("OOM {OOM_MESSAGE}")),
     }
 }
 

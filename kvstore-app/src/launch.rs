@@ -26,7 +26,7 @@ use crate::bootstrap::{BootstrapConfig, BootstrapRole, FileTableStore, TableStor
 use crate::frontend::{FrontendConfig, RespFrontend};
 use crate::node::{KvNode, NodeConfig};
 use crate::overlay::OverlayControl;
-use crate::replica::KvPort;
+use crate::replica::{KvPort, MemoryLimit, SnapshotWriter};
 
 /// What one node process needs to know.
 #[derive(Clone, Debug)]
@@ -50,6 +50,9 @@ pub struct NodeOptions {
     pub fsync: bool,
     /// The size of a log segment file.
     pub segment_bytes: u64,
+    /// The limit on the bytes of keys and values this node holds (`--maxmemory`); 0, the
+    /// default, is no limit, as in Redis.
+    pub maxmemory: u64,
 }
 
 impl NodeOptions {
@@ -71,6 +74,7 @@ impl NodeOptions {
             cluster_name: "kvstore".into(),
             fsync: true,
             segment_bytes: WalOptions::default().segment_bytes,
+            maxmemory: 0,
         }
     }
 }
@@ -195,7 +199,12 @@ pub fn start_node(system: &System, options: &NodeOptions) -> Result<RunningNode,
     let tables = data_dir.clone();
     let table_store =
         Arc::new(move || Box::new(FileTableStore::new(&tables)) as Box<dyn TableStore>);
-    let config = NodeConfig::new(bootstrap, network.provided::<Network>(), storage, table_store);
+    let mut config =
+        NodeConfig::new(bootstrap, network.provided::<Network>(), storage, table_store);
+    // Real threads here: serialize snapshots on one, off the replicas' hot path.
+    config.replica.snapshots = SnapshotWriter::Thread;
+    let memory = MemoryLimit::new(options.maxmemory);
+    config.replica.memory = memory.clone();
     let node = system.create(move |s| KvNode::new(s, config.clone()));
     network.start();
     node.start();
@@ -206,11 +215,55 @@ pub fn start_node(system: &System, options: &NodeOptions) -> Result<RunningNode,
         }
         std::thread::sleep(Duration::from_millis(1));
     };
-    let frontend = system.create(move |s| RespFrontend::new(s, FrontendConfig::new(client)));
+    let mut frontend_config = FrontendConfig::new(client);
+    frontend_config.memory = memory;
+    let frontend = system.create(move |s| RespFrontend::new(s, frontend_config.clone()));
     connect(&server.provided::<ByteStream>(), &frontend.required::<ByteStream>());
     connect(&overlay.provided::<KvPort>(), &frontend.required::<KvPort>());
     connect(&overlay.provided::<OverlayControl>(), &frontend.required::<OverlayControl>());
     frontend.start();
     server.start();
     Ok(RunningNode { network, node, server, frontend, peer, client })
+}
+
+/// Parses a memory size as Redis' configuration does: a number of bytes, optionally followed
+/// (case-insensitively) by `k`, `m` or `g` (powers of 1000) or `kb`, `mb`, `gb` (powers of
+/// 1024): `100mb` is 104857600.
+pub fn parse_memory_size(text: &str) -> Result<u64, String> {
+    let lower = text.trim().to_ascii_lowercase();
+    let split = lower.find(|c: char| !c.is_ascii_digit()).unwrap_or(lower.len());
+    let (digits, unit) = lower.split_at(split);
+    let multiplier: u64 = match unit {
+        "" | "b" => 1,
+        "k" => 1000,
+        "kb" => 1 << 10,
+        "m" => 1000 * 1000,
+        "mb" => 1 << 20,
+        "g" => 1000 * 1000 * 1000,
+        "gb" => 1 << 30,
+        _ => return Err(format!("{text:?}: unknown unit (use k, kb, m, mb, g or gb)")),
+    };
+    let number: u64 = digits.parse().map_err(|_| format!("{text:?}: not a size in bytes"))?;
+    number.checked_mul(multiplier).ok_or_else(|| format!("{text:?}: too large"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_memory_size;
+
+    #[test]
+    fn memory_sizes_parse_as_in_redis() {
+        assert_eq!(parse_memory_size("0"), Ok(0));
+        assert_eq!(parse_memory_size("12345"), Ok(12345));
+        assert_eq!(parse_memory_size("1k"), Ok(1000));
+        assert_eq!(parse_memory_size("1KB"), Ok(1024));
+        assert_eq!(parse_memory_size("100mb"), Ok(100 << 20));
+        assert_eq!(parse_memory_size("2gb"), Ok(2 << 30));
+        assert_eq!(parse_memory_size("3m"), Ok(3_000_000));
+        assert!(parse_memory_size("").is_err());
+        assert!(parse_memory_size("mb").is_err());
+        assert!(parse_memory_size("10tb").is_err());
+        assert!(parse_memory_size("-1").is_err());
+        assert!(parse_memory_size("99999999999999gb").is_err());
+    }
 }

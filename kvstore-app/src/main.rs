@@ -26,7 +26,7 @@ use kompics_core::{Runtime, RuntimeConfig};
 use kompics_net::NodeAddr;
 use kvstore_app::bench::{self, BenchConfig};
 use kvstore_app::bootstrap::BootstrapRole;
-use kvstore_app::launch::{start_node, NodeOptions, RunningNode};
+use kvstore_app::launch::{parse_memory_size, start_node, NodeOptions, RunningNode};
 use kvstore_app::status;
 
 #[derive(Parser)]
@@ -70,6 +70,11 @@ struct ClusterArgs {
     /// nodes share a machine's cores.
     #[arg(long, value_parser = clap::value_parser!(u16).range(1..))]
     workers: Option<u16>,
+    /// The most bytes of keys and values a node holds, as Redis' `maxmemory`: a number of
+    /// bytes or with a unit (`100mb`, `2gb`; `k`/`m`/`g` are powers of 1000). Writes that would
+    /// go beyond it get `-OOM`; `DEL` always works. 0 (the default) is no limit.
+    #[arg(long, default_value = "0", value_parser = parse_memory_size)]
+    maxmemory: u64,
 }
 
 #[derive(Args)]
@@ -223,6 +228,7 @@ fn apply_cluster_args(options: &mut NodeOptions, cluster: &ClusterArgs) {
     options.replication = cluster.replication;
     options.cluster_name = cluster.cluster_name.clone();
     options.fsync = !cluster.no_fsync;
+    options.maxmemory = cluster.maxmemory;
 }
 
 fn run_demo(args: DemoArgs) -> Result<(), String> {

@@ -12,17 +12,39 @@
 //! uncommitted, so it is linearizable too, without writing to any log or waking the other
 //! replicas' stores. It is never a local read of possibly stale data.
 //!
+//! # Snapshots
+//!
+//! When Zab asks for a snapshot ([`AbEvent::TakeSnapshot`]), the replica clones its store —
+//! O(1), a frozen view of a persistent map (see [`crate::store`]) — and goes on applying.
+//! The view is serialized off the hot path as [`ReplicaConfig::snapshots`] says: on a thread of
+//! its own (the threaded runtime), whose result comes back through the replica's [`Mailbox`]
+//! and is handed to Zab then; or, in the deterministic simulator, where a thread's timing would
+//! not be the simulation's, in the replica itself after a (virtual) delay. Either way Zab goes
+//! on meanwhile, and the answer arrives after further deliveries.
+//!
+//! # Memory limit
+//!
+//! [`ReplicaConfig::memory`] bounds the data bytes (keys and values) of all the replicas of a
+//! node, like Redis' `maxmemory`. A write that would grow the data beyond it is refused with
+//! [`KvError::OutOfMemory`] by the replica that would propose it, **before** it is proposed:
+//! whatever passes is applied by every replica alike, so replicas with different limits (or a
+//! lagging view of the usage) never diverge. `DEL`, and writes that free bytes, always pass.
+//! The check uses this node's applied state, so concurrent writes in flight can overshoot the
+//! limit by what they add, as Redis overshoots by the command that crosses it.
+//!
 //! While the group has no leader, a request is retried every `retry_interval` until
 //! `leader_wait` has passed, then answered [`KvError::TryAgain`]. An error reply means the
 //! operation did not happen, except [`KvError::OutcomeUnknown`], which says so.
 
 use std::collections::{BTreeMap, VecDeque};
 use std::fmt;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 use kompics_core::{
-    ComponentDefinition, Context, Port, Provide, ProvidedPort, Require, RequiredPort, Setup, Time,
-    TimerId,
+    ComponentDefinition, Context, Mailbox, Port, Provide, ProvidedPort, Receive, Require,
+    RequiredPort, Setup, Time, TimerId,
 };
 use serde::{Deserialize, Serialize};
 use zab_components::component::{AbEvent, AbRequest, AtomicBroadcast, ProposeFailure, ZabStatus};
@@ -105,6 +127,9 @@ pub enum KvError {
         /// The bound, in bytes.
         max: usize,
     },
+    /// The write did not happen: it would take the node's data beyond its memory limit
+    /// ([`ReplicaConfig::memory`]).
+    OutOfMemory,
 }
 
 impl fmt::Display for KvError {
@@ -125,11 +150,68 @@ impl fmt::Display for KvError {
                 f,
                 "partition {partition}: the operation exceeds the log's entry limit of {max} bytes; it did not happen"
             ),
+            KvError::OutOfMemory => f.write_str(OOM_MESSAGE),
         }
     }
 }
 
 impl std::error::Error for KvError {}
+
+/// Redis' text for a write refused by `maxmemory` (the `-OOM` error), word for word.
+pub const OOM_MESSAGE: &str = "command not allowed when used memory > 'maxmemory'.";
+
+/// The memory limit of a node's data and its current use, shared by the node's replicas
+/// (clones share the count).
+#[derive(Clone, Debug, Default)]
+pub struct MemoryLimit {
+    /// The limit in bytes of keys and values; 0 is no limit.
+    pub max_bytes: u64,
+    used: Arc<AtomicU64>,
+}
+
+impl MemoryLimit {
+    /// A limit of `max_bytes` (0: none), with nothing used yet.
+    pub fn new(max_bytes: u64) -> MemoryLimit {
+        MemoryLimit { max_bytes, used: Arc::new(AtomicU64::new(0)) }
+    }
+
+    /// The bytes of keys and values the node's replicas hold now.
+    pub fn used_bytes(&self) -> u64 {
+        self.used.load(Ordering::Relaxed)
+    }
+
+    /// Whether a write adding `growth` bytes may be proposed: always if it adds nothing (or
+    /// there is no limit), else if the data stays within the limit.
+    pub fn allows(&self, growth: i64) -> bool {
+        let Ok(growth) = u64::try_from(growth) else { return true };
+        self.max_bytes == 0
+            || growth == 0
+            || self.used_bytes().saturating_add(growth) <= self.max_bytes
+    }
+
+    /// Moves the count from `old` to `new` bytes (one replica's share).
+    fn account(&self, old: u64, new: u64) {
+        if new >= old {
+            self.used.fetch_add(new - old, Ordering::Relaxed);
+        } else {
+            self.used.fetch_sub(old - new, Ordering::Relaxed);
+        }
+    }
+}
+
+/// Where a replica serializes the store view it captured for a snapshot.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SnapshotWriter {
+    /// On a thread spawned per snapshot; the bytes come back through the replica's mailbox.
+    /// For the threaded runtime (a thread's timing would break a simulation's determinism).
+    Thread,
+    /// In the replica's own handler, `delay` after the request (virtual time in the simulator;
+    /// zero: at once). Deterministic; a delay lets tests model a slow serialization.
+    Inline {
+        /// How long after the request the answer goes to Zab.
+        delay: Duration,
+    },
+}
 
 /// Settings of a replica.
 #[derive(Clone, Debug)]
@@ -142,16 +224,25 @@ pub struct ReplicaConfig {
     pub retry_interval: Duration,
     /// How often, at most, the replica reports its progress on [`ReplicaStatusPort`].
     pub status_interval: Duration,
+    /// Where snapshots are serialized.
+    pub snapshots: SnapshotWriter,
+    /// The node's memory limit (clones share the usage count: give a node's replicas clones of
+    /// one limit).
+    pub memory: MemoryLimit,
 }
 
 impl ReplicaConfig {
-    /// Defaults for `partition`: wait up to 2 s for a leader, retrying every 20 ms.
+    /// Defaults for `partition`: wait up to 2 s for a leader, retrying every 20 ms; snapshots
+    /// serialized inline at once (what the simulator needs: a node on the threaded runtime
+    /// sets [`SnapshotWriter::Thread`]); no memory limit.
     pub fn new(partition: PartitionId) -> ReplicaConfig {
         ReplicaConfig {
             partition,
             leader_wait: Duration::from_secs(2),
             retry_interval: Duration::from_millis(20),
             status_interval: Duration::from_millis(100),
+            snapshots: SnapshotWriter::Inline { delay: Duration::ZERO },
+            memory: MemoryLimit::default(),
         }
     }
 }
@@ -166,6 +257,13 @@ struct InFlight {
 /// How many results of recent deliveries are kept, to answer a commit notice that arrives
 /// after its delivery.
 const RECENT_RESULTS_MAX: usize = 1024;
+
+/// A snapshot serialized on a snapshot thread, for Zab.
+#[derive(Clone, Debug)]
+struct SnapshotReady {
+    zxid: Zxid,
+    state: Vec<u8>,
+}
 
 /// One replica of one partition.
 pub struct Replica {
@@ -184,6 +282,10 @@ pub struct Replica {
     /// The last applied zxid reported on the status port.
     reported: Option<Zxid>,
     status_timer: Option<TimerId>,
+    /// Where snapshot threads send their result.
+    snapshot_ready: Mailbox<SnapshotReady>,
+    /// This replica's share of [`ReplicaConfig::memory`]'s count.
+    counted_bytes: u64,
 }
 
 impl Replica {
@@ -203,6 +305,45 @@ impl Replica {
             last_applied: None,
             reported: None,
             status_timer: None,
+            snapshot_ready: setup.mailbox(),
+            counted_bytes: 0,
+        }
+    }
+
+    /// Brings this replica's share of the node's memory count up to date with its store.
+    fn account_memory(&mut self) {
+        let now = self.store.data_bytes();
+        self.config.memory.account(self.counted_bytes, now);
+        self.counted_bytes = now;
+    }
+
+    /// Captures the store (O(1)) and has the capture serialized off the hot path; the answer
+    /// reaches Zab later, after whatever is delivered meanwhile.
+    fn take_snapshot(&mut self, ctx: &mut Context<Self>, zxid: Zxid) {
+        let view = self.store.clone();
+        match self.config.snapshots {
+            SnapshotWriter::Inline { delay } if delay.is_zero() => {
+                self.ab.trigger(AbRequest::SnapshotTaken { zxid, state: view.snapshot() });
+            }
+            SnapshotWriter::Inline { delay } => {
+                ctx.schedule_once(delay, move |r: &mut Replica, _ctx| {
+                    r.ab.trigger(AbRequest::SnapshotTaken { zxid, state: view.snapshot() });
+                });
+            }
+            SnapshotWriter::Thread => {
+                let mailbox = self.snapshot_ready.clone();
+                let name = format!("kv-snapshot-{}", self.config.partition.0);
+                let spawned = std::thread::Builder::new().name(name).spawn(move || {
+                    mailbox.tell(SnapshotReady { zxid, state: view.snapshot() });
+                });
+                if let Err(e) = spawned {
+                    // No thread: serialize here rather than never answer (Zab would take no
+                    // other snapshot).
+                    log::warn!("cannot start a snapshot thread ({e}); serializing inline");
+                    let state = self.store.snapshot();
+                    self.ab.trigger(AbRequest::SnapshotTaken { zxid, state });
+                }
+            }
         }
     }
 
@@ -223,6 +364,10 @@ impl Replica {
 
     /// Hands `flight` to Zab: a read barrier for a `GET`, a proposal for a write.
     fn propose(&mut self, flight: InFlight) {
+        if !self.config.memory.allows(self.store.growth(&flight.op)) {
+            self.kv.trigger(KvReply { id: flight.id, result: Err(KvError::OutOfMemory) });
+            return;
+        }
         self.next_tag += 1;
         let tag = self.next_tag;
         let request = if flight.op.is_read_only() {
@@ -253,6 +398,7 @@ impl Replica {
             }
         };
         let result = self.store.apply(&op);
+        self.account_memory();
         self.last_applied = Some(zxid);
         if let Some(tag) = self.assigned.remove(&zxid) {
             self.answer(tag, Ok(result.clone()));
@@ -364,9 +510,7 @@ impl Require<AtomicBroadcast> for Replica {
                     }
                 }
             }
-            AbEvent::TakeSnapshot { zxid } => {
-                self.ab.trigger(AbRequest::SnapshotTaken { zxid, state: self.store.snapshot() });
-            }
+            AbEvent::TakeSnapshot { zxid } => self.take_snapshot(ctx, zxid),
             AbEvent::InstallState { zxid, state } => {
                 self.store = match state {
                     None => Store::new(),
@@ -380,9 +524,120 @@ impl Require<AtomicBroadcast> for Replica {
                         ),
                     },
                 };
+                self.account_memory();
                 self.last_applied = Some(zxid);
                 self.recent.clear();
             }
         }
+    }
+}
+
+impl Receive<SnapshotReady> for Replica {
+    fn receive(&mut self, _ctx: &mut Context<Self>, ready: SnapshotReady) {
+        // Zab drops it if an InstallState (or a restart) voided the request meanwhile.
+        self.ab.trigger(AbRequest::SnapshotTaken { zxid: ready.zxid, state: ready.state });
+    }
+}
+
+impl Drop for Replica {
+    fn drop(&mut self) {
+        // A replica that goes (a node stops, a fault rebuilds it) no longer holds its data.
+        self.config.memory.account(self.counted_bytes, 0);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Instant;
+
+    use kompics_core::{connect, Runtime, RuntimeConfig};
+    use parking_lot::Mutex;
+
+    use super::*;
+
+    /// The snapshots answered, by zxid.
+    type Answers = Arc<Mutex<Vec<(Zxid, Vec<u8>)>>>;
+
+    /// Stands in for Zab: records the snapshots the replica answers.
+    struct FakeZab {
+        ab: ProvidedPort<AtomicBroadcast>,
+        answers: Answers,
+    }
+
+    impl ComponentDefinition for FakeZab {}
+
+    impl Provide<AtomicBroadcast> for FakeZab {
+        fn handle(&mut self, _ctx: &mut Context<Self>, request: AbRequest) {
+            if let AbRequest::SnapshotTaken { zxid, state } = request {
+                self.answers.lock().push((zxid, state));
+            }
+        }
+    }
+
+    fn set(i: u64) -> Op {
+        Op::Set { key: format!("key{}", i % 500).into_bytes(), value: i.to_le_bytes().to_vec() }
+    }
+
+    /// On the threaded runtime the replica answers from a thread, later, with the state as it
+    /// was at the request — not with the writes delivered after it.
+    #[test]
+    fn a_threaded_snapshot_holds_exactly_the_deliveries_before_the_request() {
+        let rt = Runtime::new(RuntimeConfig::default().workers(2));
+        let answers: Answers = Arc::new(Mutex::new(Vec::new()));
+        let recorded = answers.clone();
+        let zab = rt.create(move |s| FakeZab { ab: s.provided(), answers: recorded.clone() });
+        let mut config = ReplicaConfig::new(PartitionId(0));
+        config.snapshots = SnapshotWriter::Thread;
+        let memory = MemoryLimit::new(0);
+        config.memory = memory.clone();
+        let replica = rt.create(move |s| Replica::new(s, config.clone()));
+        connect(&zab.provided::<AtomicBroadcast>(), &replica.required::<AtomicBroadcast>());
+        zab.start();
+        replica.start();
+
+        let (before, after) = (2_000u64, 3_000u64);
+        let at = Zxid::new(1, before);
+        zab.on_definition(|z| {
+            for i in 1..=before + after {
+                let payload = set(i).to_bytes();
+                z.ab.trigger(AbEvent::Deliver { zxid: Zxid::new(1, i), payload });
+                if i == before {
+                    z.ab.trigger(AbEvent::TakeSnapshot { zxid: at });
+                }
+            }
+        });
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while answers.lock().is_empty()
+            || replica.on_definition(|r| r.last_applied()).flatten()
+                != Some(Zxid::new(1, before + after))
+        {
+            assert!(Instant::now() < deadline, "no snapshot answer");
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        let mut expected = Store::new();
+        for i in 1..=before {
+            expected.apply(&set(i));
+        }
+        let answers = answers.lock().clone();
+        assert_eq!(answers.len(), 1);
+        assert_eq!(answers[0].0, at);
+        assert!(answers[0].1 == expected.snapshot(), "the snapshot is the state at the request");
+        let data = replica.on_definition(|r| r.store().data_bytes()).unwrap();
+        assert_eq!(memory.used_bytes(), data, "the node's count follows the store");
+        drop(replica);
+        rt.shutdown();
+    }
+
+    #[test]
+    fn the_memory_limit_refuses_only_growth_beyond_it() {
+        let limit = MemoryLimit::new(100);
+        limit.account(0, 90);
+        assert!(limit.allows(10));
+        assert!(!limit.allows(11));
+        assert!(limit.allows(0) && limit.allows(-50), "DEL and shrinking writes always pass");
+        assert!(MemoryLimit::new(0).allows(i64::MAX), "0 is no limit");
+        let share = limit.clone();
+        share.account(90, 20);
+        assert_eq!(limit.used_bytes(), 20, "clones share the count");
     }
 }

@@ -3,7 +3,14 @@
 //!
 //! The store is deterministic: replicas that apply the same operations in the same order hold
 //! the same entries, return the same results, and produce byte-identical snapshots (entries are
-//! kept in a `BTreeMap`, so iteration order is the key order, whatever the insertion order).
+//! kept in an ordered map, so iteration order is the key order, whatever the insertion order).
+//!
+//! The map is persistent ([`imbl::OrdMap`], a B-tree with shared, copy-on-write nodes):
+//! cloning a [`Store`] is O(1) and the clone is a frozen view that later writes do not
+//! change. That is how a snapshot is taken without pausing anything: the replica clones the
+//! store when Zab asks, and serializes the clone on another thread while it goes on applying
+//! writes (which copy only the tree nodes they touch while the view is alive). Keys and values
+//! are reference-counted byte strings, so copying a node copies no data.
 //!
 //! ```
 //! use kvstore_app::store::{Op, OpResult, Store};
@@ -19,8 +26,10 @@
 //! assert_eq!(copy.get(b"k"), Some(&b"2"[..]));
 //! ```
 
-use std::collections::BTreeMap;
 use std::fmt;
+use std::sync::Arc;
+
+use imbl::OrdMap;
 
 use serde::{Deserialize, Serialize};
 
@@ -150,10 +159,14 @@ impl fmt::Display for DecodeError {
 
 impl std::error::Error for DecodeError {}
 
-/// The key-value map of one partition.
+/// A key or value: shared, so that copying a map node (or the whole store) copies no bytes.
+type Bytes = Arc<[u8]>;
+
+/// The key-value map of one partition. [`Clone`] is O(1): the clone is a snapshot of the
+/// store at that moment (see the module docs).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Store {
-    entries: BTreeMap<Vec<u8>, Vec<u8>>,
+    entries: OrdMap<Bytes, Bytes>,
     /// Bytes of all keys and values, kept up to date for `INFO` and memory accounting.
     data_bytes: u64,
 }
@@ -168,12 +181,12 @@ impl Store {
     /// contents and the op.
     pub fn apply(&mut self, op: &Op) -> OpResult {
         match op {
-            Op::Get { key } => OpResult::Value(self.entries.get(key).cloned()),
+            Op::Get { key } => OpResult::Value(self.get(key).map(<[u8]>::to_vec)),
             Op::Set { key, value } => {
-                self.insert(key, value.clone());
+                self.insert(key, value);
                 OpResult::Stored
             }
-            Op::Del { key } => match self.entries.remove(key) {
+            Op::Del { key } => match self.entries.remove(key.as_slice()) {
                 Some(old) => {
                     self.data_bytes -= (key.len() + old.len()) as u64;
                     OpResult::Deleted(true)
@@ -181,8 +194,8 @@ impl Store {
                 None => OpResult::Deleted(false),
             },
             Op::Cas { key, expected, new } => {
-                if self.entries.get(key) == Some(expected) {
-                    self.insert(key, new.clone());
+                if self.get(key) == Some(expected.as_slice()) {
+                    self.insert(key, new);
                     OpResult::Swapped(true)
                 } else {
                     OpResult::Swapped(false)
@@ -191,8 +204,9 @@ impl Store {
         }
     }
 
-    fn insert(&mut self, key: &[u8], value: Vec<u8>) {
+    fn insert(&mut self, key: &[u8], value: &[u8]) {
         self.data_bytes += value.len() as u64;
+        let value: Bytes = Arc::from(value);
         match self.entries.get_mut(key) {
             Some(slot) => {
                 self.data_bytes -= slot.len() as u64;
@@ -200,14 +214,32 @@ impl Store {
             }
             None => {
                 self.data_bytes += key.len() as u64;
-                self.entries.insert(key.to_vec(), value);
+                self.entries.insert(Arc::from(key), value);
             }
+        }
+    }
+
+    /// How many bytes applying `op` would add to [`data_bytes`](Store::data_bytes) now
+    /// (negative: it would free some). A `CAS` that would not match adds nothing.
+    pub fn growth(&self, op: &Op) -> i64 {
+        let len = |bytes: &[u8]| bytes.len() as i64;
+        match op {
+            Op::Get { .. } => 0,
+            Op::Set { key, value } => match self.get(key) {
+                Some(old) => len(value) - len(old),
+                None => len(key) + len(value),
+            },
+            Op::Del { key } => self.get(key).map_or(0, |old| -(len(key) + len(old))),
+            Op::Cas { key, expected, new } => match self.get(key) {
+                Some(old) if old == expected.as_slice() => len(new) - len(old),
+                _ => 0,
+            },
         }
     }
 
     /// The value of `key`, if present.
     pub fn get(&self, key: &[u8]) -> Option<&[u8]> {
-        self.entries.get(key).map(Vec::as_slice)
+        self.entries.get(key).map(|value| &value[..])
     }
 
     /// The number of keys.
@@ -227,7 +259,7 @@ impl Store {
 
     /// The entries in key order.
     pub fn iter(&self) -> impl Iterator<Item = (&[u8], &[u8])> {
-        self.entries.iter().map(|(key, value)| (key.as_slice(), value.as_slice()))
+        self.entries.iter().map(|(key, value)| (&key[..], &value[..]))
     }
 
     /// The whole store as bytes, for Zab's `get_state`. Equal contents give identical bytes.
@@ -241,7 +273,7 @@ impl Store {
         );
         out.extend_from_slice(SNAPSHOT_MAGIC);
         out.extend_from_slice(&(self.entries.len() as u64).to_le_bytes());
-        for (key, value) in &self.entries {
+        for (key, value) in self.entries.iter() {
             out.extend_from_slice(&(key.len() as u64).to_le_bytes());
             out.extend_from_slice(key);
             out.extend_from_slice(&(value.len() as u64).to_le_bytes());
@@ -281,7 +313,7 @@ impl Store {
             }
             previous = Some(key);
             store.data_bytes += (key.len() + value.len()) as u64;
-            store.entries.insert(key.to_vec(), value.to_vec());
+            store.entries.insert(Arc::from(key), Arc::from(value));
         }
         if !reader.bytes.is_empty() {
             return Err(SnapshotError::TrailingBytes);
@@ -573,6 +605,48 @@ mod tests {
         }
         assert_eq!(a.snapshot(), b.snapshot());
         assert_eq!(Store::restore(&a.snapshot()), Ok(a));
+    }
+
+    #[test]
+    fn a_clone_is_a_frozen_view_that_later_writes_do_not_change() {
+        let mut store = Store::new();
+        for i in 0..1000 {
+            store.apply(&set(&format!("k{i:04}"), &format!("v{i}")));
+        }
+        let view = store.clone();
+        let expected = store.snapshot();
+        // Writes after the capture: overwrite, delete, insert, swap.
+        store.apply(&set("k0001", "changed"));
+        store.apply(&del("k0002"));
+        store.apply(&set("new", "key"));
+        store.apply(&cas("k0003", "v3", "swapped"));
+        assert_eq!(view.snapshot(), expected, "the view is the store at the capture");
+        assert_eq!(view.get(b"k0001"), Some(&b"v1"[..]));
+        assert_eq!(store.get(b"k0001"), Some(&b"changed"[..]));
+        assert_eq!(view.data_bytes(), Store::restore(&expected).unwrap().data_bytes());
+    }
+
+    #[test]
+    fn growth_is_what_applying_adds_to_data_bytes() {
+        let mut store = Store::new();
+        let ops = [
+            set("a", "123"),
+            set("a", "1"),
+            set("a", "12345"),
+            cas("a", "nope", "much longer"),
+            cas("a", "12345", "much longer"),
+            cas("missing", "", "x"),
+            del("missing"),
+            set("b", ""),
+            del("a"),
+            get("b"),
+        ];
+        for op in ops {
+            let before = store.data_bytes() as i64;
+            let growth = store.growth(&op);
+            store.apply(&op);
+            assert_eq!(store.data_bytes() as i64 - before, growth, "{op:?}");
+        }
     }
 
     #[test]

@@ -25,7 +25,7 @@ use kvstore_app::linearizability::{check, ClientId, HistoryOp};
 use kvstore_app::node::{KvNode, NodeConfig, StorageFactory, TableStoreFactory};
 use kvstore_app::overlay::OverlayInfo;
 use kvstore_app::partition::{partition_of, PartitionId};
-use kvstore_app::replica::{KvError, KvPort, KvReply, KvRequest};
+use kvstore_app::replica::{KvError, KvPort, KvReply, KvRequest, SnapshotWriter};
 use kvstore_app::store::{Op, OpResult};
 use zab_components::component::{ZabConfig, ZabStatus};
 use zab_components::protocol::Zxid;
@@ -152,7 +152,12 @@ impl Require<KvPort> for Client {
             Err(KvError::OutcomeUnknown { .. }) => {
                 self.history.push(HistoryOp::unknown(client, invoke, op))
             }
-            Err(KvError::TryAgain { .. } | KvError::Busy { .. } | KvError::TooLarge { .. }) => {}
+            Err(
+                KvError::TryAgain { .. }
+                | KvError::Busy { .. }
+                | KvError::TooLarge { .. }
+                | KvError::OutOfMemory,
+            ) => {}
         }
         if self.keys.is_empty() {
             self.answers.insert(reply.id, reply.result);
@@ -272,6 +277,10 @@ impl Cluster {
             z.sync_delay = (Duration::ZERO, ms(3));
             z.protocol.snapshot_entries_trigger = 50;
         });
+        // Snapshots answered late — longer than a session timeout (500 ms) — as a slow
+        // background serialization would: every test here, crashes and the linearizability
+        // sweeps included, runs with snapshot answers arriving after further deliveries.
+        config.replica.snapshots = SnapshotWriter::Inline { delay: ms(700) };
         let kv = self.sim.create(move |s| KvNode::new(s, config.clone()));
         kv.start();
         self.nodes[i] = Some(Node { net: network, kv });

@@ -79,7 +79,12 @@ impl Require<KvPort> for Client {
                 self.history.push(HistoryOp::unknown(ClientId(self.id), invoke, op))
             }
             // Did not happen: not part of the history.
-            Err(KvError::TryAgain { .. } | KvError::Busy { .. } | KvError::TooLarge { .. }) => {}
+            Err(
+                KvError::TryAgain { .. }
+                | KvError::Busy { .. }
+                | KvError::TooLarge { .. }
+                | KvError::OutOfMemory,
+            ) => {}
         }
         self.next(ctx);
     }

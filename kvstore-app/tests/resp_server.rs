@@ -33,6 +33,10 @@ impl Drop for TestCluster {
 
 impl TestCluster {
     fn start(name: &str) -> TestCluster {
+        TestCluster::start_with(name, |_| {})
+    }
+
+    fn start_with(name: &str, tune: fn(&mut NodeOptions)) -> TestCluster {
         let rt = Runtime::new(RuntimeConfig::default().workers(2));
         let dir = std::env::temp_dir().join(format!("kvstore-resp-{name}-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
@@ -45,6 +49,7 @@ impl TestCluster {
             let any: SocketAddr = "127.0.0.1:0".parse().unwrap();
             let mut options = NodeOptions::new(any, any, dir.join(format!("n{i}")), role);
             options.segment_bytes = 1 << 20;
+            tune(&mut options);
             nodes.push(start_node(&rt.system(), &options).expect("start node"));
         }
         let cluster = TestCluster { _rt: rt, nodes, dir };
@@ -213,6 +218,43 @@ fn front_end_serves_pipelines_and_refuses_bad_input() {
     assert_eq!(client.get(b"k2").unwrap(), Some(b"w2".to_vec()));
     assert_eq!(client.del(b"k2").unwrap(), 1);
     assert_eq!(client.get(b"k2").unwrap(), None);
+}
+
+fn request(words: &[&str]) -> Vec<u8> {
+    let mut out = Vec::new();
+    let words: Vec<Vec<u8>> = words.iter().map(|w| w.as_bytes().to_vec()).collect();
+    kvstore_app::resp::encode_request(&words, &mut out);
+    out
+}
+
+#[test]
+fn maxmemory_refuses_growing_writes_with_redis_oom_and_del_still_works() {
+    let c = TestCluster::start_with("oom", |o| o.maxmemory = 1000);
+    let [a, b, _] = c.endpoints()[..] else { unreachable!() };
+    let big = "x".repeat(600);
+    let oom = RespValue::Error("OOM command not allowed when used memory > 'maxmemory'.".into());
+    let one = |addr, words: &[&str]| raw_exchange(addr, &request(words), 1).0.remove(0);
+
+    assert_eq!(one(a, &["SET", "k1", &big]), RespValue::ok());
+    assert_eq!(one(a, &["SET", "k2", &big]), oom, "1204 bytes > 1000");
+    // (Through the node that served the SET: the check uses the proposing node's applied state.)
+    assert_eq!(one(a, &["CAS", "k1", &big, &format!("{big}{big}")]), oom, "a growing CAS");
+    assert_eq!(one(b, &["GET", "k2"]), RespValue::null_bulk(), "the refused write changed nothing");
+    assert_eq!(one(b, &["GET", "k1"]), RespValue::bulk(big.clone()));
+    // Writes that free memory, and DEL, always work.
+    assert_eq!(one(a, &["SET", "k1", "small"]), RespValue::ok());
+    assert_eq!(one(a, &["DEL", "k1"]), RespValue::Integer(1));
+    assert_eq!(one(a, &["SET", "k2", &big]), RespValue::ok(), "room again");
+
+    let info = one(a, &["INFO", "memory"]);
+    let RespValue::BulkString(Some(text)) = info else { panic!("INFO: {info:?}") };
+    let text = String::from_utf8(text).unwrap();
+    assert!(text.contains("maxmemory:1000\r\n"), "{text}");
+    assert!(text.contains("used_memory:602\r\n"), "{text}");
+    assert_eq!(
+        one(a, &["CONFIG", "GET", "maxmem*"]),
+        RespValue::array(vec![RespValue::bulk("maxmemory"), RespValue::bulk("1000")])
+    );
 }
 
 #[test]

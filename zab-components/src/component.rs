@@ -9,9 +9,22 @@
 //!   and, on the [`AtomicBroadcast`] port, deliveries, status changes, proposal and read
 //!   barrier outcomes and the state-transfer requests to the application.
 //!
-//! A `TakeSnapshot` action pauses the action sequence until the application has answered with
-//! its state ([`AbRequest::SnapshotTaken`]): the state then covers exactly the deliveries before
-//! it, and later writes keep their order.
+//! # Snapshots off the hot path
+//!
+//! A `TakeSnapshot` action becomes [`AbEvent::TakeSnapshot`], triggered in order with the
+//! deliveries: events on one channel are FIFO, so the application's handler sees it after
+//! exactly the deliveries up to its zxid. The component does **not** wait for the answer: it
+//! goes on executing actions — heartbeats, proposals, commits, further deliveries — so a
+//! snapshot of a large state never stalls the group (a stall longer than the session timeout
+//! would depose the leader). The application captures its state at that moment (cheaply: a
+//! persistent map, a copy-on-write view) and answers [`AbRequest::SnapshotTaken`] whenever it
+//! has serialized it, after any number of further deliveries.
+//!
+//! The answer is written as the snapshot and reported to the node (which then drops its log up
+//! to the zxid) only once that write is durable, behind the writes made before it. An answer
+//! for a request an [`Action::InstallSnapshot`] superseded in the meantime (a new leader sent
+//! its state), or for a zxid the component no longer waits for, is dropped unwritten: storing
+//! it would put an older snapshot behind the installed one.
 //!
 //! Several instances (one per group) share a node's network and failure detector:
 //! [`ZabComponent::create`] builds one and connects it, with a route selector so that it
@@ -310,8 +323,8 @@ pub struct ZabComponent {
     node: Option<ZabNode>,
     /// The snapshot recovered at creation, for the application's first start.
     initial_snapshot: Option<Snapshot>,
-    /// Actions not yet executed: execution pauses at a `TakeSnapshot` until the answer.
-    queue: VecDeque<Action>,
+    /// The `TakeSnapshot` the application has been asked to answer and has not; cleared by
+    /// an `InstallSnapshot`, which voids it.
     awaiting_snapshot: Option<Zxid>,
     /// Completions of writes made since the last sync (inline) or the last batch handed to the
     /// log thread.
@@ -338,7 +351,6 @@ impl ZabComponent {
             flush_pending: false,
             node: None,
             initial_snapshot: None,
-            queue: VecDeque::new(),
             awaiting_snapshot: None,
             unsynced: Vec::new(),
             sync_scheduled: false,
@@ -402,13 +414,10 @@ impl ZabComponent {
         PanicGuard(self.log.as_ref().map(|log| log.thread.clone()))
     }
 
-    /// Takes the node's new actions and executes as many as may run now.
+    /// Takes the node's new actions and executes them all, in order.
     fn drive(&mut self, ctx: &mut Context<Self>) {
         loop {
-            let fresh = self.node_mut().drain_actions();
-            self.queue.extend(fresh);
-            while self.awaiting_snapshot.is_none() {
-                let Some(action) = self.queue.pop_front() else { break };
+            for action in self.node_mut().drain_actions() {
                 self.execute(action);
             }
             if let Some(log) = &mut self.log {
@@ -507,10 +516,13 @@ impl ZabComponent {
                 let snapshot = state.as_ref().map(|s| Snapshot { zxid, state: s.clone() });
                 let last = entries.last().map_or(zxid, |e| e.zxid);
                 self.write(LogOp::Install(snapshot, entries));
+                // An outstanding snapshot request is void: its state is older than this one.
+                self.awaiting_snapshot = None;
                 self.ab.trigger(AbEvent::InstallState { zxid, state });
                 self.unsynced.push(Completion::Persisted(last));
             }
             Action::TakeSnapshot { zxid } => {
+                // Ask, and go on: the answer comes whenever the application has it.
                 self.awaiting_snapshot = Some(zxid);
                 self.ab.trigger(AbEvent::TakeSnapshot { zxid });
             }
@@ -706,20 +718,18 @@ impl Provide<AtomicBroadcast> for ZabComponent {
             }
             AbRequest::SnapshotTaken { zxid, state } => {
                 if self.awaiting_snapshot != Some(zxid) {
-                    log::warn!("zab group {}: unexpected snapshot at {zxid:?}", self.config.group);
+                    // Superseded by an InstallSnapshot, or from an earlier incarnation.
+                    log::debug!(
+                        "zab group {}: ignoring a stale snapshot at {zxid:?}",
+                        self.config.group
+                    );
                     return;
                 }
                 self.awaiting_snapshot = None;
-                let snapshot = Snapshot { zxid, state };
-                if self.log.is_some() {
-                    // The node learns of it once the log thread made it durable.
-                    self.unsynced.push(Completion::Snapshot(zxid, snapshot.state.clone()));
-                    self.write(LogOp::Snapshot(snapshot));
-                } else {
-                    let state = snapshot.state.clone();
-                    self.write(LogOp::Snapshot(snapshot));
-                    self.node_mut().snapshot_taken(zxid, state);
-                }
+                // The node learns of it (and trims its log) once the write is durable: with the
+                // next sync inline, or when the log thread reports the batch.
+                self.unsynced.push(Completion::Snapshot(zxid, state.clone()));
+                self.write(LogOp::Snapshot(Snapshot { zxid, state }));
             }
         }
         self.kick();

@@ -5,6 +5,13 @@
 //! transfer requests through the callback. Underneath, [`Zab::start`] runs a private runtime
 //! with a TCP network, a failure detector and one [`ZabComponent`].
 //!
+//! The callback runs in a bridge component of its own, never in the Zab component: a slow
+//! callback — a `get_state` writing a large state — delays only the calls queued behind it (the
+//! deliveries that follow a snapshot request wait for `get_state`, which must see none of
+//! them), while the protocol goes on with its heartbeats, proposals and commits on another of
+//! the runtime's workers ([`ZabOptions::workers`], at least 2 for that reason). Zab accepts
+//! the state whenever it comes.
+//!
 //! ```no_run
 //! use std::io::{Read, Write};
 //! use std::time::Duration;
@@ -68,7 +75,9 @@ pub trait ZabCallback: Send + 'static {
     /// This node's role changed; when following, the status names the leader.
     fn status(&mut self, status: ZabStatus);
     /// Write the whole state, as it is after every `deliver` so far (for a snapshot, or to
-    /// bring a lagging node up to date).
+    /// bring a lagging node up to date). It does not hold up the protocol (see the module
+    /// docs), but later `deliver`s wait for it: a large state is best written from a cheap
+    /// capture (a persistent map) rather than under a lock the program's other threads need.
     fn get_state(&mut self, out: &mut dyn Write) -> io::Result<()>;
     /// Replace the whole state with the one read from `input` (`None`: the empty initial
     /// state); deliveries continue after it.
@@ -82,7 +91,8 @@ pub struct ZabOptions {
     pub listen: SocketAddr,
     /// Every member's address, this node's included.
     pub members: Vec<SocketAddr>,
-    /// Worker threads of the private runtime.
+    /// Worker threads of the private runtime (default 2: one can run the callback while
+    /// another runs the protocol). Values below 2 are raised to 2.
     pub workers: usize,
     /// Settings of the failure detector.
     pub failure_detector: FdConfig,
@@ -257,6 +267,7 @@ impl Require<AtomicBroadcast> for Bridge {
             // The facade issues no read barriers.
             AbEvent::ReadReady { .. } => {}
             AbEvent::TakeSnapshot { zxid } => {
+                // Here, not in the Zab component: the protocol goes on while this writes.
                 let mut state = Vec::new();
                 if let Err(e) = self.callback.lock().get_state(&mut state) {
                     panic!("get_state failed: {e}");
@@ -303,7 +314,8 @@ impl Zab {
         }
         let mut config = ZabConfig::new(0, me, &members);
         (options.tune)(&mut config);
-        let runtime = Runtime::new(RuntimeConfig::default().workers(options.workers));
+        // Two workers at least, so that a long callback never starves the Zab component.
+        let runtime = Runtime::new(RuntimeConfig::default().workers(options.workers.max(2)));
         let net = TcpNetwork::create(&runtime.system(), TcpConfig::new(options.listen))?;
         let system = runtime.system();
         let network = net.provided::<Network>();

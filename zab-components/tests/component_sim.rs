@@ -15,10 +15,24 @@ use zab_components::failure_detector::*;
 use zab_components::protocol::Zxid;
 use zab_components::storage::SimDisk;
 
+/// When the application answers a snapshot request.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Answer {
+    /// In the handler of the request.
+    Now,
+    /// This long (virtual time) after the request, with the state captured at the request.
+    After(Duration),
+    /// Never by itself: the test releases held answers.
+    Hold,
+}
+
 /// The application: a replicated log of payloads; its state is the log itself.
 struct App {
     ab: RequiredPort<AtomicBroadcast>,
     log: Vec<(Zxid, Vec<u8>)>,
+    answer: Answer,
+    /// Captured states not answered yet (`Answer::Hold`), oldest first.
+    held: Vec<(Zxid, Vec<u8>)>,
     status: Option<ZabStatus>,
     committed: Vec<(u64, Zxid)>,
     failed: Vec<(u64, ProposeFailure)>,
@@ -29,7 +43,7 @@ struct App {
 impl ComponentDefinition for App {}
 
 impl Require<AtomicBroadcast> for App {
-    fn handle(&mut self, _ctx: &mut Context<Self>, event: AbEvent) {
+    fn handle(&mut self, ctx: &mut Context<Self>, event: AbEvent) {
         match event {
             AbEvent::Deliver { zxid, payload } => {
                 if let Some((last, _)) = self.log.last() {
@@ -51,8 +65,17 @@ impl Require<AtomicBroadcast> for App {
                     Some(zxid),
                     "snapshot at the last delivery"
                 );
+                // Captured now, answered when the application chooses.
                 let state = rmp_serde::to_vec(&self.log).unwrap();
-                self.ab.trigger(AbRequest::SnapshotTaken { zxid, state });
+                match self.answer {
+                    Answer::Now => self.ab.trigger(AbRequest::SnapshotTaken { zxid, state }),
+                    Answer::After(delay) => {
+                        ctx.schedule_once(delay, move |a: &mut App, _ctx| {
+                            a.ab.trigger(AbRequest::SnapshotTaken { zxid, state })
+                        });
+                    }
+                    Answer::Hold => self.held.push((zxid, state)),
+                }
             }
             AbEvent::InstallState { zxid, state } => {
                 self.log = match state {
@@ -84,6 +107,8 @@ struct Cluster {
     nodes: Vec<Node>,
     members: Vec<NodeAddr>,
     tune: fn(&mut ZabConfig),
+    /// How node `i`'s application answers snapshot requests.
+    answer: fn(usize) -> Answer,
     next_tag: u64,
 }
 
@@ -93,12 +118,21 @@ fn addr(i: usize) -> NodeAddr {
 
 impl Cluster {
     fn new(seed: u64, n: usize, tune: fn(&mut ZabConfig)) -> Cluster {
+        Cluster::with_answers(seed, n, tune, |_| Answer::Now)
+    }
+
+    fn with_answers(
+        seed: u64,
+        n: usize,
+        tune: fn(&mut ZabConfig),
+        answer: fn(usize) -> Answer,
+    ) -> Cluster {
         let sim = Simulation::new(seed);
         let net = SimNet::new(&sim.system(), SimNetConfig::default());
         let members: Vec<_> = (0..n).map(addr).collect();
         let nodes =
             members.iter().map(|a| Node { addr: *a, disk: SimDisk::new(), parts: None }).collect();
-        let mut c = Cluster { sim, net, nodes, members, tune, next_tag: 0 };
+        let mut c = Cluster { sim, net, nodes, members, tune, answer, next_tag: 0 };
         for i in 0..n {
             c.start(i);
         }
@@ -117,9 +151,12 @@ impl Cluster {
         let zab = ZabComponent::create(&system, &network, &fd.provided(), config, move || {
             Box::new(disk.clone())
         });
-        let app = self.sim.create(|s| App {
+        let answer = (self.answer)(i);
+        let app = self.sim.create(move |s| App {
             ab: s.required(),
             log: Vec::new(),
+            answer,
+            held: Vec::new(),
             status: None,
             committed: Vec::new(),
             failed: Vec::new(),
@@ -211,6 +248,33 @@ impl Cluster {
             }
         }
         panic!("seed {}: no leader within {limit:?}", self.sim.seed());
+    }
+
+    /// Runs until one of `nodes` leads and the others of `nodes` follow it, up to `limit`.
+    fn await_leader_among(&self, nodes: &[usize], limit: Duration) -> usize {
+        let deadline = self.sim.now() + limit;
+        while self.sim.now() < deadline {
+            self.run(Duration::from_millis(20));
+            let status = |i: usize| {
+                self.nodes[i]
+                    .parts
+                    .as_ref()
+                    .and_then(|p| p.app.on_definition(|a| a.status).flatten())
+            };
+            for &l in nodes {
+                if !matches!(status(l), Some(ZabStatus::Leading { .. })) {
+                    continue;
+                }
+                let following = Some(ZabStatus::Following {
+                    leader: self.nodes[l].addr,
+                    epoch: self.epoch_of(l),
+                });
+                if nodes.iter().all(|&i| i == l || status(i) == following) {
+                    return l;
+                }
+            }
+        }
+        panic!("seed {}: no leader among {nodes:?} within {limit:?}", self.sim.seed());
     }
 
     fn epoch_of(&self, i: usize) -> zab_components::protocol::Epoch {
@@ -463,4 +527,96 @@ fn sweep_one(seed: u64) {
     for (z, p) in &log {
         assert!(seen.insert(p.clone()), "seed {seed}: {p:?} delivered twice (at {z:?})");
     }
+}
+
+/// Issue 12: a snapshot must not pause the component. Every application answers its snapshot
+/// requests 2 s (virtual) after them — four session timeouts — with the state captured at the
+/// request. Before, the component stopped all its actions (heartbeats included) until the
+/// answer, and the followers deposed the leader at its first snapshot.
+#[test]
+fn a_leader_whose_snapshots_take_2s_keeps_leading_and_the_group_converges() {
+    let slow = |_| Answer::After(Duration::from_secs(2));
+    let mut c = Cluster::with_answers(7, 3, snapshot_often, slow);
+    let leader = c.await_leader(Duration::from_secs(5));
+    let epoch = c.epoch_of(leader);
+    for k in 0..60u8 {
+        c.propose(leader, &[k]);
+        c.run(Duration::from_millis(50));
+        assert_eq!(c.leader(), Some(leader), "leadership lost after {k} proposals");
+        assert_eq!(c.epoch_of(leader), epoch, "a new epoch after {k} proposals");
+    }
+    // Stated bound: with snapshots outstanding, every node has every transaction 1 s after the
+    // last proposal (deliveries never wait for a snapshot).
+    c.run(Duration::from_secs(1));
+    let log = c.check_prefixes();
+    assert_eq!(log.len(), 60);
+    for i in 0..3 {
+        assert_eq!(c.log(i), log, "node {i} converged");
+    }
+    // The late answers were stored.
+    c.run(Duration::from_secs(3));
+    for i in 0..3 {
+        let snapshot = c.nodes[i].disk.contents().snapshot;
+        assert!(snapshot.is_some_and(|s| s.zxid > Zxid::ZERO), "node {i} stored a snapshot");
+    }
+    // Recovery from those snapshots and the log after them restores every node's state.
+    for i in 0..3 {
+        c.crash(i, usize::MAX);
+    }
+    for i in 0..3 {
+        c.start(i);
+    }
+    c.await_leader(Duration::from_secs(10));
+    c.run(Duration::from_secs(2));
+    for i in 0..3 {
+        assert_eq!(c.log(i), log, "node {i} recovered");
+    }
+}
+
+/// An answer that arrives after an `InstallSnapshot` voided its request is dropped: storing it
+/// would put an older snapshot in place of the installed one.
+#[test]
+fn a_snapshot_answer_superseded_by_an_install_is_ignored() {
+    // Node 0 holds its answers; group 0 prefers the highest member as leader.
+    let hold_on_0 = |i| if i == 0 { Answer::Hold } else { Answer::Now };
+    let mut c = Cluster::with_answers(8, 3, snapshot_often, hold_on_0);
+    let leader = c.await_leader(Duration::from_secs(5));
+    assert_ne!(leader, 0, "the test needs node 0 to follow");
+    for k in 0..8u8 {
+        c.propose(leader, &[k]);
+        c.run(Duration::from_millis(20));
+    }
+    c.run(Duration::from_millis(500));
+    let held = c.nodes[0].parts.as_ref().unwrap().app.on_definition(|a| a.held.clone()).unwrap();
+    let (stale, stale_state) = held.first().cloned().expect("node 0 was asked for a snapshot");
+    assert!(c.nodes[0].disk.contents().snapshot.is_none());
+    // Node 0 falls behind the others' snapshots, then comes back: the leader sends its state.
+    let others: Vec<NodeAddr> = (1..3).map(|i| c.nodes[i].addr).collect();
+    c.net.partition(&[c.nodes[0].addr], &others);
+    let leader = c.await_leader_among(&[1, 2], Duration::from_secs(5));
+    for k in 8..40u8 {
+        c.propose(leader, &[k]);
+        c.run(Duration::from_millis(20));
+    }
+    c.net.heal();
+    c.run(Duration::from_secs(5));
+    let log = c.check_prefixes();
+    assert_eq!(c.log(0), log, "node 0 caught up");
+    let installed = c.nodes[0].disk.contents().snapshot.expect("node 0 installed a snapshot");
+    assert!(installed.zxid > stale, "installed {:?}, stale {stale:?}", installed.zxid);
+    // The stale answer arrives now: nothing changes.
+    c.nodes[0].parts.as_ref().unwrap().app.on_definition(|a| {
+        a.ab.trigger(AbRequest::SnapshotTaken { zxid: stale, state: stale_state.clone() })
+    });
+    c.run(Duration::from_secs(1));
+    assert_eq!(c.nodes[0].disk.contents().snapshot.map(|s| s.zxid), Some(installed.zxid));
+    // And the group goes on; node 0 recovers from what it stored.
+    c.propose(leader, b"after");
+    c.run(Duration::from_secs(1));
+    let log = c.check_prefixes();
+    assert_eq!(log.len(), 41);
+    c.crash(0, usize::MAX);
+    c.start(0);
+    c.run(Duration::from_secs(5));
+    assert_eq!(c.log(0), log, "node 0 recovered");
 }

@@ -1347,7 +1347,7 @@ fn snapshots_are_triggered_by_delivered_bytes() {
     cfg.snapshot_entries_trigger = 0;
     cfg.snapshot_bytes_trigger = 1_000;
     let mut node = node_with(cfg, recovered(0, 0, vec![]));
-    let mut drive = |node: &mut ZabNode| -> bool {
+    let drive = |node: &mut ZabNode| -> bool {
         let mut asked = false;
         loop {
             let actions = node.drain_actions();

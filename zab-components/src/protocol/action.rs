@@ -10,9 +10,11 @@ use super::message::Message;
 /// [`crate::protocol::ZabNode::drain_actions`] and execute them **in order**.
 ///
 /// Storage contract. The storage actions (`Persist`, `PersistEpoch`, `Truncate`,
-/// `InstallSnapshot`, `TakeSnapshot`) must take effect on disk in the order emitted, and an effect
-/// may become durable only once every earlier storage action is durable (a single log thread
-/// that fsyncs before it reports gives this). Completions are reported through
+/// `InstallSnapshot`) must take effect on disk in the order emitted, and an effect may become
+/// durable only once every earlier storage action is durable (a single log thread that fsyncs
+/// before it reports gives this). The snapshot a `TakeSnapshot` asks for is written when the
+/// application's state arrives, in order with the storage actions executed by then. Completions
+/// are reported through
 /// [`crate::protocol::ZabNode::persisted`], [`crate::protocol::ZabNode::epoch_persisted`] and
 /// [`crate::protocol::ZabNode::snapshot_taken`], in the same order.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -55,10 +57,17 @@ pub enum Action {
         /// The entries after `zxid`, consecutive.
         entries: Vec<Entry>,
     },
-    /// Serialize the application's state (which at this point of the action sequence has
-    /// applied every `Deliver` up to `zxid`, and no later one), store it durably as the
-    /// snapshot at `zxid`, then call `snapshot_taken(zxid, state)`. The log's entries up to
-    /// `zxid` may then be discarded from disk.
+    /// Capture the application's state as it is at this point of the action sequence (every
+    /// `Deliver` up to `zxid` applied, and no later one), store it durably as the snapshot at
+    /// `zxid`, then call `snapshot_taken(zxid, state)`. The log's entries up to `zxid` may
+    /// then be discarded from disk.
+    ///
+    /// The driver does **not** wait: it goes on executing the actions after this one
+    /// (messages, heartbeats, deliveries) while the application serializes its capture in the
+    /// background, and reports whenever the snapshot is durable. Until then the node asks for no
+    /// other snapshot. If an `InstallSnapshot` comes first, the request is void: the driver must
+    /// not store the late state (it would go behind the installed snapshot), and
+    /// `snapshot_taken` ignores it anyway.
     TakeSnapshot {
         /// The last delivered zxid, which the snapshot covers.
         zxid: Zxid,

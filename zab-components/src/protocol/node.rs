@@ -366,8 +366,17 @@ impl ZabNode {
         self.check_invariants();
     }
 
-    /// The driver stored the snapshot asked for by `TakeSnapshot { zxid }`. The node keeps
-    /// `state` to synchronize far-behind followers and forgets its log up to `zxid`.
+    /// The driver stored durably the snapshot asked for by `TakeSnapshot { zxid }`. The node
+    /// keeps `state` to synchronize far-behind followers and forgets its log up to `zxid`.
+    ///
+    /// The answer may come late, after any number of further inputs and deliveries (the
+    /// application captures its state at the `TakeSnapshot` and serializes it in the
+    /// background). An answer that is no longer wanted is ignored and changes nothing: one for a
+    /// zxid the node does not wait for (an `InstallSnapshot` from a leader cancelled the
+    /// request, or a newer request replaced it), or one whose zxid is not ahead of the log's
+    /// base any more (a snapshot at or after it is already in place). Trimming only an
+    /// answer for the pending zxid keeps the in-memory log and the one on disk in step: the
+    /// driver writes the snapshot only while it is pending, and reports it once it is durable.
     pub fn snapshot_taken(&mut self, zxid: Zxid, state: Vec<u8>) {
         self.flush_batch();
         if self.snapshot_pending != Some(zxid) {
@@ -375,6 +384,17 @@ impl ZabNode {
             return;
         }
         self.snapshot_pending = None;
+        if zxid <= self.log.base() || zxid > self.log.durable_last() {
+            // Superseded (or, defensively, not backed by the durable log): a later request will
+            // come once enough is delivered again.
+            log::debug!(
+                "{}: ignoring snapshot at {zxid}: log base {}, durable {}",
+                self.id(),
+                self.log.base(),
+                self.log.durable_last()
+            );
+            return;
+        }
         self.log.trim(zxid);
         self.snapshot = Some(Snapshot { zxid, state });
         self.check_invariants();
