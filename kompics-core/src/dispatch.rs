@@ -1,71 +1,6 @@
 //! Several event types per port direction, each with its own handler.
 //!
-//! A port has one request type and one indication type; a port that carries several kinds of
-//! events uses an enum for each. With [`Provide`](crate::Provide) /
-//! [`Require`](crate::Require) alone, every requirer gets every variant and `match`es them
-//! all, even those it ignores. This module gives Kompics' per-event-type subscriptions on top of
-//! the same ports, at no cost to components that do not use it:
-//!
-//! - [`port_events!`](crate::port_events) declares the enum from a list of event types, with a
-//!   `From` impl per type (so `port.trigger(Put { .. })` works without naming the variant) and an
-//!   [`EventCase`] impl per type (so a handler can pick its variant out).
-//! - A component implements [`ProvideEvent<P, E>`] or [`RequireEvent<P, E>`] for each event type
-//!   it handles, and [`subscribe!`](crate::subscribe) lists them: it generates the component's
-//!   `Provide<P>` / `Require<P>` impl, which dispatches each event to its handler.
-//! - Events of types a component did not subscribe to are dropped by the channel before they
-//!   are queued: they never wake the component.
-//!
-//! Ports stay what they are: a component may still implement `Provide<P>` by hand with one
-//! `match`, and the components at the other end cannot tell the difference.
-//!
-//! ```
-//! use kompics_core::*;
-//!
-//! #[derive(Clone, Debug)] pub struct Leader(u32);
-//! #[derive(Clone, Debug)] pub struct Delivered(String);
-//!
-//! port_events! {
-//!     /// What the group tells its users.
-//!     #[derive(Clone, Debug)]
-//!     pub enum GroupIndication { Leader(Leader), Delivered(Delivered) }
-//! }
-//!
-//! pub struct Group;
-//! impl Port for Group {
-//!     type Request = ();
-//!     type Indication = GroupIndication;
-//! }
-//!
-//! struct Source { port: ProvidedPort<Group> }
-//! impl ComponentDefinition for Source {
-//!     fn on_start(&mut self, _ctx: &mut Context<Self>) {
-//!         self.port.trigger(Leader(2).into());
-//!         self.port.trigger(Delivered("x".into()).into());
-//!     }
-//! }
-//! impl Provide<Group> for Source {
-//!     fn handle(&mut self, _ctx: &mut Context<Self>, _request: ()) {}
-//! }
-//!
-//! // Watches leaders only: it has no handler for `Delivered`, and never receives one.
-//! struct LeaderWatch { _port: RequiredPort<Group>, leader: Option<u32> }
-//! impl ComponentDefinition for LeaderWatch {}
-//! impl RequireEvent<Group, Leader> for LeaderWatch {
-//!     fn handle(&mut self, _ctx: &mut Context<Self>, Leader(id): Leader) {
-//!         self.leader = Some(id);
-//!     }
-//! }
-//! subscribe!(LeaderWatch: Require<Group> { Leader });
-//!
-//! let sim = Simulation::new(1);
-//! let source = sim.create(|s| Source { port: s.provided() });
-//! let watch = sim.create(|s| LeaderWatch { _port: s.required(), leader: None });
-//! connect(&source.provided::<Group>(), &watch.required::<Group>());
-//! watch.start();
-//! source.start();
-//! sim.run_until_quiescent(std::time::Duration::from_secs(1));
-//! assert_eq!(watch.on_definition(|w| w.leader), Some(Some(2)));
-//! ```
+//! The rules and an example are on [`ProvideEvent`].
 
 use crate::component::ComponentDefinition;
 use crate::context::Context;
@@ -95,6 +30,75 @@ impl<E> EventCase<E> for E {
 
 /// Handles the requests of type `E` (one case of `P::Request`) of a port `P` the component
 /// provides. List `E` in the component's [`subscribe!`](crate::subscribe) for port `P`.
+///
+/// # Several event types per direction
+///
+/// A port has one request type and one indication type; a port that carries several kinds of
+/// events uses an enum for each. With [`Provide`](crate::Provide) /
+/// [`Require`](crate::Require) alone, every requirer gets every variant and `match`es them
+/// all, even those it ignores. This module gives Kompics' per-event-type subscriptions on top of
+/// the same ports, at no cost to components that do not use it:
+///
+/// - [`port_events!`](crate::port_events) declares the enum from a list of event types, with a
+///   `From` impl per type (so `port.trigger(Put { .. })` works without naming the variant) and an
+///   [`EventCase`] impl per type (so a handler can pick its variant out).
+/// - A component implements [`ProvideEvent<P, E>`] or [`RequireEvent<P, E>`] for each event type
+///   it handles, and [`subscribe!`](crate::subscribe) lists them: it generates the component's
+///   `Provide<P>` / `Require<P>` impl, which dispatches each event to its handler.
+/// - Events of types a component did not subscribe to are dropped by the channel before they
+///   are queued: they never wake the component.
+///
+/// Ports stay what they are: a component may still implement `Provide<P>` by hand with one
+/// `match`, and the components at the other end cannot tell the difference.
+///
+/// ```
+/// use kompics_core::*;
+///
+/// #[derive(Clone, Debug)] pub struct Leader(u32);
+/// #[derive(Clone, Debug)] pub struct Delivered(String);
+///
+/// port_events! {
+///     /// What the group tells its users.
+///     #[derive(Clone, Debug)]
+///     pub enum GroupIndication { Leader(Leader), Delivered(Delivered) }
+/// }
+///
+/// pub struct Group;
+/// impl Port for Group {
+///     type Request = ();
+///     type Indication = GroupIndication;
+/// }
+///
+/// struct Source { port: ProvidedPort<Group> }
+/// impl ComponentDefinition for Source {
+///     fn on_start(&mut self, _ctx: &mut Context<Self>) {
+///         self.port.trigger(Leader(2).into());
+///         self.port.trigger(Delivered("x".into()).into());
+///     }
+/// }
+/// impl Provide<Group> for Source {
+///     fn handle(&mut self, _ctx: &mut Context<Self>, _request: ()) {}
+/// }
+///
+/// // Watches leaders only: it has no handler for `Delivered`, and never receives one.
+/// struct LeaderWatch { _port: RequiredPort<Group>, leader: Option<u32> }
+/// impl ComponentDefinition for LeaderWatch {}
+/// impl RequireEvent<Group, Leader> for LeaderWatch {
+///     fn handle(&mut self, _ctx: &mut Context<Self>, Leader(id): Leader) {
+///         self.leader = Some(id);
+///     }
+/// }
+/// subscribe!(LeaderWatch: Require<Group> { Leader });
+///
+/// let sim = Simulation::new(1);
+/// let source = sim.create(|s| Source { port: s.provided() });
+/// let watch = sim.create(|s| LeaderWatch { _port: s.required(), leader: None });
+/// connect(&source.provided::<Group>(), &watch.required::<Group>());
+/// watch.start();
+/// source.start();
+/// sim.run_until_quiescent(std::time::Duration::from_secs(1));
+/// assert_eq!(watch.on_definition(|w| w.leader), Some(Some(2)));
+/// ```
 pub trait ProvideEvent<P: Port, E>: ComponentDefinition {
     /// Handles one request of type `E`.
     fn handle(&mut self, ctx: &mut Context<Self>, event: E);

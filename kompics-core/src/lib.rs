@@ -72,7 +72,14 @@
 //!   docs](ComponentDefinition).
 //! - [`Mailbox`], [`Receive`]: events told to a component from outside (other threads, sockets,
 //!   program APIs).
-//! - [`Fault`], [`FaultAction`]: supervision.
+//! - [`Fault`], [`FaultAction`], [`Context::fail`]: supervision; a handler fails with a
+//!   typed error, which its supervisor gets back from [`Fault::error`].
+//! - [`Request`], [`Responder`], [`RequiredPort::request`], [`ProvidedRef::ask`], [`Pending`]:
+//!   request/response, the answer going to its requester alone (also from outside the runtime).
+//! - [`Setup::create`], [`Setup::export_provided`], [`ExportProvided`]: composite components
+//!   that offer their children's ports as their own.
+//! - [`port_events!`], [`subscribe!`], [`ProvideEvent`], [`RequireEvent`]: several event types
+//!   per port direction, one handler each; a component receives only what it subscribed to.
 //! - [`Runtime`] (threads) and [`Simulation`] (virtual time, seeded): the two runtimes.
 
 #![warn(missing_docs)]

@@ -1,55 +1,6 @@
 //! Request/response: a request that is answered to its requester alone.
 //!
-//! An indication triggered on a provided port goes down every channel of the port. That is
-//! right for news (a leader change, a delivered message), wrong for an answer: every requester
-//! would see every other requester's answers and need ids to pick out its own. A [`Request`]
-//! carries a [`Responder`] bound to where it came from, so the provider answers it with
-//! [`Request::reply`] and the answer reaches that requester only, as an indication of its
-//! required port, whatever other channels the port has. No ids, no filtering, one hop back.
-//!
-//! - A component asks with [`RequiredPort::request`](crate::RequiredPort::request); the answer
-//!   arrives at its `Require` handler like any indication, but only at this component.
-//! - Code outside the runtime (a test, a `main`, another thread) asks with
-//!   [`ProvidedRef::ask`](crate::ProvidedRef::ask) and gets a [`Pending`] answer:
-//!   [`Pending::wait`] blocks with a timeout on the threaded runtime;
-//!   [`Simulation::run_until_answered`](crate::Simulation::run_until_answered) (or
-//!   [`Pending::try_result`] after `run_for`) gets it deterministically in the simulator.
-//!
-//! A port declares which of its requests expect an answer in its types: the request type (or a
-//! variant of the request enum) is a `Request<Q, A>`, and `A` converts into the port's
-//! indication type. The compiler checks both.
-//!
-//! ```
-//! use std::time::Duration;
-//! use kompics_core::*;
-//!
-//! struct Square;
-//! #[derive(Clone, Debug)]
-//! struct Root(u64);
-//! impl Port for Square {
-//!     type Request = Request<u64, Root>; // ask a number, get back its root
-//!     type Indication = Root;
-//! }
-//!
-//! struct Squarer { _port: ProvidedPort<Square> }
-//! impl ComponentDefinition for Squarer {}
-//! impl Provide<Square> for Squarer {
-//!     fn handle(&mut self, _ctx: &mut Context<Self>, request: Request<u64, Root>) {
-//!         let root = (*request.payload() as f64).sqrt() as u64;
-//!         request.reply(Root(root)); // to the one who asked, not down every channel
-//!     }
-//! }
-//!
-//! let sim = Simulation::new(1);
-//! let squarer = sim.create(|s| Squarer { _port: s.provided() });
-//! squarer.start();
-//! let mut pending = squarer.provided::<Square>().ask(81);
-//! let Root(root) = sim.run_until_answered(&mut pending, Duration::from_secs(1)).unwrap();
-//! assert_eq!(root, 9);
-//! ```
-//!
-//! The cost is one reference-count increment per request and none per answer beyond the event
-//! itself: the responder of a required port is allocated once, with the port.
+//! The answer travels back to the requester directly; see [`Request`] for the rules.
 
 use std::fmt;
 use std::sync::{Arc, Weak};
@@ -63,6 +14,57 @@ use crate::event::Event;
 
 /// A request and the means to answer it: the reply goes back to whoever sent the request, and
 /// to no one else.
+///
+/// An indication triggered on a provided port goes down every channel of the port. That is
+/// right for news (a leader change, a delivered message), wrong for an answer: every requester
+/// would see every other requester's answers and need ids to pick out its own. A [`Request`]
+/// carries a [`Responder`] bound to where it came from, so the provider answers it with
+/// [`Request::reply`] and the answer reaches that requester only, as an indication of its
+/// required port, whatever other channels the port has. No ids, no filtering, one hop back.
+///
+/// - A component asks with [`RequiredPort::request`](crate::RequiredPort::request); the answer
+///   arrives at its `Require` handler like any indication, but only at this component.
+/// - Code outside the runtime (a test, a `main`, another thread) asks with
+///   [`ProvidedRef::ask`](crate::ProvidedRef::ask) and gets a [`Pending`] answer:
+///   [`Pending::wait`] blocks with a timeout on the threaded runtime;
+///   [`Simulation::run_until_answered`](crate::Simulation::run_until_answered) (or
+///   [`Pending::try_result`] after `run_for`) gets it deterministically in the simulator.
+///
+/// A port declares which of its requests expect an answer in its types: the request type (or a
+/// variant of the request enum) is a `Request<Q, A>`, and `A` converts into the port's
+/// indication type. The compiler checks both.
+///
+/// ```
+/// use std::time::Duration;
+/// use kompics_core::*;
+///
+/// struct Square;
+/// #[derive(Clone, Debug)]
+/// struct Root(u64);
+/// impl Port for Square {
+///     type Request = Request<u64, Root>; // ask a number, get back its root
+///     type Indication = Root;
+/// }
+///
+/// struct Squarer { _port: ProvidedPort<Square> }
+/// impl ComponentDefinition for Squarer {}
+/// impl Provide<Square> for Squarer {
+///     fn handle(&mut self, _ctx: &mut Context<Self>, request: Request<u64, Root>) {
+///         let root = (*request.payload() as f64).sqrt() as u64;
+///         request.reply(Root(root)); // to the one who asked, not down every channel
+///     }
+/// }
+///
+/// let sim = Simulation::new(1);
+/// let squarer = sim.create(|s| Squarer { _port: s.provided() });
+/// squarer.start();
+/// let mut pending = squarer.provided::<Square>().ask(81);
+/// let Root(root) = sim.run_until_answered(&mut pending, Duration::from_secs(1)).unwrap();
+/// assert_eq!(root, 9);
+/// ```
+///
+/// The cost is one reference-count increment per request and none per answer beyond the event
+/// itself: the responder of a required port is allocated once, with the port.
 ///
 /// `Q` is what is asked, `A` the answer. Use it as a port's request type, or as the type of a
 /// variant of the request enum (see [`port_events!`](crate::port_events)). Cloning a request

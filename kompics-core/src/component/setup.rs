@@ -1,51 +1,6 @@
 //! Declaring a component's ports, and the children it is made of, while it is built.
 //!
-//! # Composite components
-//!
-//! A component can be made of children created in its factory with [`Setup::create`], and
-//! offer their ports as its own with [`Setup::export_provided`] / [`Setup::export_required`]
-//! (Kompics' port faces). The exported port *is* the child's port: a channel connected to the
-//! parent's port is connected to the child, with no forwarding hop. Because the factory runs
-//! inside `create`, the composite is complete, children and exported ports included, when
-//! `create` returns: it can be wired from outside at once.
-//!
-//! ```
-//! use kompics_core::*;
-//!
-//! struct Square;
-//! impl Port for Square { type Request = Request<u64, u64>; type Indication = u64; }
-//!
-//! struct Squarer { _port: ProvidedPort<Square> }
-//! impl ComponentDefinition for Squarer {}
-//! impl Provide<Square> for Squarer {
-//!     fn handle(&mut self, _ctx: &mut Context<Self>, r: Request<u64, u64>) {
-//!         let n = *r.payload();
-//!         r.reply(n * n);
-//!     }
-//! }
-//!
-//! /// A node made of one `Squarer`, whose port it offers as its own.
-//! struct Node { squarer: Component<Squarer> }
-//! impl ComponentDefinition for Node {}
-//! impl ExportProvided<Square> for Node {}
-//!
-//! let sim = Simulation::new(1);
-//! let node = sim.create(|s| {
-//!     let squarer = s.create(|s| Squarer { _port: s.provided() });
-//!     s.export_provided(&squarer.provided::<Square>());
-//!     Node { squarer }
-//! });
-//! node.start(); // starts the squarer too
-//! let mut pending = node.exported_provided::<Square>().ask(12);
-//! assert_eq!(sim.run_until_answered(&mut pending, std::time::Duration::from_secs(1)), Ok(144));
-//! ```
-//!
-//! Children created in the factory belong to the component's structure, like its ports: when
-//! the component is [restarted](crate::FaultAction::Restart), its factory runs again and gets
-//! the same children back from `create` (the same types must be created in the same order);
-//! each is restarted with fresh state from its own factory, keeping its ports and channels, so
-//! the channels to the exported ports survive. Children created later, with
-//! [`Context::create`](crate::Context::create), are killed on restart.
+//! Composite components: see [`ExportProvided`]; the rules are written there.
 
 use std::any::{Any, TypeId};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -64,6 +19,53 @@ use crate::system::Executor;
 
 /// Marks a component that offers a child's provided port `P` as its own, declared with
 /// [`Setup::export_provided`]; [`Component::exported_provided`] then gives the port.
+///
+/// # Composite components
+///
+/// A component can be made of children created in its factory with [`Setup::create`], and
+/// offer their ports as its own with [`Setup::export_provided`] / [`Setup::export_required`]
+/// (Kompics' port faces). The exported port *is* the child's port: a channel connected to the
+/// parent's port is connected to the child, with no forwarding hop. Because the factory runs
+/// inside `create`, the composite is complete, children and exported ports included, when
+/// `create` returns: it can be wired from outside at once.
+///
+/// ```
+/// use kompics_core::*;
+///
+/// struct Square;
+/// impl Port for Square { type Request = Request<u64, u64>; type Indication = u64; }
+///
+/// struct Squarer { _port: ProvidedPort<Square> }
+/// impl ComponentDefinition for Squarer {}
+/// impl Provide<Square> for Squarer {
+///     fn handle(&mut self, _ctx: &mut Context<Self>, r: Request<u64, u64>) {
+///         let n = *r.payload();
+///         r.reply(n * n);
+///     }
+/// }
+///
+/// /// A node made of one `Squarer`, whose port it offers as its own.
+/// struct Node { squarer: Component<Squarer> }
+/// impl ComponentDefinition for Node {}
+/// impl ExportProvided<Square> for Node {}
+///
+/// let sim = Simulation::new(1);
+/// let node = sim.create(|s| {
+///     let squarer = s.create(|s| Squarer { _port: s.provided() });
+///     s.export_provided(&squarer.provided::<Square>());
+///     Node { squarer }
+/// });
+/// node.start(); // starts the squarer too
+/// let mut pending = node.exported_provided::<Square>().ask(12);
+/// assert_eq!(sim.run_until_answered(&mut pending, std::time::Duration::from_secs(1)), Ok(144));
+/// ```
+///
+/// Children created in the factory belong to the component's structure, like its ports: when
+/// the component is [restarted](crate::FaultAction::Restart), its factory runs again and gets
+/// the same children back from `create` (the same types must be created in the same order);
+/// each is restarted with fresh state from its own factory, keeping its ports and channels, so
+/// the channels to the exported ports survive. Children created later, with
+/// [`Context::create`](crate::Context::create), are killed on restart.
 pub trait ExportProvided<P: Port>: ComponentDefinition {}
 
 /// Marks a component that offers a child's required port `P` as its own, declared with
@@ -188,7 +190,7 @@ impl<C: ComponentDefinition> Setup<C> {
     /// made with [`Context::create`](crate::Context::create), it starts, stops and dies with
     /// this component and its faults come to this component's
     /// [`on_fault`](ComponentDefinition::on_fault); unlike one, it survives a restart of this
-    /// component (see the [module docs](self)).
+    /// component (see [`ExportProvided`]).
     ///
     /// # Panics
     /// During a restart, if the factory does not create the same types of children in the same
