@@ -330,7 +330,10 @@ pub fn connect_with<P: Port>(
 
 /// A channel's filter narrowed to what the receiving handler subscribed to. Ports that take
 /// every event keep the selector as it is, so the common case costs nothing more.
-fn subscribed<E: Event>(selector: Option<Filter<E>>, accepts: Option<fn(&E) -> bool>) -> Option<Filter<E>> {
+fn subscribed<E: Event>(
+    selector: Option<Filter<E>>,
+    accepts: Option<fn(&E) -> bool>,
+) -> Option<Filter<E>> {
     match (selector, accepts) {
         (selector, None) => selector,
         (None, Some(accepts)) => Some(Arc::new(accepts)),

@@ -199,7 +199,10 @@ fn run_until_answered_times_out_in_virtual_time() {
     let deferred = sim.create(|s| Deferred { _port: s.provided() });
     deferred.start();
     let mut pending = deferred.provided::<Doubling>().ask(5_000);
-    assert_eq!(sim.run_until_answered(&mut pending, Duration::from_secs(1)), Err(AskError::Timeout));
+    assert_eq!(
+        sim.run_until_answered(&mut pending, Duration::from_secs(1)),
+        Err(AskError::Timeout)
+    );
     assert_eq!(sim.now(), Time::ZERO + Duration::from_secs(1));
     assert_eq!(sim.run_until_answered(&mut pending, Duration::from_secs(10)), Ok(Doubled(10_000)));
 }
@@ -240,6 +243,9 @@ fn an_ask_dropped_in_the_simulator_fails_without_waiting() {
     let doubler = sim.create(|s| Doubler { port: s.provided(), broadcast: false });
     let mut pending = doubler.provided::<Doubling>().ask(1);
     doubler.kill();
-    assert_eq!(sim.run_until_answered(&mut pending, Duration::from_secs(3600)), Err(AskError::Dropped));
+    assert_eq!(
+        sim.run_until_answered(&mut pending, Duration::from_secs(3600)),
+        Err(AskError::Dropped)
+    );
     assert_eq!(sim.now(), Time::ZERO, "no virtual time spent waiting");
 }

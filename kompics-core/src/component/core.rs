@@ -38,7 +38,10 @@ pub(crate) enum Control {
     Stop,
     Kill,
     Restart,
-    Timer { id: TimerId, deadline: Time },
+    Timer {
+        id: TimerId,
+        deadline: Time,
+    },
     ChildFault(Fault),
     /// A handler called `Context::fail`: fail as a panic would, carrying the error.
     Fail(FaultError),

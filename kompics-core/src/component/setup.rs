@@ -210,7 +210,8 @@ impl<C: ComponentDefinition> Setup<C> {
             self.children.push(core.clone());
             return Component { core };
         }
-        let child = create_component(self.exec.clone(), Some(self.owner.clone()), Box::new(factory));
+        let child =
+            create_component(self.exec.clone(), Some(self.owner.clone()), Box::new(factory));
         self.table.structure.lock().push((child.id(), child.core.clone()));
         self.children.push(child.core.clone());
         child
