@@ -150,9 +150,7 @@ fn a_component_receives_only_the_event_types_it_subscribed_to() {
     connect(&store.provided::<Kv>(), &client.required::<Kv>());
     connect(&store.provided::<Kv>(), &watcher.required::<Kv>());
     connect(&store.provided::<Kv>(), &everything.required::<Kv>());
-    for c in [&store] {
-        c.start();
-    }
+    store.start();
     client.start();
     watcher.start();
     everything.start();

@@ -125,6 +125,10 @@ impl PortTable {
     }
 }
 
+/// What a factory's `Setup` produced: the port table, the drains of the component's own ports,
+/// and the children it created.
+pub(crate) type SetupParts<C> = (PortTable, Vec<Box<dyn PortDrain<C>>>, Vec<Arc<dyn Schedulable>>);
+
 /// Handed to a component's factory to create its ports.
 ///
 /// ```
@@ -179,9 +183,7 @@ impl<C: ComponentDefinition> Setup<C> {
         }
     }
 
-    pub(crate) fn into_parts(
-        self,
-    ) -> (PortTable, Vec<Box<dyn PortDrain<C>>>, Vec<Arc<dyn Schedulable>>) {
+    pub(crate) fn into_parts(self) -> SetupParts<C> {
         (self.table, self.drains, self.children)
     }
 
