@@ -73,19 +73,31 @@ pub(crate) struct PortCore<In, Out> {
     /// Bumped on every change of `outlets`, so triggering ports know to refresh their copy.
     version: AtomicU64,
     /// The component that owns this port; weak, so that channels do not keep it alive alone.
-    owner: Weak<dyn Schedulable>,
+    pub(crate) owner: Weak<dyn Schedulable>,
     /// The channels attached to this port, to disconnect them when the owner is killed.
     links: Mutex<Vec<Arc<dyn Link>>>,
+    /// The events the owner's handler subscribed to (`None`: all of them). Channels into this
+    /// port check it before queueing, so an event nobody handles does not wake the owner.
+    pub(crate) accepts: Option<fn(&In) -> bool>,
 }
 
 impl<In: Event, Out: Event> PortCore<In, Out> {
     pub(crate) fn new(owner: Weak<dyn Schedulable>) -> Self {
+        Self::subscribed(owner, None)
+    }
+
+    /// A port whose owner handles only the events `accepts` returns true for.
+    pub(crate) fn subscribed(
+        owner: Weak<dyn Schedulable>,
+        accepts: Option<fn(&In) -> bool>,
+    ) -> Self {
         PortCore {
             inbox: Arc::new(Inbox { queue: SegQueue::new(), held: Mutex::new(VecDeque::new()) }),
             outlets: Mutex::new(Vec::new()),
             version: AtomicU64::new(0),
             owner,
             links: Mutex::new(Vec::new()),
+            accepts,
         }
     }
 
@@ -305,13 +317,26 @@ pub fn connect_with<P: Port>(
         channel: id,
         inbox: required.core.inbox.clone(),
         target: requirer,
-        filter: selector.indications,
+        filter: subscribed(selector.indications, required.core.accepts),
     });
     required.core.add_outlet(Outlet {
         channel: id,
         inbox: provided.core.inbox.clone(),
         target: provider,
-        filter: selector.requests,
+        filter: subscribed(selector.requests, provided.core.accepts),
     });
     Channel { inner }
+}
+
+/// A channel's filter narrowed to what the receiving handler subscribed to. Ports that take
+/// every event keep the selector as it is, so the common case costs nothing more.
+fn subscribed<E: Event>(
+    selector: Option<Filter<E>>,
+    accepts: Option<fn(&E) -> bool>,
+) -> Option<Filter<E>> {
+    match (selector, accepts) {
+        (selector, None) => selector,
+        (None, Some(accepts)) => Some(Arc::new(accepts)),
+        (Some(selector), Some(accepts)) => Some(Arc::new(move |e: &E| accepts(e) && selector(e))),
+    }
 }

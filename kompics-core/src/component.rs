@@ -28,6 +28,7 @@ use std::sync::atomic::Ordering;
 use std::sync::{Arc, Weak};
 
 use self::core::{enqueue_control, ComponentCore, Control, Factory, Schedulable};
+use self::setup::{ExportProvided, ExportRequired};
 use crate::context::Context;
 use crate::event::Event;
 use crate::mailbox::{Mailbox, Receive};
@@ -190,6 +191,44 @@ impl<C: ComponentDefinition> Component<C> {
         RequiredRef::from_core(self.core.ports.required::<P>().unwrap_or_else(|| {
             panic!(
                 "{} implements Require<{}> but its factory created no such required port",
+                std::any::type_name::<C>(),
+                std::any::type_name::<P>()
+            )
+        }))
+    }
+
+    /// The provided port of type `P` this component exports from a child (see
+    /// [`Setup::export_provided`](crate::Setup::export_provided)): a channel connected to it is
+    /// connected to the child. Available as soon as the component is created.
+    ///
+    /// # Panics
+    /// If the component's factory did not export such a port.
+    pub fn exported_provided<P: Port>(&self) -> ProvidedRef<P>
+    where
+        C: ExportProvided<P>,
+    {
+        ProvidedRef::from_core(self.core.ports.provided::<P>().unwrap_or_else(|| {
+            panic!(
+                "{} implements ExportProvided<{}> but its factory exported no such port",
+                std::any::type_name::<C>(),
+                std::any::type_name::<P>()
+            )
+        }))
+    }
+
+    /// The required port of type `P` this component exports from a child (see
+    /// [`Setup::export_required`](crate::Setup::export_required)): a channel connected to it is
+    /// connected to the child. Available as soon as the component is created.
+    ///
+    /// # Panics
+    /// If the component's factory did not export such a port.
+    pub fn exported_required<P: Port>(&self) -> RequiredRef<P>
+    where
+        C: ExportRequired<P>,
+    {
+        RequiredRef::from_core(self.core.ports.required::<P>().unwrap_or_else(|| {
+            panic!(
+                "{} implements ExportRequired<{}> but its factory exported no such port",
                 std::any::type_name::<C>(),
                 std::any::type_name::<P>()
             )

@@ -13,6 +13,7 @@ use crate::component::setup::Setup;
 use crate::component::{
     create_component, Component, ComponentDefinition, ComponentId, LifecycleState,
 };
+use crate::supervision::FaultError;
 use crate::system::{Executor, System};
 use crate::time::Time;
 use crate::timer::{TimerEntry, TimerId};
@@ -36,6 +37,8 @@ pub struct Context<C: ComponentDefinition> {
     /// The periodic timer whose callback is running, and whether the callback cancelled it.
     pub(crate) firing: Option<(TimerId, bool)>,
     children: Vec<Arc<dyn Schedulable>>,
+    /// Whether `fail` was called and its fault not yet reported: one failure per episode.
+    pub(crate) failing: bool,
     pub(crate) parent: Option<Weak<dyn Schedulable>>,
 }
 
@@ -56,6 +59,7 @@ impl<C: ComponentDefinition> Context<C> {
             timer_seq: 0,
             firing: None,
             children: Vec::new(),
+            failing: false,
             parent,
         }
     }
@@ -170,6 +174,11 @@ impl<C: ComponentDefinition> Context<C> {
             .collect()
     }
 
+    /// Adds children created elsewhere (by the factory, through its `Setup`).
+    pub(crate) fn adopt(&mut self, children: Vec<Arc<dyn Schedulable>>) {
+        self.children.extend(children);
+    }
+
     pub(crate) fn take_children(&mut self) -> Vec<Arc<dyn Schedulable>> {
         std::mem::take(&mut self.children)
     }
@@ -178,6 +187,65 @@ impl<C: ComponentDefinition> Context<C> {
         if let Some(me) = self.me.upgrade() {
             let me: Arc<dyn Schedulable> = me;
             enqueue_control(&me, control);
+        }
+    }
+
+    /// Fails this component with `error` once the current handler returns, as a panic would:
+    /// the component becomes faulty (timers cancelled, children stopped, queued events kept)
+    /// and its supervisor's [`on_fault`](ComponentDefinition::on_fault) gets a
+    /// [`Fault`](crate::Fault) whose `message` is the error's `Display` text and whose
+    /// [`error`](crate::Fault::error) gives the error back, downcast to `E`. No other event of
+    /// this component is handled in between. This is the way to report an I/O error that the
+    /// component cannot recover from itself, instead of `panic!`.
+    ///
+    /// The handler goes on running until it returns: return right after calling `fail`.
+    /// Calling it twice in one handler reports the first error only.
+    ///
+    /// ```
+    /// # use kompics_core::*;
+    /// # #[derive(Debug)] struct Corrupt;
+    /// # impl std::fmt::Display for Corrupt {
+    /// #     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result { f.write_str("corrupt") }
+    /// # }
+    /// # impl std::error::Error for Corrupt {}
+    /// # struct Log;
+    /// # impl ComponentDefinition for Log {}
+    /// # impl Receive<u64> for Log {
+    /// fn receive(&mut self, ctx: &mut Context<Self>, offset: u64) {
+    ///     if offset > 100 {
+    ///         ctx.fail(Corrupt);
+    ///         return;
+    ///     }
+    ///     // ...
+    /// }
+    /// # }
+    /// ```
+    pub fn fail<E: std::error::Error + Send + Sync + 'static>(&mut self, error: E) {
+        self.fail_shared(Arc::new(error));
+    }
+
+    /// Like [`fail`](Context::fail), for an error already shared (say, one kept from an
+    /// earlier failure).
+    pub fn fail_shared(&mut self, error: FaultError) {
+        if self.failing {
+            return;
+        }
+        self.failing = true;
+        self.control_self(Control::Fail(error));
+    }
+
+    /// The value of `result`, or `None` after [`fail`](Context::fail)ing the component with its
+    /// error: `let Some(n) = ctx.ok_or_fail(file.write(buf)) else { return };`
+    pub fn ok_or_fail<T, E: std::error::Error + Send + Sync + 'static>(
+        &mut self,
+        result: Result<T, E>,
+    ) -> Option<T> {
+        match result {
+            Ok(value) => Some(value),
+            Err(error) => {
+                self.fail(error);
+                None
+            }
         }
     }
 

@@ -72,7 +72,14 @@
 //!   docs](ComponentDefinition).
 //! - [`Mailbox`], [`Receive`]: events told to a component from outside (other threads, sockets,
 //!   program APIs).
-//! - [`Fault`], [`FaultAction`]: supervision.
+//! - [`Fault`], [`FaultAction`], [`Context::fail`]: supervision; a handler fails with a
+//!   typed error, which its supervisor gets back from [`Fault::error`].
+//! - [`Request`], [`Responder`], [`RequiredPort::request`], [`ProvidedRef::ask`], [`Pending`]:
+//!   request/response, the answer going to its requester alone (also from outside the runtime).
+//! - [`Setup::create`], [`Setup::export_provided`], [`ExportProvided`]: composite components
+//!   that offer their children's ports as their own.
+//! - [`port_events!`], [`subscribe!`], [`ProvideEvent`], [`RequireEvent`]: several event types
+//!   per port direction, one handler each; a component receives only what it subscribed to.
 //! - [`Runtime`] (threads) and [`Simulation`] (virtual time, seeded): the two runtimes.
 
 #![warn(missing_docs)]
@@ -80,9 +87,11 @@
 mod channel;
 mod component;
 mod context;
+mod dispatch;
 mod event;
 mod mailbox;
 mod port;
+mod request;
 mod runtime;
 mod supervision;
 mod system;
@@ -90,15 +99,17 @@ mod time;
 mod timer;
 
 pub use channel::{connect, connect_with, Channel, Filter, Selector};
-pub use component::setup::Setup;
+pub use component::setup::{ExportProvided, ExportRequired, Setup};
 pub use component::{Component, ComponentDefinition, ComponentId, LifecycleState};
 pub use context::{ComponentRng, Context};
+pub use dispatch::{EventCase, ProvideEvent, RequireEvent};
 pub use event::Event;
 pub use mailbox::{Mailbox, Receive};
 pub use port::{Port, Provide, ProvidedPort, ProvidedRef, Require, RequiredPort, RequiredRef};
+pub use request::{AskError, Pending, Request, Responder};
 pub use runtime::simulation::{Simulation, Step};
 pub use runtime::threaded::{FaultHandler, Runtime, RuntimeConfig};
-pub use supervision::{Fault, FaultAction};
+pub use supervision::{Fault, FaultAction, FaultError};
 pub use system::System;
 pub use time::Time;
 pub use timer::TimerId;

@@ -60,9 +60,11 @@ use std::marker::PhantomData;
 use std::sync::Arc;
 
 use crate::channel::{PortCore, Trigger};
+use crate::component::core::enqueue;
 use crate::component::ComponentDefinition;
 use crate::context::Context;
 use crate::event::Event;
+use crate::request::{Pending, PortReplier, Request, Responder};
 
 /// A port type: the pair of event types that flow through it.
 ///
@@ -79,6 +81,11 @@ pub trait Port: 'static {
 ///
 /// A component provides at most one port of each port type.
 pub trait Provide<P: Port>: ComponentDefinition {
+    /// Which requests the component handles; the others are dropped before they are queued
+    /// (they do not wake the component). `None`, the default, means all of them.
+    /// [`subscribe!`](crate::subscribe) sets it from the event types it lists.
+    const ACCEPTS: Option<fn(&P::Request) -> bool> = None;
+
     /// Handles one request that arrived on the provided port `P`.
     fn handle(&mut self, ctx: &mut Context<Self>, request: P::Request);
 }
@@ -87,6 +94,11 @@ pub trait Provide<P: Port>: ComponentDefinition {
 ///
 /// A component requires at most one port of each port type.
 pub trait Require<P: Port>: ComponentDefinition {
+    /// Which indications the component handles; the others are dropped before they are queued
+    /// (they do not wake the component). `None`, the default, means all of them.
+    /// [`subscribe!`](crate::subscribe) sets it from the event types it lists.
+    const ACCEPTS: Option<fn(&P::Indication) -> bool> = None;
+
     /// Handles one indication that arrived on the required port `P`.
     fn handle(&mut self, ctx: &mut Context<Self>, indication: P::Indication);
 }
@@ -121,11 +133,55 @@ impl<P: Port> ProvidedPort<P> {
 /// Created by [`Setup::required`](crate::Setup::required) and kept as a field of the component.
 pub struct RequiredPort<P: Port> {
     out: Trigger<P::Indication, P::Request>,
+    /// Where answers to this port's requests go: its own inbox, past the channels. Made once
+    /// per port, so a request costs a reference-count increment, not an allocation.
+    replier: Arc<PortReplier<P::Indication>>,
 }
 
 impl<P: Port> RequiredPort<P> {
     pub(crate) fn new(core: Arc<PortCore<P::Indication, P::Request>>) -> Self {
-        RequiredPort { out: Trigger::new(core) }
+        let replier = Arc::new(PortReplier {
+            inbox: core.inbox.clone(),
+            target: core.owner.clone(),
+            accepts: core.accepts,
+        });
+        RequiredPort { out: Trigger::new(core), replier }
+    }
+
+    /// Sends a request that expects an answer (see [`Request`]): the answer comes back to this
+    /// component alone, as an indication of this port, even if the port has channels to other
+    /// providers or the provider has other requirers. The request goes down every channel of
+    /// the port like any request; with several providers, each may answer.
+    ///
+    /// The port's request type must be (or convert from) `Request<Q, A>` and the answer type
+    /// `A` must convert into its indication type; [`port_events!`](crate::port_events)
+    /// generates both conversions for enum variants.
+    ///
+    /// ```
+    /// # use kompics_core::*;
+    /// # struct Square;
+    /// # #[derive(Clone, Debug)] struct Root(u64);
+    /// # impl Port for Square { type Request = Request<u64, Root>; type Indication = Root; }
+    /// struct Student { port: RequiredPort<Square>, roots: Vec<u64> }
+    /// impl ComponentDefinition for Student {
+    ///     fn on_start(&mut self, _ctx: &mut Context<Self>) {
+    ///         self.port.request(49);
+    ///     }
+    /// }
+    /// impl Require<Square> for Student {
+    ///     fn handle(&mut self, _ctx: &mut Context<Self>, Root(r): Root) {
+    ///         self.roots.push(r); // only the answers to this component's own requests
+    ///     }
+    /// }
+    /// ```
+    #[inline]
+    pub fn request<Q, A>(&mut self, request: Q)
+    where
+        Request<Q, A>: Into<P::Request>,
+        A: Into<P::Indication> + 'static,
+    {
+        let responder = Responder::port(self.replier.clone());
+        self.out.trigger(Request::new(request, responder).into())
     }
 
     /// Sends `request` down every channel connected to this port (one clone per channel,
@@ -150,6 +206,53 @@ pub struct ProvidedRef<P: Port> {
 impl<P: Port> ProvidedRef<P> {
     pub(crate) fn from_core(core: Arc<PortCore<P::Request, P::Indication>>) -> Self {
         ProvidedRef { core, _port: PhantomData }
+    }
+
+    /// Asks the provider from outside the runtime (a test, a `main`, another thread): the
+    /// request goes straight to the provider's queue, through no channel, and the answer comes
+    /// back to the returned [`Pending`] alone. Wait for it with [`Pending::wait`] on the
+    /// threaded runtime, or with
+    /// [`Simulation::run_until_answered`](crate::Simulation::run_until_answered) in the
+    /// simulator, where the provider handles it during `run_for`/`run_until` like any event.
+    ///
+    /// Never fails here: if the provider is gone, or is killed before answering, the pending
+    /// answer resolves to [`AskError::Dropped`](crate::AskError::Dropped).
+    ///
+    /// ```
+    /// # use std::time::Duration;
+    /// # use kompics_core::*;
+    /// # struct Square;
+    /// # #[derive(Clone, Debug)] struct Root(u64);
+    /// # impl Port for Square { type Request = Request<u64, Root>; type Indication = Root; }
+    /// # struct Squarer { _port: ProvidedPort<Square> }
+    /// # impl ComponentDefinition for Squarer {}
+    /// # impl Provide<Square> for Squarer {
+    /// #     fn handle(&mut self, _ctx: &mut Context<Self>, r: Request<u64, Root>) {
+    /// #         let n = (*r.payload() as f64).sqrt() as u64;
+    /// #         r.reply(Root(n));
+    /// #     }
+    /// # }
+    /// let runtime = Runtime::new(RuntimeConfig::default().workers(1));
+    /// let squarer = runtime.create(|s| Squarer { _port: s.provided() });
+    /// squarer.start();
+    /// let root = squarer.provided::<Square>().ask(64).wait(Duration::from_secs(10));
+    /// assert_eq!(root.unwrap().0, 8);
+    /// ```
+    pub fn ask<Q, A>(&self, request: Q) -> Pending<A>
+    where
+        Request<Q, A>: Into<P::Request>,
+        A: Send + 'static,
+    {
+        let (pending, responder) = Pending::new();
+        let event: P::Request = Request::new(request, responder).into();
+        // Dropping the event (no provider, or one that does not handle it) drops the responder,
+        // which resolves the pending answer to `Dropped`.
+        if self.core.accepts.is_none_or(|accepts| accepts(&event)) {
+            if let Some(target) = self.core.owner.upgrade() {
+                enqueue(&target, || self.core.inbox.queue.push(event));
+            }
+        }
+        pending
     }
 }
 

@@ -23,7 +23,7 @@ use super::{ComponentDefinition, ComponentId, LifecycleState};
 use crate::channel::Inbox;
 use crate::context::Context;
 use crate::event::Event;
-use crate::supervision::{Fault, FaultAction};
+use crate::supervision::{Fault, FaultAction, FaultError};
 use crate::system::Executor;
 use crate::time::Time;
 use crate::timer::{TimerEntry, TimerId};
@@ -38,8 +38,13 @@ pub(crate) enum Control {
     Stop,
     Kill,
     Restart,
-    Timer { id: TimerId, deadline: Time },
+    Timer {
+        id: TimerId,
+        deadline: Time,
+    },
     ChildFault(Fault),
+    /// A handler called `Context::fail`: fail as a panic would, carrying the error.
+    Fail(FaultError),
 }
 
 impl fmt::Debug for Control {
@@ -52,6 +57,7 @@ impl fmt::Debug for Control {
             Control::Restart => f.write_str("Restart"),
             Control::Timer { id, deadline } => write!(f, "Timeout({id:?} @ {deadline:?})"),
             Control::ChildFault(fault) => write!(f, "ChildFault({fault})"),
+            Control::Fail(error) => write!(f, "Fail({error})"),
         }
     }
 }
@@ -235,10 +241,11 @@ impl<C: ComponentDefinition> ComponentCore<C> {
         let seed = exec.component_seed(id);
         Arc::new_cyclic(|me: &Weak<Self>| {
             let owner: Weak<dyn Schedulable> = me.clone();
-            let mut setup = Setup::new(owner, None);
+            let mut setup = Setup::new(owner, exec.clone(), None);
             let definition = factory(&mut setup);
-            let (table, drains) = setup.into_parts();
-            let ctx = Context::new(id, exec.clone(), me.clone(), parent, seed);
+            let (table, drains, children) = setup.into_parts();
+            let mut ctx = Context::new(id, exec.clone(), me.clone(), parent, seed);
+            ctx.adopt(children);
             ComponentCore {
                 header: Header {
                     id,
@@ -292,13 +299,29 @@ impl<C: ComponentDefinition> ComponentCore<C> {
 
     /// Moves the component to faulty and reports to its supervisor.
     fn fail(&self, inner: &mut Inner<C>, message: String, cause: Option<Box<Fault>>) {
+        self.fail_with(inner, message, cause, None)
+    }
+
+    /// Like `fail`, with the typed error of `Context::fail` when there is one.
+    fn fail_with(
+        &self,
+        inner: &mut Inner<C>,
+        message: String,
+        cause: Option<Box<Fault>>,
+        failure: Option<FaultError>,
+    ) {
         self.set_state(LifecycleState::Faulty);
         inner.ctx.cancel_all_timers();
         for child in inner.ctx.live_children() {
             enqueue_control(&child, Control::Stop);
         }
-        let fault =
-            Fault { component: self.header.id, type_name: self.header.type_name, message, cause };
+        let fault = Fault {
+            component: self.header.id,
+            type_name: self.header.type_name,
+            message,
+            cause,
+            failure,
+        };
         log::warn!("{fault}");
         match inner.ctx.parent.as_ref().and_then(Weak::upgrade) {
             Some(parent) => enqueue_control(&parent, Control::ChildFault(fault)),
@@ -330,6 +353,13 @@ impl<C: ComponentDefinition> ComponentCore<C> {
             Control::Restart => self.restart(inner),
             Control::Timer { id, deadline } => self.fire_timer(inner, state, id, deadline),
             Control::ChildFault(fault) => self.supervise(inner, fault),
+            Control::Fail(error) => {
+                inner.ctx.failing = false;
+                // Already faulty (say, it panicked after calling `fail`): one fault is reported.
+                if state != LifecycleState::Faulty {
+                    self.fail_with(inner, error.to_string(), None, Some(error));
+                }
+            }
         }
     }
 
@@ -384,6 +414,7 @@ impl<C: ComponentDefinition> ComponentCore<C> {
         for entry in &self.ports.entries {
             entry.detach.detach_all();
         }
+        self.ports.structure.lock().clear();
         for drain in &self.drains {
             drain.clear_held();
         }
@@ -393,13 +424,23 @@ impl<C: ComponentDefinition> ComponentCore<C> {
 
     fn restart(&self, inner: &mut Inner<C>) {
         inner.ctx.cancel_all_timers();
+        // Children made by the factory are part of the component, like its ports: they are
+        // handed back to the factory and restarted below. The others are killed.
         for child in inner.ctx.take_children() {
-            enqueue_control(&child, Control::Kill);
+            if !self.ports.is_structural(child.header().id) {
+                enqueue_control(&child, Control::Kill);
+            }
         }
         let owner: Weak<dyn Schedulable> = inner.ctx.me.clone();
-        let mut setup = Setup::new(owner, Some(self.ports.clone()));
+        let mut setup = Setup::new(owner, self.header.exec.clone(), Some(self.ports.clone()));
         match catch_unwind(AssertUnwindSafe(|| (self.factory)(&mut setup))) {
             Ok(fresh) => {
+                let (_, _, children) = setup.into_parts();
+                // Queued before the start below tells them to start, so each is rebuilt first.
+                for child in &children {
+                    enqueue_control(child, Control::Restart);
+                }
+                inner.ctx.adopt(children);
                 inner.definition = Some(fresh);
                 self.set_state(LifecycleState::Passive);
                 if self.guarded(inner, "on_init panicked", |d, c| d.on_init(c)) {

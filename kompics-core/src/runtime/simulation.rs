@@ -18,6 +18,7 @@ use super::mix64;
 use crate::component::core::{enqueue_control, Control, Schedulable};
 use crate::component::setup::Setup;
 use crate::component::{Component, ComponentDefinition, ComponentId, LifecycleState};
+use crate::request::{AskError, Pending};
 use crate::supervision::Fault;
 use crate::system::{Executor, System};
 use crate::time::Time;
@@ -297,6 +298,46 @@ impl Simulation {
                 return done();
             }
         }
+    }
+
+    /// Runs until the answer to an [`ask`](crate::ProvidedRef::ask) comes, or until `limit` of
+    /// virtual time has passed ([`AskError::Timeout`]); the provider handles the request as one
+    /// of the simulation's events, so the same seed gives the same answer at the same step.
+    /// A request dropped unanswered (its provider killed) gives [`AskError::Dropped`] as soon
+    /// as it is dropped.
+    ///
+    /// ```
+    /// # use std::time::Duration;
+    /// # use kompics_core::*;
+    /// # struct Echo;
+    /// # impl Port for Echo { type Request = Request<u32, u32>; type Indication = u32; }
+    /// # struct Echoer { _port: ProvidedPort<Echo> }
+    /// # impl ComponentDefinition for Echoer {}
+    /// # impl Provide<Echo> for Echoer {
+    /// #     fn handle(&mut self, _ctx: &mut Context<Self>, r: Request<u32, u32>) {
+    /// #         let n = *r.payload();
+    /// #         r.reply(n);
+    /// #     }
+    /// # }
+    /// let sim = Simulation::new(5);
+    /// let echo = sim.create(|s| Echoer { _port: s.provided() });
+    /// echo.start();
+    /// let mut pending = echo.provided::<Echo>().ask(7);
+    /// assert_eq!(sim.run_until_answered(&mut pending, Duration::from_secs(1)), Ok(7));
+    /// ```
+    pub fn run_until_answered<A>(
+        &self,
+        pending: &mut Pending<A>,
+        limit: Duration,
+    ) -> Result<A, AskError> {
+        let mut result = None;
+        self.run_until_cond(limit, || {
+            if result.is_none() {
+                result = pending.try_result();
+            }
+            result.is_some()
+        });
+        result.unwrap_or(Err(AskError::Timeout))
     }
 
     /// Runs until nothing is ready and no timer is pending, or until `limit` of virtual time has
