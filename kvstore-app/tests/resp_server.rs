@@ -257,6 +257,40 @@ fn maxmemory_refuses_growing_writes_with_redis_oom_and_del_still_works() {
     );
 }
 
+/// Issue 12's outage: one connection pipelining 40 `SET bigkey <1 MiB>` (the documented value
+/// limit) to one node. Before proposal batches were bounded in bytes, the 40 MiB batch exceeded
+/// the transport's frame, every SET ended `-OUTCOME_UNKNOWN`, and the partition never had a
+/// leader again (the durable batch won every election and was resent whole). Now every SET is
+/// acknowledged, the last value reads back exactly from every node, and every partition serves.
+#[test]
+fn forty_pipelined_one_mib_sets_leave_every_partition_serving() {
+    let c = TestCluster::start("bigvalues");
+    let endpoints = c.endpoints();
+    let value = |i: usize| vec![b'a' + (i % 26) as u8; 1 << 20];
+    let mut pipeline = Vec::new();
+    for i in 0..40 {
+        let words = [b"SET".to_vec(), b"bigkey".to_vec(), value(i)];
+        kvstore_app::resp::encode_request(&words, &mut pipeline);
+    }
+    let (replies, closed) = raw_exchange(endpoints[0], &pipeline, 40);
+    assert!(!closed, "the connection stays open");
+    assert_eq!(replies, vec![RespValue::ok(); 40]);
+    for &node in &endpoints {
+        let (mut got, _) = raw_exchange(node, &request(&["GET", "bigkey"]), 1);
+        assert!(got.pop() == Some(RespValue::bulk(value(39))), "{node}: not the last value");
+    }
+    // Every partition still has a leader and serves writes and reads through every node.
+    c.wait_led();
+    for (i, &node) in endpoints.iter().enumerate() {
+        for k in 0..12 {
+            let key = format!("after-{i}-{k}");
+            assert_eq!(raw_exchange(node, &request(&["SET", &key, "v"]), 1).0, [RespValue::ok()]);
+            let (got, _) = raw_exchange(endpoints[(i + 1) % 3], &request(&["GET", &key]), 1);
+            assert_eq!(got, [RespValue::bulk("v")], "{key}");
+        }
+    }
+}
+
 #[test]
 fn a_partition_without_a_leader_answers_tryagain() {
     let c = TestCluster::start("tryagain");
