@@ -90,6 +90,7 @@ impl Require<Network> for Ponger {
             },
             NetEvent::SessionUp(p) => log::info!("session with {p} up"),
             NetEvent::SessionDown(p) => log::info!("session with {p} down"),
+            NetEvent::SendFailed { to, error, .. } => log::error!("pong to {to} not sent: {error}"),
         }
     }
 }
@@ -157,6 +158,8 @@ impl Require<Network> for Pinger {
                 // Pings in flight may be lost: this simple benchmark gives up.
                 log::error!("session with {p} ended before all pongs arrived");
             }
+            // A ping cannot be too large; should one be refused, its pong never comes.
+            NetEvent::SendFailed { to, error, .. } => log::error!("ping to {to} not sent: {error}"),
         }
     }
 }

@@ -219,6 +219,86 @@ fn encode_body<B: Serialize>(
     Ok(out.len() - start)
 }
 
+/// The largest number of bytes a message frame's length field counts besides the payload:
+/// version and kind (2), the body's array marker (1), the largest [`Route`] (an array marker
+/// and two `u32`s of 5 bytes each: 11) and a `bin32` header (5).
+///
+/// A message frame carries no node address (the session names both ends), so this bound holds
+/// whatever the addresses, IPv4 or IPv6.
+pub const MESSAGE_FRAME_OVERHEAD_MAX: usize = 2 + 1 + 11 + 5;
+
+/// Bytes of an rmp-serde `u32` (MessagePack picks the smallest form).
+const fn uint_bytes(value: u32) -> usize {
+    match value {
+        0..=0x7f => 1,
+        0x80..=0xff => 2,
+        0x100..=0xffff => 3,
+        _ => 5,
+    }
+}
+
+/// Bytes of the MessagePack header of a `bin` value of `len` bytes.
+const fn bin_header_bytes(len: usize) -> usize {
+    if len <= 0xff {
+        2
+    } else if len <= 0xffff {
+        3
+    } else {
+        5
+    }
+}
+
+/// The value the length field of the message frame for `route` and a payload of `payload_len`
+/// bytes would hold: what [`encode_message`] compares with `frame_bytes_max`, computed without
+/// encoding. (The whole frame is [`FRAME_LENGTH_BYTES`] more.)
+///
+/// The simulated network uses it so that its frame limit refuses exactly what TCP refuses.
+pub const fn message_frame_len(route: Route, payload_len: usize) -> usize {
+    2 + 1
+        + 1
+        + uint_bytes(route.service)
+        + uint_bytes(route.instance)
+        + bin_header_bytes(payload_len)
+        + payload_len
+}
+
+/// The largest payload (bytes of [`crate::NetMessage::payload`]) that always fits a message frame
+/// bounded by `frame_bytes_max`, whatever its route and addresses: a payload of this size is
+/// never refused as too large, and with the largest route one byte more is.
+///
+/// Layers that size their own messages in bytes (proposal batches, sync and snapshot chunks)
+/// should check their bounds against this at start:
+/// `kompics_net::payload_bytes_max(config.frame_bytes_max)`. Returns 0 if `frame_bytes_max` is
+/// too small for even an empty payload (no valid transport configuration is).
+pub const fn payload_bytes_max(frame_bytes_max: usize) -> usize {
+    let max = if frame_bytes_max < FRAME_BYTES_MAX_LIMIT {
+        frame_bytes_max
+    } else {
+        FRAME_BYTES_MAX_LIMIT
+    };
+    // Everything but the bin header, for the largest route.
+    let fixed = MESSAGE_FRAME_OVERHEAD_MAX - 5;
+    // Try the bin header sizes from the largest payloads down: the first that fits is the
+    // largest payload (a larger payload never needs a smaller header).
+    let with_bin32 = max.saturating_sub(fixed + 5);
+    if with_bin32 > 0xffff {
+        return with_bin32;
+    }
+    let with_bin16 = min(max.saturating_sub(fixed + 3), 0xffff);
+    if with_bin16 > 0xff {
+        return with_bin16;
+    }
+    min(max.saturating_sub(fixed + 2), 0xff)
+}
+
+const fn min(a: usize, b: usize) -> usize {
+    if a < b {
+        a
+    } else {
+        b
+    }
+}
+
 /// Why a byte stream is not a valid sequence of frames (or a frame could not be written).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum FrameError {
@@ -485,6 +565,64 @@ fn decode_exact<T: DeserializeOwned>(kind: FrameKind, body: &[u8]) -> Result<T, 
 mod tests {
     use super::*;
     use proptest::prelude::*;
+
+    const LARGEST_ROUTE: Route = Route::new(u32::MAX, u32::MAX);
+
+    fn encoded_len(route: Route, payload_len: usize) -> usize {
+        let mut out = Vec::new();
+        encode_message(route, &vec![7; payload_len], &mut out, FRAME_BYTES_MAX_LIMIT).unwrap();
+        out.len() - FRAME_LENGTH_BYTES
+    }
+
+    #[test]
+    fn message_frame_len_is_what_encoding_produces() {
+        let routes = [0, 0x7f, 0x80, 0xff, 0x100, 0xffff, 0x1_0000, u32::MAX];
+        let lens = [0, 1, 0xff, 0x100, 0xffff, 0x1_0000, 70_000];
+        for &service in &routes {
+            for &instance in &[0, u32::MAX] {
+                for &len in &lens {
+                    let route = Route::new(service, instance);
+                    assert_eq!(
+                        message_frame_len(route, len),
+                        encoded_len(route, len),
+                        "{route} {len}"
+                    );
+                }
+            }
+        }
+        assert_eq!(
+            message_frame_len(LARGEST_ROUTE, 0x1_0000) - 0x1_0000,
+            MESSAGE_FRAME_OVERHEAD_MAX
+        );
+    }
+
+    /// A payload of exactly `payload_bytes_max` fits with the largest route; one byte more does
+    /// not, across the boundaries of the bin header sizes.
+    #[test]
+    fn payload_bytes_max_fits_and_one_byte_more_does_not() {
+        let bounds = [
+            30,
+            MESSAGE_FRAME_OVERHEAD_MAX + 0xff,
+            MESSAGE_FRAME_OVERHEAD_MAX + 0x100,
+            MESSAGE_FRAME_OVERHEAD_MAX + 0xffff,
+            MESSAGE_FRAME_OVERHEAD_MAX + 0xffff + 2,
+            MESSAGE_FRAME_OVERHEAD_MAX + 0x1_0000,
+            FRAME_BYTES_MAX_DEFAULT,
+        ];
+        for frame_bytes_max in bounds {
+            let max = payload_bytes_max(frame_bytes_max);
+            let mut out = Vec::new();
+            encode_message(LARGEST_ROUTE, &vec![1; max], &mut out, frame_bytes_max)
+                .unwrap_or_else(|e| panic!("{max} bytes within {frame_bytes_max}: {e}"));
+            out.clear();
+            let err = encode_message(LARGEST_ROUTE, &vec![1; max + 1], &mut out, frame_bytes_max)
+                .unwrap_err();
+            assert!(matches!(err, FrameError::Oversized { .. }), "{err}");
+            // Any other route needs no more room.
+            encode_message(Route::new(3, 0), &vec![1; max], &mut out, frame_bytes_max).unwrap();
+        }
+        assert_eq!(payload_bytes_max(10), 0, "too small for any payload");
+    }
 
     fn node(port: u16) -> NodeAddr {
         NodeAddr(([127, 0, 0, 1], port).into())

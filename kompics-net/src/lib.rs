@@ -2,8 +2,8 @@
 //!
 //! Components on different nodes talk through the [`Network`] port: requests are
 //! [`NetMessage`]s (source, destination, a [`Route`] naming the component instance there, and an
-//! rmp-serde payload); indications are [`NetEvent`]s (a delivered message, or a session starting
-//! or ending). Two implementations provide the port, and nothing above it can tell them apart:
+//! rmp-serde payload); indications are [`NetEvent`]s (a delivered message, a session starting
+//! or ending, or a message of this node's refused as unsendable, e.g. too large for a frame). Two implementations provide the port, and nothing above it can tell them apart:
 //!
 //! - [`TcpNetwork`], a component over [`TcpTransport`]: TCP on a mio event loop (the only code
 //!   in the workspace that imports mio), length-prefixed versioned frames, one connection per
@@ -12,7 +12,10 @@
 //!   partitions, lossy links that break sessions, node crashes and restarts.
 //!
 //! [`port`] states the session contract both keep (reliable FIFO within a session; every loss
-//! announced by a `SessionDown`), which is what Zab relies on. See `shared/DESIGN.md`
+//! announced by a `SessionDown`, or by a `SendFailed` to the sender of a message that cannot be
+//! sent; nothing sent before a `SessionDown` delivered after it), which is what Zab relies on.
+//! [`payload_bytes_max`] gives the largest payload that always fits the transport's frame limit,
+//! for layers that bound their messages in bytes. See `shared/DESIGN.md`
 //! (kompics-net).
 //!
 //! The transport on its own, without components: two nodes on loopback, one message.
@@ -83,9 +86,12 @@ pub mod tcp;
 mod tcp_network;
 
 pub use address::NodeAddr;
-pub use frame::{Frame, FrameDecoder, FrameError, FrameKind, WIRE_VERSION};
+pub use frame::{
+    payload_bytes_max, Frame, FrameDecoder, FrameError, FrameKind, FRAME_BYTES_MAX_DEFAULT,
+    WIRE_VERSION,
+};
 pub use message::{CodecError, NetMessage, Route};
-pub use port::{route_selector, service_selector, NetEvent, Network};
+pub use port::{route_selector, service_selector, NetEvent, Network, SendFailure};
 pub use stream::{
     ByteStream, CloseReason, ConnId, StreamConfig, StreamEvent, StreamRequest, StreamServer,
 };

@@ -7,6 +7,13 @@
 //! - **latency** per message drawn from the fabric's seeded generator, with FIFO per link within
 //!   a session (a message never overtakes an earlier one on the same link); one direction of a
 //!   link can be made **slow** with its own range, so that messages on two paths race;
+//! - a **frame limit**, the same as TCP's: a message whose frame would exceed
+//!   [`SimNetConfig::frame_bytes_max`] is refused and its sender alone gets
+//!   [`NetEvent::SendFailed`] (see [`crate::payload_bytes_max`]);
+//! - link **bandwidth**: each direction of a link sends one frame at a time at
+//!   [`SimNetConfig::bandwidth`] bytes per second of virtual time (settable for all links and
+//!   per link), so a large message takes time and delays what follows it on that link, as on
+//!   a TCP connection; a message arrives its latency after its last byte was sent;
 //! - **partitions** between sets of nodes, and **heal**: a partition breaks the sessions across
 //!   it (both ends get `SessionDown` after the failure-detection delay); a send across it is lost
 //!   and the sender gets `SessionDown`;
@@ -14,6 +21,11 @@
 //!   a TCP reset does (the message and everything in flight in that session are lost);
 //! - node **crash** and **restart**: a crashed node's sessions end and its in-flight messages are
 //!   lost; a restarted node starts with no session.
+//!
+//! As on TCP, nothing sent before a `SessionDown` arrives after it: messages in flight when a
+//! session ends are lost, and so are messages a node sends its peer after the session broke
+//! but before its network component has passed the `SessionDown` on (they belong to the ended
+//! session, which that `SessionDown` covers). Messages sent after it open a new session.
 //!
 //! Every choice comes from the simulation seed, so a failing run replays exactly.
 //!
@@ -41,8 +53,9 @@ use kompics_core::{
 };
 
 use crate::address::NodeAddr;
+use crate::frame::{message_frame_len, FRAME_BYTES_MAX_DEFAULT, FRAME_LENGTH_BYTES};
 use crate::message::NetMessage;
-use crate::port::{NetEvent, Network};
+use crate::port::{NetEvent, Network, SendFailure};
 
 /// Settings of the simulated network.
 #[derive(Clone, Debug)]
@@ -55,7 +68,19 @@ pub struct SimNetConfig {
     pub failure_detection: Duration,
     /// The probability that a message breaks its session instead of arriving (lossy mode).
     pub session_break_probability: f64,
+    /// The largest frame length field, as [`crate::TcpConfig::frame_bytes_max`]: a message
+    /// whose frame would be longer is refused with [`NetEvent::SendFailed`]. Default: TCP's
+    /// default, [`FRAME_BYTES_MAX_DEFAULT`] (16 MiB).
+    pub frame_bytes_max: usize,
+    /// Bytes per second of virtual time each direction of a link carries (whole frames, length
+    /// field included); `None` for no limit. Default: 1 Gbit/s (125,000,000 bytes/s), a LAN:
+    /// a kilobyte takes 8 µs, far below the default latency, while a snapshot of megabytes
+    /// takes milliseconds and holds back what is sent after it.
+    pub bandwidth: Option<u64>,
 }
+
+/// The default [`SimNetConfig::bandwidth`]: 1 Gbit/s.
+pub const BANDWIDTH_DEFAULT: u64 = 125_000_000;
 
 impl Default for SimNetConfig {
     fn default() -> Self {
@@ -64,6 +89,8 @@ impl Default for SimNetConfig {
             latency_max: Duration::from_millis(2),
             failure_detection: Duration::from_millis(5),
             session_break_probability: 0.0,
+            frame_bytes_max: FRAME_BYTES_MAX_DEFAULT,
+            bandwidth: Some(BANDWIDTH_DEFAULT),
         }
     }
 }
@@ -75,7 +102,14 @@ pub struct FabricPort;
 #[derive(Clone, Debug)]
 pub enum FabricRequest {
     /// Send a message (its `src` is the sending node).
-    Transmit(NetMessage),
+    Transmit {
+        /// The message.
+        msg: NetMessage,
+        /// The `SessionDown` count for `msg.dst` the sending node had seen (from
+        /// [`Arrival::downs`]), if any: if the fabric has reported more, the message was sent
+        /// for a session that has ended and is lost with it.
+        downs_seen: Option<u64>,
+    },
     /// The node crashed: its sessions end, messages to and from it are lost.
     Crash(NodeAddr),
     /// The node is up again (with no session).
@@ -91,6 +125,11 @@ pub enum FabricRequest {
     /// Set the latency range of the link from the first node to the second (that direction
     /// only), or with `None` return it to the common range.
     SetLinkLatency(NodeAddr, NodeAddr, Option<(Duration, Duration)>),
+    /// Set the bandwidth of every link without its own (bytes per second; `None`: unlimited).
+    SetBandwidth(Option<u64>),
+    /// Set the bandwidth of the link from the first node to the second (that direction only),
+    /// or with `None` return it to the common one.
+    SetLinkBandwidth(NodeAddr, NodeAddr, Option<u64>),
 }
 
 /// An event for the network component of node `to`.
@@ -100,6 +139,9 @@ pub struct Arrival {
     pub to: NodeAddr,
     /// The event.
     pub event: NetEvent,
+    /// For a session event about a peer: the number of `SessionDown`s about that peer the
+    /// fabric has reported to this node so far, this one included (0 for other events).
+    pub downs: u64,
 }
 
 impl Port for FabricPort {
@@ -120,6 +162,13 @@ pub struct Fabric {
     cuts: BTreeSet<(NodeAddr, NodeAddr)>,
     /// Latency ranges of single link directions, overriding the common one.
     link_latency: BTreeMap<(NodeAddr, NodeAddr), (Duration, Duration)>,
+    /// Bandwidths of single link directions, overriding the common one.
+    link_bandwidth: BTreeMap<(NodeAddr, NodeAddr), u64>,
+    /// When each link direction has sent the last byte of what it was given so far.
+    busy_until: BTreeMap<(NodeAddr, NodeAddr), Time>,
+    /// `SessionDown`s about the second node reported to the first so far (see
+    /// [`FabricRequest::Transmit`]).
+    downs: BTreeMap<(NodeAddr, NodeAddr), u64>,
     sessions: BTreeMap<(NodeAddr, NodeAddr), Session>,
     /// When the last event from the first node to the second is due.
     due_last: BTreeMap<(NodeAddr, NodeAddr), Time>,
@@ -148,6 +197,9 @@ impl Fabric {
             down: BTreeSet::new(),
             cuts: BTreeSet::new(),
             link_latency: BTreeMap::new(),
+            link_bandwidth: BTreeMap::new(),
+            busy_until: BTreeMap::new(),
+            downs: BTreeMap::new(),
             sessions: BTreeMap::new(),
             due_last: BTreeMap::new(),
             notices: BTreeSet::new(),
@@ -174,9 +226,45 @@ impl Fabric {
         lo + Duration::from_nanos(ctx.rng().random_range(0..=span))
     }
 
+    /// How long from now until the link from `from` to `to` has sent `bytes` more, after
+    /// everything it was given before (FIFO); books the link until then.
+    fn transmission(&mut self, now: Time, from: NodeAddr, to: NodeAddr, bytes: usize) -> Duration {
+        let Some(bandwidth) =
+            self.link_bandwidth.get(&(from, to)).copied().or(self.config.bandwidth)
+        else {
+            return Duration::ZERO;
+        };
+        let nanos = (bytes as u128 * 1_000_000_000).div_ceil(u128::from(bandwidth.max(1)));
+        let start = self.busy_until.get(&(from, to)).copied().unwrap_or(Time::ZERO).max(now);
+        let done = start + Duration::from_nanos(u64::try_from(nanos).unwrap_or(u64::MAX));
+        self.busy_until.insert((from, to), done);
+        done - now
+    }
+
+    /// The number of `SessionDown`s about `peer` reported to `node` so far.
+    fn downs_of(&self, node: NodeAddr, peer: NodeAddr) -> u64 {
+        self.downs.get(&(node, peer)).copied().unwrap_or(0)
+    }
+
+    /// Tells `node`, after `delay`, that its session with `peer` ended; from now on, what
+    /// `node` sends `peer` before it has seen this is lost with that session.
+    fn report_down(
+        &mut self,
+        ctx: &mut Context<Self>,
+        node: NodeAddr,
+        peer: NodeAddr,
+        delay: Duration,
+    ) {
+        let downs = self.downs.entry((node, peer)).or_insert(0);
+        *downs += 1;
+        let downs = *downs;
+        self.schedule(ctx, peer, node, delay, NetEvent::SessionDown(peer), None, downs);
+    }
+
     /// Schedules `event` for node `to` about/from node `from`, no earlier than `after` from now
     /// and never before an earlier event on the same link direction. If `session` is given, the
-    /// event is dropped if that session has ended by then.
+    /// event is dropped if that session has ended by then. `downs` goes in the [`Arrival`].
+    #[allow(clippy::too_many_arguments)]
     fn schedule(
         &mut self,
         ctx: &mut Context<Self>,
@@ -185,6 +273,7 @@ impl Fabric {
         after: Duration,
         event: NetEvent,
         session: Option<u64>,
+        downs: u64,
     ) {
         let now = ctx.now();
         let due = {
@@ -204,7 +293,7 @@ impl Fabric {
                 }
                 f.delivered += 1;
             }
-            f.port.trigger(Arrival { to, event });
+            f.port.trigger(Arrival { to, event, downs });
         });
     }
 
@@ -212,19 +301,28 @@ impl Fabric {
         if self.sessions.remove(&pair(a, b)).is_none() {
             return;
         }
+        // Like a TCP reset, the break discards what the links had not sent yet: the next
+        // session does not wait behind it.
+        self.busy_until.remove(&(a, b));
+        self.busy_until.remove(&(b, a));
         let delay = self.config.failure_detection;
-        self.schedule(ctx, b, a, delay, NetEvent::SessionDown(b), None);
-        self.schedule(ctx, a, b, delay, NetEvent::SessionDown(a), None);
+        self.report_down(ctx, a, b, delay);
+        self.report_down(ctx, b, a, delay);
     }
 
-    fn transmit(&mut self, ctx: &mut Context<Self>, msg: NetMessage) {
+    fn transmit(&mut self, ctx: &mut Context<Self>, msg: NetMessage, downs_seen: Option<u64>) {
         let (src, dst) = (msg.src, msg.dst);
         if self.down.contains(&src) {
             return;
         }
         if src == dst {
             self.delivered += 1;
-            self.schedule(ctx, src, dst, Duration::ZERO, NetEvent::Deliver(msg), None);
+            self.schedule(ctx, src, dst, Duration::ZERO, NetEvent::Deliver(msg), None, 0);
+            return;
+        }
+        if downs_seen.is_some_and(|seen| seen < self.downs_of(src, dst)) {
+            // Sent for a session that has ended; the SessionDown on its way to `src` covers it.
+            self.lost += 1;
             return;
         }
         if !self.sessions.contains_key(&pair(src, dst)) {
@@ -232,7 +330,7 @@ impl Fabric {
                 self.lost += 1;
                 if self.notices.insert((src, dst)) {
                     let delay = self.config.failure_detection;
-                    self.schedule(ctx, dst, src, delay, NetEvent::SessionDown(dst), None);
+                    self.report_down(ctx, src, dst, delay);
                     // Another lost send may report again once this notice is out.
                     let key = (src, dst);
                     ctx.schedule_once(delay, move |f: &mut Fabric, _| {
@@ -244,9 +342,11 @@ impl Fabric {
             self.session_seq += 1;
             self.sessions.insert(pair(src, dst), Session { id: self.session_seq });
             // The opener learns at once, the other end when the connection reaches it.
-            self.schedule(ctx, dst, src, Duration::ZERO, NetEvent::SessionUp(dst), None);
+            let downs = self.downs_of(src, dst);
+            self.schedule(ctx, dst, src, Duration::ZERO, NetEvent::SessionUp(dst), None, downs);
             let lat = self.latency(ctx, src, dst);
-            self.schedule(ctx, src, dst, lat, NetEvent::SessionUp(src), None);
+            let downs = self.downs_of(dst, src);
+            self.schedule(ctx, src, dst, lat, NetEvent::SessionUp(src), None, downs);
         }
         let p = self.config.session_break_probability;
         if p > 0.0 && ctx.rng().random_bool(p.min(1.0)) {
@@ -256,7 +356,9 @@ impl Fabric {
         }
         let id = self.sessions[&pair(src, dst)].id;
         let lat = self.latency(ctx, src, dst);
-        self.schedule(ctx, src, dst, lat, NetEvent::Deliver(msg), Some(id));
+        let bytes = FRAME_LENGTH_BYTES + message_frame_len(msg.route, msg.payload.len());
+        let sending = self.transmission(ctx.now(), src, dst, bytes);
+        self.schedule(ctx, src, dst, sending + lat, NetEvent::Deliver(msg), Some(id), 0);
     }
 }
 
@@ -265,7 +367,7 @@ impl ComponentDefinition for Fabric {}
 impl Provide<FabricPort> for Fabric {
     fn handle(&mut self, ctx: &mut Context<Self>, request: FabricRequest) {
         match request {
-            FabricRequest::Transmit(msg) => self.transmit(ctx, msg),
+            FabricRequest::Transmit { msg, downs_seen } => self.transmit(ctx, msg, downs_seen),
             FabricRequest::Crash(node) => {
                 self.down.insert(node);
                 let peers: Vec<_> = self
@@ -305,6 +407,15 @@ impl Provide<FabricPort> for Fabric {
                     self.link_latency.remove(&(from, to));
                 }
             },
+            FabricRequest::SetBandwidth(bandwidth) => self.config.bandwidth = bandwidth,
+            FabricRequest::SetLinkBandwidth(from, to, bandwidth) => match bandwidth {
+                Some(b) => {
+                    self.link_bandwidth.insert((from, to), b);
+                }
+                None => {
+                    self.link_bandwidth.remove(&(from, to));
+                }
+            },
         }
     }
 }
@@ -312,8 +423,13 @@ impl Provide<FabricPort> for Fabric {
 /// The Network component of one simulated node.
 pub struct SimNetwork {
     addr: NodeAddr,
+    frame_bytes_max: usize,
     network: ProvidedPort<Network>,
     fabric: RequiredPort<FabricPort>,
+    /// Per peer, the fabric's `SessionDown` count as of the last session event passed on
+    /// (sent with each message, so that one sent before a `SessionDown` is lost with its
+    /// session rather than opening the next).
+    downs_seen: BTreeMap<NodeAddr, u64>,
 }
 
 impl SimNetwork {
@@ -328,12 +444,29 @@ impl ComponentDefinition for SimNetwork {}
 impl Provide<Network> for SimNetwork {
     fn handle(&mut self, _ctx: &mut Context<Self>, mut msg: NetMessage) {
         msg.src = self.addr;
-        self.fabric.trigger(FabricRequest::Transmit(msg));
+        // The same check, with the same numbers, as the TCP transport's.
+        let len = message_frame_len(msg.route, msg.payload.len());
+        if len > self.frame_bytes_max {
+            let error = SendFailure::TooLarge { len, max: self.frame_bytes_max };
+            log::warn!(
+                "{}: message to {} on route {} refused: {error}",
+                self.addr,
+                msg.dst,
+                msg.route
+            );
+            self.network.trigger(NetEvent::SendFailed { to: msg.dst, route: msg.route, error });
+            return;
+        }
+        let downs_seen = self.downs_seen.get(&msg.dst).copied();
+        self.fabric.trigger(FabricRequest::Transmit { msg, downs_seen });
     }
 }
 
 impl Require<FabricPort> for SimNetwork {
     fn handle(&mut self, _ctx: &mut Context<Self>, arrival: Arrival) {
+        if let NetEvent::SessionUp(peer) | NetEvent::SessionDown(peer) = arrival.event {
+            self.downs_seen.insert(peer, arrival.downs);
+        }
         self.network.trigger(arrival.event);
     }
 }
@@ -352,6 +485,7 @@ impl Require<FabricPort> for Controller {
 /// A simulated network: build nodes and inject faults.
 pub struct SimNet {
     system: System,
+    frame_bytes_max: usize,
     fabric: Component<Fabric>,
     controller: Component<Controller>,
 }
@@ -359,7 +493,8 @@ pub struct SimNet {
 impl SimNet {
     /// Creates the fabric (started) in `system`, which should be a simulation's.
     pub fn new(system: &System, config: SimNetConfig) -> SimNet {
-        let fabric = system.create(move |s| Fabric::new(s.provided(), config.clone()));
+        let fabric_config = config.clone();
+        let fabric = system.create(move |s| Fabric::new(s.provided(), fabric_config.clone()));
         let controller = system.create(|s| Controller { fabric: s.required() });
         connect_with(
             &fabric.provided::<FabricPort>(),
@@ -368,17 +503,25 @@ impl SimNet {
         );
         fabric.start();
         controller.start();
-        SimNet { system: system.clone(), fabric, controller }
+        SimNet {
+            system: system.clone(),
+            frame_bytes_max: config.frame_bytes_max,
+            fabric,
+            controller,
+        }
     }
 
     /// Creates and starts the Network component of node `addr`, which is up from now on. Use it
     /// again after a [`crash`](Self::crash) to restart the node.
     pub fn add_node(&self, addr: NodeAddr) -> Component<SimNetwork> {
         self.request(FabricRequest::Restart(addr));
+        let frame_bytes_max = self.frame_bytes_max;
         let node = self.system.create(move |s| SimNetwork {
             addr,
+            frame_bytes_max,
             network: s.provided(),
             fabric: s.required(),
+            downs_seen: BTreeMap::new(),
         });
         connect_with(
             &self.fabric.provided::<FabricPort>(),
@@ -428,6 +571,28 @@ impl SimNet {
     /// Returns the link from `from` to `to` to the common latency range.
     pub fn reset_link_latency(&self, from: NodeAddr, to: NodeAddr) {
         self.request(FabricRequest::SetLinkLatency(from, to, None));
+    }
+
+    /// Sets the bandwidth of every link that has none of its own, in bytes per second of
+    /// virtual time (`None`: unlimited). Default: [`SimNetConfig::bandwidth`].
+    pub fn set_bandwidth(&self, bytes_per_sec: Option<u64>) {
+        self.request(FabricRequest::SetBandwidth(bytes_per_sec));
+    }
+
+    /// Sets the bandwidth of the link from `from` to `to` (that direction only), in bytes per
+    /// second of virtual time. The other links keep the common bandwidth.
+    pub fn set_link_bandwidth(&self, from: NodeAddr, to: NodeAddr, bytes_per_sec: u64) {
+        self.request(FabricRequest::SetLinkBandwidth(from, to, Some(bytes_per_sec)));
+    }
+
+    /// Returns the link from `from` to `to` to the common bandwidth.
+    pub fn reset_link_bandwidth(&self, from: NodeAddr, to: NodeAddr) {
+        self.request(FabricRequest::SetLinkBandwidth(from, to, None));
+    }
+
+    /// The frame limit of this network's nodes ([`SimNetConfig::frame_bytes_max`]).
+    pub fn frame_bytes_max(&self) -> usize {
+        self.frame_bytes_max
     }
 
     /// Messages delivered and lost so far.

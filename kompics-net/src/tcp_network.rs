@@ -5,6 +5,14 @@
 //! port's indications. See [`crate::port`] for the session contract both network
 //! implementations keep.
 //!
+//! Two parts of that contract are kept here. A message the transport refuses (too large for a
+//! frame, ...) becomes a [`NetEvent::SendFailed`] on the message's own route, so only its sender
+//! hears of it and no session is disturbed. And since the transport's `SessionDown`s reach this
+//! component through its mailbox, a send it handles may have been meant for a session the
+//! transport has already ended: the component passes the number of `SessionDown`s it has seen
+//! for the destination with each send, and the transport discards such a message (the
+//! `SessionDown` on its way here covers it) instead of delivering it into the next session.
+//!
 //! ```
 //! use kompics_core::{Runtime, RuntimeConfig};
 //! use kompics_net::{TcpConfig, TcpNetwork};
@@ -18,6 +26,7 @@
 //! runtime.shutdown(); // kills the component, which stops its transport
 //! ```
 
+use std::collections::HashMap;
 use std::io;
 use std::sync::Arc;
 
@@ -28,18 +37,30 @@ use parking_lot::Mutex;
 
 use crate::address::NodeAddr;
 use crate::message::NetMessage;
-use crate::port::{NetEvent, Network};
+use crate::port::{NetEvent, Network, SendFailure};
 use crate::tcp::{SendError, TcpConfig, TcpTransport, TransportEvent};
 
 /// The transport, shared with the component's factory so that a restarted component keeps it.
 type SharedTransport = Arc<Mutex<Option<TcpTransport>>>;
 
+/// A transport event with the peer's `SessionDown` count at the time it was reported (see
+/// [`TcpTransport::send_fenced`]).
+#[derive(Clone, Debug)]
+struct LoopEvent {
+    event: TransportEvent,
+    downs: u64,
+}
+
 /// The Network component of a node, over TCP.
 pub struct TcpNetwork {
     network: ProvidedPort<Network>,
-    _events: Mailbox<TransportEvent>,
+    _events: Mailbox<LoopEvent>,
     transport: SharedTransport,
     addr: NodeAddr,
+    /// Per peer, the transport's `SessionDown` count as of the last session event this
+    /// component passed on. A peer with no entry (none seen since this component was created,
+    /// e.g. after a restart) is sent to unfenced.
+    downs_seen: HashMap<NodeAddr, u64>,
 }
 
 impl TcpNetwork {
@@ -54,12 +75,13 @@ impl TcpNetwork {
             _events: s.mailbox(),
             transport: shared.clone(),
             addr: shared.lock().as_ref().map_or_else(unbound, TcpTransport::local_addr),
+            downs_seen: HashMap::new(),
         });
-        let mailbox = component.mailbox::<TransportEvent>();
-        let started = TcpTransport::start(
+        let mailbox = component.mailbox::<LoopEvent>();
+        let started = TcpTransport::start_counting(
             config,
-            Box::new(move |event| {
-                mailbox.tell(event);
+            Box::new(move |event, downs| {
+                mailbox.tell(LoopEvent { event, downs });
             }),
         );
         let started = match started {
@@ -96,31 +118,42 @@ impl ComponentDefinition for TcpNetwork {
 impl Provide<Network> for TcpNetwork {
     fn handle(&mut self, _ctx: &mut Context<Self>, mut msg: NetMessage) {
         msg.src = self.addr;
-        let dst = msg.dst;
-        let result = match self.transport.lock().as_ref() {
-            Some(t) => t.send(msg),
-            None => Err(SendError::Stopped),
+        let (dst, route) = (msg.dst, msg.route);
+        let fence = self.downs_seen.get(&dst).copied();
+        let result = match (self.transport.lock().as_ref(), fence) {
+            (Some(t), Some(seen)) => t.send_fenced(msg, seen).map(|_| ()),
+            (Some(t), None) => t.send(msg),
+            (None, _) => Err(SendError::Stopped),
         };
-        match result {
-            Ok(()) => {}
+        let error = match result {
+            Ok(()) => return,
             // The transport ended the session and reports SessionDown itself.
-            Err(SendError::QueueFull { .. }) => {}
-            // The message is lost without the session ending: tell the users, who must treat
-            // anything they sent to `dst` as possibly lost (the port's contract).
-            Err(e) => {
-                log::error!("{}: message to {dst} lost: {e}", self.addr);
-                self.network.trigger(NetEvent::SessionDown(dst));
-            }
-        }
+            Err(SendError::QueueFull { peer, .. }) if peer != self.addr => return,
+            Err(SendError::QueueFull { frames_max, .. }) => SendFailure::QueueFull { frames_max },
+            Err(SendError::TooLarge { len, max }) => SendFailure::TooLarge { len, max },
+            Err(SendError::Encode(reason)) => SendFailure::Encode(reason),
+            Err(SendError::InvalidDestination(_)) => SendFailure::InvalidDestination,
+            Err(SendError::TooManyPeers { max }) => SendFailure::TooManyPeers { max },
+            Err(SendError::Stopped) => SendFailure::Stopped,
+        };
+        // Only this message is lost, and the session (if any) goes on: its sender alone is told.
+        log::warn!("{}: message to {dst} on route {route} refused: {error}", self.addr);
+        self.network.trigger(NetEvent::SendFailed { to: dst, route, error });
     }
 }
 
-impl Receive<TransportEvent> for TcpNetwork {
-    fn receive(&mut self, _ctx: &mut Context<Self>, event: TransportEvent) {
+impl Receive<LoopEvent> for TcpNetwork {
+    fn receive(&mut self, _ctx: &mut Context<Self>, LoopEvent { event, downs }: LoopEvent) {
         self.network.trigger(match event {
             TransportEvent::Deliver(msg) => NetEvent::Deliver(msg),
-            TransportEvent::SessionUp(peer) => NetEvent::SessionUp(peer),
-            TransportEvent::SessionDown(peer) => NetEvent::SessionDown(peer),
+            TransportEvent::SessionUp(peer) => {
+                self.downs_seen.insert(peer, downs);
+                NetEvent::SessionUp(peer)
+            }
+            TransportEvent::SessionDown(peer) => {
+                self.downs_seen.insert(peer, downs);
+                NetEvent::SessionDown(peer)
+            }
         });
     }
 }

@@ -142,3 +142,42 @@ fn large_messages_arrive_intact_and_in_order() {
         }
     });
 }
+
+/// A payload of exactly `payload_bytes_max(frame_bytes_max)` on the largest route is sent; one
+/// byte more is refused with `TooLarge` and the numbers, and the session goes on: the receiver
+/// sees no `SessionDown` or new `SessionUp`, just the next messages.
+#[test]
+fn the_largest_payload_is_sent_and_one_byte_more_is_refused_without_ending_the_session() {
+    use kompics_net::frame::message_frame_len;
+    use kompics_net::{payload_bytes_max, Route, SendError};
+
+    const FRAME_BYTES_MAX: usize = 70_000; // past the bin16 range, so payloads need bin32
+    let largest_route = Route::new(u32::MAX, u32::MAX);
+    let a = Node::start_with(|c| c.frame_bytes_max = FRAME_BYTES_MAX);
+    let b = Node::start_with(|c| c.frame_bytes_max = FRAME_BYTES_MAX);
+    a.send(b.addr(), &"open");
+    assert_eq!(b.recv_from::<String>(a.addr()), "open");
+
+    let max = payload_bytes_max(FRAME_BYTES_MAX);
+    let too_large = NetMessage::new(a.addr(), b.addr(), largest_route, vec![1; max + 1]);
+    assert_eq!(
+        a.transport.send(too_large),
+        Err(SendError::TooLarge {
+            len: message_frame_len(largest_route, max + 1),
+            max: FRAME_BYTES_MAX
+        })
+    );
+    let largest = NetMessage::new(a.addr(), b.addr(), largest_route, vec![2; max]);
+    a.transport.send(largest).expect("the largest payload fits");
+    a.send(b.addr(), &"after");
+
+    let events = b.wait_for(
+        "the last message",
+        |e| matches!(e, TransportEvent::Deliver(m) if m.route == common::ROUTE),
+    );
+    let [TransportEvent::Deliver(big), TransportEvent::Deliver(last)] = &events[..] else {
+        panic!("expected the largest message, then the last, in the same session: {events:?}");
+    };
+    assert_eq!((big.route, big.payload.len()), (largest_route, max));
+    assert_eq!(last.decode::<String>().unwrap(), "after");
+}

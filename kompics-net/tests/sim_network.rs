@@ -3,8 +3,11 @@
 use std::time::Duration;
 
 use kompics_core::*;
+use kompics_net::frame::{message_frame_len, FRAME_LENGTH_BYTES};
 use kompics_net::sim::{SimNet, SimNetConfig, SimNetwork};
-use kompics_net::{route_selector, NetEvent, NetMessage, Network, NodeAddr, Route};
+use kompics_net::{
+    payload_bytes_max, route_selector, NetEvent, NetMessage, Network, NodeAddr, Route, SendFailure,
+};
 
 const ROUTE: Route = Route::new(1, 0);
 
@@ -14,13 +17,16 @@ struct Endpoint {
     addr: NodeAddr,
     route: Route,
     log: Vec<NetEvent>,
+    /// When each event of `log` arrived (virtual time).
+    at: Vec<Time>,
 }
 
 impl ComponentDefinition for Endpoint {}
 
 impl Require<Network> for Endpoint {
-    fn handle(&mut self, _ctx: &mut Context<Self>, event: NetEvent) {
+    fn handle(&mut self, ctx: &mut Context<Self>, event: NetEvent) {
         self.log.push(event);
+        self.at.push(ctx.now());
     }
 }
 
@@ -45,7 +51,13 @@ fn endpoint(
     a: NodeAddr,
     route: Route,
 ) -> Component<Endpoint> {
-    let ep = sim.create(move |s| Endpoint { net: s.required(), addr: a, route, log: Vec::new() });
+    let ep = sim.create(move |s| Endpoint {
+        net: s.required(),
+        addr: a,
+        route,
+        log: Vec::new(),
+        at: Vec::new(),
+    });
     connect_with(&n.provided::<Network>(), &ep.required::<Network>(), route_selector(route));
     ep.start();
     ep
@@ -230,6 +242,7 @@ fn check_sessions(events: &[NetEvent]) -> usize {
                 }
                 last = Some(n);
             }
+            NetEvent::SendFailed { .. } => panic!("a send failure for a small message: {e:?}"),
         }
     }
     sessions
@@ -304,4 +317,176 @@ fn the_same_seed_replays_the_same_network_run() {
     };
     assert_eq!(run(9), run(9));
     assert_ne!(run(9).0, run(10).0);
+}
+
+/// Sends a payload of `len` bytes.
+fn send_bytes(ep: &Component<Endpoint>, to: NodeAddr, len: usize) {
+    ep.on_definition(|e| e.net.trigger(NetMessage::new(e.addr, to, e.route, vec![3; len])));
+}
+
+/// When each delivery to an endpoint arrived, with its payload length.
+fn arrivals(ep: &Component<Endpoint>) -> Vec<(Time, usize)> {
+    ep.on_definition(|e| {
+        e.log
+            .iter()
+            .zip(&e.at)
+            .filter_map(|(ev, at)| match ev {
+                NetEvent::Deliver(m) => Some((*at, m.payload.len())),
+                _ => None,
+            })
+            .collect()
+    })
+    .unwrap()
+}
+
+/// The simulated frame limit refuses exactly what TCP refuses: a payload of
+/// `payload_bytes_max` on the largest route arrives, one byte more gets `SendFailed` (with the
+/// numbers) at the sending component only, and the session goes on.
+#[test]
+fn a_message_too_large_for_a_frame_fails_to_its_sender_only_and_the_session_goes_on() {
+    const FRAME_BYTES_MAX: usize = 70_000;
+    let largest = Route::new(u32::MAX, u32::MAX);
+    let sim = Simulation::new(3);
+    let config = SimNetConfig { frame_bytes_max: FRAME_BYTES_MAX, ..SimNetConfig::default() };
+    let net = SimNet::new(&sim.system(), config);
+    assert_eq!(net.frame_bytes_max(), FRAME_BYTES_MAX);
+    let a = node(&sim, &net, addr(1), largest);
+    let a_other = endpoint(&sim, &a.net, addr(1), ROUTE);
+    let b = node(&sim, &net, addr(2), largest);
+    let max = payload_bytes_max(FRAME_BYTES_MAX);
+
+    send_bytes(&a.ep, addr(2), 1);
+    quiet(&sim);
+    send_bytes(&a.ep, addr(2), max + 1);
+    send_bytes(&a.ep, addr(2), max);
+    send_bytes(&a.ep, addr(2), 2);
+    quiet(&sim);
+
+    assert_eq!(
+        log(&a.ep),
+        vec![
+            NetEvent::SessionUp(addr(2)),
+            NetEvent::SendFailed {
+                to: addr(2),
+                route: largest,
+                error: SendFailure::TooLarge {
+                    len: message_frame_len(largest, max + 1),
+                    max: FRAME_BYTES_MAX
+                },
+            },
+        ]
+    );
+    assert_eq!(log(&a_other), vec![NetEvent::SessionUp(addr(2))], "only the sender is told");
+    let at_b = log(&b.ep);
+    assert_eq!(at_b[0], NetEvent::SessionUp(addr(1)));
+    assert_eq!(at_b.len(), 4, "one session, three deliveries: {at_b:?}");
+    let lens: Vec<usize> = arrivals(&b.ep).iter().map(|&(_, len)| len).collect();
+    assert_eq!(lens, vec![1, max, 2]);
+}
+
+/// A large message takes its size over the bandwidth to send, and what follows it on the same
+/// link waits behind it (FIFO); the reverse direction and other links are not held up; a link
+/// can have its own bandwidth until reset.
+#[test]
+fn bandwidth_delays_a_large_message_and_what_follows_it_on_its_link_only() {
+    const LATENCY: Duration = Duration::from_millis(1);
+    const BANDWIDTH: u64 = 1_000_000; // one byte per microsecond
+    const BIG: usize = 100_000;
+    let sim = Simulation::new(5);
+    let config = SimNetConfig {
+        latency_min: LATENCY,
+        latency_max: LATENCY,
+        bandwidth: Some(BANDWIDTH),
+        ..SimNetConfig::default()
+    };
+    let net = SimNet::new(&sim.system(), config);
+    let a = node(&sim, &net, addr(1), ROUTE);
+    let b = node(&sim, &net, addr(2), ROUTE);
+    let frame = |len| (FRAME_LENGTH_BYTES + message_frame_len(ROUTE, len)) as u64;
+    let send_time = |len| Duration::from_micros(frame(len));
+
+    // Open the sessions, then send from one instant.
+    send_bytes(&a.ep, addr(2), 1);
+    send_bytes(&b.ep, addr(1), 1);
+    quiet(&sim);
+    let t0 = sim.now();
+    send_bytes(&a.ep, addr(2), BIG);
+    send_bytes(&a.ep, addr(2), 10);
+    send_bytes(&b.ep, addr(1), 10);
+    quiet(&sim);
+    let at_b = arrivals(&b.ep);
+    let at_a = arrivals(&a.ep);
+    assert_eq!(at_b[1].1, BIG);
+    assert_eq!(at_b[1].0, t0 + send_time(BIG) + LATENCY, "sent at the bandwidth, then latency");
+    assert_eq!(at_b[2].1, 10);
+    assert_eq!(at_b[2].0, t0 + send_time(BIG) + send_time(10) + LATENCY, "waits behind it");
+    assert_eq!(at_a[1].0, t0 + send_time(10) + LATENCY, "the reverse direction is not held up");
+
+    // Unlimited everywhere but on a's link to b.
+    net.set_bandwidth(None);
+    net.set_link_bandwidth(addr(1), addr(2), BANDWIDTH);
+    quiet(&sim);
+    let t1 = sim.now();
+    send_bytes(&a.ep, addr(2), BIG);
+    send_bytes(&b.ep, addr(1), BIG);
+    quiet(&sim);
+    assert_eq!(arrivals(&b.ep)[3].0, t1 + send_time(BIG) + LATENCY);
+    assert_eq!(arrivals(&a.ep)[2].0, t1 + LATENCY, "no limit on the other direction");
+
+    net.reset_link_bandwidth(addr(1), addr(2));
+    quiet(&sim);
+    let t2 = sim.now();
+    send_bytes(&a.ep, addr(2), BIG);
+    quiet(&sim);
+    assert_eq!(arrivals(&b.ep)[4].0, t2 + LATENCY, "back to the common (unlimited) bandwidth");
+}
+
+/// A message sent after its session broke but before the sender's network passed the
+/// `SessionDown` on belongs to the broken session and is lost with it, even though the link is
+/// back: it never arrives in the next session. What is sent after the `SessionDown` opens that
+/// session and arrives.
+#[test]
+fn nothing_sent_before_a_session_down_arrives_after_it() {
+    let sim = Simulation::new(9);
+    let net = SimNet::new(&sim.system(), SimNetConfig::default());
+    let a = node(&sim, &net, addr(1), ROUTE);
+    let b = node(&sim, &net, addr(2), ROUTE);
+    send(&a.ep, addr(2), 1);
+    quiet(&sim);
+
+    net.partition(&[addr(1)], &[addr(2)]);
+    net.heal();
+    // Well within the failure-detection delay: a has not heard of the break yet.
+    sim.run_for(Duration::from_millis(1));
+    assert_eq!(log(&a.ep), vec![NetEvent::SessionUp(addr(2))]);
+    send(&a.ep, addr(2), 2);
+    quiet(&sim);
+    assert_eq!(log(&a.ep).last(), Some(&NetEvent::SessionDown(addr(2))));
+    send(&a.ep, addr(2), 3);
+    quiet(&sim);
+
+    assert_eq!(
+        log(&b.ep)
+            .iter()
+            .map(|e| match e {
+                NetEvent::Deliver(m) => format!("deliver {}", m.decode::<u64>().unwrap()),
+                other => format!("{other:?}"),
+            })
+            .collect::<Vec<_>>(),
+        vec![
+            format!("{:?}", NetEvent::SessionUp(addr(1))),
+            "deliver 1".to_string(),
+            format!("{:?}", NetEvent::SessionDown(addr(1))),
+            format!("{:?}", NetEvent::SessionUp(addr(1))),
+            "deliver 3".to_string(),
+        ]
+    );
+    assert_eq!(
+        log(&a.ep),
+        vec![
+            NetEvent::SessionUp(addr(2)),
+            NetEvent::SessionDown(addr(2)),
+            NetEvent::SessionUp(addr(2)),
+        ]
+    );
 }

@@ -6,8 +6,10 @@ use std::time::Duration;
 
 use crossbeam_channel::{Receiver, Sender};
 use kompics_core::*;
+use kompics_net::frame::message_frame_len;
 use kompics_net::{
-    route_selector, NetEvent, NetMessage, Network, NodeAddr, Route, TcpConfig, TcpNetwork,
+    route_selector, NetEvent, NetMessage, Network, NodeAddr, Route, SendFailure, TcpConfig,
+    TcpNetwork,
 };
 
 const ROUTE: Route = Route::new(9, 0);
@@ -17,7 +19,18 @@ const WAIT: Duration = Duration::from_secs(10);
 struct Endpoint {
     net: RequiredPort<Network>,
     me: NodeAddr,
+    route: Route,
     out: Sender<NetEvent>,
+}
+
+/// Tells an endpoint to send a payload of this many bytes.
+#[derive(Clone, Debug)]
+struct SendBytes(NodeAddr, usize);
+
+impl Receive<SendBytes> for Endpoint {
+    fn receive(&mut self, _ctx: &mut Context<Self>, SendBytes(to, len): SendBytes) {
+        self.net.trigger(NetMessage::new(self.me, to, self.route, vec![7; len]));
+    }
 }
 
 impl ComponentDefinition for Endpoint {}
@@ -30,31 +43,47 @@ impl Require<Network> for Endpoint {
 
 impl Receive<(NodeAddr, u64)> for Endpoint {
     fn receive(&mut self, _ctx: &mut Context<Self>, (to, n): (NodeAddr, u64)) {
-        self.net.trigger(NetMessage::encode(self.me, to, ROUTE, &n).unwrap());
+        self.net.trigger(NetMessage::encode(self.me, to, self.route, &n).unwrap());
     }
 }
 
 struct Node {
     runtime: Runtime,
     addr: NodeAddr,
+    net: Component<TcpNetwork>,
     send: Mailbox<(NodeAddr, u64)>,
     events: Receiver<NetEvent>,
 }
 
-fn node(listen: SocketAddr) -> Node {
-    let runtime = Runtime::new(RuntimeConfig::default().workers(1));
-    let net = TcpNetwork::create(&runtime.system(), TcpConfig::new(listen)).expect("bind");
+/// An endpoint component on `route`, connected to `net`: its send mailboxes and its events.
+fn endpoint(
+    runtime: &Runtime,
+    net: &Component<TcpNetwork>,
+    route: Route,
+) -> (Mailbox<(NodeAddr, u64)>, Mailbox<SendBytes>, Receiver<NetEvent>) {
     let addr = net.on_definition(|n| n.addr()).unwrap();
     let (tx, events) = crossbeam_channel::unbounded();
     let ep = runtime.create(move |s| {
         let _ = s.mailbox::<(NodeAddr, u64)>();
-        Endpoint { net: s.required(), me: addr, out: tx.clone() }
+        let _ = s.mailbox::<SendBytes>();
+        Endpoint { net: s.required(), me: addr, route, out: tx.clone() }
     });
-    connect_with(&net.provided::<Network>(), &ep.required::<Network>(), route_selector(ROUTE));
-    net.start();
+    connect_with(&net.provided::<Network>(), &ep.required::<Network>(), route_selector(route));
     ep.start();
-    let send = ep.mailbox::<(NodeAddr, u64)>();
-    Node { runtime, addr, send, events }
+    (ep.mailbox::<(NodeAddr, u64)>(), ep.mailbox::<SendBytes>(), events)
+}
+
+fn node(listen: SocketAddr) -> Node {
+    node_with(TcpConfig::new(listen))
+}
+
+fn node_with(config: TcpConfig) -> Node {
+    let runtime = Runtime::new(RuntimeConfig::default().workers(1));
+    let net = TcpNetwork::create(&runtime.system(), config).expect("bind");
+    let addr = net.on_definition(|n| n.addr()).unwrap();
+    let (send, _, events) = endpoint(&runtime, &net, ROUTE);
+    net.start();
+    Node { runtime, addr, net, send, events }
 }
 
 fn next(n: &Node) -> NetEvent {
@@ -136,4 +165,53 @@ fn binding_a_taken_address_is_a_clear_error() {
     assert_eq!(err.kind(), std::io::ErrorKind::AddrInUse);
     rt.shutdown();
     a.runtime.shutdown();
+}
+
+/// A message too large for a frame is refused: its sender alone gets `SendFailed` with the
+/// numbers (another component of the node does not), no `SessionDown` is reported anywhere,
+/// and later messages go on in the same session.
+#[test]
+fn a_message_too_large_for_a_frame_fails_to_its_sender_only_and_the_session_goes_on() {
+    const FRAME_BYTES_MAX: usize = 4096;
+    const OTHER: Route = Route::new(9, 1);
+    let config = |listen| {
+        let mut c = TcpConfig::new(listen);
+        c.frame_bytes_max = FRAME_BYTES_MAX;
+        c
+    };
+    let a = node_with(config(loopback()));
+    let b = node_with(config(loopback()));
+    let (_, a_bytes, _) = endpoint(&a.runtime, &a.net, ROUTE);
+    let (_, _, other_events) = endpoint(&a.runtime, &a.net, OTHER);
+    let (b_other, _, _) = endpoint(&b.runtime, &b.net, OTHER);
+
+    a.send.tell((b.addr, 1));
+    assert_eq!(next(&a), NetEvent::SessionUp(b.addr));
+    assert_eq!(next(&b), NetEvent::SessionUp(a.addr));
+    assert_eq!(number(&next(&b)), 1);
+
+    a_bytes.tell(SendBytes(b.addr, FRAME_BYTES_MAX));
+    assert_eq!(
+        next(&a),
+        NetEvent::SendFailed {
+            to: b.addr,
+            route: ROUTE,
+            error: SendFailure::TooLarge {
+                len: message_frame_len(ROUTE, FRAME_BYTES_MAX),
+                max: FRAME_BYTES_MAX,
+            },
+        }
+    );
+    a.send.tell((b.addr, 2));
+    assert_eq!(number(&next(&b)), 2, "the same session, no SessionDown or SessionUp between");
+    b.send.tell((a.addr, 3));
+    assert_eq!(number(&next(&a)), 3, "no SessionDown at the sender");
+    // Events reach a channel in order: had the failure gone to the other component too, it
+    // would come before this delivery.
+    b_other.tell((a.addr, 4));
+    let other: Vec<NetEvent> = (0..2).map(|_| other_events.recv_timeout(WAIT).unwrap()).collect();
+    assert_eq!(other[0], NetEvent::SessionUp(b.addr));
+    assert_eq!(number(&other[1]), 4);
+    a.runtime.shutdown();
+    b.runtime.shutdown();
 }

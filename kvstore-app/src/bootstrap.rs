@@ -1094,7 +1094,15 @@ impl Provide<BootstrapPort> for Bootstrap {
 
 impl Require<Network> for Bootstrap {
     fn handle(&mut self, ctx: &mut Context<Self>, event: NetEvent) {
-        let NetEvent::Deliver(msg) = event else { return };
+        let msg = match event {
+            NetEvent::Deliver(msg) => msg,
+            // E.g. a lookup table too large for a frame: nothing retries it, so say so loudly.
+            NetEvent::SendFailed { to, route, error } if route == BOOTSTRAP_ROUTE => {
+                log::error!("bootstrap {}: message to {to} not sent: {error}", self.me());
+                return;
+            }
+            _ => return,
+        };
         if msg.route != BOOTSTRAP_ROUTE {
             return;
         }

@@ -703,6 +703,11 @@ impl Require<Network> for Overlay {
             },
             NetEvent::SessionDown(node) => self.member_lost(ctx, node, true),
             NetEvent::SessionUp(_) => {}
+            // Only that message was lost (e.g. a value too large for a frame), and the event
+            // does not say which request it carried: the request waits for its deadline.
+            NetEvent::SendFailed { to, error, .. } => {
+                log::error!("overlay: message to {to} not sent: {error}")
+            }
         }
     }
 }

@@ -796,6 +796,18 @@ impl Require<Network> for ZabComponent {
                 None => return,
             },
             NetEvent::SessionUp(_) => return,
+            // The message was refused and not sent (e.g. too large for a frame): what the peer
+            // gets from here on would have a gap, so this is the end of its session here.
+            NetEvent::SendFailed { to, route, error } => match self.peer_of(to) {
+                Some(p) => {
+                    log::error!(
+                        "zab group {}: message to {to} (route {route}) not sent: {error}",
+                        self.config.group
+                    );
+                    self.node_mut().session_ended(p)
+                }
+                None => return,
+            },
         }
         self.kick();
     }

@@ -228,7 +228,16 @@ impl Provide<FailureDetectorPort> for FailureDetector {
 
 impl Require<Network> for FailureDetector {
     fn handle(&mut self, ctx: &mut Context<Self>, event: NetEvent) {
-        let NetEvent::Deliver(msg) = event else { return };
+        let msg = match event {
+            NetEvent::Deliver(msg) => msg,
+            // A heartbeat is tiny, so this means the network has stopped or the peer's address
+            // is bad; the missing heartbeats will make the peer suspected as usual.
+            NetEvent::SendFailed { to, route, error } if route == FD_ROUTE => {
+                log::error!("failure detector: heartbeat to {to} not sent: {error}");
+                return;
+            }
+            _ => return,
+        };
         if msg.route != FD_ROUTE {
             return;
         }

@@ -118,7 +118,7 @@ fn addr(i: usize) -> NodeAddr {
 
 impl Cluster {
     fn new(seed: u64, n: usize, tune: fn(&mut ZabConfig)) -> Cluster {
-        Cluster::with_answers(seed, n, tune, |_| Answer::Now)
+        Cluster::build(seed, n, tune, |_| Answer::Now, SimNetConfig::default())
     }
 
     fn with_answers(
@@ -127,8 +127,22 @@ impl Cluster {
         tune: fn(&mut ZabConfig),
         answer: fn(usize) -> Answer,
     ) -> Cluster {
+        Cluster::build(seed, n, tune, answer, SimNetConfig::default())
+    }
+
+    fn with_net(seed: u64, n: usize, tune: fn(&mut ZabConfig), net: SimNetConfig) -> Cluster {
+        Cluster::build(seed, n, tune, |_| Answer::Now, net)
+    }
+
+    fn build(
+        seed: u64,
+        n: usize,
+        tune: fn(&mut ZabConfig),
+        answer: fn(usize) -> Answer,
+        net: SimNetConfig,
+    ) -> Cluster {
         let sim = Simulation::new(seed);
-        let net = SimNet::new(&sim.system(), SimNetConfig::default());
+        let net = SimNet::new(&sim.system(), net);
         let members: Vec<_> = (0..n).map(addr).collect();
         let nodes =
             members.iter().map(|a| Node { addr: *a, disk: SimDisk::new(), parts: None }).collect();
@@ -333,6 +347,33 @@ fn a_proposal_to_a_looking_node_fails_with_nothing_done() {
     c.await_leader(Duration::from_secs(5));
     c.run(Duration::from_secs(1));
     assert!(c.log(0).is_empty(), "the refused proposal never happened");
+}
+
+/// A message the network refuses (here a forwarded proposal too large for a frame) ends the
+/// peer's session on the sender's side: the follower leaves its leader (so its proposal fails
+/// rather than waiting forever), rejoins, and later proposals commit.
+#[test]
+fn a_message_refused_by_the_network_ends_the_session_with_its_peer() {
+    const FRAME_BYTES_MAX: usize = 4096;
+    let config = SimNetConfig { frame_bytes_max: FRAME_BYTES_MAX, ..SimNetConfig::default() };
+    let mut c = Cluster::with_net(4, 3, default_tune, config);
+    let leader = c.await_leader(Duration::from_secs(5));
+    let follower = (leader + 1) % 3;
+    let failed = |c: &Cluster| {
+        c.nodes[follower].parts.as_ref().unwrap().app.on_definition(|a| a.failed.clone()).unwrap()
+    };
+    let tag = c.propose(follower, &vec![1; 2 * FRAME_BYTES_MAX]);
+    c.run(Duration::from_millis(100));
+    assert!(
+        failed(&c).iter().any(|(t, _)| *t == tag),
+        "the follower gave up its leader and failed the proposal: {:?}",
+        failed(&c)
+    );
+    c.await_leader(Duration::from_secs(5));
+    let small = c.propose(follower, b"small");
+    c.run(Duration::from_secs(1));
+    assert!(c.committed(follower).iter().any(|(t, _)| *t == small));
+    assert!(c.check_prefixes().iter().all(|(_, p)| p.len() < FRAME_BYTES_MAX));
 }
 
 #[test]

@@ -22,6 +22,7 @@ pub enum TransportEvent {
     /// The session with the peer ended (connection lost or closed, bad input, a full send
     /// queue, or shutdown), or, with no session up, its queue overflowed. Messages sent to it
     /// before this point may have been lost, and whatever was still queued for it was
-    /// dropped. Messages sent afterwards are queued for the next session.
+    /// dropped: nothing sent before this point is delivered into a later session. Messages
+    /// sent afterwards are queued for the next session.
     SessionDown(NodeAddr),
 }

@@ -49,8 +49,11 @@ const READ_BUDGET_BYTES: usize = 1024 * 1024;
 /// Bytes written to one connection per visit before the loop moves on.
 const WRITE_BUDGET_BYTES: usize = 4 * 1024 * 1024;
 
-/// Where the transport reports its events.
-pub(crate) type Sink = Box<dyn FnMut(TransportEvent) + Send>;
+/// Where the transport reports its events. With each session event comes the peer's count of
+/// session ends at that point (`Outbox::downs`; 0 with a delivery): a sender that passes it
+/// back with its sends (`TcpTransport::send_fenced`) has the messages it sent before seeing a
+/// `SessionDown` discarded rather than delivered into the next session.
+pub(crate) type Sink = Box<dyn FnMut(TransportEvent, u64) + Send>;
 
 /// What the loop knows about one peer.
 struct Peer {
@@ -224,8 +227,8 @@ impl EventLoop {
         self.timers.peek().map(|Reverse((at, _))| at.saturating_duration_since(Instant::now()))
     }
 
-    fn emit(&mut self, event: TransportEvent) {
-        (self.sink)(event);
+    fn emit(&mut self, event: TransportEvent, downs: u64) {
+        (self.sink)(event, downs);
     }
 
     // ----- senders -----------------------------------------------------------------------
@@ -236,7 +239,7 @@ impl EventLoop {
         let mut local = std::mem::take(&mut self.local);
         self.shared.take_local(&mut local);
         for msg in local.drain(..) {
-            self.emit(TransportEvent::Deliver(msg));
+            self.emit(TransportEvent::Deliver(msg), 0);
         }
         self.local = local;
         let mut ready = std::mem::take(&mut self.ready);
@@ -273,7 +276,9 @@ impl EventLoop {
                 self.maybe_connect(addr);
                 return;
             }
-            Overflow::ReportDown => self.report_lost_queue(addr),
+            Overflow::ReportDown => {
+                self.report_lost_queue(addr);
+            }
             Overflow::Handled => {}
         }
         match token {
@@ -553,7 +558,7 @@ impl EventLoop {
             (ConnState::Established { .. }, Frame::Message { route, payload }) => {
                 let src = conn.peer.expect("an established connection knows its peer");
                 let dst = self.shared.local;
-                self.emit(TransportEvent::Deliver(NetMessage::new(src, dst, route, payload)));
+                self.emit(TransportEvent::Deliver(NetMessage::new(src, dst, route, payload)), 0);
                 Ok(())
             }
             (ConnState::AwaitingHello, Frame::Hello { node }) => self.on_hello(conn, node),
@@ -605,9 +610,9 @@ impl EventLoop {
                 self.close(old, Close::Replaced);
             }
         }
-        self.establish(conn, node);
+        let downs = self.establish(conn, node);
         conn.buffer_frame(&Frame::Welcome { node: local }, self.config.frame_bytes_max);
-        self.emit(TransportEvent::SessionUp(node));
+        self.emit(TransportEvent::SessionUp(node), downs);
         Ok(())
     }
 
@@ -619,12 +624,14 @@ impl EventLoop {
                 "welcome names {node}, but this node connected to {expected}"
             )));
         }
-        self.establish(conn, node);
-        self.emit(TransportEvent::SessionUp(node));
+        let downs = self.establish(conn, node);
+        self.emit(TransportEvent::SessionUp(node), downs);
         Ok(())
     }
 
-    fn establish(&mut self, conn: &mut Connection, node: NodeAddr) {
+    /// Makes `conn` carry a new session with `node`; returns the peer's `SessionDown` count
+    /// (to report with the `SessionUp`).
+    fn establish(&mut self, conn: &mut Connection, node: NodeAddr) -> u64 {
         let session = self.next_session;
         self.next_session += 1;
         conn.state = ConnState::Established { session };
@@ -644,18 +651,23 @@ impl EventLoop {
         if overflow == Overflow::ReportDown {
             self.report_lost_queue(node);
         }
+        let downs = peer_downs(&self.peers, node);
         log::info!("kompics-net {}: session {session} with {node} up", self.shared.local);
+        downs
     }
 
     /// A send overflowed `addr`'s queue while no session was up: the queued messages were
-    /// dropped, which users learn as a `SessionDown` (messages may have been lost).
+    /// dropped, which users learn as a `SessionDown` (messages may have been lost). What was
+    /// queued since was sent after the failed send, the point this `SessionDown` stands for
+    /// (and where the send counted it): it belongs to the next session.
     fn report_lost_queue(&mut self, addr: NodeAddr) {
         log::warn!(
             "kompics-net {}: send queue for {addr} full ({} frames) with no session up; queued messages dropped",
             self.shared.local,
             self.config.send_queue_frames_max
         );
-        self.emit(TransportEvent::SessionDown(addr));
+        let downs = peer_downs(&self.peers, addr);
+        self.emit(TransportEvent::SessionDown(addr), downs);
     }
 
     // ----- closing -----------------------------------------------------------------------
@@ -679,7 +691,7 @@ impl EventLoop {
         }
         peer.conn = None;
         if let Some(session) = conn.session() {
-            {
+            let downs = {
                 let mut ob = peer.outbox.lock();
                 ob.session = None;
                 // An overflow during this session is reported by this SessionDown.
@@ -687,19 +699,22 @@ impl EventLoop {
                     ob.reset_session = None;
                     ob.overflowed = false;
                 }
-                // As a TCP reset would, drop what was queued for the ended session. After an
-                // overflow `send` already did that, and what is queued now was sent after the
-                // failed send: it belongs to the next session.
-                if !matches!(reason, Close::QueueOverflow) {
-                    ob.bytes.clear();
-                    ob.frames = 0;
-                }
                 ob.listed = false;
-            }
+                if matches!(reason, Close::QueueOverflow) {
+                    // The failed send dropped the queue and counted this SessionDown; what is
+                    // queued now was sent after it and belongs to the next session.
+                    ob.downs
+                } else {
+                    // As a TCP reset would, drop what was queued for the ended session: it was
+                    // sent before this SessionDown, which covers it, and must never be
+                    // delivered into the next session.
+                    discard_queue(&mut ob)
+                }
+            };
             peer.backoff = self.config.reconnect_backoff_min;
             peer.retry_at = None;
             log::info!("kompics-net {}: session {session} with {addr} down", self.shared.local);
-            self.emit(TransportEvent::SessionDown(addr));
+            self.emit(TransportEvent::SessionDown(addr), downs);
         } else if conn.role == Role::Outbound {
             schedule_retry(peer, addr, Instant::now(), &self.config, &mut self.timers);
         }
@@ -774,6 +789,21 @@ impl EventLoop {
             }
         }
     }
+}
+
+/// Drops what is queued in `ob` and counts the `SessionDown` about to be reported for it; both
+/// under the outbox's lock, so a send is either dropped here or, if fenced, discarded as sent
+/// before it. Returns the new count.
+fn discard_queue(ob: &mut Outbox) -> u64 {
+    ob.bytes.clear();
+    ob.frames = 0;
+    ob.downs += 1;
+    ob.downs
+}
+
+/// The `SessionDown` count of `addr` (0 for a peer not tracked).
+fn peer_downs(peers: &HashMap<NodeAddr, Peer, FastHashBuilder>, addr: NodeAddr) -> u64 {
+    peers.get(&addr).map_or(0, |peer| peer.outbox.lock().downs)
 }
 
 /// Schedules the next attempt to connect to `addr` after the current backoff, and doubles the

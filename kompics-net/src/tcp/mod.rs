@@ -28,6 +28,12 @@
 //! both sides then report [`TransportEvent::SessionDown`], which means messages sent before
 //! it may have been lost. Zab treats that as the end of its peer's session.
 //!
+//! A message that cannot be sent at all (its frame would exceed
+//! [`TcpConfig::frame_bytes_max`], see [`crate::payload_bytes_max`]) is refused by
+//! [`TcpTransport::send`] with an error ([`SendError::TooLarge`]) and nothing else changes: the
+//! session goes on, no `SessionDown` is reported, and the Network component tells the sender
+//! alone ([`crate::NetEvent::SendFailed`]).
+//!
 //! There is at most one connection per pair of nodes. If both connect to each other at once,
 //! the connection opened by the lower [`NodeAddr`] is kept and the other closed before its
 //! handshake completes; since frames stay queued until a welcome arrives, no queued message is
@@ -36,15 +42,25 @@
 //! # Queues and reconnection
 //!
 //! Each peer has a send queue bounded by [`TcpConfig::send_queue_frames_max`]. Messages sent
-//! while no session exists wait there and go out, in order, when one is established. When a
-//! session ends, whatever was still queued for it is dropped, as a TCP reset would.
+//! while no session exists wait there and go out, in order, when one is established.
+//!
+//! Nothing queued for a session is delivered into the next one. When the transport reports a
+//! `SessionDown` for a peer it drops, at that same point (under the queue's lock), everything
+//! still queued for the peer: those messages were sent before the `SessionDown`, which covers
+//! them. (After a full queue, below, that point is the failed send.) Messages sent after it are queued for the next session, which they open (`SessionUp`
+//! comes first at both ends). A sender that learns of `SessionDown`s later than the transport
+//! reports them (the Network component, whose users see events through its mailbox) passes the
+//! number of `SessionDown`s it has seen for the peer with each send, and the transport discards
+//! a message sent before the latest of them instead of queueing it for the next session.
 //!
 //! When a send finds the queue full, the transport ends the session with that peer rather than
 //! drop that one message (which would leave a gap inside a session): the queue is dropped, the
 //! connection closed, `SessionDown` reported, and `send` returns [`SendError::QueueFull`]. If
 //! no session was up, `SessionDown` is reported all the same (queued messages were lost), at
-//! once or, if a session is being established, just before its `SessionUp`. The next send
-//! starts a new queue and a new connection. [`TcpTransport::queued_frames`] lets a caller
+//! once or, if a session is being established, just before its `SessionUp`. The failed send is
+//! the point that `SessionDown` stands for: the next send starts a new queue and a new
+//! connection (and a fenced sender's messages are discarded until it has seen the
+//! `SessionDown`). [`TcpTransport::queued_frames`] lets a caller
 //! apply back-pressure before that happens.
 //!
 //! Reconnection is on demand: the transport connects to a peer while messages are queued for
@@ -108,7 +124,17 @@ impl TcpTransport {
     ///
     /// Fails with `InvalidInput` (wrapping a [`ConfigError`]) for a bad configuration, or with
     /// the OS error if the address cannot be bound.
-    pub fn start(config: TcpConfig, sink: EventSink) -> io::Result<TcpTransport> {
+    pub fn start(config: TcpConfig, mut sink: EventSink) -> io::Result<TcpTransport> {
+        Self::start_counting(config, Box::new(move |event, _downs| sink(event)))
+    }
+
+    /// [`TcpTransport::start`] with a sink that also gets, with each session event, the number
+    /// of `SessionDown`s reported for that peer so far (this one included), to pass back to
+    /// [`TcpTransport::send_fenced`].
+    pub(crate) fn start_counting(
+        config: TcpConfig,
+        sink: event_loop::Sink,
+    ) -> io::Result<TcpTransport> {
         config.validate().map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
         let poll = Poll::new()?;
         let mut listener = TcpListener::bind(config.listen)?;
@@ -142,7 +168,15 @@ impl TcpTransport {
     /// receiver sees `src` as this node. `Ok` means the message is queued, not delivered;
     /// delivery is certain only while the session lasts (see the [module docs](self)).
     pub fn send(&self, msg: NetMessage) -> Result<(), SendError> {
-        self.shared.send(msg)
+        self.shared.send(msg, None).map(|_| ())
+    }
+
+    /// [`TcpTransport::send`] from a sender that has seen `downs_seen` `SessionDown`s for
+    /// `msg.dst` (the count [`TcpTransport::start_counting`]'s sink reports). If more have been
+    /// reported, the message was sent for a session that has ended and is discarded
+    /// (`Ok(false)`): the `SessionDown` the sender has yet to see covers it. `Ok(true)`: queued.
+    pub(crate) fn send_fenced(&self, msg: NetMessage, downs_seen: u64) -> Result<bool, SendError> {
+        self.shared.send(msg, Some(downs_seen))
     }
 
     /// Frames queued for `peer` that the event loop has not yet taken for its socket (for this
@@ -200,6 +234,87 @@ mod tests {
     fn transport_is_send_and_sync() {
         fn assert_send_sync<T: Send + Sync>() {}
         assert_send_sync::<TcpTransport>();
+    }
+
+    use std::sync::mpsc::{channel, Receiver};
+    use std::time::Duration;
+
+    use crate::message::Route;
+
+    const WAIT: Duration = Duration::from_secs(5);
+
+    fn loopback() -> std::net::SocketAddr {
+        "127.0.0.1:0".parse().unwrap()
+    }
+
+    /// A transport whose sink (with `SessionDown` counts) forwards to a channel.
+    fn counting(listen: std::net::SocketAddr) -> (TcpTransport, Receiver<(TransportEvent, u64)>) {
+        let (tx, rx) = channel();
+        let mut config = TcpConfig::new(listen);
+        config.reconnect_backoff_min = Duration::from_millis(10);
+        config.reconnect_backoff_max = Duration::from_millis(100);
+        let sink = Box::new(move |event, downs| {
+            let _ = tx.send((event, downs));
+        });
+        (TcpTransport::start_counting(config, sink).expect("transport starts"), rx)
+    }
+
+    fn message(from: &TcpTransport, to: NodeAddr, text: &str) -> NetMessage {
+        NetMessage::encode(from.local_addr(), to, Route::new(1, 0), &text).unwrap()
+    }
+
+    fn next_text(rx: &Receiver<(TransportEvent, u64)>) -> String {
+        match rx.recv_timeout(WAIT).expect("an event") {
+            (TransportEvent::Deliver(m), _) => m.decode().unwrap(),
+            other => panic!("expected a delivery, got {other:?}"),
+        }
+    }
+
+    /// Messages a sender sends to a peer whose session has ended, before it has seen that
+    /// `SessionDown`, are covered by it: whether still queued when the transport reported it
+    /// (dropped then) or sent after (discarded by the fence), none reaches the restarted peer.
+    /// What is sent after the `SessionDown` opens the next session and arrives, first.
+    #[test]
+    fn nothing_sent_before_a_session_down_is_delivered_into_the_next_session() {
+        let (a, a_events) = counting(loopback());
+        let (b, b_events) = counting(loopback());
+        let b_addr = b.local_addr();
+        assert_eq!(a.send_fenced(message(&a, b_addr, "first"), 0), Ok(true));
+        assert_eq!(
+            b_events.recv_timeout(WAIT).unwrap(),
+            (TransportEvent::SessionUp(a.local_addr()), 0)
+        );
+        assert_eq!(next_text(&b_events), "first");
+        assert_eq!(a_events.recv_timeout(WAIT).unwrap(), (TransportEvent::SessionUp(b_addr), 0));
+
+        b.shutdown();
+        // Keep sending as a sender that has not yet seen the SessionDown would (it has seen 0).
+        let mut stale = 0;
+        let downs = loop {
+            match a_events.try_recv() {
+                Ok((TransportEvent::SessionDown(peer), downs)) if peer == b_addr => break downs,
+                Ok(other) => panic!("unexpected {other:?}"),
+                Err(_) => {}
+            }
+            assert!(stale < 100_000, "no SessionDown after {stale} sends");
+            a.send_fenced(message(&a, b_addr, "stale"), 0).expect("accepted");
+            stale += 1;
+            std::thread::sleep(Duration::from_micros(50));
+        };
+        assert_eq!(downs, 1);
+        assert_eq!(a.send_fenced(message(&a, b_addr, "stale"), 0), Ok(false), "fenced off");
+
+        assert_eq!(a.send_fenced(message(&a, b_addr, "fresh"), downs), Ok(true));
+        let (b2, b2_events) = counting(b_addr.socket_addr());
+        assert_eq!(b2.local_addr(), b_addr);
+        assert_eq!(
+            b2_events.recv_timeout(WAIT).unwrap(),
+            (TransportEvent::SessionUp(a.local_addr()), 0)
+        );
+        assert_eq!(next_text(&b2_events), "fresh", "the first message of the new session");
+        assert_eq!(a.send_fenced(message(&a, b_addr, "last"), downs), Ok(true));
+        assert_eq!(next_text(&b2_events), "last");
+        assert_eq!(a_events.recv_timeout(WAIT).unwrap(), (TransportEvent::SessionUp(b_addr), 1));
     }
 
     #[test]

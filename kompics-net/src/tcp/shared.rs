@@ -19,7 +19,7 @@ use parking_lot::{Mutex, RwLock};
 use super::error::SendError;
 use super::hasher::FastHashBuilder;
 use crate::address::NodeAddr;
-use crate::frame::{encode_message, FrameError};
+use crate::frame::{encode_message, message_frame_len, FrameError};
 use crate::message::NetMessage;
 
 /// Frames waiting for one peer, and what the loop and the senders tell each other about it.
@@ -39,6 +39,13 @@ pub(crate) struct Outbox {
     pub(crate) overflowed: bool,
     /// The session that was up at that overflow, if any: the loop must end it.
     pub(crate) reset_session: Option<u64>,
+    /// How many session ends there have been for this peer: incremented under this lock where
+    /// the queue is dropped for one (by the loop as it reports a `SessionDown`, or by a send
+    /// that overflows the queue, whose `SessionDown` the loop reports later). Every
+    /// `SessionDown` carries the count at its report, so a sender that passes back the count it
+    /// has seen (`Shared::send` with a fence) can tell whether its message was meant for a
+    /// session that has already ended.
+    pub(crate) downs: u64,
 }
 
 /// What the loop must do about an overflow it has just noticed.
@@ -108,13 +115,24 @@ impl Shared {
         }
     }
 
-    /// Queues `msg` for its destination (see `TcpTransport::send`).
-    pub(crate) fn send(&self, msg: NetMessage) -> Result<(), SendError> {
+    /// Queues `msg` for its destination (see `TcpTransport::send`). With `fence: Some(seen)`,
+    /// a message to a peer for which more than `seen` `SessionDown`s have been reported is
+    /// discarded (`Ok(false)`): the sender sent it before learning that its session had ended,
+    /// so it belongs to that session and is covered by the `SessionDown` still on its way.
+    pub(crate) fn send(&self, msg: NetMessage, fence: Option<u64>) -> Result<bool, SendError> {
         if !self.is_running() {
             return Err(SendError::Stopped);
         }
+        // Refused before anything changes: a message that cannot be sent is its sender's error,
+        // not a loss inside the session (see `crate::port`). Checked for messages to this node
+        // too, which need no frame, so that what a component may send does not depend on
+        // where its peer runs.
+        let len = message_frame_len(msg.route, msg.payload.len());
+        if len > self.frame_bytes_max {
+            return Err(SendError::TooLarge { len, max: self.frame_bytes_max });
+        }
         if msg.dst == self.local {
-            return self.send_local(msg);
+            return self.send_local(msg).map(|()| true);
         }
         if !msg.dst.is_routable() {
             return Err(SendError::InvalidDestination(msg.dst));
@@ -122,11 +140,11 @@ impl Shared {
         {
             let outboxes = self.outboxes.read();
             if let Some(outbox) = outboxes.get(&msg.dst) {
-                return self.enqueue(outbox, &msg);
+                return self.enqueue(outbox, &msg, fence);
             }
         }
         let outbox = self.outbox(msg.dst)?;
-        self.enqueue(&outbox, &msg)
+        self.enqueue(&outbox, &msg, fence)
     }
 
     /// The outbox for `peer`, created if new (bounded by `peers_max`).
@@ -148,17 +166,23 @@ impl Shared {
         self.outboxes.read().get(&peer).map_or(0, |outbox| outbox.lock().frames)
     }
 
-    fn enqueue(&self, outbox: &Mutex<Outbox>, msg: &NetMessage) -> Result<(), SendError> {
-        // The frame is longer than the payload, so this rejects hopeless sends (including any
-        // beyond what the length field can say) before encoding anything.
-        if msg.payload.len() > self.frame_bytes_max {
-            return Err(SendError::TooLarge { len: msg.payload.len(), max: self.frame_bytes_max });
-        }
+    fn enqueue(
+        &self,
+        outbox: &Mutex<Outbox>,
+        msg: &NetMessage,
+        fence: Option<u64>,
+    ) -> Result<bool, SendError> {
         let mut ob = outbox.lock();
+        if fence.is_some_and(|seen| seen < ob.downs) {
+            return Ok(false);
+        }
         if ob.frames >= self.send_queue_frames_max {
             // Documented policy: end the session rather than drop one message inside it.
             ob.bytes.clear();
             ob.frames = 0;
+            // This is the point the SessionDown the loop will report stands for: fenced
+            // senders that have not seen it yet are discarded from here on.
+            ob.downs += 1;
             ob.overflowed = true;
             ob.reset_session = ob.session;
             // Always tell the loop, even if the outbox is listed: "listed" may only mean that
@@ -176,8 +200,7 @@ impl Shared {
         encode_message(msg.route, &msg.payload, &mut ob.bytes, self.frame_bytes_max).map_err(
             |e| match e {
                 FrameError::Oversized { len, max } => SendError::TooLarge { len, max },
-                // Route and bytes always encode; see `encode_message`.
-                other => unreachable!("message frame failed to encode: {other}"),
+                other => SendError::Encode(other.to_string()),
             },
         )?;
         ob.frames += 1;
@@ -186,7 +209,7 @@ impl Shared {
         if newly_listed {
             self.wake();
         }
-        Ok(())
+        Ok(true)
     }
 
     /// Puts `peer` on the ready list unless the loop already knows to look at it.
