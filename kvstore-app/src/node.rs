@@ -189,6 +189,10 @@ impl KvNode {
             let members = table.group(partition).to_vec();
             let mut zab_config = ZabConfig::new(partition.0, me, &members);
             (self.config.zab_tuning)(&mut zab_config);
+            if let Err(e) = zab_config.validate() {
+                return self
+                    .fail(ctx, format!("partition {partition}: invalid Zab configuration: {e}"));
+            }
             // Open the storage once here, so that a log that cannot be opened is reported as
             // such rather than as a fault of the instance.
             let storage = self.config.storage.clone();

@@ -60,8 +60,8 @@ use parking_lot::Mutex;
 
 use crate::failure_detector::{FailureDetectorPort, FdEvent, FdRequest};
 use crate::protocol::{
-    Action, Config, Epoch, EpochKind, Message, PeerId, ProposalFailure, ProposalId, ProposeError,
-    ReadId, Snapshot, Status, ZabNode, Zxid,
+    Action, Config, ConfigError, Epoch, EpochKind, Message, PeerId, ProposalFailure, ProposalId,
+    ProposeError, ReadId, Snapshot, Status, ZabNode, Zxid,
 };
 use crate::storage::{LogOp, LogThread, StorageError, ZabStorage};
 
@@ -216,6 +216,11 @@ pub struct ZabConfig {
     pub sync_delay: (Duration, Duration),
     /// The protocol's settings; `id` and `peers` are derived from `me` and `members`.
     pub protocol: Config,
+    /// The largest message payload the network carries in one frame
+    /// ([`kompics_net::payload_bytes_max`] of its frame limit; by default, of the TCP
+    /// transport's default frame). The instance refuses to start when the protocol's
+    /// `message_bytes_max` exceeds it: such messages could never be sent.
+    pub transport_payload_bytes_max: usize,
 }
 
 impl ZabConfig {
@@ -243,7 +248,17 @@ impl ZabConfig {
             tick: Duration::from_millis(10),
             sync_delay: (Duration::ZERO, Duration::ZERO),
             protocol,
+            transport_payload_bytes_max: kompics_net::payload_bytes_max(
+                kompics_net::FRAME_BYTES_MAX_DEFAULT,
+            ),
         }
+    }
+
+    /// Checks the protocol's settings, and its byte bounds against the transport's
+    /// (`transport_payload_bytes_max`), before anything starts.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        self.protocol.clone().validate()?;
+        self.protocol.check_transport(self.transport_payload_bytes_max)
     }
 
     /// The network route of this instance.
@@ -621,6 +636,9 @@ impl ComponentDefinition for ZabComponent {
         self.initial_snapshot = recovered.snapshot.clone();
         // Each start is a new incarnation: the leader's answers to an earlier one's
         // registrations (queued for us when we restarted) must not match ours.
+        if let Err(e) = self.config.validate() {
+            panic!("zab group {}: refusing to start: {e}", self.config.group);
+        }
         let mut protocol = self.config.protocol.clone();
         protocol.incarnation = ctx.rng().random::<u64>() >> 1;
         match ZabNode::new(protocol, recovered) {
@@ -823,5 +841,36 @@ impl Require<FailureDetectorPort> for ZabComponent {
             FdEvent::Restore(_) => self.node_mut().peer_restored(peer),
         }
         self.kick();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config() -> ZabConfig {
+        let members: Vec<NodeAddr> =
+            (1..=3).map(|i| NodeAddr(([127, 0, 0, 1], 7000 + i).into())).collect();
+        ZabConfig::new(0, members[0], &members)
+    }
+
+    /// The defaults fit the TCP transport's default frame; messages larger than the
+    /// transport's frame are refused before the instance starts, with both numbers.
+    #[test]
+    fn byte_bounds_are_checked_against_the_transport_frame() {
+        assert_eq!(config().validate(), Ok(()));
+        let mut too_big = config();
+        too_big.protocol.message_bytes_max = 32 << 20;
+        too_big.protocol.sync_window_bytes = 32 << 20;
+        let error = too_big.validate().unwrap_err().to_string();
+        assert!(error.contains("message_bytes_max (33554432)"), "{error}");
+        assert!(error.contains(&too_big.transport_payload_bytes_max.to_string()), "{error}");
+        let mut small_frames = config();
+        small_frames.transport_payload_bytes_max = 1 << 20;
+        assert!(small_frames.validate().is_err(), "8 MiB messages do not fit 1 MiB frames");
+        small_frames.protocol.message_bytes_max = 1 << 20;
+        small_frames.protocol.payload_bytes_max = (1 << 20) - 4096;
+        small_frames.protocol.snapshot_chunk_bytes_max = 512 << 10;
+        assert_eq!(small_frames.validate(), Ok(()));
     }
 }

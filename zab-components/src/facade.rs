@@ -314,6 +314,9 @@ impl Zab {
         }
         let mut config = ZabConfig::new(0, me, &members);
         (options.tune)(&mut config);
+        config.validate().map_err(|e| {
+            io::Error::new(io::ErrorKind::InvalidInput, format!("invalid Zab configuration: {e}"))
+        })?;
         // Two workers at least, so that a long callback never starves the Zab component.
         let runtime = Runtime::new(RuntimeConfig::default().workers(options.workers.max(2)));
         let net = TcpNetwork::create(&runtime.system(), TcpConfig::new(options.listen))?;
