@@ -299,7 +299,8 @@ impl Require<BootstrapPort> for KvNode {
 }
 
 impl Require<OverlayControl> for KvNode {
-    fn handle(&mut self, _ctx: &mut Context<Self>, _info: crate::overlay::OverlayInfoReply) {
-        // Answers to a front end's INFO; the node asks for none.
+    fn handle(&mut self, _ctx: &mut Context<Self>, _info: crate::overlay::OverlayInfo) {
+        // Never called: the overlay's only indication is the answer to an INFO request, which
+        // goes to its requester alone, and the node asks for none.
     }
 }
