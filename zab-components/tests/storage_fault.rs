@@ -8,17 +8,19 @@ use std::time::Duration;
 
 use kompics_core::*;
 use kompics_net::sim::{SimNet, SimNetConfig};
-use kompics_net::{Network, NodeAddr};
+use kompics_net::{Network, NodeAddr, TcpConfig, TcpNetwork};
 use zab_components::component::*;
 use zab_components::failure_detector::*;
 use zab_components::protocol::{Entry, Epoch, EpochKind, Recovered, Snapshot, Zxid};
 use zab_components::storage::{SimDisk, StorageError, ZabStorage};
 
-/// A [`SimDisk`] whose appends (or recovery) fail once `fail_appends` (`fail_recover`) is set.
+/// A [`SimDisk`] whose appends (or recovery) fail once `fail_appends` (`fail_recover`) is set;
+/// driven from a log thread if `log_thread`.
 struct FailingDisk {
     disk: SimDisk,
     fail_appends: Arc<AtomicBool>,
     fail_recover: bool,
+    log_thread: bool,
 }
 
 fn full() -> StorageError {
@@ -52,6 +54,9 @@ impl ZabStorage for FailingDisk {
     }
     fn sync(&mut self) -> Result<(), StorageError> {
         self.disk.sync()
+    }
+    fn log_thread(&self) -> bool {
+        self.log_thread
     }
 }
 
@@ -95,7 +100,8 @@ fn node(seed: u64, fail_recover: bool) -> Node {
     let flag = fail_appends.clone();
     let disk = SimDisk::new();
     let zab = ZabComponent::create(&system, &network, &fd.provided(), config, move || {
-        Box::new(FailingDisk { disk: disk.clone(), fail_appends: flag.clone(), fail_recover })
+        let fail_appends = flag.clone();
+        Box::new(FailingDisk { disk: disk.clone(), fail_appends, fail_recover, log_thread: false })
     });
     let app = sim.create(|s| App { ab: Some(s.required()), ..App::default() });
     connect(&zab.provided::<AtomicBroadcast>(), &app.required::<AtomicBroadcast>());
@@ -156,4 +162,51 @@ fn a_storage_that_cannot_recover_fails_the_instance_before_it_starts() {
     assert_eq!(fault.storage_error().map(|e| e.message.as_str()), Some("wal-0: bad checksum"));
     // The instance never ran: no status reached the application.
     assert_eq!(n.app.on_definition(|a| a.status).flatten(), None);
+}
+
+/// On the threaded runtime, with the storage on a log thread: the write fails there, the
+/// thread reports it, and the runtime's fault handler gets the typed error.
+#[test]
+fn a_write_failing_on_the_log_thread_reaches_the_fault_handler_typed() {
+    let (tx, faults) = std::sync::mpsc::channel::<Fault>();
+    let runtime = Runtime::new(RuntimeConfig::default().workers(2).on_fault(move |f| {
+        let _ = tx.send(f.clone());
+    }));
+    let system = runtime.system();
+    let net = TcpNetwork::create(&system, TcpConfig::new("127.0.0.1:0".parse().unwrap())).unwrap();
+    let me = net.on_definition(|n| n.addr()).unwrap();
+    let network = net.provided::<Network>();
+    let fd = FailureDetector::create(&system, &network, me, FdConfig::default());
+    // Only appends fail: the epochs are written, so the instance leads, then fails on the
+    // first proposal.
+    let fail_appends = Arc::new(AtomicBool::new(true));
+    let disk = SimDisk::new();
+    let config = ZabConfig::new(5, me, &[me]);
+    let zab = ZabComponent::create(&system, &network, &fd.provided(), config, move || {
+        let fail_appends = fail_appends.clone();
+        let disk = disk.clone();
+        Box::new(FailingDisk { disk, fail_appends, fail_recover: false, log_thread: true })
+    });
+    let app = system.create(|s| App { ab: Some(s.required()), ..App::default() });
+    connect(&zab.provided::<AtomicBroadcast>(), &app.required::<AtomicBroadcast>());
+    net.start();
+    fd.start();
+    app.start();
+    zab.start();
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while !matches!(app.on_definition(|a| a.status).flatten(), Some(ZabStatus::Leading { .. })) {
+        assert!(std::time::Instant::now() < deadline, "a one-member group elects itself");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    app.on_definition(|a| {
+        let ab = a.ab.as_mut().unwrap();
+        ab.trigger(AbRequest::Propose { tag: 1, payload: b"x".to_vec() })
+    });
+    let fault = faults.recv_timeout(Duration::from_secs(10)).expect("a fault");
+    assert_eq!(fault.component, zab.id());
+    let fault = zab_fault(&fault);
+    assert!(matches!(fault, ZabFault::Storage { group: 5, .. }), "{fault:?}");
+    let error = fault.storage_error().expect("a storage fault");
+    assert!(error.message.ends_with(&full().message), "{error}");
+    assert_eq!(app.on_definition(|a| a.committed.clone()), Some(vec![]));
 }
