@@ -36,7 +36,7 @@ use crate::command::{
     config_get_reply, info_reply, op_reply, Command, CommandLimits, ConnectionInfo, Handling,
     InfoSection,
 };
-use crate::overlay::{OverlayControl, OverlayInfo, OverlayInfoReply, OverlayRequest};
+use crate::overlay::{InfoQuery, OverlayControl, OverlayInfo};
 use crate::replica::{KvError, KvPort, KvReply, KvRequest, MemoryLimit, OOM_MESSAGE};
 use crate::resp::{Protocol, RequestParser, RespLimits, RespValue};
 use crate::status::{GroupInfo, InfoZxid, NodeInfo, NodeStats, Role};
@@ -118,9 +118,12 @@ pub struct RespFrontend {
     control: RequiredPort<OverlayControl>,
     config: FrontendConfig,
     connections: HashMap<ConnId, Connection>,
-    /// Operations and `INFO`s in flight, by request id.
+    /// Operations in flight, by request id.
     ops: HashMap<u64, Waiter>,
-    infos: HashMap<u64, (Waiter, Option<String>)>,
+    /// `INFO`s asked of the overlay, oldest first, with the section each asked for. The
+    /// overlay answers each in its handler, so the answers come back in the order asked (one
+    /// channel is FIFO) and to this front end alone: the oldest waiter takes the next answer.
+    infos: VecDeque<(Waiter, Option<String>)>,
     next_id: u64,
     next_client_id: u64,
     started: Option<Time>,
@@ -140,7 +143,7 @@ impl RespFrontend {
             config,
             connections: HashMap::new(),
             ops: HashMap::new(),
-            infos: HashMap::new(),
+            infos: VecDeque::new(),
             next_id: 0,
             next_client_id: 0,
             started: None,
@@ -214,9 +217,8 @@ impl RespFrontend {
                     self.fill(waiter, reply);
                 }
                 Handling::Info { section } => {
-                    self.next_id += 1;
-                    self.infos.insert(self.next_id, (waiter, section));
-                    self.control.trigger(OverlayRequest::Info { id: self.next_id });
+                    self.infos.push_back((waiter, section));
+                    self.control.request(InfoQuery);
                 }
             }
         }
@@ -422,9 +424,9 @@ impl Require<KvPort> for RespFrontend {
 }
 
 impl Require<OverlayControl> for RespFrontend {
-    fn handle(&mut self, ctx: &mut Context<Self>, reply: OverlayInfoReply) {
-        let Some((waiter, section)) = self.infos.remove(&reply.id) else { return };
-        let value = info_reply(&self.info_sections(ctx.now(), &reply.info), section.as_deref());
+    fn handle(&mut self, ctx: &mut Context<Self>, info: OverlayInfo) {
+        let Some((waiter, section)) = self.infos.pop_front() else { return };
+        let value = info_reply(&self.info_sections(ctx.now(), &info), section.as_deref());
         self.fill(waiter, value);
         self.flush(waiter.conn);
         self.serve(waiter.conn);

@@ -205,22 +205,17 @@ pub fn start_node(system: &System, options: &NodeOptions) -> Result<RunningNode,
     config.replica.snapshots = SnapshotWriter::Thread;
     let memory = MemoryLimit::new(options.maxmemory);
     config.replica.memory = memory.clone();
+    // The node is one composite component: its overlay exists when `create` returns, and its
+    // ports are the node's, so the front end is wired before anything starts.
     let node = system.create(move |s| KvNode::new(s, config.clone()));
-    network.start();
-    node.start();
-    let overlay = loop {
-        // The overlay is created when the node initialises, on a worker thread.
-        if let Some(o) = node.on_definition(|n| n.overlay().cloned()).flatten() {
-            break o;
-        }
-        std::thread::sleep(Duration::from_millis(1));
-    };
     let mut frontend_config = FrontendConfig::new(client);
     frontend_config.memory = memory;
     let frontend = system.create(move |s| RespFrontend::new(s, frontend_config.clone()));
     connect(&server.provided::<ByteStream>(), &frontend.required::<ByteStream>());
-    connect(&overlay.provided::<KvPort>(), &frontend.required::<KvPort>());
-    connect(&overlay.provided::<OverlayControl>(), &frontend.required::<OverlayControl>());
+    connect(&node.exported_provided::<KvPort>(), &frontend.required::<KvPort>());
+    connect(&node.exported_provided::<OverlayControl>(), &frontend.required::<OverlayControl>());
+    network.start();
+    node.start();
     frontend.start();
     server.start();
     Ok(RunningNode { network, node, server, frontend, peer, client })

@@ -14,7 +14,9 @@
 //!          └────────────────────────────┘
 //! ```
 //!
-//! At start it creates the failure detector, the [`Bootstrap`] and the [`Overlay`]. When the
+//! Its factory creates the failure detector, the [`Bootstrap`] and the [`Overlay`], and exports
+//! the overlay's [`KvPort`] and [`OverlayControl`] as the node's own: a front end is wired to
+//! `node.exported_provided::<KvPort>()` right after `create`, with nothing to wait for. When the
 //! bootstrap reports the cluster's table, the node creates, for every partition whose group it
 //! belongs to, a Zab instance on that partition's storage and a [`Replica`], connects the
 //! replica to the overlay (a selector lets each replica see only its partition's requests), and
@@ -27,8 +29,8 @@
 use std::sync::Arc;
 
 use kompics_core::{
-    connect, connect_with, Component, ComponentDefinition, Context, Fault, FaultAction,
-    ProvidedRef, Require, RequiredPort, Selector, Setup,
+    connect, connect_with, Component, ComponentDefinition, Context, ExportProvided, Fault,
+    FaultAction, ProvidedRef, Require, RequiredPort, Selector, Setup,
 };
 use kompics_net::{route_selector, Network, NodeAddr, Route};
 use zab_components::component::{AtomicBroadcast, ZabComponent, ZabConfig};
@@ -117,33 +119,68 @@ pub struct LocalGroup {
 /// a replica per partition it replicates.
 pub struct KvNode {
     bootstrap_port: RequiredPort<BootstrapPort>,
+    bootstrap: Component<Bootstrap>,
     control: RequiredPort<OverlayControl>,
     config: NodeConfig,
-    overlay: Option<Component<Overlay>>,
-    fd: Option<Component<FailureDetector>>,
+    overlay: Component<Overlay>,
+    fd: Component<FailureDetector>,
     table: Option<Arc<ClusterTable>>,
     groups: Vec<LocalGroup>,
     fatal: Option<String>,
 }
 
 impl KvNode {
-    /// A node; its children are created when it initialises.
+    /// A node, with its failure detector, bootstrap and overlay (the groups come with the
+    /// table). Its [`KvPort`] and [`OverlayControl`] are the overlay's, exported: connect a
+    /// front end to them at once.
+    ///
+    /// Not meant to be restarted (its supervisor should stop or replace it, as its own
+    /// `on_fault` does for its children): a restart would run this factory and `on_init`
+    /// again and connect the children's channels a second time.
     pub fn new(setup: &mut Setup<Self>, config: NodeConfig) -> Self {
+        let me = config.me();
+        let network = config.network.clone();
+        let bootstrap_port = setup.required();
+        let control = setup.required();
+
+        let fd_config = config.fd.clone();
+        let fd = setup.create(move |s| FailureDetector::new(s, me, fd_config.clone()));
+        connect_with(&network, &fd.required::<Network>(), route_selector(FD_ROUTE));
+
+        let bootstrap_config = config.bootstrap.clone();
+        let table_store = config.table_store.clone();
+        let bootstrap =
+            setup.create(move |s| Bootstrap::new(s, bootstrap_config.clone(), table_store()));
+        connect_with(
+            &network,
+            &bootstrap.required::<Network>(),
+            route_selector(Route::new(BOOTSTRAP_SERVICE, 0)),
+        );
+
+        let mut overlay_config = config.overlay.clone();
+        overlay_config.me = me;
+        let overlay = setup.create(move |s| Overlay::new(s, overlay_config.clone()));
+        connect_with(&network, &overlay.required::<Network>(), route_selector(OVERLAY_ROUTE));
+        connect(&fd.provided::<FailureDetectorPort>(), &overlay.required::<FailureDetectorPort>());
+        setup.export_provided(&overlay.provided::<KvPort>());
+        setup.export_provided(&overlay.provided::<OverlayControl>());
+
         KvNode {
-            bootstrap_port: setup.required(),
-            control: setup.required(),
+            bootstrap_port,
+            bootstrap,
+            control,
             config,
-            overlay: None,
-            fd: None,
+            overlay,
+            fd,
             table: None,
             groups: Vec::new(),
             fatal: None,
         }
     }
 
-    /// The overlay, to which a front end connects ([`KvPort`] and [`OverlayControl`]).
-    pub fn overlay(&self) -> Option<&Component<Overlay>> {
-        self.overlay.as_ref()
+    /// The overlay (its [`KvPort`] and [`OverlayControl`] are also the node's, exported).
+    pub fn overlay(&self) -> &Component<Overlay> {
+        &self.overlay
     }
 
     /// The cluster's table, once known.
@@ -168,9 +205,7 @@ impl KvNode {
             self.fatal = Some(reason);
         }
         // Stop serving: the overlay answers nothing more, the groups stop voting.
-        if let Some(o) = &self.overlay {
-            o.stop();
-        }
+        self.overlay.stop();
         for g in &self.groups {
             g.zab.stop();
             g.replica.stop();
@@ -180,8 +215,8 @@ impl KvNode {
 
     fn create_groups(&mut self, ctx: &mut Context<Self>, cluster: Arc<ClusterTable>) {
         let me = self.config.me();
-        let Some(overlay) = self.overlay.clone() else { return };
-        let Some(fd) = self.fd.clone() else { return };
+        let overlay = self.overlay.clone();
+        let fd = self.fd.clone();
         let network = self.config.network.clone();
         let table = &cluster.table;
         let partition_count = table.partition_count();
@@ -249,35 +284,16 @@ impl KvNode {
     }
 }
 
+impl ExportProvided<KvPort> for KvNode {}
+
+impl ExportProvided<OverlayControl> for KvNode {}
+
 impl ComponentDefinition for KvNode {
-    fn on_init(&mut self, ctx: &mut Context<Self>) {
-        let me = self.config.me();
-        let network = self.config.network.clone();
-
-        let fd_config = self.config.fd.clone();
-        let fd = ctx.create(move |s| FailureDetector::new(s, me, fd_config.clone()));
-        connect_with(&network, &fd.required::<Network>(), route_selector(FD_ROUTE));
-
-        let bootstrap_config = self.config.bootstrap.clone();
-        let table_store = self.config.table_store.clone();
-        let bootstrap =
-            ctx.create(move |s| Bootstrap::new(s, bootstrap_config.clone(), table_store()));
-        connect_with(
-            &network,
-            &bootstrap.required::<Network>(),
-            route_selector(Route::new(BOOTSTRAP_SERVICE, 0)),
-        );
-        connect(&bootstrap.provided::<BootstrapPort>(), &self.bootstrap_port.share());
-
-        let mut overlay_config = self.config.overlay.clone();
-        overlay_config.me = me;
-        let overlay = ctx.create(move |s| Overlay::new(s, overlay_config.clone()));
-        connect_with(&network, &overlay.required::<Network>(), route_selector(OVERLAY_ROUTE));
-        connect(&fd.provided::<FailureDetectorPort>(), &overlay.required::<FailureDetectorPort>());
-        connect(&overlay.provided::<OverlayControl>(), &self.control.share());
-
-        self.fd = Some(fd);
-        self.overlay = Some(overlay);
+    fn on_init(&mut self, _ctx: &mut Context<Self>) {
+        // The node's own ports are connected here rather than in the factory: until the
+        // factory has returned, the node they would deliver to does not exist yet.
+        connect(&self.bootstrap.provided::<BootstrapPort>(), &self.bootstrap_port.share());
+        connect(&self.overlay.provided::<OverlayControl>(), &self.control.share());
     }
 
     fn on_fault(&mut self, ctx: &mut Context<Self>, fault: &Fault) -> FaultAction {
@@ -303,7 +319,8 @@ impl Require<BootstrapPort> for KvNode {
 }
 
 impl Require<OverlayControl> for KvNode {
-    fn handle(&mut self, _ctx: &mut Context<Self>, _info: crate::overlay::OverlayInfoReply) {
-        // Answers to a front end's INFO; the node asks for none.
+    fn handle(&mut self, _ctx: &mut Context<Self>, _info: crate::overlay::OverlayInfo) {
+        // Never called: the overlay's only indication is the answer to an INFO request, which
+        // goes to its requester alone, and the node asks for none.
     }
 }

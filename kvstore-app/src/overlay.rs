@@ -38,7 +38,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use kompics_core::{
-    ComponentDefinition, Context, Port, Provide, ProvidedPort, Require, RequiredPort, Setup, Time,
+    ComponentDefinition, Context, Port, Provide, ProvidedPort, Request, Require, RequiredPort,
+    Setup, Time,
 };
 use kompics_net::{NetEvent, NetMessage, Network, NodeAddr, Route};
 use serde::{Deserialize, Serialize};
@@ -91,28 +92,31 @@ pub enum OverlayRequest {
         /// The cluster's identifier.
         cluster_id: u64,
     },
-    /// Ask for an [`OverlayInfo`], answered with the same `id`.
-    Info {
-        /// The caller's identifier.
-        id: u64,
-    },
+    /// Ask for an [`OverlayInfo`]: send it with [`RequiredPort::request`]`(InfoQuery)`, and
+    /// the answer comes back to the asker alone, as the indication.
+    Info(Request<InfoQuery, OverlayInfo>),
 }
 
-/// What the overlay answers to [`OverlayRequest::Info`].
-#[derive(Clone, Debug)]
-pub struct OverlayInfoReply {
-    /// The request's id.
-    pub id: u64,
-    /// The node at a glance.
-    pub info: OverlayInfo,
+/// The question of [`OverlayRequest::Info`]: the node at a glance, please.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct InfoQuery;
+
+impl From<Request<InfoQuery, OverlayInfo>> for OverlayRequest {
+    fn from(request: Request<InfoQuery, OverlayInfo>) -> OverlayRequest {
+        OverlayRequest::Info(request)
+    }
 }
 
 /// The control port of an overlay: the table goes in, information about the node comes out.
+///
+/// The only indication is the answer to an [`OverlayRequest::Info`], and it goes to the
+/// component that asked: nothing is ever broadcast to the other requirers (the node itself
+/// receives nothing here).
 pub struct OverlayControl;
 
 impl Port for OverlayControl {
     type Request = OverlayRequest;
-    type Indication = OverlayInfoReply;
+    type Indication = OverlayInfo;
 }
 
 /// One partition's group as this node sees it.
@@ -223,7 +227,9 @@ struct ForwardedWrites {
 /// The routing component of a node.
 pub struct Overlay {
     clients: ProvidedPort<KvPort>,
-    control: ProvidedPort<OverlayControl>,
+    /// The control port: requests are handled in `Provide<OverlayControl>`, and the only
+    /// answers go to their requesters through `Request::reply`, so nothing is triggered here.
+    _control: ProvidedPort<OverlayControl>,
     replicas: RequiredPort<KvPort>,
     /// Reports of the local replicas (handled in `Require<ReplicaStatusPort>`).
     _replica_status: RequiredPort<ReplicaStatusPort>,
@@ -251,7 +257,7 @@ impl Overlay {
     pub fn new(setup: &mut Setup<Self>, config: OverlayConfig) -> Self {
         Overlay {
             clients: setup.provided(),
-            control: setup.provided(),
+            _control: setup.provided(),
             replicas: setup.required(),
             _replica_status: setup.required(),
             net: setup.required(),
@@ -660,9 +666,9 @@ impl Provide<OverlayControl> for Overlay {
                     self.route(ctx, id);
                 }
             }
-            OverlayRequest::Info { id } => {
-                let info = self.info();
-                self.control.trigger(OverlayInfoReply { id, info });
+            OverlayRequest::Info(request) => {
+                // A requester killed meanwhile simply gets nothing.
+                request.reply(self.info());
             }
         }
     }
@@ -723,5 +729,65 @@ impl Require<FailureDetectorPort> for Overlay {
                 self.suspected.remove(&node);
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use kompics_core::{connect, Simulation};
+
+    use super::*;
+
+    /// Asks the overlay for its info `asks` times when it starts; records the answers.
+    struct Asker {
+        control: RequiredPort<OverlayControl>,
+        asks: usize,
+        answers: Vec<OverlayInfo>,
+    }
+
+    impl ComponentDefinition for Asker {
+        fn on_start(&mut self, _ctx: &mut Context<Self>) {
+            for _ in 0..self.asks {
+                self.control.request(InfoQuery);
+            }
+        }
+    }
+
+    impl Require<OverlayControl> for Asker {
+        fn handle(&mut self, _ctx: &mut Context<Self>, info: OverlayInfo) {
+            self.answers.push(info);
+        }
+    }
+
+    fn addr(i: u8) -> NodeAddr {
+        NodeAddr(([10, 0, 0, i], 5000).into())
+    }
+
+    #[test]
+    fn info_is_answered_to_its_asker_alone() {
+        let sim = Simulation::new(7);
+        let me = addr(1);
+        let overlay = sim.create(move |s| Overlay::new(s, OverlayConfig::new(me)));
+        // Like a front end and the node: both require the control port; only one asks.
+        let asker = sim.create(|s| Asker { control: s.required(), asks: 2, answers: Vec::new() });
+        let bystander =
+            sim.create(|s| Asker { control: s.required(), asks: 0, answers: Vec::new() });
+        for c in [&asker, &bystander] {
+            connect(&overlay.provided::<OverlayControl>(), &c.required::<OverlayControl>());
+        }
+        overlay.start();
+        asker.start();
+        bystander.start();
+        sim.run_until_quiescent(Duration::from_secs(10));
+        let answers = asker.on_definition(|a| a.answers.clone()).unwrap();
+        assert_eq!(answers.len(), 2, "one answer per question");
+        assert!(answers.iter().all(|i| i.me == me && i.cluster.is_none()));
+        assert_eq!(bystander.on_definition(|a| a.answers.len()), Some(0), "nothing broadcast");
+        // Code outside the runtime asks the same way.
+        let mut pending = overlay.provided::<OverlayControl>().ask(InfoQuery);
+        let info = sim.run_until_answered(&mut pending, Duration::from_secs(10)).unwrap();
+        assert_eq!(info.me, me);
     }
 }

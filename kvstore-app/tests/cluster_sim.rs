@@ -23,7 +23,7 @@ use kvstore_app::bootstrap::{
 };
 use kvstore_app::linearizability::{check, ClientId, HistoryOp};
 use kvstore_app::node::{KvNode, NodeConfig, StorageFactory, TableStoreFactory};
-use kvstore_app::overlay::OverlayInfo;
+use kvstore_app::overlay::{InfoQuery, OverlayControl, OverlayInfo};
 use kvstore_app::partition::{partition_of, PartitionId};
 use kvstore_app::replica::{KvError, KvPort, KvReply, KvRequest, SnapshotWriter};
 use kvstore_app::store::{Op, OpResult};
@@ -288,13 +288,12 @@ impl Cluster {
 
     /// Connects node `i`'s clients to its (new) overlay.
     fn attach(&self, i: usize) {
-        let overlay = self.nodes[i]
+        let node = self.nodes[i]
             .as_ref()
-            .and_then(|n| n.kv.on_definition(|k| k.overlay().cloned()).flatten())
-            .unwrap_or_else(|| panic!("seed {}: node {i} has no overlay", self.seed));
+            .unwrap_or_else(|| panic!("seed {}: node {i} is down", self.seed));
         for (at, c) in &self.clients {
             if *at == i {
-                connect(&overlay.provided::<KvPort>(), &c.required::<KvPort>());
+                connect(&node.kv.exported_provided::<KvPort>(), &c.required::<KvPort>());
             }
         }
     }
@@ -302,11 +301,8 @@ impl Cluster {
     fn add_client(&mut self, i: usize, keys: Vec<Vec<u8>>) -> Component<Client> {
         let id = self.clients.len() as u64 + 1;
         let client = self.sim.create(move |s| Client::new(s, id, keys.clone()));
-        if let Some(overlay) = self.nodes[i]
-            .as_ref()
-            .and_then(|n| n.kv.on_definition(|k| k.overlay().cloned()).flatten())
-        {
-            connect(&overlay.provided::<KvPort>(), &client.required::<KvPort>());
+        if let Some(node) = self.nodes[i].as_ref() {
+            connect(&node.kv.exported_provided::<KvPort>(), &client.required::<KvPort>());
         }
         // A scripted client runs at once; random ones start when the test says so.
         if client.on_definition(|c| c.keys.is_empty()).unwrap_or(false) {
@@ -360,7 +356,7 @@ impl Cluster {
     }
 
     fn overlay_info(&self, i: usize) -> Option<OverlayInfo> {
-        let overlay = self.nodes[i].as_ref()?.kv.on_definition(|k| k.overlay().cloned())??;
+        let overlay = self.nodes[i].as_ref()?.kv.on_definition(|k| k.overlay().clone())?;
         overlay.on_definition(|o| o.info())
     }
 
@@ -1168,4 +1164,39 @@ fn same_seed_same_run() {
     assert_eq!(steps_a, steps_b, "seed {seed}: the runs took different steps");
     assert_eq!(history_a, history_b, "seed {seed}: the runs have different histories");
     assert_eq!(hash_a, hash_b, "seed {seed}: the runs have different traces");
+}
+
+/// The node is one composite component: its overlay's ports are the node's, exported, so they
+/// can be wired and used right after `create`, before it starts — nothing waits for the
+/// overlay to exist. An INFO asked through the exported control port before the start is
+/// answered once the node runs, to the asker.
+#[test]
+fn a_node_is_wired_through_its_exported_ports_before_it_starts() {
+    let sim = Simulation::new(1);
+    let net = SimNet::new(&sim.system(), SimNetConfig::default());
+    let me = NodeAddr(([10, 0, 0, 1], 7000).into());
+    let network = net.add_node(me);
+    let storage: StorageFactory = Arc::new(|_| Ok(Box::new(SimDisk::new()) as Box<dyn ZabStorage>));
+    let table_store: TableStoreFactory =
+        Arc::new(|| Box::new(MemTableStore::default()) as Box<dyn TableStore>);
+    let role = BootstrapRole::Server { expected_nodes: 1 };
+    let config = NodeConfig::new(
+        BootstrapConfig::new(me, role, 2, 1, "solo"),
+        network.provided::<Network>(),
+        storage,
+        table_store,
+    );
+    let kv = sim.create(move |s| KvNode::new(s, config.clone()));
+    let mut early = kv.exported_provided::<OverlayControl>().ask(InfoQuery);
+    network.start();
+    kv.start();
+    let info = sim.run_until_answered(&mut early, secs(5)).expect("answered once started");
+    assert_eq!(info.me, me);
+    let formed =
+        sim.run_until_cond(secs(10), || kv.on_definition(|k| k.table().is_some()).unwrap_or(false));
+    assert!(formed, "the one-node cluster formed");
+    let mut late = kv.exported_provided::<OverlayControl>().ask(InfoQuery);
+    let info = sim.run_until_answered(&mut late, secs(5)).expect("answered");
+    assert_eq!(info.cluster.map(|(name, _)| name), Some("solo".to_string()));
+    assert!(sim.faults().is_empty(), "{:?}", sim.faults());
 }

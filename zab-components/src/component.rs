@@ -44,6 +44,14 @@
 //! while it was busy and reports back through a mailbox, and only then do the completions reach
 //! the node. Other storages are called inline, after the flush's writes or, with a
 //! [`ZabConfig::sync_delay`], from a timer; both keep simulations deterministic.
+//!
+//! # Storage failures
+//!
+//! A storage error (recovering, writing, syncing, inline or on the log thread) leaves the
+//! node unable to go on safely. The component stops executing actions at the failed one (an
+//! ACK must not follow a write that did not happen), stops its log thread, and fails through
+//! [`Context::fail`] with a [`ZabFault`]: its supervisor's `Fault` carries the typed error
+//! (`fault.error::<ZabFault>()`), and may restart the instance, which reopens its storage.
 
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -60,13 +68,85 @@ use parking_lot::Mutex;
 
 use crate::failure_detector::{FailureDetectorPort, FdEvent, FdRequest};
 use crate::protocol::{
-    Action, Config, ConfigError, Epoch, EpochKind, Message, PeerId, ProposalFailure, ProposalId,
-    ProposeError, ReadId, Snapshot, Status, ZabNode, Zxid,
+    Action, Config, ConfigError, Epoch, EpochKind, InitError, Message, PeerId, ProposalFailure,
+    ProposalId, ProposeError, ReadId, Snapshot, Status, ZabNode, Zxid,
 };
 use crate::storage::{LogOp, LogThread, StorageError, ZabStorage};
 
 /// The network service number of Zab messages; the instance is the group.
 pub const ZAB_SERVICE: u32 = 0x2AB;
+
+/// Why a Zab instance stopped: the error it fails with through [`Context::fail`], so that its
+/// supervisor's [`Fault`](kompics_core::Fault) carries it (`fault.error::<ZabFault>()`).
+///
+/// Each one means the instance cannot go on safely on this storage; a supervisor may restart
+/// it (the restart reopens the storage) or escalate.
+#[derive(Debug)]
+pub enum ZabFault {
+    /// The storage failed: recovering, writing, syncing (inline or on the log thread).
+    Storage {
+        /// The replication group of the instance.
+        group: u32,
+        /// The storage's error.
+        error: StorageError,
+    },
+    /// The recovered state is inconsistent, so the protocol refused to start on it.
+    Refused {
+        /// The replication group of the instance.
+        group: u32,
+        /// Why the protocol refused.
+        error: InitError,
+    },
+    /// The log thread could not be started.
+    LogThread {
+        /// The replication group of the instance.
+        group: u32,
+        /// The operating system's error.
+        error: std::io::Error,
+    },
+    /// The component was built without a storage.
+    NoStorage {
+        /// The replication group of the instance.
+        group: u32,
+    },
+}
+
+impl ZabFault {
+    /// The storage error, if the storage is what failed.
+    pub fn storage_error(&self) -> Option<&StorageError> {
+        match self {
+            ZabFault::Storage { error, .. } => Some(error),
+            _ => None,
+        }
+    }
+}
+
+impl std::fmt::Display for ZabFault {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // The same texts as the panics these replace, so that operators' logs read the same.
+        match self {
+            ZabFault::Storage { group, error } => write!(f, "zab group {group}: storage {error}"),
+            ZabFault::Refused { group, error } => {
+                write!(f, "zab group {group}: refusing to start: {error:?}")
+            }
+            ZabFault::LogThread { group, error } => {
+                write!(f, "zab group {group}: cannot start the log thread: {error}")
+            }
+            ZabFault::NoStorage { group } => write!(f, "zab group {group}: no storage"),
+        }
+    }
+}
+
+impl std::error::Error for ZabFault {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            ZabFault::Storage { error, .. } => Some(error),
+            ZabFault::Refused { error, .. } => Some(error),
+            ZabFault::LogThread { error, .. } => Some(error),
+            ZabFault::NoStorage { .. } => None,
+        }
+    }
+}
 
 /// The atomic-broadcast port a Zab instance provides to its application.
 pub struct AtomicBroadcast;
@@ -429,11 +509,32 @@ impl ZabComponent {
         PanicGuard(self.log.as_ref().map(|log| log.thread.clone()))
     }
 
-    /// Takes the node's new actions and executes them all, in order.
+    /// Stops the instance with `fault`: the log thread first (waiting for what it was given),
+    /// so that a supervisor's restart never opens the storage while it still writes, then the
+    /// component, whose supervisor gets the fault. The caller returns right after.
+    fn fail(&mut self, ctx: &mut Context<Self>, fault: ZabFault) {
+        log::error!("{fault}");
+        if let Some(log) = &self.log {
+            let thread = log.thread.lock().take();
+            drop(thread);
+        }
+        ctx.fail(fault);
+    }
+
+    /// Takes the node's new actions and executes them all, in order; fails the instance if
+    /// the storage does.
     fn drive(&mut self, ctx: &mut Context<Self>) {
+        if let Err(fault) = self.try_drive(ctx) {
+            self.fail(ctx, fault);
+        }
+    }
+
+    /// [`drive`](Self::drive), stopping at the first storage error: the actions after a failed
+    /// write (an ACK, say) must not be carried out.
+    fn try_drive(&mut self, ctx: &mut Context<Self>) -> Result<(), ZabFault> {
         loop {
             for action in self.node_mut().drain_actions() {
-                self.execute(action);
+                self.execute(action)?;
             }
             if let Some(log) = &mut self.log {
                 // The log thread syncs; its report comes back as a `LogDone`.
@@ -446,14 +547,14 @@ impl ZabComponent {
                         thread.submit(n, ops);
                     }
                 }
-                return;
+                return Ok(());
             }
             if self.unsynced.is_empty() || self.sync_scheduled {
-                return;
+                return Ok(());
             }
             let (lo, hi) = self.config.sync_delay;
             if hi.is_zero() {
-                self.sync_now();
+                self.sync_now()?;
                 // The completions produced new actions: go round again.
                 continue;
             }
@@ -466,24 +567,31 @@ impl ZabComponent {
             ctx.schedule_once(delay, |z: &mut ZabComponent, ctx| {
                 let _guard = z.panic_guard();
                 z.sync_scheduled = false;
-                z.sync_now();
-                z.drive(ctx);
+                match z.sync_now() {
+                    Ok(()) => z.drive(ctx),
+                    Err(fault) => z.fail(ctx, fault),
+                }
             });
-            return;
+            return Ok(());
         }
     }
 
+    /// The fault of a storage error.
+    fn storage_fault(&self, error: StorageError) -> ZabFault {
+        ZabFault::Storage { group: self.config.group, error }
+    }
+
     /// Makes every write so far durable (inline), then reports their completions, in order.
-    fn sync_now(&mut self) {
+    /// On an error nothing is reported: those writes may be lost.
+    fn sync_now(&mut self) -> Result<(), ZabFault> {
         let r = match &mut self.storage {
             Some(storage) => storage.sync(),
             None => Ok(()),
         };
-        if let Err(e) = r {
-            panic!("zab group {}: storage sync failed: {e}", self.config.group);
-        }
+        r.map_err(|e| self.storage_fault(e))?;
         let done = std::mem::take(&mut self.unsynced);
         self.complete(done);
+        Ok(())
     }
 
     /// Reports durable writes to the node, in order.
@@ -499,38 +607,38 @@ impl ZabComponent {
     }
 
     /// Carries out a storage write: inline now, or queued for the log thread's next batch.
-    fn write(&mut self, op: LogOp) {
+    fn write(&mut self, op: LogOp) -> Result<(), ZabFault> {
         if let Some(log) = &mut self.log {
             log.ops.push(op);
-            return;
+            return Ok(());
         }
         let Some(storage) = self.storage.as_deref_mut() else {
-            panic!("zab group {}: no storage", self.config.group);
+            return Err(ZabFault::NoStorage { group: self.config.group });
         };
-        if let Err(e) = op.apply(storage) {
-            panic!("zab group {}: storage {e}", self.config.group);
-        }
+        op.apply(storage).map_err(|e| self.storage_fault(e))
     }
 
-    fn execute(&mut self, action: Action) {
+    /// Carries out one action; an error is the storage's, and the remaining actions must not
+    /// be carried out.
+    fn execute(&mut self, action: Action) -> Result<(), ZabFault> {
         match action {
             Action::Send { to, msg } => self.send(to, &msg),
             Action::Persist { entries } => {
                 if let Some(last) = entries.last() {
                     let last = last.zxid;
-                    self.write(LogOp::Append(entries));
+                    self.write(LogOp::Append(entries))?;
                     self.unsynced.push(Completion::Persisted(last));
                 }
             }
             Action::PersistEpoch { kind, epoch } => {
-                self.write(LogOp::Epoch(kind, epoch));
+                self.write(LogOp::Epoch(kind, epoch))?;
                 self.unsynced.push(Completion::Epoch(kind, epoch));
             }
-            Action::Truncate { to } => self.write(LogOp::Truncate(to)),
+            Action::Truncate { to } => self.write(LogOp::Truncate(to))?,
             Action::InstallSnapshot { zxid, state, entries } => {
                 let snapshot = state.as_ref().map(|s| Snapshot { zxid, state: s.clone() });
                 let last = entries.last().map_or(zxid, |e| e.zxid);
-                self.write(LogOp::Install(snapshot, entries));
+                self.write(LogOp::Install(snapshot, entries))?;
                 // An outstanding snapshot request is void: its state is older than this one.
                 self.awaiting_snapshot = None;
                 self.ab.trigger(AbEvent::InstallState { zxid, state });
@@ -583,6 +691,7 @@ impl ZabComponent {
                 }
             }
         }
+        Ok(())
     }
 
     /// Answers a proposal or read the node refused at once.
@@ -626,26 +735,38 @@ impl ZabComponent {
 
 impl ComponentDefinition for ZabComponent {
     fn on_init(&mut self, ctx: &mut Context<Self>) {
+        // A failure here leaves `node` unset: `on_start` then does nothing, as the fault is
+        // handled right after.
+        let group = self.config.group;
         let Some(storage) = self.storage.as_mut() else {
-            panic!("zab group {}: no storage", self.config.group);
+            self.fail(ctx, ZabFault::NoStorage { group });
+            return;
         };
         let recovered = match storage.recover() {
             Ok(r) => r,
-            Err(e) => panic!("zab group {}: cannot recover storage: {e}", self.config.group),
+            Err(error) => {
+                self.fail(ctx, ZabFault::Storage { group, error });
+                return;
+            }
         };
         self.initial_snapshot = recovered.snapshot.clone();
+        // Byte bounds that the transport's frames cannot carry: refuse, naming the numbers.
+        if let Err(error) = self.config.validate() {
+            self.fail(ctx, ZabFault::Refused { group, error: InitError::Config(error) });
+            return;
+        }
         // Each start is a new incarnation: the leader's answers to an earlier one's
         // registrations (queued for us when we restarted) must not match ours.
-        if let Err(e) = self.config.validate() {
-            panic!("zab group {}: refusing to start: {e}", self.config.group);
-        }
         let mut protocol = self.config.protocol.clone();
         protocol.incarnation = ctx.rng().random::<u64>() >> 1;
         match ZabNode::new(protocol, recovered) {
             Ok(node) => self.node = Some(node),
-            Err(e) => panic!("zab group {}: refusing to start: {e:?}", self.config.group),
+            Err(error) => {
+                self.fail(ctx, ZabFault::Refused { group, error });
+                return;
+            }
         }
-        if storage.log_thread() {
+        if self.storage.as_ref().is_some_and(|s| s.log_thread()) {
             let Some(storage) = self.storage.take() else { return };
             let id = LOG_THREADS.fetch_add(1, Ordering::Relaxed);
             let mailbox = self.log_done.clone();
@@ -663,14 +784,20 @@ impl ComponentDefinition for ZabComponent {
                         in_flight: VecDeque::new(),
                     })
                 }
-                Err(e) => {
-                    panic!("zab group {}: cannot start the log thread: {e}", self.config.group)
+                Err(error) => {
+                    // Keep the node unset: `on_start` must not run the protocol without a log.
+                    self.node = None;
+                    self.fail(ctx, ZabFault::LogThread { group, error });
                 }
             }
         }
     }
 
     fn on_start(&mut self, ctx: &mut Context<Self>) {
+        if self.node.is_none() {
+            // `on_init` failed; the component stops as soon as this returns.
+            return;
+        }
         if !self.started_once {
             self.started_once = true;
             // The application starts from the newest snapshot (the core delivers the rest once
@@ -713,7 +840,7 @@ impl ComponentDefinition for ZabComponent {
 }
 
 impl Provide<AtomicBroadcast> for ZabComponent {
-    fn handle(&mut self, _ctx: &mut Context<Self>, request: AbRequest) {
+    fn handle(&mut self, ctx: &mut Context<Self>, request: AbRequest) {
         let _guard = self.panic_guard();
         match request {
             AbRequest::Propose { tag, payload } => {
@@ -747,7 +874,10 @@ impl Provide<AtomicBroadcast> for ZabComponent {
                 // The node learns of it (and trims its log) once the write is durable: with the
                 // next sync inline, or when the log thread reports the batch.
                 self.unsynced.push(Completion::Snapshot(zxid, state.clone()));
-                self.write(LogOp::Snapshot(Snapshot { zxid, state }));
+                if let Err(fault) = self.write(LogOp::Snapshot(Snapshot { zxid, state })) {
+                    self.fail(ctx, fault);
+                    return;
+                }
             }
         }
         self.kick();
@@ -763,16 +893,20 @@ impl Receive<Flush> for ZabComponent {
 }
 
 impl Receive<LogDone> for ZabComponent {
-    fn receive(&mut self, _ctx: &mut Context<Self>, done: LogDone) {
+    fn receive(&mut self, ctx: &mut Context<Self>, done: LogDone) {
         let _guard = self.panic_guard();
-        let Some(log) = &mut self.log else { return };
-        if log.id != done.log {
+        if self.log.as_ref().is_none_or(|log| log.id != done.log) {
             return; // from the log thread of an earlier incarnation
         }
         let through = match done.through {
             Ok(through) => through,
-            Err(e) => panic!("zab group {}: storage {e}", self.config.group),
+            Err(error) => {
+                let fault = self.storage_fault(error);
+                self.fail(ctx, fault);
+                return;
+            }
         };
+        let Some(log) = &mut self.log else { return };
         let mut durable = Vec::new();
         while log.in_flight.front().is_some_and(|(n, _)| *n <= through) {
             if let Some((_, completions)) = log.in_flight.pop_front() {
