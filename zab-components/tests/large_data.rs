@@ -1,0 +1,473 @@
+//! Issue 12: large data in the simulator. Whole Zab groups (simulated network with its frame limit
+//! and bandwidth, failure detector, Zab component, `SimDisk`, an application) moving megabytes:
+//! big proposal bursts, long catch-ups by DIFF, a 50 MB SNAP, a stale registration answer, and
+//! catch-ups at low bandwidth. Each scenario states a convergence bound in virtual time and
+//! asserts it, and checks the broadcast properties the way `component_sim` does: every node
+//! delivers the same transactions in the same order, none twice, and none acknowledged is lost.
+//!
+//! Each scenario runs over a few seeds; `SIM_SEEDS=n` runs seeds `0..n`, `SIM_SEED=s` replays
+//! one. Every failure names its seed. `SIM_STATS=1` prints the measured convergence times.
+//!
+//! A `Watch` component on every node's network port sees what the node receives (decoding the
+//! Zab messages) and counts `SendFailed` and `SessionDown`: that is how the tests see SYNCACK
+//! windows, the sync mode chosen, and that no session ended.
+
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+use kompics_core::*;
+use kompics_net::sim::{SimNet, SimNetConfig, SimNetwork};
+use kompics_net::{NetEvent, NetMessage, Network, NodeAddr};
+use zab_components::component::*;
+use zab_components::failure_detector::*;
+use zab_components::protocol::{Epoch, Message, SyncMode, Zxid};
+use zab_components::storage::SimDisk;
+
+const MIB: usize = 1 << 20;
+
+/// The seeds of a sweep: `SIM_SEED` alone, or `0..SIM_SEEDS` (default `default`).
+fn seeds(default: u64) -> Vec<u64> {
+    match std::env::var("SIM_SEED") {
+        Ok(s) => vec![s.parse().expect("SIM_SEED is a number")],
+        Err(_) => {
+            let n = std::env::var("SIM_SEEDS").ok().and_then(|s| s.parse().ok()).unwrap_or(default);
+            (0..n).collect()
+        }
+    }
+}
+
+fn stats(line: impl FnOnce() -> String) {
+    if std::env::var("SIM_STATS").is_ok() {
+        println!("{}", line());
+    }
+}
+
+/// Proposal `k`'s payload: `k` in its first 8 bytes (so that duplicates are seen), then filler.
+fn payload(k: u64, len: usize) -> Vec<u8> {
+    let mut p = vec![k as u8; len.max(8)];
+    p[..8].copy_from_slice(&k.to_le_bytes());
+    p
+}
+
+fn payload_id(p: &[u8]) -> u64 {
+    u64::from_le_bytes(p[..8].try_into().expect("payloads carry their id"))
+}
+
+/// The application's state (its whole delivered log), encoded by hand: rmp-serde would write
+/// each byte of a `Vec<u8>` as an integer, which is far too slow for 50 MB in debug builds.
+fn encode_state(log: &[(Zxid, Vec<u8>)]) -> Vec<u8> {
+    let total: usize = log.iter().map(|(_, p)| p.len() + 24).sum();
+    let mut out = Vec::with_capacity(total);
+    for (z, p) in log {
+        out.extend_from_slice(&z.epoch.0.to_le_bytes());
+        out.extend_from_slice(&z.counter.to_le_bytes());
+        out.extend_from_slice(&(p.len() as u64).to_le_bytes());
+        out.extend_from_slice(p);
+    }
+    out
+}
+
+fn decode_state(mut bytes: &[u8]) -> Vec<(Zxid, Vec<u8>)> {
+    let mut log = Vec::new();
+    let mut word = |b: &mut &[u8]| {
+        let (w, rest) = b.split_at(8);
+        *b = rest;
+        u64::from_le_bytes(w.try_into().unwrap())
+    };
+    while !bytes.is_empty() {
+        let epoch = word(&mut bytes);
+        let counter = word(&mut bytes);
+        let len = word(&mut bytes) as usize;
+        let (p, rest) = bytes.split_at(len);
+        log.push((Zxid { epoch: Epoch(epoch), counter }, p.to_vec()));
+        bytes = rest;
+    }
+    log
+}
+
+/// The application: a replicated log of payloads; its state is the log itself. It records
+/// every status change and commit with the virtual time it happened.
+struct App {
+    ab: RequiredPort<AtomicBroadcast>,
+    log: Vec<(Zxid, Vec<u8>)>,
+    status: Option<ZabStatus>,
+    statuses: Vec<(Time, ZabStatus)>,
+    committed: Vec<(u64, Zxid, Time)>,
+    failed: Vec<(u64, ProposeFailure)>,
+}
+
+impl ComponentDefinition for App {}
+
+impl Require<AtomicBroadcast> for App {
+    fn handle(&mut self, ctx: &mut Context<Self>, event: AbEvent) {
+        match event {
+            AbEvent::Deliver { zxid, payload } => {
+                if let Some((last, _)) = self.log.last() {
+                    assert!(zxid > *last, "delivered out of order: {zxid:?} after {last:?}");
+                }
+                self.log.push((zxid, payload));
+            }
+            AbEvent::Status(s) => {
+                self.status = Some(s);
+                self.statuses.push((ctx.now(), s));
+            }
+            AbEvent::Assigned { .. } | AbEvent::ReadReady { .. } => {}
+            AbEvent::Committed { tag, zxid } => self.committed.push((tag, zxid, ctx.now())),
+            AbEvent::Failed { tag, reason } => self.failed.push((tag, reason)),
+            AbEvent::TakeSnapshot { zxid } => {
+                assert_eq!(self.log.last().map(|(z, _)| *z).unwrap_or(Zxid::ZERO), zxid);
+                let state = encode_state(&self.log);
+                self.ab.trigger(AbRequest::SnapshotTaken { zxid, state });
+            }
+            AbEvent::InstallState { zxid, state } => {
+                self.log = state.as_deref().map(decode_state).unwrap_or_default();
+                assert!(self.log.last().is_none_or(|(z, _)| *z == zxid));
+            }
+        }
+    }
+}
+
+/// A Zab message a node received, summarized.
+#[derive(Clone, Debug, PartialEq, Eq)]
+enum Kind {
+    FollowerInfo { attempt: u64 },
+    LeaderInfo { attempt: u64 },
+    SyncStart(SyncMode),
+    /// Synchronization data (SNAPCHUNK or SYNCENTRIES) of this many payload bytes.
+    SyncData(usize),
+    SyncAck,
+    UpToDate,
+    Other,
+}
+
+#[derive(Clone, Debug)]
+struct Seen {
+    at: Time,
+    from: NodeAddr,
+    kind: Kind,
+}
+
+/// Watches a node's network port: what it receives, refused sends, ended sessions.
+struct Watch {
+    net: RequiredPort<Network>,
+    route: kompics_net::Route,
+    received: Vec<Seen>,
+    send_failed: u64,
+    downs: Vec<(Time, NodeAddr)>,
+}
+
+impl ComponentDefinition for Watch {}
+
+impl Require<Network> for Watch {
+    fn handle(&mut self, ctx: &mut Context<Self>, event: NetEvent) {
+        match event {
+            NetEvent::Deliver(m) if m.route == self.route => {
+                let kind = match m.decode::<Message>() {
+                    Ok(Message::FollowerInfo { attempt, .. }) => Kind::FollowerInfo { attempt },
+                    Ok(Message::LeaderInfo { attempt, .. }) => Kind::LeaderInfo { attempt },
+                    Ok(Message::SyncStart(mode)) => Kind::SyncStart(mode),
+                    Ok(Message::SnapChunk { bytes }) => Kind::SyncData(bytes.len()),
+                    Ok(Message::SyncEntries { entries }) => {
+                        Kind::SyncData(entries.iter().map(|e| e.payload.len()).sum())
+                    }
+                    Ok(Message::SyncAck { .. }) => Kind::SyncAck,
+                    Ok(Message::UpToDate { .. }) => Kind::UpToDate,
+                    _ => Kind::Other,
+                };
+                self.received.push(Seen { at: ctx.now(), from: m.src, kind });
+            }
+            NetEvent::SendFailed { .. } => self.send_failed += 1,
+            NetEvent::SessionDown(peer) => self.downs.push((ctx.now(), peer)),
+            _ => {}
+        }
+    }
+}
+
+/// Delivers hand-made messages to a node's Zab component, as if from the network.
+struct Injector {
+    net: ProvidedPort<Network>,
+}
+
+impl ComponentDefinition for Injector {}
+
+impl Provide<Network> for Injector {
+    fn handle(&mut self, _ctx: &mut Context<Self>, _msg: NetMessage) {}
+}
+
+struct Node {
+    addr: NodeAddr,
+    disk: SimDisk,
+    parts: Option<Parts>,
+}
+
+struct Parts {
+    net: Component<SimNetwork>,
+    watch: Component<Watch>,
+    inject: Component<Injector>,
+    fd: Component<FailureDetector>,
+    zab: Component<ZabComponent>,
+    app: Component<App>,
+}
+
+struct Cluster {
+    sim: Simulation,
+    net: SimNet,
+    nodes: Vec<Node>,
+    members: Vec<NodeAddr>,
+    tune: fn(&mut ZabConfig),
+    next_tag: u64,
+}
+
+fn addr(i: usize) -> NodeAddr {
+    NodeAddr(([10, 0, 0, i as u8 + 1], 5000).into())
+}
+
+impl Cluster {
+    fn new(seed: u64, n: usize, tune: fn(&mut ZabConfig), net: SimNetConfig) -> Cluster {
+        let sim = Simulation::new(seed);
+        let net = SimNet::new(&sim.system(), net);
+        let members: Vec<_> = (0..n).map(addr).collect();
+        let nodes =
+            members.iter().map(|a| Node { addr: *a, disk: SimDisk::new(), parts: None }).collect();
+        let mut c = Cluster { sim, net, nodes, members, tune, next_tag: 0 };
+        for i in 0..n {
+            c.start(i);
+        }
+        c
+    }
+
+    fn seed(&self) -> u64 {
+        self.sim.seed()
+    }
+
+    fn now(&self) -> Time {
+        self.sim.now()
+    }
+
+    fn start(&mut self, i: usize) {
+        let me = self.nodes[i].addr;
+        let disk = self.nodes[i].disk.clone();
+        let mut config = ZabConfig::new(0, me, &self.members);
+        (self.tune)(&mut config);
+        let route = config.route();
+        let net = self.net.add_node(me);
+        let system = self.sim.system();
+        let network = net.provided::<Network>();
+        let watch = self.sim.create(move |s| Watch {
+            net: s.required(),
+            route,
+            received: Vec::new(),
+            send_failed: 0,
+            downs: Vec::new(),
+        });
+        connect(&network, &watch.required::<Network>());
+        let fd = FailureDetector::create(&system, &network, me, FdConfig::default());
+        let zab = ZabComponent::create(&system, &network, &fd.provided(), config, move || {
+            Box::new(disk.clone())
+        });
+        let inject = self.sim.create(|s| Injector { net: s.provided() });
+        connect(&inject.provided::<Network>(), &zab.required::<Network>());
+        let app = self.sim.create(move |s| App {
+            ab: s.required(),
+            log: Vec::new(),
+            status: None,
+            statuses: Vec::new(),
+            committed: Vec::new(),
+            failed: Vec::new(),
+        });
+        connect(&zab.provided::<AtomicBroadcast>(), &app.required::<AtomicBroadcast>());
+        watch.start();
+        inject.start();
+        fd.start();
+        app.start();
+        zab.start();
+        self.nodes[i].parts = Some(Parts { net, watch, inject, fd, zab, app });
+    }
+
+    /// Crashes node `i`: its components die; of its unsynced writes only `keep` survive.
+    fn crash(&mut self, i: usize, keep: usize) {
+        let Some(p) = self.nodes[i].parts.take() else { return };
+        self.net.crash(self.nodes[i].addr);
+        p.app.kill();
+        p.zab.kill();
+        p.fd.kill();
+        p.inject.kill();
+        p.watch.kill();
+        p.net.kill();
+        self.nodes[i].disk.crash(keep);
+    }
+
+    /// Crashes node `i` and gives it an empty disk: it comes back knowing nothing.
+    fn crash_and_wipe(&mut self, i: usize) {
+        self.crash(i, 0);
+        self.nodes[i].disk = SimDisk::new();
+    }
+
+    fn parts(&self, i: usize) -> &Parts {
+        self.nodes[i].parts.as_ref().unwrap_or_else(|| panic!("node {i} is down"))
+    }
+
+    fn up(&self) -> impl Iterator<Item = usize> + '_ {
+        (0..self.nodes.len()).filter(|i| self.nodes[*i].parts.is_some())
+    }
+
+    fn app<R>(&self, i: usize, f: impl FnOnce(&App) -> R) -> R {
+        self.parts(i).app.on_definition(|a| f(a)).expect("the application is alive")
+    }
+
+    fn watch<R>(&self, i: usize, f: impl FnOnce(&Watch) -> R) -> R {
+        self.parts(i).watch.on_definition(|w| f(w)).expect("the watch is alive")
+    }
+
+    fn status(&self, i: usize) -> Option<ZabStatus> {
+        self.nodes[i].parts.as_ref().and_then(|p| p.app.on_definition(|a| a.status).flatten())
+    }
+
+    /// The leader and its epoch, if one leads and every live node follows it in that epoch.
+    fn established(&self) -> Option<(usize, Epoch)> {
+        let (l, epoch) = self.up().find_map(|i| match self.status(i) {
+            Some(ZabStatus::Leading { epoch }) => Some((i, epoch)),
+            _ => None,
+        })?;
+        let following = Some(ZabStatus::Following { leader: self.nodes[l].addr, epoch });
+        self.up().all(|i| i == l || self.status(i) == following).then_some((l, epoch))
+    }
+
+    fn run(&self, d: Duration) {
+        self.sim.run_for(d);
+    }
+
+    /// Runs in steps of `step` until `done`, up to `limit`; returns the time it took.
+    fn run_until(
+        &self,
+        limit: Duration,
+        step: Duration,
+        what: &str,
+        mut done: impl FnMut(&Cluster) -> bool,
+    ) -> Duration {
+        let start = self.now();
+        while !done(self) {
+            assert!(
+                self.now() - start < limit,
+                "seed {}: not {what} within {limit:?} (virtual)",
+                self.seed()
+            );
+            self.run(step);
+        }
+        self.now() - start
+    }
+
+    fn await_established(&self, limit: Duration) -> (usize, Epoch) {
+        self.run_until(limit, Duration::from_millis(10), "established", |c| {
+            c.established().is_some()
+        });
+        self.established().unwrap()
+    }
+
+    /// Runs until a leader is established and every live node has delivered `expected`
+    /// transactions, the same last one, and its Zab instance agrees; returns the time it took.
+    fn await_synced(&self, limit: Duration, expected: usize) -> Duration {
+        self.run_until(limit, Duration::from_millis(10), "synced", |c| c.synced(expected))
+    }
+
+    fn synced(&self, expected: usize) -> bool {
+        if self.established().is_none() {
+            return false;
+        }
+        let views: BTreeSet<_> = self
+            .up()
+            .map(|i| {
+                let (len, last) = self.app(i, |a| (a.log.len(), a.log.last().map(|(z, _)| *z)));
+                let zab = self.parts(i).zab.on_definition(|z| z.node().map(|n| n.delivered_zxid()));
+                (len, last, zab.flatten())
+            })
+            .collect();
+        views.len() == 1
+            && views.iter().all(|(len, last, zab)| *len == expected && last == zab)
+    }
+
+    fn propose(&mut self, i: usize, payload: Vec<u8>) -> u64 {
+        self.next_tag += 1;
+        let tag = self.next_tag;
+        self.parts(i).app.on_definition(|a| a.ab.trigger(AbRequest::Propose { tag, payload }));
+        tag
+    }
+
+    fn violations(&self, i: usize) -> u64 {
+        self.parts(i)
+            .zab
+            .on_definition(|z| z.node().map(|n| n.protocol_violations()))
+            .flatten()
+            .unwrap_or(0)
+    }
+
+    /// Status changes of node `i` after `since`.
+    fn statuses_since(&self, i: usize, since: Time) -> Vec<ZabStatus> {
+        self.app(i, |a| a.statuses.iter().filter(|(t, _)| *t > since).map(|(_, s)| *s).collect())
+    }
+
+    /// The broadcast properties over every live node: identical logs (agreement, one total
+    /// order), no payload twice, every commit reported to a proposer in the log. Returns the
+    /// common log's payload ids, in order.
+    fn check_properties(&self) -> Vec<u64> {
+        let seed = self.seed();
+        let nodes: Vec<usize> = self.up().collect();
+        let first = self.app(nodes[0], |a| a.log.clone());
+        for &i in &nodes[1..] {
+            let same = self.app(i, |a| a.log == first);
+            assert!(same, "seed {seed}: node {i}'s log differs from node {}'s", nodes[0]);
+        }
+        let ids: Vec<u64> = first.iter().map(|(_, p)| payload_id(p)).collect();
+        let mut seen = BTreeSet::new();
+        for (id, (z, _)) in ids.iter().zip(&first) {
+            assert!(seen.insert(*id), "seed {seed}: payload {id} delivered twice (at {z:?})");
+        }
+        let zxids: BTreeSet<Zxid> = first.iter().map(|(z, _)| *z).collect();
+        for &i in &nodes {
+            for (tag, zxid, _) in self.app(i, |a| a.committed.clone()) {
+                assert!(zxids.contains(&zxid), "seed {seed}: commit {tag} at {zxid:?} lost");
+            }
+            assert_eq!(self.violations(i), 0, "seed {seed}: node {i} counted protocol violations");
+        }
+        ids
+    }
+}
+
+/// Election notifications back off to at most 200 ms, so that a node coming back from a
+/// partition finds the leader quickly and the bounds below measure synchronization, not the
+/// election's backoff (600 ticks, 6 s, by default).
+fn quick_rejoin(config: &mut ZabConfig) {
+    config.protocol.notification_backoff_max_ticks = 20;
+}
+
+/// Issue 12, test 1: 20 proposals of 1 MiB made in one go on the leader. They form PROPOSAL
+/// batches of at most `message_bytes_max` (8 MiB), below the 16 MiB frame: none is refused by
+/// the network, no session ends, the leader keeps its epoch, and every node delivers all 20.
+/// Bound: every node has all 20 within 1 s (virtual) of the proposals; at 1 Gbit/s the 20 MiB
+/// take ~170 ms per link.
+#[test]
+fn twenty_1mib_proposals_at_once_commit_without_a_leader_change() {
+    const BOUND: Duration = Duration::from_secs(1);
+    for seed in seeds(3) {
+        let mut c = Cluster::new(seed, 3, quick_rejoin, SimNetConfig::default());
+        let (leader, epoch) = c.await_established(Duration::from_secs(5));
+        c.run(Duration::from_millis(100));
+        let t0 = c.now();
+        // One drain: the requests are all queued before the simulation runs again.
+        let tags: Vec<u64> = (0..20).map(|k| c.propose(leader, payload(k, MIB))).collect();
+        let took = c.await_synced(BOUND, 20);
+        stats(|| format!("seed {seed}: 20 x 1 MiB on every node after {took:?}"));
+        assert_eq!(c.established(), Some((leader, epoch)), "seed {seed}: leadership changed");
+        let ids = c.check_properties();
+        assert_eq!(ids, (0..20).collect::<Vec<_>>(), "seed {seed}: the leader's order");
+        let committed: Vec<u64> = c.app(leader, |a| a.committed.iter().map(|x| x.0).collect());
+        assert_eq!(committed, tags, "seed {seed}: every proposal committed, in order");
+        for i in 0..3 {
+            assert!(c.statuses_since(i, t0).is_empty(), "seed {seed}: node {i} changed role");
+            assert_eq!(c.watch(i, |w| w.send_failed), 0, "seed {seed}: node {i}: send refused");
+            let downs = c.watch(i, |w| w.downs.iter().filter(|(t, _)| *t > t0).count());
+            assert_eq!(downs, 0, "seed {seed}: node {i}: a session ended");
+            assert!(c.app(i, |a| a.failed.is_empty()), "seed {seed}: node {i}: a failure");
+        }
+    }
+}
