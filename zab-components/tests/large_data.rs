@@ -601,3 +601,93 @@ fn a_follower_1000_entries_of_20kib_behind_catches_up_by_diff_in_windows() {
         assert_eq!(ids.len() as u64, BEHIND + DURING);
     }
 }
+
+/// Snapshots every ~4–8 MiB of payloads, so that a leader holding 50 MiB of state has a recent
+/// snapshot and a short log after it.
+fn snapshot_by_bytes(config: &mut ZabConfig) {
+    quick_rejoin(config);
+    config.protocol.snapshot_bytes_trigger = 8 << 20;
+}
+
+/// Issue 12, test 3: a quorum that needs a SNAP of ~50 MB. The leader's application state is
+/// 50 proposals of 1 MiB; its log is trimmed behind a snapshot. Both followers lose their
+/// disks, so the leader can only re-establish an epoch by streaming its snapshot to at least
+/// one of them, in `snapshot_chunk_bytes_max` chunks under the sync window. At 1 Gbit/s the
+/// transfer takes ~0.4 s per follower (in parallel, one link each), about a session timeout
+/// (0.5 s): heartbeats must not wait behind it, and nobody may give up on anybody.
+/// Bound: the group is re-established with all three synced within 3 s (virtual) of the
+/// followers' restart (election, then the sync's own 1 s `sync_timeout_ticks` budget with
+/// room for one retry); and no faster than the bandwidth allows (the SNAP's bytes / 1 Gbit/s).
+#[test]
+fn a_quorum_that_needs_a_50mb_snap_is_rebuilt_without_deposing_the_leader() {
+    const BOUND: Duration = Duration::from_secs(3);
+    const ENTRIES: u64 = 50;
+    for seed in seeds(3) {
+        let mut c = Cluster::new(seed, 3, snapshot_by_bytes, SimNetConfig::default());
+        let (leader, _) = c.await_established(Duration::from_secs(5));
+        load(&mut c, leader, 0, ENTRIES, MIB, 5);
+        c.await_synced(Duration::from_secs(2), ENTRIES as usize);
+        let before = c.check_properties();
+        let snapshot = c.nodes[leader].disk.contents();
+        let snap_zxid = snapshot.snapshot.as_ref().map(|s| s.zxid).expect("a leader snapshot");
+        assert!(
+            snapshot.log.iter().all(|e| e.zxid > snap_zxid),
+            "seed {seed}: the log is trimmed behind the snapshot"
+        );
+        drop(snapshot);
+        let followers: Vec<usize> = (0..3).filter(|i| *i != leader).collect();
+        for &f in &followers {
+            c.crash_and_wipe(f);
+        }
+        c.run(Duration::from_millis(100));
+        let t0 = c.now();
+        for &f in &followers {
+            c.start(f);
+        }
+        let took = c.await_synced(BOUND, ENTRIES as usize);
+        let (new_leader, epoch) = c.established().unwrap();
+        assert_eq!(new_leader, leader, "seed {seed}: the only node with the history leads");
+        let mut snap_bytes = 0;
+        for &f in &followers {
+            let sync = sync_seen(&c, f, leader, t0);
+            stats(|| {
+                format!(
+                    "seed {seed}: node {f}: synced {took:?} after the restart; sync {:?} .. {:?}, \
+                     {} bytes, {} SYNCACKs, modes {:?}",
+                    sync.started.map(|t| t - t0),
+                    sync.up_to_date.map(|t| t - t0),
+                    sync.data_bytes,
+                    sync_acks(&c, leader, f, t0).len(),
+                    sync.modes
+                )
+            });
+            let Some(SyncMode::Snap { state_bytes: Some(bytes), .. }) = sync.modes.last() else {
+                panic!("seed {seed}: node {f} was not sent a SNAP: {:?}", sync.modes);
+            };
+            assert!(*bytes >= 40 << 20, "seed {seed}: node {f}: a SNAP of {bytes} bytes");
+            assert_eq!(sync.modes.len(), 1, "seed {seed}: node {f} was synced once");
+            snap_bytes = snap_bytes.max(*bytes);
+        }
+        let wire = Duration::from_secs_f64(snap_bytes as f64 / 125_000_000.0);
+        assert!(took >= wire, "seed {seed}: {snap_bytes} bytes in {took:?}: bandwidth ignored");
+        // Since the leader led the new epoch, nobody left it; no session ended.
+        let lead_at = c.app(leader, |a| {
+            a.statuses.iter().find(|(_, s)| *s == ZabStatus::Leading { epoch }).map(|(t, _)| *t)
+        });
+        let lead_at = lead_at.expect("the leader's status");
+        assert!(
+            c.statuses_since(leader, lead_at).is_empty(),
+            "seed {seed}: the leader was deposed"
+        );
+        let downs = c.watch(leader, |w| w.downs.iter().filter(|(t, _)| *t > t0).count());
+        assert_eq!(downs, 0, "seed {seed}: a session ended during the transfer");
+        for &f in &followers {
+            let follows = ZabStatus::Following { leader: addr(leader), epoch };
+            assert_eq!(c.statuses_since(f, t0).last(), Some(&follows));
+            let changes = c.statuses_since(f, t0);
+            let first = changes.iter().position(|s| *s == follows).unwrap();
+            assert_eq!(first, changes.len() - 1, "seed {seed}: node {f} left: {changes:?}");
+        }
+        assert_eq!(c.check_properties(), before, "seed {seed}: the state survived");
+    }
+}
