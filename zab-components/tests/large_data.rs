@@ -772,3 +772,58 @@ fn a_restarted_follower_ignores_the_leaderinfo_of_its_previous_incarnation() {
         c.check_properties();
     }
 }
+
+/// Issue 12, test 5: heartbeats are not starved by bulk transfer. Every link carries 16 MiB in
+/// 200 ms (83,886,080 bytes/s), so one full sync window is 40% of the session timeout (50 ticks
+/// of 10 ms, 500 ms), and the follower's 48 MiB catch-up takes ~600 ms, longer than a session
+/// timeout. Neither the leader nor the follower that stayed up may give up on the other or on
+/// the one catching up: the leader is not deposed and the other follower never leaves.
+/// Bound: the follower is synced within 3 s (virtual) of the heal (200 ms election backoff at
+/// most, ~600 ms of transfer, the 1 s `sync_timeout_ticks` budget for one retry).
+#[test]
+fn heartbeats_are_not_starved_by_a_catch_up_at_low_bandwidth() {
+    const BOUND: Duration = Duration::from_secs(3);
+    const BANDWIDTH: u64 = (16 << 20) * 5; // 16 MiB per 200 ms
+    const BEHIND: u64 = 48;
+    for seed in seeds(3) {
+        let net = SimNetConfig { bandwidth: Some(BANDWIDTH), ..SimNetConfig::default() };
+        let mut c = Cluster::new(seed, 3, quick_rejoin, net);
+        let (leader, epoch) = c.await_established(Duration::from_secs(5));
+        let t_established = c.now();
+        let f = (leader + 1) % 3;
+        let g = (leader + 2) % 3;
+        isolate(&c, f);
+        load(&mut c, leader, 0, BEHIND, MIB, 4);
+        let t_heal = c.now();
+        c.net.heal();
+        let took = c.await_synced(BOUND, BEHIND as usize);
+        let sync = sync_seen(&c, f, leader, t_heal);
+        let (started, up) = (sync.started.expect("SYNCSTART"), sync.up_to_date.expect("UPTODATE"));
+        stats(|| {
+            format!(
+                "seed {seed}: synced {took:?} after the heal; transfer {:?} ({} bytes, {} SYNCACKs)",
+                up - started,
+                sync.data_bytes,
+                sync_acks(&c, leader, f, t_heal).len()
+            )
+        });
+        let session_timeout = Duration::from_millis(500);
+        assert!(
+            up - started > session_timeout,
+            "seed {seed}: the transfer ({:?}) must outlast a session timeout",
+            up - started
+        );
+        assert_eq!(sync.modes.len(), 1, "seed {seed}: synced once: {:?}", sync.modes);
+        assert_eq!(c.established(), Some((leader, epoch)), "seed {seed}: leadership changed");
+        assert!(
+            c.statuses_since(leader, t_established).is_empty(),
+            "seed {seed}: the leader stepped down"
+        );
+        assert!(c.statuses_since(g, t_established).is_empty(), "seed {seed}: node {g} left");
+        for i in [leader, g] {
+            let downs = c.watch(i, |w| w.downs.iter().filter(|(t, _)| *t > t_heal).count());
+            assert_eq!(downs, 0, "seed {seed}: node {i}: a session ended during the catch-up");
+        }
+        c.check_properties();
+    }
+}
