@@ -69,7 +69,7 @@ fn encode_state(log: &[(Zxid, Vec<u8>)]) -> Vec<u8> {
 
 fn decode_state(mut bytes: &[u8]) -> Vec<(Zxid, Vec<u8>)> {
     let mut log = Vec::new();
-    let mut word = |b: &mut &[u8]| {
+    let word = |b: &mut &[u8]| {
         let (w, rest) = b.split_at(8);
         *b = rest;
         u64::from_le_bytes(w.try_into().unwrap())
@@ -130,8 +130,12 @@ impl Require<AtomicBroadcast> for App {
 /// A Zab message a node received, summarized.
 #[derive(Clone, Debug, PartialEq, Eq)]
 enum Kind {
-    FollowerInfo { attempt: u64 },
-    LeaderInfo { attempt: u64 },
+    FollowerInfo {
+        attempt: u64,
+    },
+    LeaderInfo {
+        attempt: u64,
+    },
     SyncStart(SyncMode),
     /// Synchronization data (SNAPCHUNK or SYNCENTRIES) of this many payload bytes.
     SyncData(usize),
@@ -149,7 +153,8 @@ struct Seen {
 
 /// Watches a node's network port: what it receives, refused sends, ended sessions.
 struct Watch {
-    net: RequiredPort<Network>,
+    /// Held so that the port lives; the watch sends nothing.
+    _net: RequiredPort<Network>,
     route: kompics_net::Route,
     received: Vec<Seen>,
     send_failed: u64,
@@ -254,7 +259,7 @@ impl Cluster {
         let system = self.sim.system();
         let network = net.provided::<Network>();
         let watch = self.sim.create(move |s| Watch {
-            net: s.required(),
+            _net: s.required(),
             route,
             received: Vec::new(),
             send_failed: 0,
@@ -382,8 +387,7 @@ impl Cluster {
                 (len, last, zab.flatten())
             })
             .collect();
-        views.len() == 1
-            && views.iter().all(|(len, last, zab)| *len == expected && last == zab)
+        views.len() == 1 && views.iter().all(|(len, last, zab)| *len == expected && last == zab)
     }
 
     fn propose(&mut self, i: usize, payload: Vec<u8>) -> u64 {
@@ -507,7 +511,8 @@ struct SyncSeen {
 fn sync_seen(c: &Cluster, f: usize, leader: usize, since: Time) -> SyncSeen {
     c.watch(f, |w| {
         let from_leader = w.received.iter().filter(|s| s.at > since && s.from == addr(leader));
-        let mut seen = SyncSeen { modes: Vec::new(), data_bytes: 0, started: None, up_to_date: None };
+        let mut seen =
+            SyncSeen { modes: Vec::new(), data_bytes: 0, started: None, up_to_date: None };
         for s in from_leader {
             match &s.kind {
                 Kind::SyncStart(mode) => {
@@ -593,9 +598,8 @@ fn a_follower_1000_entries_of_20kib_behind_catches_up_by_diff_in_windows() {
             "seed {seed}: the leader sent more than its window without a SYNCACK"
         );
         // Commits during the catch-up: between the heal and the follower's UPTODATE.
-        let during = c.app(leader, |a| {
-            a.committed.iter().filter(|(_, _, t)| *t > t_heal && *t < up).count()
-        });
+        let during = c
+            .app(leader, |a| a.committed.iter().filter(|(_, _, t)| *t > t_heal && *t < up).count());
         assert!(during > 0, "seed {seed}: the leader committed nothing while syncing");
         let ids = c.check_properties();
         assert_eq!(ids.len() as u64, BEHIND + DURING);
