@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use zab_components::protocol::{Entry, Epoch, EpochKind, Recovered, Snapshot, Zxid};
-use zab_components::storage::{LogReader, ZabStorage};
+use zab_components::storage::ZabStorage;
 use zab_components::wal::{FileStorage, WalOptions, INSTALL_COMMIT_STEP, INSTALL_STEPS};
 
 /// A unique directory under the system temp dir, removed when dropped.
