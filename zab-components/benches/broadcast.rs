@@ -39,7 +39,7 @@ use kompics_net::{Network, NodeAddr, TcpConfig, TcpNetwork};
 use zab_components::component::*;
 use zab_components::failure_detector::*;
 use zab_components::protocol::{Entry, Epoch, EpochKind, Recovered, Snapshot, Zxid};
-use zab_components::storage::{SimDisk, StorageError, ZabStorage};
+use zab_components::storage::{LogReader, SimDisk, StorageError, ZabStorage};
 use zab_components::wal::{FileStorage, WalOptions};
 
 /// Keeps `window` proposals in flight once told to start; reports latencies.
@@ -196,6 +196,9 @@ impl ZabStorage for Counting {
         entries: &[Entry],
     ) -> Result<(), StorageError> {
         self.inner.install(snapshot, entries)
+    }
+    fn reader(&self) -> Box<dyn LogReader> {
+        self.inner.reader()
     }
     fn sync(&mut self) -> Result<(), StorageError> {
         self.syncs.fetch_add(1, Ordering::Relaxed);

@@ -68,10 +68,10 @@ use parking_lot::Mutex;
 
 use crate::failure_detector::{FailureDetectorPort, FdEvent, FdRequest};
 use crate::protocol::{
-    Action, Config, ConfigError, Epoch, EpochKind, InitError, Message, PeerId, ProposalFailure,
-    ProposalId, ProposeError, ReadId, Snapshot, Status, ZabNode, Zxid,
+    Action, Config, ConfigError, Entry, Epoch, EpochKind, InitError, Message, PeerId,
+    ProposalFailure, ProposalId, ProposeError, ReadId, Snapshot, Status, ZabNode, Zxid,
 };
-use crate::storage::{LogOp, LogThread, StorageError, ZabStorage};
+use crate::storage::{LogOp, LogReader, LogThread, StorageError, ZabStorage};
 
 /// The network service number of Zab messages; the instance is the group.
 pub const ZAB_SERVICE: u32 = 0x2AB;
@@ -425,6 +425,10 @@ pub struct ZabComponent {
     /// log thread.
     unsynced: Vec<Completion>,
     sync_scheduled: bool,
+    /// Reads back log entries whose payloads the node no longer keeps (see `Action::ReadLog`).
+    reader: Option<Box<dyn LogReader>>,
+    /// Entries read back, for the node once the current actions are executed.
+    reads: Vec<(PeerId, Zxid, Vec<Entry>)>,
     tags: BTreeMap<ProposalId, u64>,
     read_tags: BTreeMap<ReadId, u64>,
     started_once: bool,
@@ -449,6 +453,8 @@ impl ZabComponent {
             awaiting_snapshot: None,
             unsynced: Vec::new(),
             sync_scheduled: false,
+            reader: None,
+            reads: Vec::new(),
             tags: BTreeMap::new(),
             read_tags: BTreeMap::new(),
             started_once: false,
@@ -535,6 +541,14 @@ impl ZabComponent {
         loop {
             for action in self.node_mut().drain_actions() {
                 self.execute(action)?;
+            }
+            if !self.reads.is_empty() {
+                // Entries read back for synchronizations: the node sends them and may ask
+                // for more.
+                for (peer, after, entries) in std::mem::take(&mut self.reads) {
+                    self.node_mut().log_read(peer, after, entries);
+                }
+                continue;
             }
             if let Some(log) = &mut self.log {
                 // The log thread syncs; its report comes back as a `LogDone`.
@@ -648,6 +662,18 @@ impl ZabComponent {
                 // Ask, and go on: the answer comes whenever the application has it.
                 self.awaiting_snapshot = Some(zxid);
                 self.ab.trigger(AbEvent::TakeSnapshot { zxid });
+            }
+            Action::ReadLog { peer, after, through, bytes_max } => {
+                // Inline: at most `bytes_max` (one message) of durable entries, usually from
+                // the page cache. A failed read drops that learner (it registers again).
+                let entries = match self.reader.as_mut() {
+                    Some(reader) => reader.read(after, through, bytes_max).unwrap_or_else(|e| {
+                        log::error!("zab group {}: reading the log back: {e}", self.config.group);
+                        Vec::new()
+                    }),
+                    None => Vec::new(),
+                };
+                self.reads.push((peer, after, entries));
             }
             Action::Deliver { zxid, payload } => {
                 self.ab.trigger(AbEvent::Deliver { zxid, payload })
@@ -766,6 +792,7 @@ impl ComponentDefinition for ZabComponent {
                 return;
             }
         }
+        self.reader = self.storage.as_ref().map(|s| s.reader());
         if self.storage.as_ref().is_some_and(|s| s.log_thread()) {
             let Some(storage) = self.storage.take() else { return };
             let id = LOG_THREADS.fetch_add(1, Ordering::Relaxed);

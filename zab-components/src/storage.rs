@@ -80,6 +80,24 @@ pub trait ZabStorage: Send + 'static {
     fn log_thread(&self) -> bool {
         false
     }
+
+    /// A reader of this storage's durable log entries, usable beside the storage (which may
+    /// be on its log thread). A leader reads back, through it, the entries whose payloads it
+    /// no longer keeps in memory when it catches up a follower.
+    fn reader(&self) -> Box<dyn LogReader>;
+}
+
+/// Reads durable log entries back (see [`ZabStorage::reader`]).
+pub trait LogReader: Send + 'static {
+    /// The durable entries after `after` through `through`, in order, stopping before their
+    /// [`Entry::encoded_len_max`] sizes add up to more than `bytes_max` (at least one, if
+    /// any). Entries no longer stored (a snapshot covered them) are simply not returned.
+    fn read(
+        &mut self,
+        after: Zxid,
+        through: Zxid,
+        bytes_max: usize,
+    ) -> Result<Vec<Entry>, StorageError>;
 }
 
 /// One storage write, as the component hands it to the storage (inline or on the log thread).
@@ -245,6 +263,29 @@ impl Disk {
     }
 }
 
+/// Reads the durable log (what a sync made durable), as a file reader would.
+impl LogReader for SimDisk {
+    fn read(
+        &mut self,
+        after: Zxid,
+        through: Zxid,
+        bytes_max: usize,
+    ) -> Result<Vec<Entry>, StorageError> {
+        let disk = self.disk.lock();
+        let mut out = Vec::new();
+        let mut bytes = 0;
+        for entry in disk.durable.log.iter().filter(|e| e.zxid > after && e.zxid <= through) {
+            let size = entry.encoded_len_max();
+            if !out.is_empty() && bytes + size > bytes_max {
+                break;
+            }
+            bytes += size;
+            out.push(entry.clone());
+        }
+        Ok(out)
+    }
+}
+
 /// A simulated disk: what was synced survives [`crash`](SimDisk::crash), the rest may not.
 ///
 /// Clones share the disk, so a test keeps one handle across the crashes and restarts of the
@@ -294,6 +335,10 @@ impl SimDisk {
 impl ZabStorage for SimDisk {
     fn recover(&mut self) -> Result<Recovered, StorageError> {
         Ok(self.contents())
+    }
+
+    fn reader(&self) -> Box<dyn LogReader> {
+        Box::new(self.clone())
     }
 
     fn append(&mut self, entries: &[Entry]) -> Result<(), StorageError> {
@@ -663,6 +708,9 @@ mod tests {
             entries: &[Entry],
         ) -> Result<(), StorageError> {
             self.disk.install(snapshot, entries)
+        }
+        fn reader(&self) -> Box<dyn LogReader> {
+            self.disk.reader()
         }
         fn sync(&mut self) -> Result<(), StorageError> {
             self.syncs += 1;

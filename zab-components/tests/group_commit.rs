@@ -23,7 +23,7 @@ use parking_lot::Mutex;
 use zab_components::component::*;
 use zab_components::failure_detector::*;
 use zab_components::protocol::{Entry, Epoch, EpochKind, Message, Recovered, Snapshot, Zxid};
-use zab_components::storage::{SimDisk, StorageError, ZabStorage};
+use zab_components::storage::{LogReader, SimDisk, StorageError, ZabStorage};
 
 /// What one node has written and what is durable, as its storage was told.
 #[derive(Debug, Default)]
@@ -99,6 +99,9 @@ impl ZabStorage for Checked {
         l.durable_last = Zxid::ZERO;
         drop(l);
         self.inner.install(snapshot, entries)
+    }
+    fn reader(&self) -> Box<dyn LogReader> {
+        self.inner.reader()
     }
     fn sync(&mut self) -> Result<(), StorageError> {
         if !self.sync_time.is_zero() {

@@ -1639,6 +1639,8 @@ fn run_seed_with(seed: u64, small_messages: bool) -> Result<SweepStats, String> 
             c.payload_bytes_max = 64;
             c.snapshot_chunk_bytes_max = 24;
             c.sync_window_bytes = 600;
+            // Keep no delivered payload in memory: every synchronization reads back.
+            c.log_cache_bytes = 0;
         }
     });
     let mut calm_ticks = 0;
@@ -1693,8 +1695,10 @@ fn f30_random_faults_keep_p1_to_p13_over_many_seeds() {
 }
 
 /// F30 with tiny byte bounds (issue 12): proposal batches, synchronization runs and snapshot
-/// chunks are cut after a few entries or bytes, and a learner's synchronization waits for its
-/// SYNCACKs, while snapshots trim the log under the streams. Same properties, same bound.
+/// chunks are cut after a few entries or bytes, a learner's synchronization waits for its
+/// SYNCACKs, no delivered payload stays in memory (every synchronization reads the entries
+/// back from the durable log), and snapshots trim the log under the streams. Same
+/// properties, same bound.
 ///
 /// `SIM_SEEDS=n` runs seeds 1..=n (default 200), `SIM_SEED=s` replays one.
 #[test]

@@ -12,7 +12,7 @@ use kompics_net::{Network, NodeAddr, TcpConfig, TcpNetwork};
 use zab_components::component::*;
 use zab_components::failure_detector::*;
 use zab_components::protocol::{Entry, Epoch, EpochKind, Recovered, Snapshot, Zxid};
-use zab_components::storage::{SimDisk, StorageError, ZabStorage};
+use zab_components::storage::{LogReader, SimDisk, StorageError, ZabStorage};
 
 /// A [`SimDisk`] whose appends (or recovery) fail once `fail_appends` (`fail_recover`) is set;
 /// driven from a log thread if `log_thread`.
@@ -51,6 +51,9 @@ impl ZabStorage for FailingDisk {
     }
     fn install(&mut self, s: Option<&Snapshot>, entries: &[Entry]) -> Result<(), StorageError> {
         self.disk.install(s, entries)
+    }
+    fn reader(&self) -> Box<dyn LogReader> {
+        self.disk.reader()
     }
     fn sync(&mut self) -> Result<(), StorageError> {
         self.disk.sync()

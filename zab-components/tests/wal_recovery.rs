@@ -389,3 +389,36 @@ fn bad_options_are_refused() {
     let e = FileStorage::open(&dir.0, options).unwrap_err();
     assert!(e.message.contains("segment_bytes 10"), "{}", e.message);
 }
+
+/// The reader returns durable entries after a zxid through another, across segments, within a
+/// byte bound (at least one entry), while the storage goes on writing; entries a snapshot
+/// covered are gone.
+#[test]
+fn the_reader_reads_durable_entries_back_across_segments() {
+    let dir = TempDir::new("reader");
+    let mut s = open(&dir.0);
+    s.write_epoch(EpochKind::Accepted, Epoch(1)).unwrap();
+    s.append(&history(1, 1, 200)).unwrap();
+    s.sync().unwrap();
+    assert!(s.segment_paths().len() > 3, "several segments: {:?}", s.segment_paths().len());
+    let mut reader = s.reader();
+    let all = reader.read(Zxid::ZERO, Zxid::new(1, 200), usize::MAX).unwrap();
+    assert_eq!(all, history(1, 1, 200));
+    let some = reader.read(Zxid::new(1, 40), Zxid::new(1, 150), usize::MAX).unwrap();
+    assert_eq!(some, history(1, 41, 150));
+    // Entry::encoded_len_max is 32 + 50 = 82 bytes here: 3 fit in 250, and one always comes.
+    assert_eq!(reader.read(Zxid::new(1, 9), Zxid::new(1, 200), 250).unwrap(), history(1, 10, 12));
+    assert_eq!(reader.read(Zxid::new(1, 9), Zxid::new(1, 200), 1).unwrap(), history(1, 10, 10));
+    // Later appends are seen once synced.
+    s.append(&history(1, 201, 210)).unwrap();
+    s.sync().unwrap();
+    let tail = reader.read(Zxid::new(1, 199), Zxid::new(1, 210), usize::MAX).unwrap();
+    assert_eq!(tail, history(1, 200, 210));
+    // A snapshot removes the segments it covers: their entries are no longer returned.
+    let snapshot = Snapshot { zxid: Zxid::new(1, 150), state: b"state".to_vec() };
+    s.save_snapshot(&snapshot).unwrap();
+    s.sync().unwrap();
+    let after = reader.read(Zxid::ZERO, Zxid::new(1, 210), usize::MAX).unwrap();
+    assert!(after.first().is_none_or(|e| e.zxid > Zxid::new(1, 1)), "covered entries are gone");
+    assert_eq!(after.last().map(|e| e.zxid), Some(Zxid::new(1, 210)));
+}

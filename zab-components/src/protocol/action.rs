@@ -72,6 +72,22 @@ pub enum Action {
         /// The last delivered zxid, which the snapshot covers.
         zxid: Zxid,
     },
+    /// Read back from the durable log the entries after `after` through `through`, in order,
+    /// stopping before their [`Entry::encoded_len_max`] sizes add up to more than `bytes_max`
+    /// (at least one), then call `log_read(peer, after, entries)`; if they cannot be read (a
+    /// snapshot removed them meanwhile, an I/O error) call it with no entries. Not a storage
+    /// write: it only asks for durable entries, so it may run beside the writes, in any order
+    /// with them.
+    ReadLog {
+        /// The learner being synchronized that needs them (echo it back).
+        peer: PeerId,
+        /// The entries come after this zxid (echo it back).
+        after: Zxid,
+        /// The last entry wanted.
+        through: Zxid,
+        /// The most encoded bytes to return.
+        bytes_max: usize,
+    },
     /// Apply a committed transaction. Delivered strictly in zxid order, each once (an
     /// `InstallSnapshot` resets the state, after which delivery continues from its zxid).
     Deliver {

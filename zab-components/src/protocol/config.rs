@@ -55,6 +55,10 @@ pub struct Config {
     /// learner before it waits for the learner's SYNCACKs: the flow-control window. Heartbeats
     /// to a learner being synchronized queue behind at most this much.
     pub sync_window_bytes: usize,
+    /// Payload bytes of delivered entries the node keeps in memory (the newest). Older
+    /// payloads are dropped from memory (their zxids stay) and read back from the log on disk
+    /// when a follower that far behind must be caught up. Undelivered entries always stay.
+    pub log_cache_bytes: usize,
     /// Ask for a snapshot after about this many delivered transactions (randomized between half
     /// and all of it, so that replicas do not snapshot together). 0 never asks.
     pub snapshot_entries_trigger: u64,
@@ -151,7 +155,7 @@ impl Config {
     /// A configuration with ZooKeeper-like defaults for a tick of about 100 ms: sync timeout
     /// 100 ticks, session timeout 50, heartbeat 10, finalize wait 2, backoff 2..600 ticks, 1000
     /// outstanding proposals, batches of 1000 entries, messages of at most 8 MiB, payloads of
-    /// at most 4 MiB, 1 MiB snapshot chunks, a 16 MiB synchronization window, a snapshot every
+    /// at most 4 MiB, 1 MiB snapshot chunks, a 16 MiB synchronization window, 64 MiB of delivered payloads cached, a snapshot every
     /// ~100 000 transactions or ~256 MiB of payloads, and the seed taken from the id.
     pub fn new(id: PeerId, peers: Vec<PeerId>) -> Config {
         Config {
@@ -169,6 +173,7 @@ impl Config {
             payload_bytes_max: PAYLOAD_BYTES_MAX_DEFAULT,
             snapshot_chunk_bytes_max: 1 << 20,
             sync_window_bytes: 16 << 20,
+            log_cache_bytes: 64 << 20,
             snapshot_entries_trigger: 100_000,
             snapshot_bytes_trigger: 256 << 20,
             counter_max: u64::MAX,

@@ -1,4 +1,11 @@
-//! The node's in-memory copy of its log since the last snapshot, and what of it is durable.
+//! The node's log since the last snapshot, in memory as an index of every entry and a bounded
+//! cache of payloads, and what of it is durable.
+//!
+//! Every entry's zxid, size and write stay in memory (about 50 bytes an entry); its payload
+//! stays until the entry is delivered and durable, and after that only while the delivered
+//! payloads in memory fit [`crate::protocol::Config::log_cache_bytes`] (the newest are kept:
+//! they are what a follower that is a little behind needs). An evicted payload is on disk: a
+//! synchronization that needs it asks the driver to read it back (`Action::ReadLog`).
 
 use std::collections::VecDeque;
 
@@ -29,12 +36,46 @@ pub(crate) struct Log {
     pending: VecDeque<(u64, Zxid)>,
     /// Encoded-size bound of the unwritten entries (the batch being formed).
     unwritten_bytes: usize,
+    /// Payload bytes of delivered entries still in memory (what the cache bound limits).
+    cached_delivered_bytes: usize,
+    /// Slots at the front whose payloads were evicted (eviction goes oldest first).
+    evicted_prefix: usize,
+    /// Slots at the front that were delivered and counted in `cached_delivered_bytes`.
+    delivered_prefix: usize,
 }
 
 #[derive(Clone, Debug)]
 struct Slot {
+    /// The entry; its payload is empty once evicted.
     entry: Entry,
+    /// The payload's length (also after eviction).
+    len: usize,
     write: u64,
+}
+
+impl Slot {
+    fn new(entry: Entry, write: u64) -> Slot {
+        Slot { len: entry.payload.len(), entry, write }
+    }
+
+    fn encoded_len_max(&self) -> usize {
+        super::message::Message::ENTRY_OVERHEAD_BYTES_MAX + self.len
+    }
+}
+
+/// What [`Log::run_after`] found after a zxid.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum Run {
+    /// Entries in memory, in order (as many as fit the bounds).
+    Cached(Vec<Entry>),
+    /// The next entries' payloads were evicted: read them back from the durable log, after the
+    /// zxid asked for and through this one (as many as fit the bounds).
+    Evicted {
+        /// The last entry of the run to read.
+        through: Zxid,
+    },
+    /// Nothing after the zxid (up to the limit asked for).
+    Nothing,
 }
 
 impl Log {
@@ -43,11 +84,14 @@ impl Log {
         Log {
             base,
             base_write: 0,
-            entries: entries.into_iter().map(|entry| Slot { entry, write: 0 }).collect(),
+            entries: entries.into_iter().map(|entry| Slot::new(entry, 0)).collect(),
             write_last: 0,
             write_completed: 0,
             pending: VecDeque::new(),
             unwritten_bytes: 0,
+            cached_delivered_bytes: 0,
+            evicted_prefix: 0,
+            delivered_prefix: 0,
         }
     }
 
@@ -67,29 +111,84 @@ impl Log {
         }
     }
 
-    /// Entries after `zxid` up to `through`, in order, as many as fit `bytes_max` encoded bytes
-    /// ([`Entry::encoded_len_max`]) and `count_max` entries; at least one if any is there.
-    pub(crate) fn entries_between(
+    /// The entries after `zxid` up to `through`, as many as fit `bytes_max` encoded bytes
+    /// ([`Entry::encoded_len_max`]) and `count_max` entries (at least one if any is there):
+    /// either a run whose payloads are in memory, or the extent of a run that must be read
+    /// back from disk.
+    pub(crate) fn run_after(
         &self,
         zxid: Zxid,
         through: Zxid,
         bytes_max: usize,
         count_max: usize,
-    ) -> Vec<Entry> {
+    ) -> Run {
+        let start = self.index_after(zxid);
+        let Some(first) = self.entries.get(start).filter(|slot| slot.entry.zxid <= through) else {
+            return Run::Nothing;
+        };
+        let evicted = start < self.evicted_prefix;
         let mut out = Vec::new();
-        let mut bytes = 0;
-        for slot in self.entries.range(self.index_after(zxid)..) {
-            let size = slot.entry.encoded_len_max();
+        let mut last = first.entry.zxid;
+        let (mut bytes, mut count) = (0, 0);
+        for (i, slot) in self.entries.range(start..).enumerate() {
+            let size = slot.encoded_len_max();
             if slot.entry.zxid > through
-                || out.len() >= count_max
-                || (!out.is_empty() && bytes + size > bytes_max)
+                || count >= count_max
+                || (count > 0 && bytes + size > bytes_max)
+                || (start + i < self.evicted_prefix) != evicted
             {
                 break;
             }
             bytes += size;
-            out.push(slot.entry.clone());
+            count += 1;
+            last = slot.entry.zxid;
+            if !evicted {
+                out.push(slot.entry.clone());
+            }
         }
-        out
+        if evicted {
+            Run::Evicted { through: last }
+        } else {
+            Run::Cached(out)
+        }
+    }
+
+    /// Whether the entries read back from disk are exactly those of the log after `zxid`
+    /// (same zxids, same sizes, in order).
+    pub(crate) fn matches_after(&self, zxid: Zxid, entries: &[Entry]) -> bool {
+        let start = self.index_after(zxid);
+        entries.len() <= self.entries.len() - start.min(self.entries.len())
+            && entries.iter().zip(self.entries.range(start..)).all(|(entry, slot)| {
+                entry.zxid == slot.entry.zxid && entry.payload.len() == slot.len
+            })
+    }
+
+    /// Notes that every entry up to `delivered` was delivered, then evicts the payloads of
+    /// the oldest delivered, durable entries until the delivered payloads in memory fit
+    /// `cache_bytes`.
+    pub(crate) fn delivered_through(&mut self, delivered: Zxid, cache_bytes: usize) {
+        let delivered_end = self.index_after(delivered);
+        while self.delivered_prefix < delivered_end {
+            let slot = &self.entries[self.delivered_prefix];
+            if self.delivered_prefix >= self.evicted_prefix {
+                self.cached_delivered_bytes += slot.len;
+            }
+            self.delivered_prefix += 1;
+        }
+        while self.cached_delivered_bytes > cache_bytes
+            && self.evicted_prefix < self.delivered_prefix
+            && self.entries[self.evicted_prefix].write <= self.write_completed
+        {
+            let slot = &mut self.entries[self.evicted_prefix];
+            self.cached_delivered_bytes -= slot.len;
+            slot.entry.payload = Vec::new();
+            self.evicted_prefix += 1;
+        }
+    }
+
+    /// Payload bytes of delivered entries held in memory.
+    pub(crate) fn cached_delivered_bytes(&self) -> usize {
+        self.cached_delivered_bytes
     }
 
     /// The snapshot's zxid: everything up to it is outside the log.
@@ -117,9 +216,12 @@ impl Log {
         i > 0 && self.entries[i - 1].entry.zxid == zxid
     }
 
-    /// The first entry after `zxid`.
+    /// The first entry after `zxid`, which must not be evicted (undelivered entries never
+    /// are).
     pub(crate) fn first_after(&self, zxid: Zxid) -> Option<&Entry> {
-        self.entries.get(self.index_after(zxid)).map(|slot| &slot.entry)
+        let i = self.index_after(zxid);
+        debug_assert!(i >= self.evicted_prefix, "{zxid}: the next entry's payload was evicted");
+        self.entries.get(i).map(|slot| &slot.entry)
     }
 
     /// How many entries lie after `zxid`.
@@ -141,7 +243,7 @@ impl Log {
     pub(crate) fn append_unwritten(&mut self, entry: Entry) {
         assert!(entry.zxid.follows(self.last()), "log append {} after {}", entry.zxid, self.last());
         self.unwritten_bytes += entry.encoded_len_max();
-        self.entries.push_back(Slot { entry, write: UNWRITTEN });
+        self.entries.push_back(Slot::new(entry, UNWRITTEN));
     }
 
     /// Gives every unwritten entry a new write number and returns copies for a `Persist`.
@@ -188,12 +290,18 @@ impl Log {
         assert!(to >= self.base, "truncate to {to} below the snapshot {}", self.base);
         let keep = self.index_after(to);
         self.entries.truncate(keep);
+        // Only undelivered entries are ever cut (a TRUNC below the commit point is refused),
+        // so nothing counted as delivered or evicted goes.
+        assert!(self.delivered_prefix <= keep, "truncate to {to} below a delivered entry");
     }
 
     /// Replaces everything with a snapshot at `base` followed by `entries`, as one write.
     pub(crate) fn install(&mut self, base: Zxid, entries: Vec<Entry>) {
         self.entries.clear();
         self.unwritten_bytes = 0;
+        self.cached_delivered_bytes = 0;
+        self.evicted_prefix = 0;
+        self.delivered_prefix = 0;
         self.base = base;
         self.write_last += 1;
         self.base_write = self.write_last;
@@ -204,7 +312,7 @@ impl Log {
                 entry.zxid,
                 self.last()
             );
-            self.entries.push_back(Slot { entry, write: self.write_last });
+            self.entries.push_back(Slot::new(entry, self.write_last));
         }
         self.pending.push_back((self.write_last, self.last()));
     }
@@ -213,7 +321,16 @@ impl Log {
     pub(crate) fn trim(&mut self, to: Zxid) {
         assert!(to <= self.durable_last(), "trim to {to} beyond the durable log");
         let drop = self.index_after(to);
+        // The delivered payloads still in memory among the dropped slots leave the cache.
+        let (cached_from, cached_to) = (self.evicted_prefix, drop.min(self.delivered_prefix));
+        if cached_from < cached_to {
+            let freed: usize =
+                self.entries.range(cached_from..cached_to).map(|slot| slot.len).sum();
+            self.cached_delivered_bytes -= freed;
+        }
         self.entries.drain(..drop);
+        self.evicted_prefix = self.evicted_prefix.saturating_sub(drop);
+        self.delivered_prefix = self.delivered_prefix.saturating_sub(drop);
         self.base = to;
     }
 
@@ -325,6 +442,62 @@ mod tests {
         assert!(log.completed(Zxid::new(2, 1)));
         assert_eq!(log.durable_last(), Zxid::new(2, 1));
         assert_eq!(log.last_below(Zxid::new(2, 1)), Zxid::new(1, 5));
+    }
+
+    fn sized(counter: u64, len: usize) -> Entry {
+        Entry::new(Zxid::new(1, counter), vec![counter as u8; len])
+    }
+
+    /// Delivered, durable payloads beyond the cache bound leave memory oldest first; their
+    /// zxids stay, undelivered ones are never evicted, and a run over evicted entries says
+    /// what to read back.
+    #[test]
+    fn delivered_payloads_beyond_the_cache_are_evicted_oldest_first() {
+        let mut log = Log::recovered(Zxid::ZERO, vec![]);
+        log.append_written((1..=10).map(|c| sized(c, 100)).collect());
+        assert!(log.completed(Zxid::new(1, 10)));
+        log.delivered_through(Zxid::new(1, 6), 250);
+        // 6 delivered × 100 bytes, 250 allowed: the oldest 4 go, 5 and 6 stay, 7..10 stay.
+        assert_eq!(log.cached_delivered_bytes(), 200);
+        assert_eq!(
+            log.run_after(Zxid::ZERO, Zxid::new(1, 10), 1 << 20, 100),
+            Run::Evicted { through: Zxid::new(1, 4) }
+        );
+        assert_eq!(
+            log.run_after(Zxid::new(1, 2), Zxid::new(1, 10), 2 * 132, 100),
+            Run::Evicted { through: Zxid::new(1, 4) },
+            "bounded by bytes"
+        );
+        let Run::Cached(cached) = log.run_after(Zxid::new(1, 4), Zxid::new(1, 8), 1 << 20, 100)
+        else {
+            panic!("entries 5.. are in memory")
+        };
+        assert_eq!(cached, (5..=8).map(|c| sized(c, 100)).collect::<Vec<_>>());
+        assert_eq!(log.run_after(Zxid::new(1, 10), Zxid::new(1, 10), 1 << 20, 100), Run::Nothing);
+        assert!(log.matches_after(Zxid::new(1, 1), &[sized(2, 100), sized(3, 100)]));
+        assert!(!log.matches_after(Zxid::new(1, 1), &[sized(3, 100)]), "not the next entry");
+        assert!(!log.matches_after(Zxid::new(1, 1), &[sized(2, 99)]), "another size");
+        // A snapshot trims evicted and cached slots alike; the counts follow.
+        log.trim(Zxid::new(1, 5));
+        assert_eq!(log.cached_delivered_bytes(), 100);
+        log.delivered_through(Zxid::new(1, 10), 0);
+        assert_eq!(log.cached_delivered_bytes(), 0);
+        assert_eq!(
+            log.run_after(Zxid::new(1, 5), Zxid::new(1, 10), 1 << 20, 100),
+            Run::Evicted { through: Zxid::new(1, 10) }
+        );
+    }
+
+    /// Nothing is evicted before its write completed, whatever the bound.
+    #[test]
+    fn payloads_stay_until_durable() {
+        let mut log = Log::recovered(Zxid::ZERO, vec![]);
+        log.append_written(vec![sized(1, 10), sized(2, 10)]);
+        log.delivered_through(Zxid::new(1, 2), 0);
+        assert!(matches!(log.run_after(Zxid::ZERO, Zxid::new(1, 2), 1 << 20, 10), Run::Cached(_)));
+        assert!(log.completed(Zxid::new(1, 2)));
+        log.delivered_through(Zxid::new(1, 2), 0);
+        assert_eq!(log.cached_delivered_bytes(), 0);
     }
 
     #[test]

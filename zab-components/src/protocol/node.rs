@@ -400,6 +400,19 @@ impl ZabNode {
         self.check_invariants();
     }
 
+    /// The answer to `Action::ReadLog { peer, after, .. }`: the entries read back from the
+    /// durable log (none if they could not be read). They continue `peer`'s synchronization.
+    pub fn log_read(&mut self, peer: PeerId, after: Zxid, entries: Vec<Entry>) {
+        self.flush_batch();
+        self.continue_sync_with(peer, after, entries);
+        self.check_invariants();
+    }
+
+    /// Payload bytes of delivered entries held in memory (bounded by `log_cache_bytes`).
+    pub fn cached_log_bytes(&self) -> usize {
+        self.log.cached_delivered_bytes()
+    }
+
     /// The failure detector suspects `peer`. A follower abandons a suspected leader.
     pub fn peer_suspected(&mut self, peer: PeerId) {
         self.flush_batch();
@@ -633,6 +646,7 @@ impl ZabNode {
                 self.emit(Action::ProposalCommitted { id, zxid });
             }
         }
+        self.log.delivered_through(self.delivered, self.config.log_cache_bytes);
         self.release_reads();
         self.maybe_take_snapshot();
     }

@@ -214,6 +214,8 @@ pub(crate) struct SyncStream {
     pub(crate) in_flight_bytes: usize,
     /// Messages of this stream sent so far.
     pub(crate) sent: u64,
+    /// Waiting for entries read back from disk (`Action::ReadLog`).
+    pub(crate) reading: bool,
 }
 
 /// Stages of a learner as the leader sees it.

@@ -14,6 +14,7 @@ use std::sync::Arc;
 use super::action::{Action, Status};
 use super::entry::{Entry, Snapshot};
 use super::ids::{Epoch, PeerId, Zxid};
+use super::log::Run;
 use super::message::{Message, SyncMode};
 use super::node::ZabNode;
 use super::role::{FollowerStage, LeaderStage, LearnerStage, Role, SnapReceiver, SyncStream};
@@ -129,6 +130,7 @@ impl ZabNode {
             in_flight: VecDeque::new(),
             in_flight_bytes: 0,
             sent: 0,
+            reading: false,
         });
         self.send(peer, Message::SyncStart(mode));
         self.pump_sync(peer);
@@ -156,9 +158,13 @@ impl ZabNode {
         else {
             return;
         };
+        if stream.reading {
+            return; // the next entries are being read back from disk
+        }
         let mut out = Vec::new();
         let mut finished = false;
         let mut fell_behind = false;
+        let mut read = None;
         // A message is at most `message_max`: send while one more surely fits the window (or
         // nothing is in flight, so the stream always moves).
         while stream.in_flight.is_empty() || stream.in_flight_bytes + message_max <= window {
@@ -175,13 +181,26 @@ impl ZabNode {
                         fell_behind = true;
                         break;
                     }
-                    let entries = self.log.entries_between(stream.after, through, room, count_max);
-                    let Some(last) = entries.last() else {
-                        finished = true;
-                        break;
-                    };
-                    stream.after = last.zxid;
-                    Message::SyncEntries { entries }
+                    match self.log.run_after(stream.after, through, room, count_max) {
+                        Run::Nothing => {
+                            finished = true;
+                            break;
+                        }
+                        Run::Evicted { through } => {
+                            stream.reading = true;
+                            read = Some(Action::ReadLog {
+                                peer,
+                                after: stream.after,
+                                through,
+                                bytes_max: room,
+                            });
+                            break;
+                        }
+                        Run::Cached(entries) => {
+                            stream.after = entries.last().map_or(stream.after, |e| e.zxid);
+                            Message::SyncEntries { entries }
+                        }
+                    }
                 }
             };
             let size = msg.encoded_len_max();
@@ -206,6 +225,55 @@ impl ZabNode {
         for msg in out {
             self.send(peer, msg);
         }
+        if let Some(read) = read {
+            self.emit(read);
+        }
+    }
+
+    /// Entries read back from disk for `peer`'s synchronization (`Action::ReadLog`): send them
+    /// and go on. A stale answer (the stream moved on or ended) is ignored; no entries, or
+    /// entries that are not the log's, drop the learner (it registers again).
+    pub(super) fn continue_sync_with(&mut self, peer: PeerId, after: Zxid, entries: Vec<Entry>) {
+        let room = self.config.message_bytes_max - Message::OVERHEAD_BYTES_MAX;
+        let matches = !entries.is_empty() && self.log.matches_after(after, &entries);
+        let Role::Leading(leader) = &mut self.role else { return };
+        let Some(learner) = leader.learners.get_mut(&peer) else { return };
+        let Some(stream) = learner.stream.as_mut().filter(|s| s.reading && s.after == after) else {
+            return;
+        };
+        if !matches {
+            log::warn!(
+                "{}: entries after {after} for {peer} could not be read back; dropping it",
+                self.config.id
+            );
+            leader.learners.remove(&peer);
+            return;
+        }
+        stream.reading = false;
+        let mut messages = Vec::new();
+        let mut batch: Vec<Entry> = Vec::new();
+        let mut bytes = 0;
+        for entry in entries {
+            let size = entry.encoded_len_max();
+            if !batch.is_empty() && bytes + size > room {
+                messages.push(Message::SyncEntries { entries: std::mem::take(&mut batch) });
+                bytes = 0;
+            }
+            bytes += size;
+            stream.after = entry.zxid;
+            batch.push(entry);
+        }
+        messages.push(Message::SyncEntries { entries: batch });
+        for msg in &messages {
+            let size = msg.encoded_len_max();
+            stream.in_flight.push_back(size);
+            stream.in_flight_bytes += size;
+            stream.sent += 1;
+        }
+        for msg in messages {
+            self.send(peer, msg);
+        }
+        self.pump_sync(peer);
     }
 
     /// SYNCACK: the learner received `received` messages of its synchronization.

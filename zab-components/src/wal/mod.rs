@@ -70,10 +70,13 @@
 mod epochs;
 mod files;
 mod manifest;
+mod reader;
 mod record;
 mod recovery;
 mod segment;
 mod snapshot;
+
+pub use reader::FileLogReader;
 
 use std::path::{Path, PathBuf};
 
@@ -410,6 +413,10 @@ impl ZabStorage for FileStorage {
 
     /// With fsync on, a sync waits for the device: the component then runs this storage on a
     /// log thread.
+    fn reader(&self) -> Box<dyn crate::storage::LogReader> {
+        Box::new(reader::FileLogReader::new(&self.dir))
+    }
+
     fn log_thread(&self) -> bool {
         self.options.fsync
     }

@@ -118,6 +118,8 @@ pub struct SimNode {
     reads: BTreeMap<ReadId, Zxid>,
     /// While set, the node's storage completes nothing (a stalled disk).
     pub disk_stalled: bool,
+    /// Entries read back from the durable log (`Action::ReadLog`), for the node.
+    reads_back: Vec<(PeerId, Zxid, Vec<Entry>)>,
 }
 
 /// One message sent, for assertions about the protocol's choices.
@@ -332,6 +334,7 @@ impl Sim {
                 proposals: BTreeMap::new(),
                 reads: BTreeMap::new(),
                 disk_stalled: false,
+                reads_back: Vec::new(),
             });
         }
         for i in 0..n {
@@ -438,10 +441,21 @@ impl Sim {
 
     /// Executes node `i`'s actions in order.
     fn drain(&mut self, i: usize) {
-        let Some(node) = self.nodes[i].node.as_mut() else { return };
-        let actions = node.drain_actions();
-        for action in actions {
-            self.execute(i, action);
+        loop {
+            let Some(node) = self.nodes[i].node.as_mut() else { return };
+            let actions = node.drain_actions();
+            if actions.is_empty() {
+                return;
+            }
+            for action in actions {
+                self.execute(i, action);
+            }
+            // Log read-backs are answered at once, from the durable log.
+            for (peer, after, entries) in std::mem::take(&mut self.nodes[i].reads_back) {
+                if let Some(node) = self.nodes[i].node.as_mut() {
+                    node.log_read(peer, after, entries);
+                }
+            }
         }
     }
 
@@ -479,6 +493,20 @@ impl Sim {
                     queue.push_back(msg.clone());
                 }
                 queue.push_back(msg);
+            }
+            Action::ReadLog { peer, after, through, bytes_max } => {
+                *self.counts.entry("log read-backs").or_default() += 1;
+                let mut entries = Vec::new();
+                let mut bytes = 0;
+                let durable = &self.nodes[i].disk.log;
+                for entry in durable.iter().filter(|e| e.zxid > after && e.zxid <= through) {
+                    if !entries.is_empty() && bytes + entry.encoded_len_max() > bytes_max {
+                        break;
+                    }
+                    bytes += entry.encoded_len_max();
+                    entries.push(entry.clone());
+                }
+                self.nodes[i].reads_back.push((peer, after, entries));
             }
             Action::Persist { entries } => {
                 self.record_logged(&entries);
