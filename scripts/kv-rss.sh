@@ -1,0 +1,58 @@
+#!/usr/bin/env bash
+# Memory under sustained writes (issue 12): a 3-node cluster of `kvstore node` processes on
+# loopback (3 partitions, replication 3, fsync on), `kvstore bench` writing 1 KiB values to
+# 10k keys for DURATION seconds, then each node's peak and current RSS (VmHWM, VmRSS) against
+# the live data (keys x value size, every node holds every partition here).
+#
+#   scripts/kv-rss.sh                 # 60 s of writes (about a million at ~17k/s)
+#   DURATION=20 scripts/kv-rss.sh
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+DURATION=${DURATION:-60}
+CLIENTS=${CLIENTS:-64}
+KEYS=${KEYS:-10000}
+SIZE=${SIZE:-1024}
+BASE_PEER=${BASE_PEER:-17501}
+BASE_CLIENT=${BASE_CLIENT:-16579}
+if [ -z "${KVSTORE:-}" ]; then
+  cargo build --release -q -p kvstore-app --bin kvstore
+  KVSTORE="${CARGO_TARGET_DIR:-target}/release/kvstore"
+fi
+
+DATA=$(mktemp -d /tmp/kv-rss.XXXXXX)
+PIDS=()
+cleanup() {
+  for pid in "${PIDS[@]}"; do kill -9 "$pid" 2>/dev/null || true; done
+  wait 2>/dev/null || true
+  rm -rf "$DATA"
+}
+trap cleanup EXIT
+
+ENDPOINTS=""
+for i in 0 1 2; do
+  peer="127.0.0.1:$((BASE_PEER + i))"
+  client="127.0.0.1:$((BASE_CLIENT + i))"
+  if [ "$i" = 0 ]; then role=(--expect 3); else role=(--join "127.0.0.1:$BASE_PEER"); fi
+  RUST_LOG=${RUST_LOG:-warn} "$KVSTORE" node --peer "$peer" --client "$client" \
+    --data-dir "$DATA/n$i" "${role[@]}" >"$DATA/n$i.log" 2>&1 &
+  PIDS+=($!)
+  ENDPOINTS="${ENDPOINTS:+$ENDPOINTS,}$client"
+done
+for _ in $(seq 1 100); do
+  out=$("$KVSTORE" status --endpoints "$ENDPOINTS" 2>/dev/null || true)
+  if [ "$(grep -c ' leader 127' <<<"$out")" = 3 ]; then break; fi
+  sleep 0.2
+done
+
+"$KVSTORE" bench --endpoints "$ENDPOINTS" --clients "$CLIENTS" --duration "$DURATION" \
+  --warmup 0 --keys "$KEYS" --read-ratio 0 --value-size "$SIZE" | grep -E 'throughput|latency'
+live=$((KEYS * SIZE))
+for i in 0 1 2; do
+  pid=${PIDS[$i]}
+  hwm=$(awk '/VmHWM/ {print $2}' "/proc/$pid/status")
+  rss=$(awk '/VmRSS/ {print $2}' "/proc/$pid/status")
+  awk -v n="$i" -v h="$hwm" -v r="$rss" -v l="$live" 'BEGIN {
+    printf "node %d: peak RSS %.0f MiB, now %.0f MiB; live data %.1f MiB; peak / live %.1f\n",
+      n, h / 1024, r / 1024, l / 1048576, h * 1024 / l }'
+done
