@@ -625,12 +625,16 @@ impl ZabComponent {
 
     /// Reports durable writes to the node, in order.
     fn complete(&mut self, done: Vec<Completion>) {
+        let group = self.config.group;
         let node = self.node_mut();
         for c in done {
             match c {
                 Completion::Persisted(zxid) => node.persisted(zxid),
                 Completion::Epoch(kind, epoch) => node.epoch_persisted(kind, epoch),
-                Completion::Snapshot(zxid, state) => node.snapshot_taken(zxid, state),
+                Completion::Snapshot(zxid, bytes) => {
+                    log::info!("zab group {group}: snapshot at {zxid} durable ({bytes} bytes)");
+                    node.snapshot_taken(zxid, bytes)
+                }
             }
         }
     }
