@@ -517,3 +517,49 @@ fn the_reader_fails_the_last_chunk_of_a_corrupt_snapshot() {
     let e = reader.read_snapshot(snapshot.zxid, 0, 10).unwrap_err().to_string();
     assert!(e.contains("named for"), "{e}");
 }
+
+/// A snapshot written through the stager (beside the log thread) is not the storage's until
+/// `commit_snapshot`: a restart before forgets it (and removes the file); after, it is the
+/// snapshot, the log it covers is gone, and stagings voided meanwhile are removed.
+#[test]
+fn a_staged_snapshot_counts_only_once_committed() {
+    let dir = TempDir::new("staged");
+    let mut s = open(&dir.0);
+    s.write_epoch(EpochKind::Accepted, Epoch(1)).unwrap();
+    s.append(&history(1, 1, 40)).unwrap();
+    s.sync().unwrap();
+    let mut stager = s.snapshot_stager().expect("a file storage stages snapshots");
+    let early = Snapshot { zxid: Zxid::new(1, 20), state: vec![3; 20_000] };
+    stager.stage(&early).unwrap();
+    let staged = |dir: &Path| -> Vec<String> {
+        fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .filter(|n| n.starts_with("snapshot-staged."))
+            .collect()
+    };
+    assert_eq!(staged(&dir.0).len(), 1);
+    // A restart before the commit: no snapshot, the whole log, the staged file gone.
+    drop(s);
+    let mut s = open(&dir.0);
+    let r = s.recover().unwrap();
+    assert_eq!((r.snapshot, r.log.len()), (None, 40));
+    assert!(staged(&dir.0).is_empty(), "{:?}", staged(&dir.0));
+    // Staged and committed.
+    let mut stager = s.snapshot_stager().unwrap();
+    let voided = Snapshot { zxid: Zxid::new(1, 10), state: b"voided".to_vec() };
+    stager.stage(&voided).unwrap();
+    stager.stage(&early).unwrap();
+    s.commit_snapshot(early.zxid).unwrap();
+    s.sync().unwrap();
+    assert!(staged(&dir.0).is_empty(), "voided stagings are removed: {:?}", staged(&dir.0));
+    let r = s.recover().unwrap();
+    assert_eq!((r.snapshot.as_ref(), r.log.len()), (Some(&early), 20));
+    drop(s);
+    let r = open(&dir.0).recover().unwrap();
+    assert_eq!((r.snapshot.as_ref(), r.log), (Some(&early), history(1, 21, 40)));
+    // Committing what was never staged is an error that changes nothing.
+    let mut s = open(&dir.0);
+    assert!(s.commit_snapshot(Zxid::new(1, 30)).is_err());
+    assert_eq!(s.recover().unwrap().snapshot.as_ref(), Some(&early));
+}

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use kompics_core::rand::Rng;
-use kompics_core::Context;
+use kompics_core::{Context, Mailbox};
 use kompics_net::NetMessage;
 use parking_lot::Mutex;
 
@@ -16,7 +16,7 @@ use crate::protocol::{
     Action, Entry, Epoch, EpochKind, Message, PeerId, ProposalFailure, ProposeError, Snapshot,
     Status, Zxid,
 };
-use crate::storage::{LogOp, LogThread, StorageError};
+use crate::storage::{LogOp, LogThread, SnapshotStager, StorageError};
 
 use super::{AbEvent, ProposeFailure, ZabComponent, ZabFault, ZabStatus};
 
@@ -60,6 +60,55 @@ pub(super) struct LogDriver {
     pub(super) next_batch: u64,
     pub(super) ops: Vec<LogOp>,
     pub(super) in_flight: VecDeque<(u64, Vec<Completion>)>,
+    /// Writes snapshots beside the log thread, if the storage can (`snapshot_stager`).
+    pub(super) stager: Option<StagingThread>,
+    /// `InstallSnapshot`s executed so far: a snapshot staged before the latest one is void.
+    pub(super) installs: u64,
+}
+
+/// From the staging thread: the snapshot at `zxid` (`bytes` of state) was written through the
+/// storage's stager (or failed), as asked when `installs` installs had been executed.
+#[derive(Clone, Debug)]
+pub(super) struct SnapshotStaged {
+    /// Which log thread's instance asked (a restarted instance ignores its predecessor's).
+    pub(super) log: u64,
+    pub(super) installs: u64,
+    pub(super) zxid: Zxid,
+    pub(super) bytes: u64,
+    pub(super) result: Result<(), StorageError>,
+}
+
+/// A thread that writes snapshots through the storage's [`SnapshotStager`], one at a time, so
+/// that writing a large state never holds up the log thread (and the appends behind it).
+/// Dropping it lets the thread finish the snapshot at hand and end.
+pub(super) struct StagingThread {
+    jobs: crossbeam_channel::Sender<(u64, Snapshot)>,
+}
+
+impl StagingThread {
+    /// Starts the thread; `done` gets each snapshot's outcome as a [`SnapshotStaged`].
+    pub(super) fn spawn(
+        name: String,
+        log: u64,
+        mut stager: Box<dyn SnapshotStager>,
+        done: Mailbox<SnapshotStaged>,
+    ) -> std::io::Result<StagingThread> {
+        let (jobs, incoming) = crossbeam_channel::unbounded::<(u64, Snapshot)>();
+        std::thread::Builder::new().name(name).spawn(move || {
+            while let Ok((installs, snapshot)) = incoming.recv() {
+                let result = stager.stage(&snapshot);
+                let (zxid, bytes) = (snapshot.zxid, snapshot.state.len() as u64);
+                drop(snapshot);
+                done.tell(SnapshotStaged { log, installs, zxid, bytes, result });
+            }
+        })?;
+        Ok(StagingThread { jobs })
+    }
+
+    /// Hands `snapshot` over, or gives it back if the thread is gone (it panicked).
+    pub(super) fn stage(&self, installs: u64, snapshot: Snapshot) -> Result<(), Snapshot> {
+        self.jobs.send((installs, snapshot)).map_err(|e| e.into_inner().1)
+    }
 }
 
 /// Stops the log thread (waiting for what it was given) if a handler panics, before a
@@ -240,8 +289,12 @@ impl ZabComponent {
                 let snapshot = state.as_ref().map(|s| Snapshot { zxid, state: s.clone() });
                 let last = entries.last().map_or(zxid, |e| e.zxid);
                 self.write(LogOp::Install(snapshot, entries))?;
-                // An outstanding snapshot request is void: its state is older than this one.
+                // An outstanding snapshot request is void: its state is older than this one,
+                // and so is a snapshot being staged.
                 self.awaiting_snapshot = None;
+                if let Some(log) = &mut self.log {
+                    log.installs += 1;
+                }
                 self.ab.trigger(AbEvent::InstallState { zxid, state });
                 self.unsynced.push(Completion::Persisted(last));
             }

@@ -79,7 +79,9 @@ use crate::protocol::{InitError, Message, PeerId, ProposalId, ReadId, Snapshot, 
 use crate::storage::{LogOp, LogReader, LogThread, ZabStorage};
 
 use config::peer_of;
-use driver::{Completion, Flush, LogDone, LogDriver, ReadBack, LOG_THREADS};
+use driver::{
+    Completion, Flush, LogDone, LogDriver, ReadBack, SnapshotStaged, StagingThread, LOG_THREADS,
+};
 
 /// One Zab instance.
 pub struct ZabComponent {
@@ -92,6 +94,7 @@ pub struct ZabComponent {
     /// The log thread, when the storage runs on one.
     log: Option<LogDriver>,
     log_done: Mailbox<LogDone>,
+    snapshot_staged: Mailbox<SnapshotStaged>,
     flush: Mailbox<Flush>,
     flush_pending: bool,
     node: Option<ZabNode>,
@@ -126,6 +129,7 @@ impl ZabComponent {
             storage: Some(storage),
             log: None,
             log_done: setup.mailbox(),
+            snapshot_staged: setup.mailbox(),
             flush: setup.mailbox(),
             flush_pending: false,
             node: None,
@@ -222,6 +226,17 @@ impl ComponentDefinition for ZabComponent {
         if self.storage.as_ref().is_some_and(|s| s.log_thread()) {
             let Some(storage) = self.storage.take() else { return };
             let id = LOG_THREADS.fetch_add(1, Ordering::Relaxed);
+            let group = self.config.group;
+            let stager = storage.snapshot_stager().and_then(|stager| {
+                let name = format!("zab-snapshot-{group}");
+                let done = self.snapshot_staged.clone();
+                StagingThread::spawn(name, id, stager, done)
+                    .inspect_err(|e| {
+                        // Not fatal: the log thread writes snapshots itself, as without one.
+                        log::warn!("zab group {group}: no snapshot staging thread ({e})")
+                    })
+                    .ok()
+            });
             let mailbox = self.log_done.clone();
             let name = format!("zab-log-{}", self.config.group);
             let done = move |through| {
@@ -235,6 +250,8 @@ impl ComponentDefinition for ZabComponent {
                         next_batch: 0,
                         ops: Vec::new(),
                         in_flight: VecDeque::new(),
+                        stager,
+                        installs: 0,
                     })
                 }
                 Err(error) => {
@@ -324,10 +341,23 @@ impl Provide<AtomicBroadcast> for ZabComponent {
                     return;
                 }
                 self.awaiting_snapshot = None;
+                let snapshot = Snapshot { zxid, state };
+                // With a log thread and a stager, the state is written beside the log thread,
+                // which then only commits it (see `SnapshotStaged`).
+                let snapshot = match &self.log {
+                    Some(LogDriver { stager: Some(stager), installs, .. }) => {
+                        match stager.stage(*installs, snapshot) {
+                            Ok(()) => return,
+                            // The staging thread is gone: the log thread writes it all.
+                            Err(snapshot) => snapshot,
+                        }
+                    }
+                    _ => snapshot,
+                };
                 // The node learns of it (and trims its log) once the write is durable: with the
                 // next sync inline, or when the log thread reports the batch.
-                self.unsynced.push(Completion::Snapshot(zxid, state.len() as u64));
-                if let Err(fault) = self.write(LogOp::Snapshot(Snapshot { zxid, state })) {
+                self.unsynced.push(Completion::Snapshot(zxid, snapshot.state.len() as u64));
+                if let Err(fault) = self.write(LogOp::Snapshot(snapshot)) {
                     self.fail(ctx, fault);
                     return;
                 }
@@ -367,6 +397,38 @@ impl Receive<LogDone> for ZabComponent {
             }
         }
         self.complete(durable);
+        self.kick();
+    }
+}
+
+impl Receive<SnapshotStaged> for ZabComponent {
+    fn receive(&mut self, ctx: &mut Context<Self>, staged: SnapshotStaged) {
+        let _guard = self.panic_guard();
+        let Some(log) = &self.log else { return };
+        if log.id != staged.log {
+            return; // asked by an earlier incarnation
+        }
+        if let Err(error) = staged.result {
+            let fault = self.storage_fault(error.during("snapshot staging"));
+            self.fail(ctx, fault);
+            return;
+        }
+        if log.installs != staged.installs {
+            // An install came meanwhile: this state is older than the installed one.
+            log::debug!(
+                "zab group {}: dropping the snapshot at {} staged before an install",
+                self.config.group,
+                staged.zxid
+            );
+            return;
+        }
+        // Like a snapshot written by the log thread: the node learns of it once the commit
+        // (behind the writes before it) is durable.
+        self.unsynced.push(Completion::Snapshot(staged.zxid, staged.bytes));
+        if let Err(fault) = self.write(LogOp::CommitSnapshot(staged.zxid)) {
+            self.fail(ctx, fault);
+            return;
+        }
         self.kick();
     }
 }

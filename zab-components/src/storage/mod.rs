@@ -157,6 +157,25 @@ pub trait ZabStorage: Send + 'static {
     ) -> Result<(), StorageError>;
     /// Makes every earlier write durable.
     fn sync(&mut self) -> Result<(), StorageError>;
+
+    /// A writer of snapshot files usable beside this storage, from another thread. The
+    /// component of a storage on a log thread has a snapshot's state written through it (a
+    /// large state takes seconds), then asks the log thread only to
+    /// [`commit_snapshot`](Self::commit_snapshot), so the appends queued behind it do not
+    /// wait for the whole state to be written. `None` (the default): `save_snapshot` does it
+    /// all.
+    fn snapshot_stager(&self) -> Option<Box<dyn SnapshotStager>> {
+        None
+    }
+
+    /// Makes the snapshot at `zxid` that [`snapshot_stager`](Self::snapshot_stager) wrote this
+    /// storage's snapshot, as `save_snapshot` would have once the state was written; log
+    /// entries up to `zxid` may go. A storage without a stager refuses.
+    fn commit_snapshot(&mut self, zxid: Zxid) -> Result<(), StorageError> {
+        Err(StorageError::Refused {
+            problem: format!("this storage stages no snapshots (asked to commit {zxid})"),
+        })
+    }
     /// Whether the Zab component should drive this storage from a dedicated log thread, so that
     /// a slow `sync` (a real device) overlaps with handling the next events instead of blocking
     /// a worker of the runtime, and one sync covers every write that arrived meanwhile.
@@ -172,6 +191,13 @@ pub trait ZabStorage: Send + 'static {
     /// be on its log thread). A leader reads back, through it, the entries whose payloads it
     /// no longer keeps in memory when it catches up a follower.
     fn reader(&self) -> Box<dyn LogReader>;
+}
+
+/// Writes snapshot files beside a storage (see [`ZabStorage::snapshot_stager`]).
+pub trait SnapshotStager: Send + 'static {
+    /// Writes `snapshot` durably where `commit_snapshot(snapshot.zxid)` takes it from. It is
+    /// not the storage's snapshot until then, and a crash before forgets it.
+    fn stage(&mut self, snapshot: &Snapshot) -> Result<(), StorageError>;
 }
 
 /// Reads durable log entries back (see [`ZabStorage::reader`]).
@@ -209,6 +235,8 @@ pub(crate) enum LogOp {
     Truncate(Zxid),
     Epoch(EpochKind, Epoch),
     Snapshot(Snapshot),
+    /// A snapshot written through the storage's stager, to commit.
+    CommitSnapshot(Zxid),
     Install(Option<Snapshot>, Vec<Entry>),
 }
 
@@ -220,6 +248,7 @@ impl LogOp {
             LogOp::Truncate(to) => ("truncate", storage.truncate(*to)),
             LogOp::Epoch(kind, epoch) => ("epoch write", storage.write_epoch(*kind, *epoch)),
             LogOp::Snapshot(snapshot) => ("snapshot save", storage.save_snapshot(snapshot)),
+            LogOp::CommitSnapshot(zxid) => ("snapshot commit", storage.commit_snapshot(*zxid)),
             LogOp::Install(snapshot, entries) => {
                 ("snapshot install", storage.install(snapshot.as_ref(), entries))
             }

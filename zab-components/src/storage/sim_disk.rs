@@ -28,6 +28,8 @@ impl Image {
                 self.log.retain(|e| e.zxid > s.zxid);
                 self.snapshot = Some(s.clone());
             }
+            // Never written: a simulated disk stages no snapshots (it has no stager).
+            LogOp::CommitSnapshot(_) => {}
             LogOp::Install(s, entries) => {
                 self.snapshot = s.clone();
                 self.log = entries.clone();

@@ -164,6 +164,22 @@ pub struct FileStorage {
     broken: bool,
 }
 
+/// Writes snapshots beside a [`FileStorage`] (see
+/// [`ZabStorage::snapshot_stager`]): to a
+/// temporary file in the storage directory, which `commit_snapshot` renames into the current
+/// generation.
+#[derive(Debug)]
+pub struct FileSnapshotStager {
+    dir: PathBuf,
+    fsync: bool,
+}
+
+impl crate::storage::SnapshotStager for FileSnapshotStager {
+    fn stage(&mut self, snapshot: &Snapshot) -> Result<(), StorageError> {
+        snapshot::stage(&self.dir, snapshot, self.fsync)
+    }
+}
+
 impl FileStorage {
     /// Opens (creating if needed) the storage in `dir` and recovers it; fails on any
     /// inconsistency (see the [module docs](self#recovery)).
@@ -291,6 +307,19 @@ impl FileStorage {
         self.recovered = Some(recovered);
     }
 
+    /// After the snapshot at `zxid` was put in place: the previous one and the log it covers
+    /// go.
+    fn snapshot_in_place(&mut self, zxid: Zxid) -> Result<(), StorageError> {
+        let dir = self.generation_dir();
+        if let Some(old) = self.snapshot.filter(|&old| old != zxid) {
+            files::remove_file(&snapshot::path(&dir, old))?;
+            files::fsync_dir(&dir, self.options.fsync)?;
+        }
+        self.snapshot = Some(zxid);
+        self.last = self.last.max(zxid);
+        self.log.remove_covered(zxid)
+    }
+
     fn usable(&self) -> Result<(), StorageError> {
         if self.broken {
             return Err(StorageError::Unusable {
@@ -389,13 +418,28 @@ impl ZabStorage for FileStorage {
         let dir = self.generation_dir();
         let tmp = snapshot::write_temp(&dir, snapshot, fsync)?;
         snapshot::commit(&dir, &tmp, snapshot, fsync)?;
-        if let Some(old) = self.snapshot.filter(|&old| old != snapshot.zxid) {
-            files::remove_file(&snapshot::path(&dir, old))?;
-            files::fsync_dir(&dir, fsync)?;
+        self.snapshot_in_place(snapshot.zxid)
+    }
+
+    fn snapshot_stager(&self) -> Option<Box<dyn crate::storage::SnapshotStager>> {
+        Some(Box::new(FileSnapshotStager { dir: self.dir.clone(), fsync: self.options.fsync }))
+    }
+
+    fn commit_snapshot(&mut self, zxid: Zxid) -> Result<(), StorageError> {
+        self.usable()?;
+        self.recovered = None;
+        self.log.sync()?;
+        let staged = snapshot::staged_path(&self.dir, zxid);
+        let dir = self.generation_dir();
+        files::commit_temp(&staged, &snapshot::path(&dir, zxid), self.options.fsync)?;
+        self.snapshot_in_place(zxid)?;
+        // Stagings that were voided (an install came first) are not wanted any more.
+        for name in files::list(&self.dir)? {
+            if name.starts_with(snapshot::STAGED_PREFIX) && files::is_temp(&name) {
+                files::remove_file(&self.dir.join(name))?;
+            }
         }
-        self.snapshot = Some(snapshot.zxid);
-        self.last = self.last.max(snapshot.zxid);
-        self.log.remove_covered(snapshot.zxid)
+        Ok(())
     }
 
     fn install(

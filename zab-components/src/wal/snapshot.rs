@@ -15,7 +15,7 @@
 //! torn write.
 
 use std::fs::File;
-use std::io::{self, Read};
+use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
 
 use super::files;
@@ -37,16 +37,52 @@ pub(crate) fn parse_name(name: &str) -> Option<Zxid> {
     files::parse_zxid_name(PREFIX, name)
 }
 
-fn encode(snapshot: &Snapshot) -> Vec<u8> {
-    let mut out = Vec::with_capacity(HEADER_BYTES + snapshot.state.len());
+/// The header of `snapshot`'s file; the state follows it.
+fn header(snapshot: &Snapshot) -> Vec<u8> {
+    let mut out = Vec::with_capacity(HEADER_BYTES);
     out.extend_from_slice(MAGIC);
     out.extend_from_slice(&snapshot.zxid.epoch.0.to_le_bytes());
     out.extend_from_slice(&snapshot.zxid.counter.to_le_bytes());
     out.extend_from_slice(&(snapshot.state.len() as u64).to_le_bytes());
     let crc = crc32c::crc32c_append(crc32c::crc32c(&out[..32]), &snapshot.state);
     out.extend_from_slice(&crc.to_le_bytes());
-    out.extend_from_slice(&snapshot.state);
     out
+}
+
+/// While a large snapshot is written with fsync on, its data is synced every this many bytes:
+/// on a journaling file system, a sync of the log may otherwise have to flush every dirty
+/// page of the snapshot first (ext4's ordered mode), and a commit would wait for seconds.
+const SYNC_EVERY_BYTES: usize = 8 << 20;
+
+/// Writes `snapshot`'s file (header and state) to `path` and syncs it (when `fsync`).
+fn write_file(path: &Path, snapshot: &Snapshot, fsync: bool) -> Result<(), StorageError> {
+    let mut f = File::create(path).map_err(|e| files::io_error(path, "create", e))?;
+    f.write_all(&header(snapshot)).map_err(|e| files::io_error(path, "write", e))?;
+    for chunk in snapshot.state.chunks(SYNC_EVERY_BYTES) {
+        f.write_all(chunk).map_err(|e| files::io_error(path, "write", e))?;
+        if fsync && snapshot.state.len() > SYNC_EVERY_BYTES {
+            f.sync_data().map_err(|e| files::io_error(path, "sync", e))?;
+        }
+    }
+    if fsync {
+        f.sync_all().map_err(|e| files::io_error(path, "sync", e))?;
+    }
+    Ok(())
+}
+
+/// Where a snapshot written beside the storage ([`stage`]) waits for its commit: the storage
+/// directory (not a generation's), under a temporary name, so a crash leaves nothing a
+/// restart would take for a snapshot (temporaries are removed when the storage opens).
+pub(crate) fn staged_path(dir: &Path, zxid: Zxid) -> PathBuf {
+    dir.join(format!("{STAGED_PREFIX}{}.tmp", files::zxid_suffix(zxid)))
+}
+
+/// File name prefix of staged snapshots.
+pub(crate) const STAGED_PREFIX: &str = "snapshot-staged.";
+
+/// Writes `snapshot` durably to its [`staged_path`] in the storage directory `dir`.
+pub(crate) fn stage(dir: &Path, snapshot: &Snapshot, fsync: bool) -> Result<(), StorageError> {
+    write_file(&staged_path(dir, snapshot.zxid), snapshot, fsync)
 }
 
 /// The error for a snapshot file that does not check out.
@@ -210,7 +246,9 @@ pub(crate) fn write_temp(
     snapshot: &Snapshot,
     fsync: bool,
 ) -> Result<PathBuf, StorageError> {
-    files::write_temp(&path(dir, snapshot.zxid), &encode(snapshot), fsync)
+    let tmp = files::temp_path(&path(dir, snapshot.zxid));
+    write_file(&tmp, snapshot, fsync)?;
+    Ok(tmp)
 }
 
 /// Second step: the temporary renamed to the snapshot's name, the directory synced.
