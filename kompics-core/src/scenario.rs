@@ -458,8 +458,10 @@ impl<'s, W: World> Runner<'s, W> {
                 now,
                 index: self.ran[i][k],
             };
-            (raise.action)(world, &mut ctx)
-                .map_err(|e| format!("{} {} failed: {e}", process.name, entry.event))?;
+            (raise.action)(world, &mut ctx).map_err(|e| match process.name == entry.event {
+                true => format!("{} failed: {e}", entry.event),
+                false => format!("{} {} failed: {e}", process.name, entry.event),
+            })?;
         }
         let now = world.now();
         if total > 1 {

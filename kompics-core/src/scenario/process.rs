@@ -187,6 +187,11 @@ impl<W> Process<W> {
 
 impl<W> fmt::Display for Process<W> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if let [only] = self.raises.as_slice() {
+            if only.count == 1 && only.name == self.name {
+                return write!(f, "{}: one event", self.name);
+            }
+        }
         let kinds: Vec<String> =
             self.raises.iter().map(|r| format!("{}× {}", r.count, r.name)).collect();
         write!(
