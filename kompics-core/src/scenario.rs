@@ -6,9 +6,9 @@
 //! operations at chosen times. This module is the driver, written once. A [`Scenario`] is a
 //! description — [`Process`]es of named events, each process starting at a time, or some time
 //! after another process starts (in parallel) or ends (in sequence) — that runs on any
-//! [`World`]: a user type (a cluster over a [`Simulation`], or any harness with a virtual
-//! clock) that the events act on. kompics-core knows nothing of nodes or networks: a "crash"
-//! is whatever closure the test gives.
+//! [`World`]: a user type (a cluster over a [`Simulation`](crate::Simulation), or any harness
+//! with a virtual clock) that the events act on. kompics-core knows nothing of nodes or
+//! networks: a "crash" is whatever closure the test gives.
 //!
 //! Every choice of a run (inter-arrival times, the order of a process's events, the values an
 //! event draws through its [`EventCtx`]) comes from a generator seeded by the run's seed, so a
@@ -103,10 +103,12 @@
 mod dist;
 mod process;
 mod report;
+mod world;
 
 pub use dist::Dist;
 pub use process::{EventCtx, EventResult, Process};
 pub use report::{replay_command, seeds, Failure, LogEntry, Run};
+pub use world::World;
 
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
@@ -118,64 +120,6 @@ use rand::{Rng, SeedableRng};
 
 use crate::runtime::mix64;
 use crate::time::Time;
-use crate::Simulation;
-
-/// What a scenario acts on: a user type with a virtual clock the scenario can advance.
-///
-/// Between two events the scenario lets the world run up to the next event's time; a world
-/// over a [`Simulation`] runs its events, a hand-made harness runs its own steps. A world
-/// checks itself while it runs: an error from [`run_until`](World::run_until) ends the run as
-/// a failure.
-///
-/// ```
-/// use kompics_core::scenario::World;
-/// use kompics_core::{Simulation, Time};
-///
-/// /// A harness with its own clock, where one step is one millisecond.
-/// struct Counter { steps: u64 }
-/// impl World for Counter {
-///     fn now(&self) -> Time {
-///         Time::from_nanos(self.steps * 1_000_000)
-///     }
-///     fn run_until(&mut self, until: Time) -> Result<(), String> {
-///         while self.now() < until {
-///             self.steps += 1;
-///         }
-///         Ok(())
-///     }
-/// }
-/// ```
-pub trait World {
-    /// The world's virtual time.
-    fn now(&self) -> Time;
-
-    /// Runs everything due up to `until`, leaving the clock there (or later, if the world cannot
-    /// stop exactly at `until`); an error is a failed check of the world.
-    fn run_until(&mut self, until: Time) -> Result<(), String>;
-
-    /// The world's state for a failure report (which nodes are up, the recent trace...).
-    fn report(&self) -> String {
-        String::new()
-    }
-}
-
-/// A bare simulation is a world: it runs its events, and a fault that reached the top of the
-/// hierarchy unhandled fails the run.
-impl World for Simulation {
-    fn now(&self) -> Time {
-        Simulation::now(self)
-    }
-
-    fn run_until(&mut self, until: Time) -> Result<(), String> {
-        Simulation::run_until(self, until);
-        let faults = self.faults();
-        if faults.is_empty() {
-            Ok(())
-        } else {
-            Err(format!("unhandled faults: {faults:?}"))
-        }
-    }
-}
 
 /// Names a process of a [`Scenario`], to start others relative to it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]

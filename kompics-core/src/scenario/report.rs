@@ -117,11 +117,15 @@ pub fn seeds(first: u64, default_count: u64) -> Vec<u64> {
 }
 
 /// A one-line command that replays `seed` in the running test: `SIM_SEED=<seed> cargo test`,
-/// with the package, the test target and the test's name when they can be told (cargo names
-/// the package in `CARGO_PKG_NAME`, the test binary is named after its target, and the test
-/// harness names each test's thread after the test).
+/// with `--release` in an optimised build, and the package, the test target and the test's
+/// name when they can be told (cargo names the package in `CARGO_PKG_NAME`, the test binary
+/// is named after its target, and the test harness names each test's thread after the test).
 pub fn replay_command(seed: u64) -> String {
     let mut command = format!("SIM_SEED={seed} cargo test");
+    // A release build replays in release: the same run, at the speed it was found at.
+    if !cfg!(debug_assertions) {
+        command.push_str(" --release");
+    }
     let package = std::env::var("CARGO_PKG_NAME").ok();
     if let Some(package) = &package {
         command.push_str(&format!(" -p {package}"));
