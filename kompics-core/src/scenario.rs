@@ -141,6 +141,24 @@ enum Start {
 ///
 /// Without [`end_after_end`](Scenario::end_after_end), a run ends when no process has events
 /// left. Events at the same virtual time run in the order they were scheduled.
+///
+/// ```
+/// use std::time::Duration;
+/// use kompics_core::scenario::{Process, Scenario};
+/// use kompics_core::{Simulation, Time};
+///
+/// let ms = Duration::from_millis;
+/// let step = |name: &str| Process::new(name).every(ms(10)).raise(2, "step", |_: &mut Simulation, _| {});
+/// let mut s = Scenario::new("composition");
+/// let a = s.start_at(ms(0), step("a"));
+/// s.start_after_start(a, ms(5), step("beside a")); // in parallel: 5 ms after a starts
+/// s.start_after_end(a, ms(100), step("after a")); // in sequence: 100 ms after a's last event
+/// let run = s.run(1, &mut Simulation::new(1)).unwrap();
+/// let at = |n| Time::ZERO + ms(n);
+/// assert_eq!(run.times_of("a"), [at(0), at(10)]);
+/// assert_eq!(run.times_of("beside a"), [at(5), at(15)]);
+/// assert_eq!(run.times_of("after a"), [at(110), at(120)]);
+/// ```
 pub struct Scenario<W> {
     name: String,
     processes: Vec<(Process<W>, Start)>,

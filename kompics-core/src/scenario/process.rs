@@ -36,6 +36,26 @@ pub(crate) type Action<W> = Rc<dyn Fn(&mut W, &mut EventCtx<'_>) -> Result<(), S
 
 /// What an event's action sees besides the world: the scenario's seeded generator (to choose
 /// which node, how many writes survive...) and a note for the log (to say what it chose).
+///
+/// ```
+/// use std::time::Duration;
+/// use kompics_core::scenario::{Process, Scenario};
+/// use kompics_core::Simulation;
+///
+/// let mut s = Scenario::new("draws");
+/// s.start_at(
+///     Duration::ZERO,
+///     Process::once("pick", |_: &mut Simulation, ctx| {
+///         let node = *ctx.choose(&[1, 2, 3]).unwrap();
+///         let keep = ctx.uniform(0..3);
+///         ctx.note(format!("node {node} keeps {keep}"));
+///     }),
+/// );
+/// let run = s.run(5, &mut Simulation::new(5)).unwrap();
+/// assert!(run.log[0].note.starts_with("node "));
+/// // The same seed draws the same values.
+/// assert_eq!(run, s.run(5, &mut Simulation::new(5)).unwrap());
+/// ```
 pub struct EventCtx<'a> {
     pub(crate) rng: &'a mut SmallRng,
     pub(crate) note: &'a mut String,

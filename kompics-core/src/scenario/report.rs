@@ -49,6 +49,24 @@ impl Run {
 /// A failed run: everything needed to understand it and to replay it. Its `Display` (and its
 /// `Debug`, so that `unwrap` shows it) prints the seed, the cause, a replay command, the
 /// scenario's description, the events that ran and the world's own report.
+///
+/// ```
+/// use std::time::Duration;
+/// use kompics_core::scenario::{Process, Scenario};
+/// use kompics_core::Simulation;
+///
+/// let mut s = Scenario::new("doomed");
+/// s.start_at(
+///     Duration::from_secs(1),
+///     Process::once("check", |_: &mut Simulation, _| Err("the answer is not 42")),
+/// );
+/// let failure = s.run(17, &mut Simulation::new(17)).unwrap_err();
+/// assert_eq!(failure.seed, 17);
+/// assert_eq!(failure.cause, "check failed: the answer is not 42");
+/// let text = failure.to_string();
+/// assert!(text.starts_with("scenario failed with seed 17 at 1.000000000s"));
+/// assert!(text.contains("replay: SIM_SEED=17 cargo test"));
+/// ```
 #[derive(Clone, PartialEq, Eq)]
 pub struct Failure {
     /// The seed of the run.
