@@ -1620,11 +1620,10 @@ fn f29_whole_cluster_power_loss_keeps_every_acknowledged_op() {
     }
 }
 
-/// Harness steps of the chaos phase, on average: the faults come at a rate of 12 per 1 000
-/// steps, 96 of them.
+/// Harness steps of the chaos phase, on average (the hand-rolled driver ran exactly this many).
 const CHAOS_STEPS: u64 = 8_000;
 
-/// Faults of the chaos phase: per 1 000 harness steps, 12 faults on average.
+/// Faults of the chaos phase: 12 per 1 000 steps, the rate of the hand-rolled driver's roll.
 const CHAOS_FAULTS: usize = 96;
 
 /// Ticks within which a cluster must converge once the faults stop (P12's bound).
