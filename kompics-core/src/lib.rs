@@ -87,6 +87,8 @@
 //! - [`port_events!`], [`subscribe!`], [`ProvideEvent`], [`RequireEvent`]: several event types
 //!   per port direction, one handler each; a component receives only what it subscribed to.
 //! - [`Runtime`] (threads) and [`Simulation`] (virtual time, seeded): the two runtimes.
+//! - [`scenario`]: simulation scenarios as values — processes of start, crash, partition or
+//!   client events over virtual time, in sequence or in parallel, seeded, replayable.
 
 #![warn(missing_docs)]
 
@@ -100,6 +102,7 @@ mod mailbox;
 mod port;
 mod request;
 mod runtime;
+pub mod scenario;
 mod supervision;
 mod system;
 mod time;
