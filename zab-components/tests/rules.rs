@@ -487,51 +487,44 @@ fn sync_leader(leader_log: Vec<Entry>, follower_last: Zxid, follower_current: u6
     sends(&c.drain_actions()).into_iter().map(|(_, msg)| msg).collect()
 }
 
+/// Asserts what a leader with log (1,1), (1,2), (3,1) sends a follower whose last zxid is
+/// `follower_last` and current epoch `follower_current`: a SYNCSTART with `mode`, then
+/// `sent_entries`, then NEWLEADER.
+fn assert_synced_with(
+    follower_last: Zxid,
+    follower_current: u64,
+    mode: SyncMode,
+    sent_entries: &[(u64, u64)],
+) {
+    let log = entries(&[(1, 1), (1, 2), (3, 1)]);
+    let sent = sync_leader(log, follower_last, follower_current);
+    let expected = vec![
+        Message::SyncStart(mode),
+        Message::SyncEntries { entries: entries(sent_entries) },
+        Message::NewLeader { epoch: Epoch(4) },
+    ];
+    assert_eq!(sent, expected);
+}
+
 /// §4.2 table "in window": a follower whose last zxid the leader has gets DIFF and the rest.
 #[test]
 fn leader_sends_diff_to_a_follower_that_is_a_prefix() {
-    let log = entries(&[(1, 1), (1, 2), (3, 1)]);
-    let sent = sync_leader(log, z(1, 1), 1);
-    assert_eq!(
-        sent,
-        vec![
-            Message::SyncStart(SyncMode::Diff { last: z(1, 1) }),
-            Message::SyncEntries { entries: entries(&[(1, 2), (3, 1)]) },
-            Message::NewLeader { epoch: Epoch(4) },
-        ]
-    );
+    assert_synced_with(z(1, 1), 1, SyncMode::Diff { last: z(1, 1) }, &[(1, 2), (3, 1)]);
 }
 
 /// §4.2, ZOOKEEPER-1154, F3: a follower with uncommitted transactions of an older epoch is
 /// truncated to the last common zxid, then gets the leader's later history.
 #[test]
 fn leader_sends_trunc_when_the_follower_has_uncommitted_txns_of_an_older_epoch() {
-    let log = entries(&[(1, 1), (1, 2), (3, 1)]);
-    let sent = sync_leader(log, z(1, 4), 1);
-    assert_eq!(
-        sent,
-        vec![
-            Message::SyncStart(SyncMode::Trunc { to: z(1, 2) }),
-            Message::SyncEntries { entries: entries(&[(3, 1)]) },
-            Message::NewLeader { epoch: Epoch(4) },
-        ]
-    );
+    assert_synced_with(z(1, 4), 1, SyncMode::Trunc { to: z(1, 2) }, &[(3, 1)]);
 }
 
 /// §4.2, F18: a follower that diverged in an epoch the leader never saw is never truncated
 /// across the epoch boundary: it gets SNAP.
 #[test]
 fn snap_instead_of_trunc_across_an_epoch_boundary() {
-    let log = entries(&[(1, 1), (1, 2), (3, 1)]);
-    let sent = sync_leader(log, z(2, 5), 2);
-    assert_eq!(
-        sent,
-        vec![
-            Message::SyncStart(SyncMode::Snap { zxid: Zxid::ZERO, state_bytes: None }),
-            Message::SyncEntries { entries: entries(&[(1, 1), (1, 2), (3, 1)]) },
-            Message::NewLeader { epoch: Epoch(4) },
-        ]
-    );
+    let snap = SyncMode::Snap { zxid: Zxid::ZERO, state_bytes: None };
+    assert_synced_with(z(2, 5), 2, snap, &[(1, 1), (1, 2), (3, 1)]);
 }
 
 /// §4.2 "otherwise": a follower behind the leader's snapshot gets the snapshot, in chunks,
@@ -850,26 +843,7 @@ fn proposals_are_batched() {
 fn outstanding_proposals_are_bounded_and_a_refusal_changes_nothing() {
     let mut cfg = config(C);
     cfg.outstanding_proposals_max = 2;
-    let mut c = {
-        let mut c = ZabNode::new(cfg, recovered(0, 0, vec![])).unwrap();
-        let vote = c.vote();
-        c.step(A, looking(vote, 1));
-        c.step(A, Message::FollowerInfo { accepted_epoch: Epoch(0), attempt: 1 });
-        c.epoch_persisted(EpochKind::Accepted, Epoch(1));
-        c.step(
-            A,
-            Message::AckEpoch {
-                epoch: Epoch(1),
-                current_epoch: Epoch(0),
-                last_zxid: Zxid::ZERO,
-                fresh: true,
-            },
-        );
-        c.epoch_persisted(EpochKind::Current, Epoch(1));
-        c.step(A, Message::AckNewLeader { epoch: Epoch(1) });
-        c.drain_actions();
-        c
-    };
+    let mut c = leader_in_broadcast_with(cfg, vec![], 0, 0);
     c.propose(b"1".to_vec()).unwrap();
     c.propose(b"2".to_vec()).unwrap();
     let before = c.last_zxid();
@@ -974,22 +948,7 @@ fn a_follower_abandons_a_suspected_or_silent_leader() {
 fn counter_exhaustion_forces_the_leader_to_step_down() {
     let mut cfg = config(C);
     cfg.counter_max = 1;
-    let mut c = ZabNode::new(cfg, recovered(0, 0, vec![])).unwrap();
-    let vote = c.vote();
-    c.step(A, looking(vote, 1));
-    c.step(A, Message::FollowerInfo { accepted_epoch: Epoch(0), attempt: 1 });
-    c.epoch_persisted(EpochKind::Accepted, Epoch(1));
-    c.step(
-        A,
-        Message::AckEpoch {
-            epoch: Epoch(1),
-            current_epoch: Epoch(0),
-            last_zxid: Zxid::ZERO,
-            fresh: true,
-        },
-    );
-    c.epoch_persisted(EpochKind::Current, Epoch(1));
-    c.step(A, Message::AckNewLeader { epoch: Epoch(1) });
+    let mut c = leader_in_broadcast_with(cfg, vec![], 0, 0);
     c.propose(b"last".to_vec()).unwrap();
     assert_eq!(c.propose(b"more".to_vec()), Err(ProposeError::EpochExhausted));
     c.persisted(z(1, 1));
