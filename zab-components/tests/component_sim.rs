@@ -11,120 +11,38 @@ use kompics_core::*;
 use kompics_net::sim::SimNetConfig;
 use zab_components::component::*;
 use zab_components::protocol::Zxid;
-use zab_components::testing::{sweep_seeds_from, Group};
-
-/// When the application answers a snapshot request.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Answer {
-    /// In the handler of the request.
-    Now,
-    /// This long (virtual time) after the request, with the state captured at the request.
-    After(Duration),
-    /// Never by itself: the test releases held answers.
-    Hold,
-}
-
-/// The application: a replicated log of payloads; its state is the log itself.
-struct App {
-    ab: RequiredPort<AtomicBroadcast>,
-    log: Vec<(Zxid, Vec<u8>)>,
-    answer: Answer,
-    /// Captured states not answered yet (`Answer::Hold`), oldest first.
-    held: Vec<(Zxid, Vec<u8>)>,
-    status: Option<ZabStatus>,
-    committed: Vec<(u64, Zxid)>,
-    failed: Vec<(u64, ProposeFailure)>,
-    /// Read barriers passed: (tag, the last delivery when it passed).
-    reads: Vec<(u64, Option<Zxid>)>,
-}
-
-impl ComponentDefinition for App {}
-
-impl Require<AtomicBroadcast> for App {
-    fn handle(&mut self, ctx: &mut Context<Self>, event: AbEvent) {
-        match event {
-            AbEvent::Deliver { zxid, payload } => {
-                if let Some((last, _)) = self.log.last() {
-                    assert!(zxid > *last, "delivered out of order: {zxid:?} after {last:?}");
-                }
-                self.log.push((zxid, payload));
-            }
-            AbEvent::Status(s) => self.status = Some(s),
-            AbEvent::Assigned { .. } => {}
-            AbEvent::Committed { tag, zxid } => self.committed.push((tag, zxid)),
-            AbEvent::Failed { tag, reason } => self.failed.push((tag, reason)),
-            AbEvent::ReadReady { tag } => {
-                let at = self.log.last().map(|(z, _)| *z);
-                self.reads.push((tag, at));
-            }
-            AbEvent::TakeSnapshot { zxid } => {
-                assert_eq!(
-                    self.log.last().map(|(z, _)| *z),
-                    Some(zxid),
-                    "snapshot at the last delivery"
-                );
-                // Captured now, answered when the application chooses.
-                let state = rmp_serde::to_vec(&self.log).unwrap();
-                match self.answer {
-                    Answer::Now => self.ab.trigger(AbRequest::SnapshotTaken { zxid, state }),
-                    Answer::After(delay) => {
-                        ctx.schedule_once(delay, move |a: &mut App, _ctx| {
-                            a.ab.trigger(AbRequest::SnapshotTaken { zxid, state })
-                        });
-                    }
-                    Answer::Hold => self.held.push((zxid, state)),
-                }
-            }
-            AbEvent::InstallState { zxid, state } => {
-                self.log = match state {
-                    Some(bytes) => rmp_serde::from_slice(&bytes).unwrap(),
-                    None => Vec::new(),
-                };
-                assert!(self.log.last().is_none_or(|(z, _)| *z == zxid));
-            }
-        }
-    }
-}
+use zab_components::testing::{sweep_seeds_from, Group, LogApp, SnapshotAnswer};
 
 /// The group under test.
-type Cluster = Group<Component<App>>;
+type Cluster = Group<Component<LogApp>>;
 
 fn cluster(seed: u64, n: usize, tune: fn(&mut ZabConfig)) -> Cluster {
-    build_cluster(seed, n, tune, |_| Answer::Now, SimNetConfig::default())
+    build_cluster(seed, n, tune, |_| SnapshotAnswer::Now, SimNetConfig::default())
 }
 
 fn cluster_with_answers(
     seed: u64,
     n: usize,
     tune: fn(&mut ZabConfig),
-    answer: fn(usize) -> Answer,
+    answer: fn(usize) -> SnapshotAnswer,
 ) -> Cluster {
     build_cluster(seed, n, tune, answer, SimNetConfig::default())
 }
 
 fn cluster_with_net(seed: u64, n: usize, tune: fn(&mut ZabConfig), net: SimNetConfig) -> Cluster {
-    build_cluster(seed, n, tune, |_| Answer::Now, net)
+    build_cluster(seed, n, tune, |_| SnapshotAnswer::Now, net)
 }
 
 fn build_cluster(
     seed: u64,
     n: usize,
     tune: fn(&mut ZabConfig),
-    answer: fn(usize) -> Answer,
+    answer: fn(usize) -> SnapshotAnswer,
     net: SimNetConfig,
 ) -> Cluster {
     Group::new(Simulation::new(seed), n, net, tune, move |node| {
         let answer = answer(node.index);
-        let app = node.system.create(move |s| App {
-            ab: s.required(),
-            log: Vec::new(),
-            answer,
-            held: Vec::new(),
-            status: None,
-            committed: Vec::new(),
-            failed: Vec::new(),
-            reads: Vec::new(),
-        });
+        let app = node.system.create(move |s| LogApp::new(s, answer));
         node.connect_app(&app);
         app
     })
@@ -133,7 +51,7 @@ fn build_cluster(
 /// What the tests observe and do through the nodes' applications.
 trait Apps {
     /// What node `i`'s application shows, through `f`; `None` while the node is down.
-    fn app<R>(&self, i: usize, f: impl FnOnce(&mut App) -> R) -> Option<R>;
+    fn app<R>(&self, i: usize, f: impl FnOnce(&mut LogApp) -> R) -> Option<R>;
     fn leader(&self) -> Option<usize>;
     fn propose(&mut self, i: usize, payload: &[u8]) -> u64;
     fn log(&self, i: usize) -> Vec<(Zxid, Vec<u8>)>;
@@ -149,7 +67,7 @@ trait Apps {
 }
 
 impl Apps for Cluster {
-    fn app<R>(&self, i: usize, f: impl FnOnce(&mut App) -> R) -> Option<R> {
+    fn app<R>(&self, i: usize, f: impl FnOnce(&mut LogApp) -> R) -> Option<R> {
         self.nodes[i].as_ref().and_then(|p| p.app.on_definition(|a| f(a)))
     }
 
@@ -165,7 +83,7 @@ impl Apps for Cluster {
     fn propose(&mut self, i: usize, payload: &[u8]) -> u64 {
         let tag = self.fresh_tag();
         let payload = payload.to_vec();
-        self.app(i, |a| a.ab.trigger(AbRequest::Propose { tag, payload }));
+        self.app(i, |a| a.propose(tag, payload));
         tag
     }
 
@@ -174,7 +92,8 @@ impl Apps for Cluster {
     }
 
     fn committed(&self, i: usize) -> Vec<(u64, Zxid)> {
-        self.app(i, |a| a.committed.clone()).unwrap_or_default()
+        let committed = self.app(i, |a| a.committed.iter().map(|(t, z, _)| (*t, *z)).collect());
+        committed.unwrap_or_default()
     }
 
     fn status(&self, i: usize) -> Option<ZabStatus> {
@@ -468,7 +387,7 @@ fn sweep_one(seed: u64) {
 /// answer, and the followers deposed the leader at its first snapshot.
 #[test]
 fn a_leader_whose_snapshots_take_2s_keeps_leading_and_the_group_converges() {
-    let slow = |_| Answer::After(Duration::from_secs(2));
+    let slow = |_| SnapshotAnswer::After(Duration::from_secs(2));
     let mut c = cluster_with_answers(7, 3, snapshot_often, slow);
     let leader = c.await_leader(Duration::from_secs(5));
     let epoch = c.epoch_of(leader);
@@ -511,7 +430,7 @@ fn a_leader_whose_snapshots_take_2s_keeps_leading_and_the_group_converges() {
 #[test]
 fn a_snapshot_answer_superseded_by_an_install_is_ignored() {
     // Node 0 holds its answers; group 0 prefers the highest member as leader.
-    let hold_on_0 = |i| if i == 0 { Answer::Hold } else { Answer::Now };
+    let hold_on_0 = |i| if i == 0 { SnapshotAnswer::Hold } else { SnapshotAnswer::Now };
     let mut c = cluster_with_answers(8, 3, snapshot_often, hold_on_0);
     let leader = c.await_leader(Duration::from_secs(5));
     assert_ne!(leader, 0, "the test needs node 0 to follow");

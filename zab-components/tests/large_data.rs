@@ -22,7 +22,7 @@ use zab_components::component::*;
 use zab_components::protocol::{Epoch, Message, SyncMode, Zxid};
 use zab_components::storage::SimDisk;
 use zab_components::testing::{
-    addr, decode_state, encode_state, sweep_seeds_from, Group, NodeApp, NodeSetup,
+    addr, sweep_seeds_from, Group, LogApp, NodeApp, NodeSetup, SnapshotAnswer,
 };
 
 const MIB: usize = 1 << 20;
@@ -42,48 +42,6 @@ fn payload(k: u64, len: usize) -> Vec<u8> {
 
 fn payload_id(p: &[u8]) -> u64 {
     u64::from_le_bytes(p[..8].try_into().expect("payloads carry their id"))
-}
-
-/// The application: a replicated log of payloads; its state is the log itself. It records
-/// every status change and commit with the virtual time it happened.
-struct App {
-    ab: RequiredPort<AtomicBroadcast>,
-    log: Vec<(Zxid, Vec<u8>)>,
-    status: Option<ZabStatus>,
-    statuses: Vec<(Time, ZabStatus)>,
-    committed: Vec<(u64, Zxid, Time)>,
-    failed: Vec<(u64, ProposeFailure)>,
-}
-
-impl ComponentDefinition for App {}
-
-impl Require<AtomicBroadcast> for App {
-    fn handle(&mut self, ctx: &mut Context<Self>, event: AbEvent) {
-        match event {
-            AbEvent::Deliver { zxid, payload } => {
-                if let Some((last, _)) = self.log.last() {
-                    assert!(zxid > *last, "delivered out of order: {zxid:?} after {last:?}");
-                }
-                self.log.push((zxid, payload));
-            }
-            AbEvent::Status(s) => {
-                self.status = Some(s);
-                self.statuses.push((ctx.now(), s));
-            }
-            AbEvent::Assigned { .. } | AbEvent::ReadReady { .. } => {}
-            AbEvent::Committed { tag, zxid } => self.committed.push((tag, zxid, ctx.now())),
-            AbEvent::Failed { tag, reason } => self.failed.push((tag, reason)),
-            AbEvent::TakeSnapshot { zxid } => {
-                assert_eq!(self.log.last().map(|(z, _)| *z).unwrap_or(Zxid::ZERO), zxid);
-                let state = encode_state(&self.log);
-                self.ab.trigger(AbRequest::SnapshotTaken { zxid, state });
-            }
-            AbEvent::InstallState { zxid, state } => {
-                self.log = state.as_deref().map(decode_state).unwrap_or_default();
-                assert!(self.log.last().is_none_or(|(z, _)| *z == zxid));
-            }
-        }
-    }
 }
 
 /// A Zab message a node received, summarized.
@@ -162,7 +120,7 @@ impl Provide<Network> for Injector {
 struct Parts {
     watch: Component<Watch>,
     inject: Component<Injector>,
-    app: Component<App>,
+    app: Component<LogApp>,
 }
 
 impl NodeApp for Parts {
@@ -194,14 +152,7 @@ fn parts(node: &NodeSetup<'_>) -> Parts {
     connect(&network, &watch.required::<Network>());
     let inject = node.system.create(|s| Injector { net: s.provided() });
     connect(&inject.provided::<Network>(), &node.zab.required::<Network>());
-    let app = node.system.create(move |s| App {
-        ab: s.required(),
-        log: Vec::new(),
-        status: None,
-        statuses: Vec::new(),
-        committed: Vec::new(),
-        failed: Vec::new(),
-    });
+    let app = node.system.create(|s| LogApp::new(s, SnapshotAnswer::Now));
     node.connect_app(&app);
     Parts { watch, inject, app }
 }
@@ -218,7 +169,7 @@ trait Observe {
     /// Crashes node `i` and gives it an empty disk: it comes back knowing nothing.
     fn crash_and_wipe(&mut self, i: usize);
     fn live(&self) -> impl Iterator<Item = usize> + '_;
-    fn app<R>(&self, i: usize, f: impl FnOnce(&App) -> R) -> R;
+    fn app<R>(&self, i: usize, f: impl FnOnce(&LogApp) -> R) -> R;
     fn watch<R>(&self, i: usize, f: impl FnOnce(&Watch) -> R) -> R;
     fn status(&self, i: usize) -> Option<ZabStatus>;
     /// The leader and its epoch, if one leads and every live node follows it in that epoch.
@@ -256,7 +207,7 @@ impl Observe for Cluster {
         self.up().map(|(i, _)| i)
     }
 
-    fn app<R>(&self, i: usize, f: impl FnOnce(&App) -> R) -> R {
+    fn app<R>(&self, i: usize, f: impl FnOnce(&LogApp) -> R) -> R {
         self.node(i).app.app.on_definition(|a| f(a)).expect("the application is alive")
     }
 
@@ -324,7 +275,7 @@ impl Observe for Cluster {
 
     fn propose(&mut self, i: usize, payload: Vec<u8>) -> u64 {
         let tag = self.fresh_tag();
-        self.node(i).app.app.on_definition(|a| a.ab.trigger(AbRequest::Propose { tag, payload }));
+        self.node(i).app.app.on_definition(|a| a.propose(tag, payload));
         tag
     }
 

@@ -29,8 +29,9 @@
 //! The files: `sim.rs` the cluster driver and `script.rs` its helpers for scripted scenarios,
 //! `network.rs` and `disk.rs` the simulated links and disks, `checks.rs` the invariant checks,
 //! `report.rs` the failure report and trace, `seeds.rs` and `state.rs` the seeded generator and
-//! the application state; `group.rs` the group of whole nodes, `hooked.rs` a storage wrapper
-//! with test hooks ([`Hooked`]).
+//! the application state; `group.rs` the group of whole nodes, `log_app.rs` an application
+//! that records what Zab tells it ([`LogApp`]), `hooked.rs` a storage wrapper with test hooks
+//! ([`Hooked`]).
 //!
 //! # Example
 //!
@@ -56,6 +57,7 @@ mod checks;
 mod disk;
 mod group;
 mod hooked;
+mod log_app;
 mod network;
 mod report;
 mod script;
@@ -67,6 +69,7 @@ pub use checks::finish;
 pub use disk::{Disk, StorageOp};
 pub use group::{addr, Group, GroupNode, NodeApp, NodeSetup};
 pub use hooked::{Hooked, StorageHooks};
+pub use log_app::{LogApp, SnapshotAnswer};
 pub use network::Sent;
 pub use report::{describe, panic_text};
 pub use seeds::{sweep_seeds, sweep_seeds_from, Rng};

@@ -56,6 +56,7 @@ impl Sim {
         out
     }
 
+    /// The verdict of a run wrapped in `catch_unwind`: `Ok` if it neither failed a check nor
     /// panicked, else the report (a panic is recorded as the failure).
     pub fn verdict(&mut self, outcome: std::thread::Result<()>) -> Result<(), String> {
         match outcome {

@@ -689,8 +689,6 @@ impl Sim {
         (!up.is_empty()).then(|| up[self.rng.below(up.len() as u64) as usize])
     }
 
-    /// The verdict of a run wrapped in `catch_unwind`: `Ok` if it neither failed a check nor
-
     /// Runs fault-free random steps until `done` holds (checked every step) or `max_steps`.
     pub fn run_until(&mut self, max_steps: usize, mut done: impl FnMut(&Sim) -> bool) -> bool {
         for _ in 0..max_steps {
