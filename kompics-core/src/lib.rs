@@ -61,6 +61,12 @@
 //! assert_eq!(user.on_definition(|u| u.last), Some(6));
 //! ```
 //!
+//! # Guide
+//!
+//! The [`guide`] is a short tutorial in seven chapters (a first component, ports and channels,
+//! hierarchy and supervision, timers, request/response, networking, testing in the simulator),
+//! whose examples are doc tests.
+//!
 //! # Pieces
 //!
 //! - [`Port`], [`ProvidedPort`], [`RequiredPort`], [`Provide`], [`Require`]: port types and
@@ -89,6 +95,7 @@ mod component;
 mod context;
 mod dispatch;
 mod event;
+pub mod guide;
 mod mailbox;
 mod port;
 mod request;

@@ -356,8 +356,15 @@ fn peer_of(members: &[NodeAddr], addr: NodeAddr) -> Option<PeerId> {
 enum Completion {
     Persisted(Zxid),
     Epoch(EpochKind, Epoch),
-    /// A snapshot saved through the log thread (inline, it completes at once).
-    Snapshot(Zxid, Vec<u8>),
+    /// A snapshot saved through the log thread (inline, it completes at once), with its
+    /// state's length.
+    Snapshot(Zxid, u64),
+}
+
+/// What the storage's reader read back for a synchronization, for the node.
+enum ReadBack {
+    Log { peer: PeerId, after: Zxid, entries: Vec<Entry> },
+    Snapshot { peer: PeerId, zxid: Zxid, offset: u64, bytes: Vec<u8> },
 }
 
 /// Sent by the component to itself: execute the node's actions now that the events waiting
@@ -427,8 +434,9 @@ pub struct ZabComponent {
     sync_scheduled: bool,
     /// Reads back log entries whose payloads the node no longer keeps (see `Action::ReadLog`).
     reader: Option<Box<dyn LogReader>>,
-    /// Entries read back, for the node once the current actions are executed.
-    reads: Vec<(PeerId, Zxid, Vec<Entry>)>,
+    /// Entries and snapshot chunks read back, for the node once the current actions are
+    /// executed.
+    reads: Vec<ReadBack>,
     tags: BTreeMap<ProposalId, u64>,
     read_tags: BTreeMap<ReadId, u64>,
     started_once: bool,
@@ -545,8 +553,15 @@ impl ZabComponent {
             if !self.reads.is_empty() {
                 // Entries read back for synchronizations: the node sends them and may ask
                 // for more.
-                for (peer, after, entries) in std::mem::take(&mut self.reads) {
-                    self.node_mut().log_read(peer, after, entries);
+                for read in std::mem::take(&mut self.reads) {
+                    match read {
+                        ReadBack::Log { peer, after, entries } => {
+                            self.node_mut().log_read(peer, after, entries)
+                        }
+                        ReadBack::Snapshot { peer, zxid, offset, bytes } => {
+                            self.node_mut().snapshot_read(peer, zxid, offset, bytes)
+                        }
+                    }
                 }
                 continue;
             }
@@ -610,12 +625,16 @@ impl ZabComponent {
 
     /// Reports durable writes to the node, in order.
     fn complete(&mut self, done: Vec<Completion>) {
+        let group = self.config.group;
         let node = self.node_mut();
         for c in done {
             match c {
                 Completion::Persisted(zxid) => node.persisted(zxid),
                 Completion::Epoch(kind, epoch) => node.epoch_persisted(kind, epoch),
-                Completion::Snapshot(zxid, state) => node.snapshot_taken(zxid, state),
+                Completion::Snapshot(zxid, bytes) => {
+                    log::info!("zab group {group}: snapshot at {zxid} durable ({bytes} bytes)");
+                    node.snapshot_taken(zxid, bytes)
+                }
             }
         }
     }
@@ -673,7 +692,24 @@ impl ZabComponent {
                     }),
                     None => Vec::new(),
                 };
-                self.reads.push((peer, after, entries));
+                self.reads.push(ReadBack::Log { peer, after, entries });
+            }
+            Action::ReadSnapshot { peer, zxid, offset, bytes_max } => {
+                // Inline, like `ReadLog`: one chunk (`snapshot_chunk_bytes_max`). A failed
+                // read drops that learner (it registers again).
+                let bytes = match self.reader.as_mut() {
+                    Some(reader) => {
+                        reader.read_snapshot(zxid, offset, bytes_max).unwrap_or_else(|e| {
+                            log::error!(
+                                "zab group {}: reading the snapshot back: {e}",
+                                self.config.group
+                            );
+                            Vec::new()
+                        })
+                    }
+                    None => Vec::new(),
+                };
+                self.reads.push(ReadBack::Snapshot { peer, zxid, offset, bytes });
             }
             Action::Deliver { zxid, payload } => {
                 self.ab.trigger(AbEvent::Deliver { zxid, payload })
@@ -775,7 +811,6 @@ impl ComponentDefinition for ZabComponent {
                 return;
             }
         };
-        self.initial_snapshot = recovered.snapshot.clone();
         // Byte bounds that the transport's frames cannot carry: refuse, naming the numbers.
         if let Err(error) = self.config.validate() {
             self.fail(ctx, ZabFault::Refused { group, error: InitError::Config(error) });
@@ -785,8 +820,11 @@ impl ComponentDefinition for ZabComponent {
         // registrations (queued for us when we restarted) must not match ours.
         let mut protocol = self.config.protocol.clone();
         protocol.incarnation = ctx.rng().random::<u64>() >> 1;
-        match ZabNode::new(protocol, recovered) {
-            Ok(node) => self.node = Some(node),
+        match ZabNode::recover(protocol, recovered) {
+            Ok((node, snapshot)) => {
+                self.node = Some(node);
+                self.initial_snapshot = snapshot;
+            }
             Err(error) => {
                 self.fail(ctx, ZabFault::Refused { group, error });
                 return;
@@ -900,7 +938,7 @@ impl Provide<AtomicBroadcast> for ZabComponent {
                 self.awaiting_snapshot = None;
                 // The node learns of it (and trims its log) once the write is durable: with the
                 // next sync inline, or when the log thread reports the batch.
-                self.unsynced.push(Completion::Snapshot(zxid, state.clone()));
+                self.unsynced.push(Completion::Snapshot(zxid, state.len() as u64));
                 if let Err(fault) = self.write(LogOp::Snapshot(Snapshot { zxid, state })) {
                     self.fail(ctx, fault);
                     return;

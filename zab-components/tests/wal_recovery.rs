@@ -422,3 +422,83 @@ fn the_reader_reads_durable_entries_back_across_segments() {
     assert!(after.first().is_none_or(|e| e.zxid > Zxid::new(1, 1)), "covered entries are gone");
     assert_eq!(after.last().map(|e| e.zxid), Some(Zxid::new(1, 210)));
 }
+
+/// Reads the whole state of the snapshot at `zxid` back through `reader`, `chunk` bytes at a
+/// time; the error of the first read that fails.
+fn read_snapshot_back(
+    reader: &mut dyn zab_components::storage::LogReader,
+    zxid: Zxid,
+    chunk: usize,
+) -> Result<Vec<u8>, String> {
+    let mut state = Vec::new();
+    loop {
+        let bytes = reader.read_snapshot(zxid, state.len() as u64, chunk).map_err(|e| e.message)?;
+        if bytes.is_empty() {
+            return Ok(state);
+        }
+        assert!(bytes.len() <= chunk, "at most the chunk asked for");
+        state.extend(bytes);
+    }
+}
+
+/// The reader streams a snapshot's state back in pieces, front to back: two streams at once,
+/// a stream that goes on after a newer snapshot replaced the file, nothing for a snapshot
+/// that is no longer stored.
+#[test]
+fn the_reader_streams_a_snapshot_back_in_chunks() {
+    let dir = TempDir::new("snap-reader");
+    let mut s = open(&dir.0);
+    s.write_epoch(EpochKind::Accepted, Epoch(1)).unwrap();
+    s.append(&history(1, 1, 20)).unwrap();
+    let state: Vec<u8> = (0..10_000u32).map(|i| (i % 251) as u8).collect();
+    let first = Snapshot { zxid: Zxid::new(1, 10), state: state.clone() };
+    s.save_snapshot(&first).unwrap();
+    s.sync().unwrap();
+    let mut reader = s.reader();
+    assert_eq!(read_snapshot_back(reader.as_mut(), first.zxid, 3000).unwrap(), state);
+    // Two streams interleaved, each from offset 0.
+    let a = reader.read_snapshot(first.zxid, 0, 4000).unwrap();
+    let b = reader.read_snapshot(first.zxid, 0, 1000).unwrap();
+    let a2 = reader.read_snapshot(first.zxid, 4000, 7000).unwrap();
+    let b2 = reader.read_snapshot(first.zxid, 1000, 9000).unwrap();
+    assert_eq!([a, a2].concat(), state);
+    assert_eq!([b, b2].concat(), state);
+    // A stream in progress when a newer snapshot removes the file reads on to the end.
+    let head = reader.read_snapshot(first.zxid, 0, 100).unwrap();
+    let second = Snapshot { zxid: Zxid::new(1, 20), state: b"newer".to_vec() };
+    s.save_snapshot(&second).unwrap();
+    s.sync().unwrap();
+    let rest = reader.read_snapshot(first.zxid, 100, usize::MAX).unwrap();
+    assert_eq!([head, rest].concat(), state);
+    // The old snapshot can no longer be started; the new one can.
+    assert_eq!(reader.read_snapshot(first.zxid, 0, 100).unwrap(), b"");
+    assert_eq!(read_snapshot_back(reader.as_mut(), second.zxid, 2).unwrap(), b"newer");
+    // A stream the reader does not have open (here: never started) reads as nothing.
+    assert_eq!(reader.read_snapshot(second.zxid, 3, 100).unwrap(), b"");
+}
+
+/// A corrupt snapshot is never handed out whole: the read that would complete it fails,
+/// naming the file and the checksum.
+#[test]
+fn the_reader_fails_the_last_chunk_of_a_corrupt_snapshot() {
+    let dir = TempDir::new("snap-reader-corrupt");
+    let mut s = open(&dir.0);
+    s.write_epoch(EpochKind::Accepted, Epoch(1)).unwrap();
+    s.append(&history(1, 1, 20)).unwrap();
+    let snapshot = Snapshot { zxid: Zxid::new(1, 10), state: vec![7; 5000] };
+    s.save_snapshot(&snapshot).unwrap();
+    s.sync().unwrap();
+    let path = dir.0.join("gen.0000000000000001/snapshot.0000000000000001-000000000000000a");
+    flip_bit(&path, 36 + 2500, 3);
+    let mut reader = s.reader();
+    let first = reader.read_snapshot(snapshot.zxid, 0, 4000).unwrap();
+    assert_eq!(first.len(), 4000, "no way to know before the end");
+    let e = reader.read_snapshot(snapshot.zxid, 4000, 4000).unwrap_err().message;
+    assert!(e.contains(&name(&path)) && e.contains("checksum"), "{e}");
+    // A header that disagrees with the file name fails at once.
+    let mut bytes = fs::read(&path).unwrap();
+    bytes[9] ^= 1;
+    fs::write(&path, bytes).unwrap();
+    let e = reader.read_snapshot(snapshot.zxid, 0, 10).unwrap_err().message;
+    assert!(e.contains("named for"), "{e}");
+}

@@ -149,7 +149,8 @@ impl Sim {
             StorageOp::Snapshot { zxid, state } => {
                 disk.snapshot = Some(Snapshot { zxid, state: state.clone() });
                 disk.log.retain(|entry| entry.zxid > zxid);
-                Some(Box::new(move |node: &mut ZabNode| node.snapshot_taken(zxid, state)))
+                let len = state.len() as u64;
+                Some(Box::new(move |node: &mut ZabNode| node.snapshot_taken(zxid, len)))
             }
         }
     }
