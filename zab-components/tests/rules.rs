@@ -497,22 +497,7 @@ fn snap_instead_of_trunc_across_an_epoch_boundary() {
 /// then the log after it.
 #[test]
 fn leader_sends_snap_in_chunks_to_a_follower_behind_its_snapshot() {
-    let mut cfg = config(C);
-    cfg.snapshot_chunk_bytes_max = 4;
-    let snapshot = Snapshot { zxid: z(1, 2), state: b"0123456789".to_vec() };
-    let rec = Recovered {
-        accepted_epoch: Epoch(3),
-        current_epoch: Epoch(3),
-        snapshot: Some(snapshot),
-        log: entries(&[(3, 1)]),
-    };
-    let mut c = ZabNode::new(cfg, rec).unwrap();
-    let vote = c.vote();
-    c.step(A, looking(vote, 1));
-    c.step(A, Message::FollowerInfo { accepted_epoch: Epoch(1), attempt: 1 });
-    c.epoch_persisted(EpochKind::Accepted, Epoch(4));
-    c.step(A, ack_epoch(4, 1, z(1, 1), true));
-    c.epoch_persisted(EpochKind::Current, Epoch(4));
+    let mut c = leader_snapping_a();
     let (actions, reads) = answering_snapshot_reads(&mut c, b"0123456789", |bytes| bytes);
     // The state is read back from storage a chunk at a time, not kept by the node.
     assert_eq!(reads, [(z(1, 2), 0, 4), (z(1, 2), 4, 4), (z(1, 2), 8, 2)]);
@@ -529,6 +514,29 @@ fn leader_sends_snap_in_chunks_to_a_follower_behind_its_snapshot() {
             Message::NewLeader { epoch: Epoch(4) },
         ]
     );
+}
+
+/// C, leader of epoch 4 with the snapshot (1,2) "0123456789" (sent in chunks of 4 bytes) and
+/// the log (3,1), once A at (1,1) acked the epoch: C is about to SNAP A. Its actions are not
+/// drained.
+fn leader_snapping_a() -> ZabNode {
+    let mut cfg = config(C);
+    cfg.snapshot_chunk_bytes_max = 4;
+    let snapshot = Snapshot { zxid: z(1, 2), state: b"0123456789".to_vec() };
+    let rec = Recovered {
+        accepted_epoch: Epoch(3),
+        current_epoch: Epoch(3),
+        snapshot: Some(snapshot),
+        log: entries(&[(3, 1)]),
+    };
+    let mut c = ZabNode::new(cfg, rec).unwrap();
+    let vote = c.vote();
+    c.step(A, looking(vote, 1));
+    c.step(A, Message::FollowerInfo { accepted_epoch: Epoch(1), attempt: 1 });
+    c.epoch_persisted(EpochKind::Accepted, Epoch(4));
+    c.step(A, ack_epoch(4, 1, z(1, 1), true));
+    c.epoch_persisted(EpochKind::Current, Epoch(4));
+    c
 }
 
 /// Drains `node`'s actions, answering each `ReadSnapshot` from `state` (passed through
@@ -562,28 +570,7 @@ fn answering_snapshot_reads(
 /// NEWLEADER; a stale answer (for an offset the stream is not at) changes nothing.
 #[test]
 fn a_snap_that_cannot_be_read_back_drops_the_learner() {
-    let mut cfg = config(C);
-    cfg.snapshot_chunk_bytes_max = 4;
-    let snapshot = Snapshot { zxid: z(1, 2), state: b"0123456789".to_vec() };
-    let rec = Recovered {
-        accepted_epoch: Epoch(3),
-        current_epoch: Epoch(3),
-        snapshot: Some(snapshot),
-        log: entries(&[(3, 1)]),
-    };
-    let mut c = ZabNode::new(cfg, rec).unwrap();
-    let vote = c.vote();
-    c.step(A, looking(vote, 1));
-    c.step(A, Message::FollowerInfo { accepted_epoch: Epoch(1), attempt: 1 });
-    c.epoch_persisted(EpochKind::Accepted, Epoch(4));
-    let ack = Message::AckEpoch {
-        epoch: Epoch(4),
-        current_epoch: Epoch(1),
-        last_zxid: z(1, 1),
-        fresh: true,
-    };
-    c.step(A, ack);
-    c.epoch_persisted(EpochKind::Current, Epoch(4));
+    let mut c = leader_snapping_a();
     // A stale answer first: ignored.
     c.snapshot_read(A, z(1, 2), 8, b"89".to_vec());
     // The second chunk fails.
