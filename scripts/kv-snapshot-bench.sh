@@ -3,8 +3,9 @@
 #
 # A 3-node cluster of `kvstore node` processes on loopback (3 partitions, replication 3, fsync
 # on) is filled with STORE_MB of values (SIZE bytes each), with snapshots by size only and a
-# trigger (SNAPSHOT_BYTES, default the store's size) that the fill does not reach: each replica
+# trigger (SNAPSHOT_BYTES, default 1.5x the store's size) that the fill does not reach: each replica
 # picks its threshold between half and all of the trigger, and the fill writes a third of the
+# store to each partition, so the first snapshots come some 45 s or more into the overwrites.
 # store to each partition. Then CLIENTS clients overwrite the same keys, one second at a time
 # (`kvstore bench --duration 1`), until every replica has snapshotted once and a few seconds
 # more. Each node logs when a replica starts a snapshot and when it is durable; a second is
@@ -22,7 +23,7 @@ SIZE=${SIZE:-4096}
 CLIENTS=${CLIENTS:-64}
 SECONDS_MAX=${SECONDS_MAX:-240}
 AFTER=${AFTER:-5}
-SNAPSHOT_BYTES=${SNAPSHOT_BYTES:-$((STORE_MB << 20))}
+SNAPSHOT_BYTES=${SNAPSHOT_BYTES:-$((STORE_MB * 3 << 19))}
 BASE_PEER=${BASE_PEER:-17601}
 BASE_CLIENT=${BASE_CLIENT:-16679}
 KEYS=$(( (STORE_MB << 20) / SIZE ))
@@ -72,9 +73,9 @@ for _ in $(seq 1 "$SECONDS_MAX"); do
   out=$("$KVSTORE" bench --endpoints "$ENDPOINTS" --clients "$CLIENTS" --duration 1 \
     --warmup 0 --keys "$KEYS" --read-ratio 0 --value-size "$SIZE" 2>&1 || true)
   t1=$(date +%s.%N)
-  ops=$(awk '/throughput/ { print $2; exit }' <<<"$out")
-  p99=$(grep -oE 'p99 [0-9.]+' <<<"$out" | head -1 | cut -d' ' -f2)
-  errors=$(awk '/errors/ { print $2; exit }' <<<"$out")
+  ops=$(awk '$1 == "throughput" { print $2; exit }' <<<"$out")
+  p99=$(awk '$1 == "latency" { print $6; exit }' <<<"$out")
+  errors=$(awk '$1 == "errors" { print $2; exit }' <<<"$out")
   echo "$t0 $t1 ${ops:-0} ${p99:-0} ${errors:-none}" >>"$DATA/seconds"
   durable=$(cat "$DATA"/n*.log | grep -c 'durable' || true)
   if [ "$durable" -ge 9 ]; then
@@ -94,10 +95,11 @@ spans = []
 for path in sorted(glob.glob(f"{data}/n*.log")):
     started = {}
     for line in open(path):
-        m = re.match(r"\[(\S+) INFO \S+\] p(\d+): snapshot at (\S+): ", line)
+        m = re.match(r"\[(\S+) INFO\s+\S+\] p(\d+): snapshot at (\S+): ", line)
         if m:
             started[(m.group(2), m.group(3))] = ts(m.group(1))
-        m = re.match(r"\[(\S+) INFO \S+\] zab group (\d+): snapshot at (\S+) durable \((\d+) bytes", line)
+        m = re.match(r"\[(\S+) INFO\s+\S+\] zab group (\d+): snapshot at (\S+) durable \((\d+) bytes",
+                     line)
         if m and (m.group(2), m.group(3)) in started:
             begin = started.pop((m.group(2), m.group(3)))
             spans.append((begin, ts(m.group(1)), path.split("/")[-1][:-4], m.group(2), int(m.group(4))))

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use zab_components::protocol::{Entry, Epoch, EpochKind, Recovered, Snapshot, Zxid};
-use zab_components::storage::ZabStorage;
+use zab_components::storage::{StorageError, ZabStorage};
 use zab_components::wal::{FileStorage, WalOptions, INSTALL_COMMIT_STEP, INSTALL_STEPS};
 
 /// A unique directory under the system temp dir, removed when dropped.
@@ -55,11 +55,15 @@ fn assert_refused(dir: &Path, parts: &[&str]) {
     }
 }
 
-fn open_err(dir: &Path) -> String {
+fn open_error(dir: &Path) -> StorageError {
     match FileStorage::open(dir, WalOptions::for_tests()) {
         Ok(mut s) => panic!("open succeeded, found {:?}", s.recover().map(|r| r.log.len())),
-        Err(e) => e.message,
+        Err(e) => e,
     }
+}
+
+fn open_err(dir: &Path) -> String {
+    open_error(dir).to_string()
 }
 
 /// A storage in `dir` holding `entries` (acceptedEpoch = their last epoch), synced, closed.
@@ -163,7 +167,13 @@ fn a_flipped_bit_in_a_middle_record_is_an_error_naming_the_file_and_offset() {
         let dir = TempDir::new("flip");
         let segment = stored(&dir.0, &history(1, 1, 10)).remove(0);
         flip_bit(&segment, offset, bit);
-        let message = open_err(&dir.0);
+        let error = open_error(&dir.0);
+        let at = Some(record4 as u64);
+        assert!(
+            matches!(&error, StorageError::Corrupt { path, offset, .. } if path == &segment && *offset == at),
+            "{error:?}"
+        );
+        let message = error.to_string();
         assert!(message.contains(&name(&segment)), "{message}");
         assert!(message.contains(&format!("byte offset {record4}")), "offset {offset}: {message}");
         assert!(message.contains("corrupt record"), "{message}");
@@ -304,7 +314,8 @@ fn append_refuses_a_gap_or_an_oversized_payload_and_changes_nothing() {
     s.write_epoch(EpochKind::Accepted, Epoch(1)).unwrap();
     s.append(&history(1, 1, 3)).unwrap();
     let e = s.append(&[entry(1, 5)]).unwrap_err();
-    assert!(e.message.contains("refusing to append (1,5) after (1,3)"), "{}", e.message);
+    assert!(matches!(e, StorageError::Refused { .. }), "{e:?}");
+    assert!(e.to_string().contains("refusing to append (1,5) after (1,3)"), "{e}");
     assert!(s.append(&[entry(1, 4), entry(1, 4)]).is_err(), "a repeated zxid");
     let big = Entry::new(Zxid::new(1, 4), vec![0; 16 << 20 | 1]);
     assert!(s.append(&[big]).is_err());
@@ -380,7 +391,8 @@ fn bad_options_are_refused() {
     let dir = TempDir::new("options");
     let options = WalOptions { segment_bytes: 10, ..WalOptions::for_tests() };
     let e = FileStorage::open(&dir.0, options).unwrap_err();
-    assert!(e.message.contains("segment_bytes 10"), "{}", e.message);
+    assert!(matches!(e, StorageError::Refused { .. }), "{e:?}");
+    assert!(e.to_string().contains("segment_bytes 10"), "{e}");
 }
 
 /// The reader returns durable entries after a zxid through another, across segments, within a
@@ -425,7 +437,8 @@ fn read_snapshot_back(
 ) -> Result<Vec<u8>, String> {
     let mut state = Vec::new();
     loop {
-        let bytes = reader.read_snapshot(zxid, state.len() as u64, chunk).map_err(|e| e.message)?;
+        let bytes =
+            reader.read_snapshot(zxid, state.len() as u64, chunk).map_err(|e| e.to_string())?;
         if bytes.is_empty() {
             return Ok(state);
         }
@@ -486,12 +499,14 @@ fn the_reader_fails_the_last_chunk_of_a_corrupt_snapshot() {
     let mut reader = s.reader();
     let first = reader.read_snapshot(snapshot.zxid, 0, 4000).unwrap();
     assert_eq!(first.len(), 4000, "no way to know before the end");
-    let e = reader.read_snapshot(snapshot.zxid, 4000, 4000).unwrap_err().message;
+    let e = reader.read_snapshot(snapshot.zxid, 4000, 4000).unwrap_err();
+    assert!(matches!(&e, StorageError::Corrupt { path: p, .. } if p == &path), "{e:?}");
+    let e = e.to_string();
     assert!(e.contains(&name(&path)) && e.contains("checksum"), "{e}");
     // A header that disagrees with the file name fails at once.
     let mut bytes = fs::read(&path).unwrap();
     bytes[9] ^= 1;
     fs::write(&path, bytes).unwrap();
-    let e = reader.read_snapshot(snapshot.zxid, 0, 10).unwrap_err().message;
+    let e = reader.read_snapshot(snapshot.zxid, 0, 10).unwrap_err().to_string();
     assert!(e.contains("named for"), "{e}");
 }

@@ -113,8 +113,8 @@ impl WalOptions {
 
     fn validate(&self) -> Result<(), StorageError> {
         if self.segment_bytes < Self::SEGMENT_BYTES_MIN {
-            return Err(StorageError {
-                message: format!(
+            return Err(StorageError::Refused {
+                problem: format!(
                     "wal: segment_bytes {} is below the minimum {}; raise it",
                     self.segment_bytes,
                     Self::SEGMENT_BYTES_MIN
@@ -293,8 +293,8 @@ impl FileStorage {
 
     fn usable(&self) -> Result<(), StorageError> {
         if self.broken {
-            return Err(StorageError {
-                message: format!(
+            return Err(StorageError::Unusable {
+                problem: format!(
                     "wal: {}: an install was interrupted, so this instance no longer knows what \
                      is on disk; reopen the directory",
                     self.dir.display()
@@ -309,8 +309,8 @@ impl FileStorage {
     fn check_chain(&self, mut prev: Zxid, entries: &[Entry]) -> Result<(), StorageError> {
         for entry in entries {
             if !recovery::follows(prev, entry.zxid) {
-                return Err(StorageError {
-                    message: format!(
+                return Err(StorageError::Refused {
+                    problem: format!(
                         "wal: refusing to append {} after {prev}: a history's next zxid is the \
                          next counter of its epoch or counter 1 of a later epoch (nothing was \
                          written)",
@@ -319,8 +319,8 @@ impl FileStorage {
                 });
             }
             if entry.payload.len() as u64 > u64::from(self.options.payload_bytes_max) {
-                return Err(StorageError {
-                    message: format!(
+                return Err(StorageError::Refused {
+                    problem: format!(
                         "wal: refusing to append {}: its payload has {} bytes, above \
                          payload_bytes_max {} (nothing was written)",
                         entry.zxid,

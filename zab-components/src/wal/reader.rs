@@ -21,7 +21,7 @@ use crate::storage::{LogReader, StorageError};
 /// default, and served from the page cache when it was written recently); a stream of calls
 /// reading forward therefore reads a segment about once per `bytes_max` it returns.
 ///
-/// Snapshots are read front to back through open files ([`snapshot::StateStream`]), one per
+/// Snapshots are read front to back through open files, one per
 /// stream in progress (a leader may stream its snapshot to several learners at once), their
 /// checksums checked on the way.
 #[derive(Debug)]
@@ -81,7 +81,7 @@ impl LogReader for FileLogReader {
                 Err(e) => return Err(files::io_error(path, "read", e)),
             };
             if !buf.starts_with(segment::MAGIC) {
-                return Err(files::error(path, "is not a log segment (bad magic)"));
+                return Err(files::corrupt(path, "is not a log segment (bad magic)"));
             }
             let mut at = segment::MAGIC.len();
             while let Parsed::Record { zxid, payload, next } = record::parse(&buf, at) {

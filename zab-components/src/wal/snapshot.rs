@@ -51,7 +51,7 @@ fn encode(snapshot: &Snapshot) -> Vec<u8> {
 
 /// The error for a snapshot file that does not check out.
 fn corrupt(path: &Path, what: &str) -> StorageError {
-    files::error(
+    files::corrupt(
         path,
         format_args!(
             "corrupt snapshot: {what}; restore it from a backup or rebuild this node from its \
