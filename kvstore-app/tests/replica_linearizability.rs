@@ -2,16 +2,19 @@
 //! the client histories must be linearizable (checked per key, Wing–Gong–Lowe) and every
 //! acknowledged write must survive. Every failure names its seed; `SIM_SEED=s` replays one.
 
+mod common;
+
 use std::rc::Rc;
 use std::time::Duration;
 
+use common::history_entry;
 use kompics_core::rand::rngs::SmallRng;
 use kompics_core::rand::{Rng, SeedableRng};
 use kompics_core::*;
 use kompics_net::sim::SimNetConfig;
 use kvstore_app::linearizability::{check, ClientId, HistoryOp};
 use kvstore_app::partition::PartitionId;
-use kvstore_app::replica::{KvError, KvPort, KvReply, KvRequest, Replica, ReplicaConfig};
+use kvstore_app::replica::{KvPort, KvReply, KvRequest, Replica, ReplicaConfig};
 use kvstore_app::store::Op;
 use zab_components::component::ZabConfig;
 use zab_components::testing::{sweep_seeds_from, Group};
@@ -70,21 +73,7 @@ impl Require<KvPort> for Client {
         };
         let _ = id;
         let now = ctx.now().as_nanos();
-        match reply.result {
-            Ok(result) => {
-                self.history.push(HistoryOp::returned(ClientId(self.id), invoke, now, op, result))
-            }
-            Err(KvError::OutcomeUnknown { .. }) => {
-                self.history.push(HistoryOp::unknown(ClientId(self.id), invoke, op))
-            }
-            // Did not happen: not part of the history.
-            Err(
-                KvError::TryAgain { .. }
-                | KvError::Busy { .. }
-                | KvError::TooLarge { .. }
-                | KvError::OutOfMemory,
-            ) => {}
-        }
+        self.history.extend(history_entry(ClientId(self.id), invoke, now, op, &reply));
         self.next(ctx);
     }
 }
