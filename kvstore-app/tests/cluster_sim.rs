@@ -10,10 +10,13 @@
 //! faults, calm, checks), whose failure report prints the events that ran. Each failure names
 //! its seed; `SIM_SEED=s` replays one seed, `SIM_SEEDS=n` runs seeds `0..n`.
 
+mod common;
+
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use common::history_entry;
 use kompics_core::rand::rngs::SmallRng;
 use kompics_core::rand::{Rng, SeedableRng};
 use kompics_core::scenario::{self, Dist, Process, ProcessId, Scenario, World};
@@ -140,21 +143,7 @@ impl Require<KvPort> for Client {
             return; // answered after its timeout: already recorded as unknown
         };
         let now = ctx.now().as_nanos();
-        let client = ClientId(self.id);
-        match &reply.result {
-            Ok(result) => {
-                self.history.push(HistoryOp::returned(client, invoke, now, op, result.clone()))
-            }
-            Err(KvError::OutcomeUnknown { .. }) => {
-                self.history.push(HistoryOp::unknown(client, invoke, op))
-            }
-            Err(
-                KvError::TryAgain { .. }
-                | KvError::Busy { .. }
-                | KvError::TooLarge { .. }
-                | KvError::OutOfMemory,
-            ) => {}
-        }
+        self.history.extend(history_entry(ClientId(self.id), invoke, now, op, &reply));
         if self.keys.is_empty() {
             self.answers.insert(reply.id, reply.result);
         } else {

@@ -38,8 +38,8 @@ use kompics_net::sim::{SimNet, SimNetConfig};
 use kompics_net::{Network, NodeAddr, TcpConfig, TcpNetwork};
 use zab_components::component::*;
 use zab_components::failure_detector::*;
-use zab_components::protocol::{Entry, Epoch, EpochKind, Recovered, Snapshot, Zxid};
-use zab_components::storage::{LogReader, SimDisk, StorageError, ZabStorage};
+use zab_components::storage::{SimDisk, StorageError, ZabStorage};
+use zab_components::testing::{Hooked, StorageHooks};
 use zab_components::wal::{FileStorage, WalOptions};
 
 /// Keeps `window` proposals in flight once told to start; reports latencies.
@@ -168,44 +168,13 @@ fn node(
     (fd, zab, p)
 }
 
-/// A storage that counts its syncs (into a counter shared by the group's nodes).
-struct Counting {
-    inner: Box<dyn ZabStorage>,
-    syncs: Arc<AtomicU64>,
-}
+/// Storage hooks that count syncs (into a counter shared by the group's nodes).
+struct CountSyncs(Arc<AtomicU64>);
 
-impl ZabStorage for Counting {
-    fn recover(&mut self) -> Result<Recovered, StorageError> {
-        self.inner.recover()
-    }
-    fn append(&mut self, entries: &[Entry]) -> Result<(), StorageError> {
-        self.inner.append(entries)
-    }
-    fn truncate(&mut self, to: Zxid) -> Result<(), StorageError> {
-        self.inner.truncate(to)
-    }
-    fn write_epoch(&mut self, kind: EpochKind, epoch: Epoch) -> Result<(), StorageError> {
-        self.inner.write_epoch(kind, epoch)
-    }
-    fn save_snapshot(&mut self, snapshot: &Snapshot) -> Result<(), StorageError> {
-        self.inner.save_snapshot(snapshot)
-    }
-    fn install(
-        &mut self,
-        snapshot: Option<&Snapshot>,
-        entries: &[Entry],
-    ) -> Result<(), StorageError> {
-        self.inner.install(snapshot, entries)
-    }
-    fn reader(&self) -> Box<dyn LogReader> {
-        self.inner.reader()
-    }
+impl StorageHooks for CountSyncs {
     fn sync(&mut self) -> Result<(), StorageError> {
-        self.syncs.fetch_add(1, Ordering::Relaxed);
-        self.inner.sync()
-    }
-    fn log_thread(&self) -> bool {
-        self.inner.log_thread()
+        self.0.fetch_add(1, Ordering::Relaxed);
+        Ok(())
     }
 }
 
@@ -239,7 +208,7 @@ impl Disk {
                     Box::new(FileStorage::open(&dir, options).expect("open the bench log"))
                 }
             };
-            Box::new(Counting { inner, syncs: syncs.clone() })
+            Box::new(Hooked { inner, hooks: CountSyncs(syncs.clone()) })
         }
     }
 }

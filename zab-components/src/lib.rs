@@ -21,11 +21,19 @@
 //!   nothing of components: `Zab::start(options, storage, callback)`, `propose(bytes)` with a
 //!   handle to wait on, and a callback with `deliver`, `status`, `get_state` and `set_state`.
 //!
+//! - `testing` (with the `testing` feature): the deterministic cluster harness this crate's tests use,
+//!   with its invariant checks, for testing your own components and storages against Zab.
+//!
 //! See `shared/DESIGN.md` (zab-components).
+
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
 pub mod component;
 pub mod facade;
 pub mod failure_detector;
 pub mod protocol;
 pub mod storage;
+#[cfg(feature = "testing")]
+#[cfg_attr(docsrs, doc(cfg(feature = "testing")))]
+pub mod testing;
 pub mod wal;

@@ -2,27 +2,13 @@
 //! crashes, and the three ways of synchronizing, as stories. The fault scenarios of zab.md §11,
 //! and the randomized sweep over seeds (F30), are in `scenarios.rs`.
 
-mod common;
-
-use common::{finish, Sim};
-use zab_components::protocol::{Message, Phase, Status, SyncMode, Zxid};
-
-fn elect(sim: &mut Sim) -> usize {
-    assert!(sim.run_until(20_000, |s| s.converged()), "no leader:\n{}", sim.report());
-    sim.leader().expect("converged means one leader")
-}
-
-fn commit_some(sim: &mut Sim, at: usize, count: usize) {
-    for _ in 0..count {
-        sim.propose(at).unwrap_or_else(|e| panic!("propose failed: {e}\n{}", sim.report()));
-    }
-    assert!(sim.run_until(50_000, |s| s.converged()), "no convergence:\n{}", sim.report());
-}
+use zab_components::protocol::{Phase, Status, SyncMode, Zxid};
+use zab_components::testing::{finish, Sim};
 
 #[test]
 fn three_nodes_elect_one_leader() {
     let mut sim = Sim::new(3, 1, |_| {});
-    let leader = elect(&mut sim);
+    let leader = sim.converge(20_000);
     // FLE elects the best vote: with equal histories, the highest id.
     assert_eq!(leader, 2);
     for i in 0..3 {
@@ -36,7 +22,7 @@ fn three_nodes_elect_one_leader() {
 #[test]
 fn five_nodes_elect_one_leader() {
     let mut sim = Sim::new(5, 2, |_| {});
-    let leader = elect(&mut sim);
+    let leader = sim.converge(20_000);
     assert_eq!(leader, 4);
     finish(&mut sim);
 }
@@ -44,8 +30,9 @@ fn five_nodes_elect_one_leader() {
 #[test]
 fn single_node_cluster_leads_and_commits_alone() {
     let mut sim = Sim::new(1, 3, |_| {});
-    assert_eq!(elect(&mut sim), 0);
-    commit_some(&mut sim, 0, 5);
+    assert_eq!(sim.converge(20_000), 0);
+    sim.propose_n(0, 5);
+    sim.converge(50_000);
     assert_eq!(sim.nodes[0].app.len(), 5);
     finish(&mut sim);
 }
@@ -53,7 +40,7 @@ fn single_node_cluster_leads_and_commits_alone() {
 #[test]
 fn proposals_commit_and_are_delivered_identically_everywhere() {
     let mut sim = Sim::new(5, 4, |c| c.outstanding_proposals_max = 100);
-    let leader = elect(&mut sim);
+    let leader = sim.converge(20_000);
     for k in 0..40 {
         // On the leader and on followers (forwarded), interleaved.
         let at = if k % 3 == 0 { leader } else { k % 5 };
@@ -74,14 +61,16 @@ fn proposals_commit_and_are_delivered_identically_everywhere() {
 #[test]
 fn leader_crash_elects_a_new_leader_and_loses_no_committed_transaction() {
     let mut sim = Sim::new(3, 5, |_| {});
-    let old = elect(&mut sim);
-    commit_some(&mut sim, old, 10);
+    let old = sim.converge(20_000);
+    sim.propose_n(old, 10);
+    sim.converge(50_000);
     let committed = sim.global.clone();
     sim.crash(old);
-    let new = elect_among_live(&mut sim);
+    let new = sim.converge_live(50_000);
     assert_ne!(new, old);
     assert!(sim.node(new).current_epoch().0 >= 2);
-    commit_some_live(&mut sim, new, 5);
+    sim.propose_n(new, 5);
+    sim.converge_live(50_000);
     assert_eq!(&sim.nodes[new].app[..10], &committed[..]);
     sim.restart(old);
     assert!(sim.run_until(50_000, |s| s.converged()), "{}", sim.report());
@@ -89,57 +78,21 @@ fn leader_crash_elects_a_new_leader_and_loses_no_committed_transaction() {
     finish(&mut sim);
 }
 
-/// Converged among the live nodes only.
-fn live_converged(sim: &Sim) -> bool {
-    let Some(leader) = sim.leader() else { return false };
-    let leader_id = sim.nodes[leader].id;
-    sim.nodes.iter().filter(|n| n.node.is_some()).all(|n| {
-        let node = n.node.as_ref().unwrap();
-        node.phase() == Phase::Broadcast
-            && node.leader() == Some(leader_id)
-            && node.delivered_zxid() == node.last_zxid()
-            && n.app == sim.nodes[leader].app
-    })
-}
-
-fn elect_among_live(sim: &mut Sim) -> usize {
-    assert!(sim.run_until(50_000, live_converged), "no leader among the live:\n{}", sim.report());
-    sim.leader().unwrap()
-}
-
-fn commit_some_live(sim: &mut Sim, at: usize, count: usize) {
-    for _ in 0..count {
-        sim.propose(at).unwrap();
-    }
-    assert!(sim.run_until(50_000, live_converged), "{}", sim.report());
-}
-
-/// The sync mode the leader chose for `follower` since recording started.
-fn sync_modes(sim: &Sim, leader: usize, follower: usize) -> Vec<SyncMode> {
-    let (from, to) = (sim.nodes[leader].id, sim.nodes[follower].id);
-    sim.sent
-        .iter()
-        .filter(|s| s.from == from && s.to == to)
-        .filter_map(|s| match s.msg {
-            Message::SyncStart(mode) => Some(mode),
-            _ => None,
-        })
-        .collect()
-}
-
 #[test]
 fn lagging_follower_syncs_by_diff() {
     let mut sim = Sim::new(3, 6, |_| {});
-    let leader = elect(&mut sim);
-    commit_some(&mut sim, leader, 3);
+    let leader = sim.converge(20_000);
+    sim.propose_n(leader, 3);
+    sim.converge(50_000);
     let lagging = (leader + 1) % 3;
     sim.crash(lagging);
-    commit_some_live(&mut sim, leader, 4);
+    sim.propose_n(leader, 4);
+    sim.converge_live(50_000);
     sim.record_sent = true;
     sim.restart(lagging);
     assert!(sim.run_until(50_000, |s| s.converged()), "{}", sim.report());
     let leader = sim.leader().unwrap();
-    let modes = sync_modes(&sim, leader, lagging);
+    let modes = sim.sync_modes(leader, lagging);
     assert!(
         matches!(modes.as_slice(), [SyncMode::Diff { last }] if *last == Zxid::new(1, 3)),
         "expected one DIFF from (1,3), got {modes:?}"
@@ -152,8 +105,9 @@ fn divergent_follower_syncs_by_trunc() {
     // zab.md F1/F3: the old leader logs a proposal nobody else sees, is cut off, and the others
     // move on; it must cut that proposal when it rejoins.
     let mut sim = Sim::new(3, 7, |_| {});
-    let old = elect(&mut sim);
-    commit_some(&mut sim, old, 3);
+    let old = sim.converge(20_000);
+    sim.propose_n(old, 3);
+    sim.converge(50_000);
     sim.isolate(old, 1_000);
     sim.propose(old).unwrap();
     sim.flush_storage(); // the stray proposal (1,4) is durable on the old leader only
@@ -171,7 +125,7 @@ fn divergent_follower_syncs_by_trunc() {
     sim.heal();
     assert!(sim.run_until(100_000, |s| s.converged()), "{}", sim.report());
     let leader = sim.leader().unwrap();
-    let modes = sync_modes(&sim, leader, old);
+    let modes = sim.sync_modes(leader, old);
     assert_eq!(modes.first(), Some(&SyncMode::Trunc { to: Zxid::new(1, 3) }), "{modes:?}");
     assert!(sim.nodes[old].app.iter().all(|(zxid, _)| *zxid != Zxid::new(1, 4)));
     finish(&mut sim);
@@ -183,16 +137,18 @@ fn far_behind_follower_syncs_by_snap() {
         c.snapshot_entries_trigger = 4;
         c.snapshot_chunk_bytes_max = 16;
     });
-    let leader = elect(&mut sim);
-    commit_some(&mut sim, leader, 2);
+    let leader = sim.converge(20_000);
+    sim.propose_n(leader, 2);
+    sim.converge(50_000);
     let behind = (leader + 1) % 3;
     sim.crash(behind);
-    commit_some_live(&mut sim, leader, 30);
+    sim.propose_n(leader, 30);
+    sim.converge_live(50_000);
     sim.record_sent = true;
     sim.restart(behind);
     assert!(sim.run_until(100_000, |s| s.converged()), "{}", sim.report());
     let leader = sim.leader().unwrap();
-    let modes = sync_modes(&sim, leader, behind);
+    let modes = sim.sync_modes(leader, behind);
     assert!(matches!(modes.as_slice(), [SyncMode::Snap { .. }]), "{modes:?}");
     let chunks = sim.sent_kinds(leader, behind).iter().filter(|k| **k == "SNAPCHUNK").count();
     assert!(chunks > 1, "the snapshot travels in several chunks");
@@ -204,8 +160,9 @@ fn far_behind_follower_syncs_by_snap() {
 fn restarted_server_joins_the_running_ensemble_without_a_new_election() {
     // zab.md §5 step 4, F21 (ZOOKEEPER-1732).
     let mut sim = Sim::new(3, 9, |_| {});
-    let leader = elect(&mut sim);
-    commit_some(&mut sim, leader, 2);
+    let leader = sim.converge(20_000);
+    sim.propose_n(leader, 2);
+    sim.converge(50_000);
     let epoch = sim.node(leader).current_epoch();
     let joiner = (leader + 1) % 3;
     sim.crash(joiner);
@@ -224,7 +181,7 @@ fn restarted_server_joins_the_running_ensemble_without_a_new_election() {
 fn counter_exhaustion_forces_a_new_epoch() {
     // zab.md F28 (ZOOKEEPER-1277/4883).
     let mut sim = Sim::new(3, 10, |c| c.counter_max = 3);
-    let leader = elect(&mut sim);
+    let leader = sim.converge(20_000);
     let epoch = sim.node(leader).current_epoch();
     for _ in 0..3 {
         sim.propose(leader).unwrap();
@@ -237,7 +194,8 @@ fn counter_exhaustion_forces_a_new_epoch() {
         sim.report()
     );
     let leader = sim.leader().unwrap();
-    commit_some(&mut sim, leader, 2);
+    sim.propose_n(leader, 2);
+    sim.converge(50_000);
     assert_eq!(sim.global.len(), 5);
     assert_eq!(sim.global[3].0.epoch.0, epoch.0 + 1);
     finish(&mut sim);
@@ -250,7 +208,7 @@ fn a_preferred_leader_never_wins_over_a_longer_history() {
     // and node 0 comes back behind: the election is between node 0 and the one node that has
     // the writes, and the writes win over the preference.
     let mut sim = Sim::new(3, 44, |c| c.preferred_leader = Some(PeerId(1)));
-    elect(&mut sim);
+    sim.converge(20_000);
     sim.crash(0);
     assert!(sim.run_until(50_000, |s| s.leader().is_some_and(|l| l != 0)), "{}", sim.report());
     let leader = sim.leader().unwrap();

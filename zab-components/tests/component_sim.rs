@@ -8,254 +8,106 @@ use std::time::Duration;
 use kompics_core::rand::rngs::SmallRng;
 use kompics_core::rand::{Rng, SeedableRng};
 use kompics_core::*;
-use kompics_net::sim::{SimNet, SimNetConfig, SimNetwork};
-use kompics_net::{Network, NodeAddr};
+use kompics_net::sim::SimNetConfig;
 use zab_components::component::*;
-use zab_components::failure_detector::*;
 use zab_components::protocol::Zxid;
-use zab_components::storage::SimDisk;
+use zab_components::testing::{sweep_seeds_from, Group, LogApp, SnapshotAnswer};
 
-/// When the application answers a snapshot request.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Answer {
-    /// In the handler of the request.
-    Now,
-    /// This long (virtual time) after the request, with the state captured at the request.
-    After(Duration),
-    /// Never by itself: the test releases held answers.
-    Hold,
+/// The group under test.
+type Cluster = Group<Component<LogApp>>;
+
+fn cluster(seed: u64, n: usize, tune: fn(&mut ZabConfig)) -> Cluster {
+    build_cluster(seed, n, tune, |_| SnapshotAnswer::Now, SimNetConfig::default())
 }
 
-/// The application: a replicated log of payloads; its state is the log itself.
-struct App {
-    ab: RequiredPort<AtomicBroadcast>,
-    log: Vec<(Zxid, Vec<u8>)>,
-    answer: Answer,
-    /// Captured states not answered yet (`Answer::Hold`), oldest first.
-    held: Vec<(Zxid, Vec<u8>)>,
-    status: Option<ZabStatus>,
-    committed: Vec<(u64, Zxid)>,
-    failed: Vec<(u64, ProposeFailure)>,
-    /// Read barriers passed: (tag, the last delivery when it passed).
-    reads: Vec<(u64, Option<Zxid>)>,
-}
-
-impl ComponentDefinition for App {}
-
-impl Require<AtomicBroadcast> for App {
-    fn handle(&mut self, ctx: &mut Context<Self>, event: AbEvent) {
-        match event {
-            AbEvent::Deliver { zxid, payload } => {
-                if let Some((last, _)) = self.log.last() {
-                    assert!(zxid > *last, "delivered out of order: {zxid:?} after {last:?}");
-                }
-                self.log.push((zxid, payload));
-            }
-            AbEvent::Status(s) => self.status = Some(s),
-            AbEvent::Assigned { .. } => {}
-            AbEvent::Committed { tag, zxid } => self.committed.push((tag, zxid)),
-            AbEvent::Failed { tag, reason } => self.failed.push((tag, reason)),
-            AbEvent::ReadReady { tag } => {
-                let at = self.log.last().map(|(z, _)| *z);
-                self.reads.push((tag, at));
-            }
-            AbEvent::TakeSnapshot { zxid } => {
-                assert_eq!(
-                    self.log.last().map(|(z, _)| *z),
-                    Some(zxid),
-                    "snapshot at the last delivery"
-                );
-                // Captured now, answered when the application chooses.
-                let state = rmp_serde::to_vec(&self.log).unwrap();
-                match self.answer {
-                    Answer::Now => self.ab.trigger(AbRequest::SnapshotTaken { zxid, state }),
-                    Answer::After(delay) => {
-                        ctx.schedule_once(delay, move |a: &mut App, _ctx| {
-                            a.ab.trigger(AbRequest::SnapshotTaken { zxid, state })
-                        });
-                    }
-                    Answer::Hold => self.held.push((zxid, state)),
-                }
-            }
-            AbEvent::InstallState { zxid, state } => {
-                self.log = match state {
-                    Some(bytes) => rmp_serde::from_slice(&bytes).unwrap(),
-                    None => Vec::new(),
-                };
-                assert!(self.log.last().is_none_or(|(z, _)| *z == zxid));
-            }
-        }
-    }
-}
-
-struct Node {
-    addr: NodeAddr,
-    disk: SimDisk,
-    parts: Option<Parts>,
-}
-
-struct Parts {
-    net: Component<SimNetwork>,
-    fd: Component<FailureDetector>,
-    zab: Component<ZabComponent>,
-    app: Component<App>,
-}
-
-struct Cluster {
-    sim: Simulation,
-    net: SimNet,
-    nodes: Vec<Node>,
-    members: Vec<NodeAddr>,
+fn cluster_with_answers(
+    seed: u64,
+    n: usize,
     tune: fn(&mut ZabConfig),
-    /// How node `i`'s application answers snapshot requests.
-    answer: fn(usize) -> Answer,
-    next_tag: u64,
+    answer: fn(usize) -> SnapshotAnswer,
+) -> Cluster {
+    build_cluster(seed, n, tune, answer, SimNetConfig::default())
 }
 
-fn addr(i: usize) -> NodeAddr {
-    NodeAddr(([10, 0, 0, i as u8 + 1], 5000).into())
+fn cluster_with_net(seed: u64, n: usize, tune: fn(&mut ZabConfig), net: SimNetConfig) -> Cluster {
+    build_cluster(seed, n, tune, |_| SnapshotAnswer::Now, net)
 }
 
-impl Cluster {
-    fn new(seed: u64, n: usize, tune: fn(&mut ZabConfig)) -> Cluster {
-        Cluster::build(seed, n, tune, |_| Answer::Now, SimNetConfig::default())
-    }
+fn build_cluster(
+    seed: u64,
+    n: usize,
+    tune: fn(&mut ZabConfig),
+    answer: fn(usize) -> SnapshotAnswer,
+    net: SimNetConfig,
+) -> Cluster {
+    Group::new(Simulation::new(seed), n, net, tune, move |node| {
+        let answer = answer(node.index);
+        let app = node.system.create(move |s| LogApp::new(s, answer));
+        node.connect_app(&app);
+        app
+    })
+}
 
-    fn with_answers(
-        seed: u64,
-        n: usize,
-        tune: fn(&mut ZabConfig),
-        answer: fn(usize) -> Answer,
-    ) -> Cluster {
-        Cluster::build(seed, n, tune, answer, SimNetConfig::default())
-    }
+/// What the tests observe and do through the nodes' applications.
+trait Apps {
+    /// What node `i`'s application shows, through `f`; `None` while the node is down.
+    fn app<R>(&self, i: usize, f: impl FnOnce(&mut LogApp) -> R) -> Option<R>;
+    fn leader(&self) -> Option<usize>;
+    fn propose(&mut self, i: usize, payload: &[u8]) -> u64;
+    fn log(&self, i: usize) -> Vec<(Zxid, Vec<u8>)>;
+    fn committed(&self, i: usize) -> Vec<(u64, Zxid)>;
+    fn status(&self, i: usize) -> Option<ZabStatus>;
+    /// Runs until some node leads (and every live node agrees on it), up to `limit`.
+    fn await_leader(&self, limit: Duration) -> usize;
+    /// Runs until one of `nodes` leads and the others of `nodes` follow it, up to `limit`.
+    fn await_leader_among(&self, nodes: &[usize], limit: Duration) -> usize;
+    fn epoch_of(&self, i: usize) -> zab_components::protocol::Epoch;
+    /// Every live node's log is a prefix of the longest; returns the longest.
+    fn check_prefixes(&self) -> Vec<(Zxid, Vec<u8>)>;
+}
 
-    fn with_net(seed: u64, n: usize, tune: fn(&mut ZabConfig), net: SimNetConfig) -> Cluster {
-        Cluster::build(seed, n, tune, |_| Answer::Now, net)
-    }
-
-    fn build(
-        seed: u64,
-        n: usize,
-        tune: fn(&mut ZabConfig),
-        answer: fn(usize) -> Answer,
-        net: SimNetConfig,
-    ) -> Cluster {
-        let sim = Simulation::new(seed);
-        let net = SimNet::new(&sim.system(), net);
-        let members: Vec<_> = (0..n).map(addr).collect();
-        let nodes =
-            members.iter().map(|a| Node { addr: *a, disk: SimDisk::new(), parts: None }).collect();
-        let mut c = Cluster { sim, net, nodes, members, tune, answer, next_tag: 0 };
-        for i in 0..n {
-            c.start(i);
-        }
-        c
-    }
-
-    fn start(&mut self, i: usize) {
-        let me = self.nodes[i].addr;
-        let disk = self.nodes[i].disk.clone();
-        let mut config = ZabConfig::new(0, me, &self.members);
-        (self.tune)(&mut config);
-        let net = self.net.add_node(me);
-        let system = self.sim.system();
-        let network = net.provided::<Network>();
-        let fd = FailureDetector::create(&system, &network, me, FdConfig::default());
-        let zab = ZabComponent::create(&system, &network, &fd.provided(), config, move || {
-            Box::new(disk.clone())
-        });
-        let answer = (self.answer)(i);
-        let app = self.sim.create(move |s| App {
-            ab: s.required(),
-            log: Vec::new(),
-            answer,
-            held: Vec::new(),
-            status: None,
-            committed: Vec::new(),
-            failed: Vec::new(),
-            reads: Vec::new(),
-        });
-        connect(&zab.provided::<AtomicBroadcast>(), &app.required::<AtomicBroadcast>());
-        fd.start();
-        app.start();
-        zab.start();
-        self.nodes[i].parts = Some(Parts { net, fd, zab, app });
-    }
-
-    /// Crashes node `i`: its components die; of its unsynced writes only `keep` survive.
-    fn crash(&mut self, i: usize, keep: usize) {
-        let Some(p) = self.nodes[i].parts.take() else { return };
-        self.net.crash(self.nodes[i].addr);
-        p.app.kill();
-        p.zab.kill();
-        p.fd.kill();
-        p.net.kill();
-        self.nodes[i].disk.crash(keep);
-    }
-
-    fn up(&self) -> impl Iterator<Item = (usize, &Parts)> {
-        self.nodes.iter().enumerate().filter_map(|(i, n)| n.parts.as_ref().map(|p| (i, p)))
+impl Apps for Cluster {
+    fn app<R>(&self, i: usize, f: impl FnOnce(&mut LogApp) -> R) -> Option<R> {
+        self.nodes[i].as_ref().and_then(|p| p.app.on_definition(|a| f(a)))
     }
 
     fn leader(&self) -> Option<usize> {
         let leaders: Vec<usize> = self
             .up()
-            .filter(|(_, p)| {
-                matches!(
-                    p.app.on_definition(|a| a.status).flatten(),
-                    Some(ZabStatus::Leading { .. })
-                )
-            })
             .map(|(i, _)| i)
+            .filter(|i| matches!(self.status(*i), Some(ZabStatus::Leading { .. })))
             .collect();
         leaders.last().copied()
     }
 
     fn propose(&mut self, i: usize, payload: &[u8]) -> u64 {
-        self.next_tag += 1;
-        let tag = self.next_tag;
-        if let Some(p) = &self.nodes[i].parts {
-            let payload = payload.to_vec();
-            p.app.on_definition(|a| a.ab.trigger(AbRequest::Propose { tag, payload }));
-        }
+        let tag = self.fresh_tag();
+        let payload = payload.to_vec();
+        self.app(i, |a| a.propose(tag, payload));
         tag
     }
 
     fn log(&self, i: usize) -> Vec<(Zxid, Vec<u8>)> {
-        self.nodes[i]
-            .parts
-            .as_ref()
-            .and_then(|p| p.app.on_definition(|a| a.log.clone()))
-            .unwrap_or_default()
+        self.app(i, |a| a.log.clone()).unwrap_or_default()
     }
 
     fn committed(&self, i: usize) -> Vec<(u64, Zxid)> {
-        self.nodes[i]
-            .parts
-            .as_ref()
-            .and_then(|p| p.app.on_definition(|a| a.committed.clone()))
-            .unwrap_or_default()
+        let committed = self.app(i, |a| a.committed.iter().map(|(t, z, _)| (*t, *z)).collect());
+        committed.unwrap_or_default()
     }
 
-    fn run(&self, d: Duration) {
-        self.sim.run_for(d);
+    fn status(&self, i: usize) -> Option<ZabStatus> {
+        self.app(i, |a| a.status).flatten()
     }
 
-    /// Runs until some node leads (and every live node agrees on it), up to `limit`.
     fn await_leader(&self, limit: Duration) -> usize {
         let deadline = self.sim.now() + limit;
         while self.sim.now() < deadline {
             self.run(Duration::from_millis(20));
             if let Some(l) = self.leader() {
-                let all = self.up().all(|(i, p)| {
-                    i == l
-                        || p.app.on_definition(|a| a.status).flatten()
-                            == Some(ZabStatus::Following {
-                                leader: self.nodes[l].addr,
-                                epoch: self.epoch_of(l),
-                            })
-                });
+                let following =
+                    Some(ZabStatus::Following { leader: self.addrs[l], epoch: self.epoch_of(l) });
+                let all = self.up().all(|(i, _)| i == l || self.status(i) == following);
                 if all {
                     return l;
                 }
@@ -264,26 +116,17 @@ impl Cluster {
         panic!("seed {}: no leader within {limit:?}", self.sim.seed());
     }
 
-    /// Runs until one of `nodes` leads and the others of `nodes` follow it, up to `limit`.
     fn await_leader_among(&self, nodes: &[usize], limit: Duration) -> usize {
         let deadline = self.sim.now() + limit;
         while self.sim.now() < deadline {
             self.run(Duration::from_millis(20));
-            let status = |i: usize| {
-                self.nodes[i]
-                    .parts
-                    .as_ref()
-                    .and_then(|p| p.app.on_definition(|a| a.status).flatten())
-            };
             for &l in nodes {
-                if !matches!(status(l), Some(ZabStatus::Leading { .. })) {
+                if !matches!(self.status(l), Some(ZabStatus::Leading { .. })) {
                     continue;
                 }
-                let following = Some(ZabStatus::Following {
-                    leader: self.nodes[l].addr,
-                    epoch: self.epoch_of(l),
-                });
-                if nodes.iter().all(|&i| i == l || status(i) == following) {
+                let following =
+                    Some(ZabStatus::Following { leader: self.addrs[l], epoch: self.epoch_of(l) });
+                if nodes.iter().all(|&i| i == l || self.status(i) == following) {
                     return l;
                 }
             }
@@ -292,19 +135,17 @@ impl Cluster {
     }
 
     fn epoch_of(&self, i: usize) -> zab_components::protocol::Epoch {
-        match self.nodes[i].parts.as_ref().and_then(|p| p.app.on_definition(|a| a.status).flatten())
-        {
+        match self.status(i) {
             Some(ZabStatus::Leading { epoch }) | Some(ZabStatus::Following { epoch, .. }) => epoch,
             _ => zab_components::protocol::Epoch(0),
         }
     }
 
-    /// Every live node's log is a prefix of the longest; returns the longest.
     fn check_prefixes(&self) -> Vec<(Zxid, Vec<u8>)> {
         let logs: Vec<_> = self.up().map(|(i, _)| self.log(i)).collect();
         let longest = logs.iter().max_by_key(|l| l.len()).cloned().unwrap_or_default();
         for l in &logs {
-            assert_eq!(&longest[..l.len()], &l[..], "seed {}: logs diverge", self.sim.seed());
+            assert_eq!(&longest[..l.len()], &l[..], "seed {}: logs diverge", self.seed());
         }
         longest
     }
@@ -314,7 +155,7 @@ fn default_tune(_: &mut ZabConfig) {}
 
 #[test]
 fn three_nodes_elect_one_leader_and_deliver_identically() {
-    let mut c = Cluster::new(1, 3, default_tune);
+    let mut c = cluster(1, 3, default_tune);
     let leader = c.await_leader(Duration::from_secs(5));
     // Proposals from every node: followers forward them to the leader.
     for k in 0..30u8 {
@@ -337,12 +178,11 @@ fn three_nodes_elect_one_leader_and_deliver_identically() {
 
 #[test]
 fn a_proposal_to_a_looking_node_fails_with_nothing_done() {
-    let mut c = Cluster::new(2, 3, default_tune);
+    let mut c = cluster(2, 3, default_tune);
     // At time zero nobody leads yet.
     let tag = c.propose(0, b"early");
     c.run(Duration::from_millis(1));
-    let failed =
-        c.nodes[0].parts.as_ref().unwrap().app.on_definition(|a| a.failed.clone()).unwrap();
+    let failed = c.app(0, |a| a.failed.clone()).unwrap();
     assert_eq!(failed, vec![(tag, ProposeFailure::NotLeader { leader: None })]);
     c.await_leader(Duration::from_secs(5));
     c.run(Duration::from_secs(1));
@@ -356,12 +196,10 @@ fn a_proposal_to_a_looking_node_fails_with_nothing_done() {
 fn a_message_refused_by_the_network_ends_the_session_with_its_peer() {
     const FRAME_BYTES_MAX: usize = 4096;
     let config = SimNetConfig { frame_bytes_max: FRAME_BYTES_MAX, ..SimNetConfig::default() };
-    let mut c = Cluster::with_net(4, 3, default_tune, config);
+    let mut c = cluster_with_net(4, 3, default_tune, config);
     let leader = c.await_leader(Duration::from_secs(5));
     let follower = (leader + 1) % 3;
-    let failed = |c: &Cluster| {
-        c.nodes[follower].parts.as_ref().unwrap().app.on_definition(|a| a.failed.clone()).unwrap()
-    };
+    let failed = |c: &Cluster| c.app(follower, |a| a.failed.clone()).unwrap();
     let tag = c.propose(follower, &vec![1; 2 * FRAME_BYTES_MAX]);
     c.run(Duration::from_millis(100));
     assert!(
@@ -378,7 +216,7 @@ fn a_message_refused_by_the_network_ends_the_session_with_its_peer() {
 
 #[test]
 fn leader_crash_elects_a_new_leader_and_loses_no_committed_transaction() {
-    let mut c = Cluster::new(3, 3, default_tune);
+    let mut c = cluster(3, 3, default_tune);
     let leader = c.await_leader(Duration::from_secs(5));
     for k in 0..10u8 {
         c.propose(leader, &[k]);
@@ -404,18 +242,18 @@ fn leader_crash_elects_a_new_leader_and_loses_no_committed_transaction() {
 
 #[test]
 fn a_minority_partition_stalls_and_heals() {
-    let mut c = Cluster::new(4, 3, default_tune);
+    let mut c = cluster(4, 3, default_tune);
     let leader = c.await_leader(Duration::from_secs(5));
     let others: Vec<usize> = (0..3).filter(|i| *i != leader).collect();
     // Isolate the leader: the two others elect a new one and go on.
-    c.net.partition(&[c.nodes[leader].addr], &[c.nodes[others[0]].addr, c.nodes[others[1]].addr]);
+    c.partition(&[leader]);
     let tag = c.propose(leader, b"isolated");
     c.run(Duration::from_secs(3));
     let majority_leader = c.leader().expect("the majority elects a leader");
     assert!(others.contains(&majority_leader));
     c.propose(majority_leader, b"majority");
     c.run(Duration::from_secs(1));
-    c.net.heal();
+    c.heal();
     c.run(Duration::from_secs(5));
     let log = c.check_prefixes();
     for i in 0..3 {
@@ -436,7 +274,7 @@ fn snapshot_often(config: &mut ZabConfig) {
 
 #[test]
 fn snapshots_flow_through_the_application_and_a_restarted_node_recovers_from_one() {
-    let mut c = Cluster::new(5, 3, snapshot_often);
+    let mut c = cluster(5, 3, snapshot_often);
     let leader = c.await_leader(Duration::from_secs(5));
     for k in 0..23u8 {
         c.propose(leader, &[k]);
@@ -446,7 +284,7 @@ fn snapshots_flow_through_the_application_and_a_restarted_node_recovers_from_one
     let log = c.check_prefixes();
     assert_eq!(log.len(), 23);
     let follower = (0..3).find(|i| *i != leader).unwrap();
-    assert!(c.nodes[follower].disk.contents().snapshot.is_some(), "a snapshot was stored");
+    assert!(c.disks[follower].contents().snapshot.is_some(), "a snapshot was stored");
     c.crash(follower, usize::MAX);
     c.start(follower);
     c.run(Duration::from_secs(5));
@@ -458,7 +296,7 @@ fn slow_disks_delay_commits_but_lose_nothing_acknowledged() {
     fn slow(config: &mut ZabConfig) {
         config.sync_delay = (Duration::from_millis(1), Duration::from_millis(30));
     }
-    let mut c = Cluster::new(6, 3, slow);
+    let mut c = cluster(6, 3, slow);
     let leader = c.await_leader(Duration::from_secs(10));
     for k in 0..50u8 {
         c.propose(k as usize % 3, &[k]);
@@ -486,14 +324,7 @@ fn slow_disks_delay_commits_but_lose_nothing_acknowledged() {
 /// that logs are prefixes of each other and that every acknowledged proposal survives.
 #[test]
 fn randomized_sweep_over_whole_nodes() {
-    let seeds: Vec<u64> = match std::env::var("SIM_SEED") {
-        Ok(s) => vec![s.parse().expect("SIM_SEED is a number")],
-        Err(_) => {
-            let n = std::env::var("SIM_SEEDS").ok().and_then(|s| s.parse().ok()).unwrap_or(50);
-            (0..n).collect()
-        }
-    };
-    for seed in seeds {
+    for seed in sweep_seeds_from(0, 50) {
         sweep_one(seed);
     }
 }
@@ -504,32 +335,16 @@ fn sweep_one(seed: u64) {
         config.protocol.snapshot_entries_trigger = 20;
     }
     let n = if seed % 2 == 0 { 3 } else { 5 };
-    let mut c = Cluster::new(seed, n, slowish);
+    let mut c = cluster(seed, n, slowish);
     let mut rng = SmallRng::seed_from_u64(seed ^ 0x5eed);
     let mut acked: BTreeMap<u64, Zxid> = BTreeMap::new();
     let mut k = 0u32;
     for _ in 0..60 {
         match rng.random_range(0..10) {
-            0 => {
-                let i = rng.random_range(0..n);
-                let keep = rng.random_range(0..4);
-                c.crash(i, keep);
-            }
-            1 => {
-                let down: Vec<usize> = (0..n).filter(|i| c.nodes[*i].parts.is_none()).collect();
-                if let Some(&i) = down.first() {
-                    c.start(i);
-                }
-            }
-            2 => {
-                let cut = rng.random_range(1..n);
-                let (a, b): (Vec<_>, Vec<_>) =
-                    c.members.iter().enumerate().partition(|(i, _)| *i < cut);
-                let a: Vec<NodeAddr> = a.into_iter().map(|(_, x)| *x).collect();
-                let b: Vec<NodeAddr> = b.into_iter().map(|(_, x)| *x).collect();
-                c.net.partition(&a, &b);
-            }
-            3 => c.net.heal(),
+            0 => c.crash(rng.random_range(0..n), rng.random_range(0..4)),
+            1 => c.start_first_down(),
+            2 => c.partition(&(0..rng.random_range(1..n)).collect::<Vec<_>>()),
+            3 => c.heal(),
             _ => {
                 let i = rng.random_range(0..n);
                 k += 1;
@@ -544,12 +359,8 @@ fn sweep_one(seed: u64) {
         }
     }
     // Calm phase: everyone up, no partition.
-    c.net.heal();
-    for i in 0..n {
-        if c.nodes[i].parts.is_none() {
-            c.start(i);
-        }
-    }
+    c.heal();
+    c.start_all();
     c.run(Duration::from_secs(10));
     let log = c.check_prefixes();
     for i in 0..n {
@@ -576,8 +387,8 @@ fn sweep_one(seed: u64) {
 /// answer, and the followers deposed the leader at its first snapshot.
 #[test]
 fn a_leader_whose_snapshots_take_2s_keeps_leading_and_the_group_converges() {
-    let slow = |_| Answer::After(Duration::from_secs(2));
-    let mut c = Cluster::with_answers(7, 3, snapshot_often, slow);
+    let slow = |_| SnapshotAnswer::After(Duration::from_secs(2));
+    let mut c = cluster_with_answers(7, 3, snapshot_often, slow);
     let leader = c.await_leader(Duration::from_secs(5));
     let epoch = c.epoch_of(leader);
     for k in 0..60u8 {
@@ -597,7 +408,7 @@ fn a_leader_whose_snapshots_take_2s_keeps_leading_and_the_group_converges() {
     // The late answers were stored.
     c.run(Duration::from_secs(3));
     for i in 0..3 {
-        let snapshot = c.nodes[i].disk.contents().snapshot;
+        let snapshot = c.disks[i].contents().snapshot;
         assert!(snapshot.is_some_and(|s| s.zxid > Zxid::ZERO), "node {i} stored a snapshot");
     }
     // Recovery from those snapshots and the log after them restores every node's state.
@@ -619,8 +430,8 @@ fn a_leader_whose_snapshots_take_2s_keeps_leading_and_the_group_converges() {
 #[test]
 fn a_snapshot_answer_superseded_by_an_install_is_ignored() {
     // Node 0 holds its answers; group 0 prefers the highest member as leader.
-    let hold_on_0 = |i| if i == 0 { Answer::Hold } else { Answer::Now };
-    let mut c = Cluster::with_answers(8, 3, snapshot_often, hold_on_0);
+    let hold_on_0 = |i| if i == 0 { SnapshotAnswer::Hold } else { SnapshotAnswer::Now };
+    let mut c = cluster_with_answers(8, 3, snapshot_often, hold_on_0);
     let leader = c.await_leader(Duration::from_secs(5));
     assert_ne!(leader, 0, "the test needs node 0 to follow");
     for k in 0..8u8 {
@@ -628,29 +439,28 @@ fn a_snapshot_answer_superseded_by_an_install_is_ignored() {
         c.run(Duration::from_millis(20));
     }
     c.run(Duration::from_millis(500));
-    let held = c.nodes[0].parts.as_ref().unwrap().app.on_definition(|a| a.held.clone()).unwrap();
+    let held = c.app(0, |a| a.held.clone()).unwrap();
     let (stale, stale_state) = held.first().cloned().expect("node 0 was asked for a snapshot");
-    assert!(c.nodes[0].disk.contents().snapshot.is_none());
+    assert!(c.disks[0].contents().snapshot.is_none());
     // Node 0 falls behind the others' snapshots, then comes back: the leader sends its state.
-    let others: Vec<NodeAddr> = (1..3).map(|i| c.nodes[i].addr).collect();
-    c.net.partition(&[c.nodes[0].addr], &others);
+    c.partition(&[0]);
     let leader = c.await_leader_among(&[1, 2], Duration::from_secs(5));
     for k in 8..40u8 {
         c.propose(leader, &[k]);
         c.run(Duration::from_millis(20));
     }
-    c.net.heal();
+    c.heal();
     c.run(Duration::from_secs(5));
     let log = c.check_prefixes();
     assert_eq!(c.log(0), log, "node 0 caught up");
-    let installed = c.nodes[0].disk.contents().snapshot.expect("node 0 installed a snapshot");
+    let installed = c.disks[0].contents().snapshot.expect("node 0 installed a snapshot");
     assert!(installed.zxid > stale, "installed {:?}, stale {stale:?}", installed.zxid);
     // The stale answer arrives now: nothing changes.
-    c.nodes[0].parts.as_ref().unwrap().app.on_definition(|a| {
+    c.app(0, |a| {
         a.ab.trigger(AbRequest::SnapshotTaken { zxid: stale, state: stale_state.clone() })
     });
     c.run(Duration::from_secs(1));
-    assert_eq!(c.nodes[0].disk.contents().snapshot.map(|s| s.zxid), Some(installed.zxid));
+    assert_eq!(c.disks[0].contents().snapshot.map(|s| s.zxid), Some(installed.zxid));
     // And the group goes on; node 0 recovers from what it stored.
     c.propose(leader, b"after");
     c.run(Duration::from_secs(1));

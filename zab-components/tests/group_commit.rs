@@ -23,7 +23,8 @@ use parking_lot::Mutex;
 use zab_components::component::*;
 use zab_components::failure_detector::*;
 use zab_components::protocol::{Entry, Epoch, EpochKind, Message, Recovered, Snapshot, Zxid};
-use zab_components::storage::{LogReader, SimDisk, StorageError, ZabStorage};
+use zab_components::storage::{SimDisk, StorageError};
+use zab_components::testing::{Hooked, StorageHooks};
 
 /// What one node has written and what is durable, as its storage was told.
 #[derive(Debug, Default)]
@@ -41,9 +42,8 @@ struct Ledger {
 /// Violations found by any checker of a test, with the node they concern.
 type Violations = Arc<Mutex<Vec<String>>>;
 
-/// A storage that keeps a [`Ledger`] and forwards to `inner`.
+/// Storage hooks that keep a [`Ledger`] of what the storage was told.
 struct Checked {
-    inner: SimDisk,
     ledger: Arc<Mutex<Ledger>>,
     /// Whether the component should run it on a log thread.
     log_thread: bool,
@@ -51,42 +51,39 @@ struct Checked {
     sync_time: Duration,
 }
 
-impl ZabStorage for Checked {
-    fn recover(&mut self) -> Result<Recovered, StorageError> {
-        let r = self.inner.recover()?;
+impl StorageHooks for Checked {
+    fn recovered(&mut self, r: &Recovered) {
         let mut l = self.ledger.lock();
         let last = r.log.last().map(|e| e.zxid);
         let last = last.or(r.snapshot.as_ref().map(|s| s.zxid)).unwrap_or(Zxid::ZERO);
         (l.written_last, l.durable_last) = (last, last);
         (l.written_accepted, l.durable_accepted) = (r.accepted_epoch, r.accepted_epoch);
         (l.written_current, l.durable_current) = (r.current_epoch, r.current_epoch);
-        Ok(r)
     }
+
     fn append(&mut self, entries: &[Entry]) -> Result<(), StorageError> {
         if let Some(last) = entries.last() {
             self.ledger.lock().written_last = last.zxid;
         }
-        self.inner.append(entries)
+        Ok(())
     }
+
     fn truncate(&mut self, to: Zxid) -> Result<(), StorageError> {
         let mut l = self.ledger.lock();
         l.written_last = l.written_last.min(to);
         l.durable_last = l.durable_last.min(to);
-        drop(l);
-        self.inner.truncate(to)
+        Ok(())
     }
+
     fn write_epoch(&mut self, kind: EpochKind, epoch: Epoch) -> Result<(), StorageError> {
         let mut l = self.ledger.lock();
         match kind {
             EpochKind::Accepted => l.written_accepted = epoch,
             EpochKind::Current => l.written_current = epoch,
         }
-        drop(l);
-        self.inner.write_epoch(kind, epoch)
+        Ok(())
     }
-    fn save_snapshot(&mut self, snapshot: &Snapshot) -> Result<(), StorageError> {
-        self.inner.save_snapshot(snapshot)
-    }
+
     fn install(
         &mut self,
         snapshot: Option<&Snapshot>,
@@ -97,26 +94,26 @@ impl ZabStorage for Checked {
         l.written_last = entries.last().map_or(base, |e| e.zxid);
         // A new history: none of it is durable before the next sync.
         l.durable_last = Zxid::ZERO;
-        drop(l);
-        self.inner.install(snapshot, entries)
+        Ok(())
     }
-    fn reader(&self) -> Box<dyn LogReader> {
-        self.inner.reader()
-    }
+
     fn sync(&mut self) -> Result<(), StorageError> {
         if !self.sync_time.is_zero() {
             std::thread::sleep(self.sync_time);
         }
-        self.inner.sync()?;
+        Ok(())
+    }
+
+    fn synced(&mut self) {
         let mut l = self.ledger.lock();
         l.durable_last = l.written_last;
         l.durable_accepted = l.written_accepted;
         l.durable_current = l.written_current;
         l.syncs += 1;
-        Ok(())
     }
-    fn log_thread(&self) -> bool {
-        self.log_thread
+
+    fn log_thread(&self) -> Option<bool> {
+        Some(self.log_thread)
     }
 }
 
@@ -288,7 +285,10 @@ fn node(
     let fd = FailureDetector::create(system, network, me, FdConfig::default());
     let l = ledger.clone();
     let zab = ZabComponent::create(system, &tap.provided::<Network>(), &fd.provided(), config, {
-        move || Box::new(Checked { inner: disk.clone(), ledger: l.clone(), log_thread, sync_time })
+        move || {
+            let hooks = Checked { ledger: l.clone(), log_thread, sync_time };
+            Box::new(Hooked { inner: Box::new(disk.clone()), hooks })
+        }
     });
     let (l, v) = (ledger.clone(), violations.clone());
     let app = system.create(move |s| new_app(s, me, &l, &v));

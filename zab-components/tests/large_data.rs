@@ -16,25 +16,16 @@ use std::collections::BTreeSet;
 use std::time::Duration;
 
 use kompics_core::*;
-use kompics_net::sim::{SimNet, SimNetConfig, SimNetwork};
+use kompics_net::sim::SimNetConfig;
 use kompics_net::{NetEvent, NetMessage, Network, NodeAddr, Route};
 use zab_components::component::*;
-use zab_components::failure_detector::*;
 use zab_components::protocol::{Epoch, Message, SyncMode, Zxid};
 use zab_components::storage::SimDisk;
+use zab_components::testing::{
+    addr, sweep_seeds_from, Group, LogApp, NodeApp, NodeSetup, SnapshotAnswer,
+};
 
 const MIB: usize = 1 << 20;
-
-/// The seeds of a sweep: `SIM_SEED` alone, or `0..SIM_SEEDS` (default `default`).
-fn seeds(default: u64) -> Vec<u64> {
-    match std::env::var("SIM_SEED") {
-        Ok(s) => vec![s.parse().expect("SIM_SEED is a number")],
-        Err(_) => {
-            let n = std::env::var("SIM_SEEDS").ok().and_then(|s| s.parse().ok()).unwrap_or(default);
-            (0..n).collect()
-        }
-    }
-}
 
 fn stats(line: impl FnOnce() -> String) {
     if std::env::var("SIM_STATS").is_ok() {
@@ -51,80 +42,6 @@ fn payload(k: u64, len: usize) -> Vec<u8> {
 
 fn payload_id(p: &[u8]) -> u64 {
     u64::from_le_bytes(p[..8].try_into().expect("payloads carry their id"))
-}
-
-/// The application's state (its whole delivered log), encoded by hand: rmp-serde would write
-/// each byte of a `Vec<u8>` as an integer, which is far too slow for 50 MB in debug builds.
-fn encode_state(log: &[(Zxid, Vec<u8>)]) -> Vec<u8> {
-    let total: usize = log.iter().map(|(_, p)| p.len() + 24).sum();
-    let mut out = Vec::with_capacity(total);
-    for (z, p) in log {
-        out.extend_from_slice(&z.epoch.0.to_le_bytes());
-        out.extend_from_slice(&z.counter.to_le_bytes());
-        out.extend_from_slice(&(p.len() as u64).to_le_bytes());
-        out.extend_from_slice(p);
-    }
-    out
-}
-
-fn decode_state(mut bytes: &[u8]) -> Vec<(Zxid, Vec<u8>)> {
-    let mut log = Vec::new();
-    let word = |b: &mut &[u8]| {
-        let (w, rest) = b.split_at(8);
-        *b = rest;
-        u64::from_le_bytes(w.try_into().unwrap())
-    };
-    while !bytes.is_empty() {
-        let epoch = word(&mut bytes);
-        let counter = word(&mut bytes);
-        let len = word(&mut bytes) as usize;
-        let (p, rest) = bytes.split_at(len);
-        log.push((Zxid { epoch: Epoch(epoch), counter }, p.to_vec()));
-        bytes = rest;
-    }
-    log
-}
-
-/// The application: a replicated log of payloads; its state is the log itself. It records
-/// every status change and commit with the virtual time it happened.
-struct App {
-    ab: RequiredPort<AtomicBroadcast>,
-    log: Vec<(Zxid, Vec<u8>)>,
-    status: Option<ZabStatus>,
-    statuses: Vec<(Time, ZabStatus)>,
-    committed: Vec<(u64, Zxid, Time)>,
-    failed: Vec<(u64, ProposeFailure)>,
-}
-
-impl ComponentDefinition for App {}
-
-impl Require<AtomicBroadcast> for App {
-    fn handle(&mut self, ctx: &mut Context<Self>, event: AbEvent) {
-        match event {
-            AbEvent::Deliver { zxid, payload } => {
-                if let Some((last, _)) = self.log.last() {
-                    assert!(zxid > *last, "delivered out of order: {zxid:?} after {last:?}");
-                }
-                self.log.push((zxid, payload));
-            }
-            AbEvent::Status(s) => {
-                self.status = Some(s);
-                self.statuses.push((ctx.now(), s));
-            }
-            AbEvent::Assigned { .. } | AbEvent::ReadReady { .. } => {}
-            AbEvent::Committed { tag, zxid } => self.committed.push((tag, zxid, ctx.now())),
-            AbEvent::Failed { tag, reason } => self.failed.push((tag, reason)),
-            AbEvent::TakeSnapshot { zxid } => {
-                assert_eq!(self.log.last().map(|(z, _)| *z).unwrap_or(Zxid::ZERO), zxid);
-                let state = encode_state(&self.log);
-                self.ab.trigger(AbRequest::SnapshotTaken { zxid, state });
-            }
-            AbEvent::InstallState { zxid, state } => {
-                self.log = state.as_deref().map(decode_state).unwrap_or_default();
-                assert!(self.log.last().is_none_or(|(z, _)| *z == zxid));
-            }
-        }
-    }
 }
 
 /// A Zab message a node received, summarized.
@@ -199,150 +116,118 @@ impl Provide<Network> for Injector {
     fn handle(&mut self, _ctx: &mut Context<Self>, _msg: NetMessage) {}
 }
 
-struct Node {
-    addr: NodeAddr,
-    disk: SimDisk,
-    parts: Option<Parts>,
-}
-
+/// What a node runs besides Zab: the application and the components around its Zab instance.
 struct Parts {
-    net: Component<SimNetwork>,
     watch: Component<Watch>,
     inject: Component<Injector>,
-    fd: Component<FailureDetector>,
-    zab: Component<ZabComponent>,
-    app: Component<App>,
+    app: Component<LogApp>,
 }
 
-struct Cluster {
-    sim: Simulation,
-    net: SimNet,
-    nodes: Vec<Node>,
-    members: Vec<NodeAddr>,
-    tune: fn(&mut ZabConfig),
-    next_tag: u64,
+impl NodeApp for Parts {
+    fn start(&self) {
+        self.watch.start();
+        self.inject.start();
+        self.app.start();
+    }
+
+    fn kill(&self) {
+        self.app.kill();
+        self.inject.kill();
+        self.watch.kill();
+    }
 }
 
-fn addr(i: usize) -> NodeAddr {
-    NodeAddr(([10, 0, 0, i as u8 + 1], 5000).into())
+/// Builds node `node.index`'s [`Parts`]: the watch on its network, the injector and the
+/// application on its Zab instance.
+fn parts(node: &NodeSetup<'_>) -> Parts {
+    let route = Route::new(ZAB_SERVICE, 0);
+    let network = node.net.provided::<Network>();
+    let watch = node.system.create(move |s| Watch {
+        _net: s.required(),
+        route,
+        received: Vec::new(),
+        send_failed: 0,
+        downs: Vec::new(),
+    });
+    connect(&network, &watch.required::<Network>());
+    let inject = node.system.create(|s| Injector { net: s.provided() });
+    connect(&inject.provided::<Network>(), &node.zab.required::<Network>());
+    let app = node.system.create(|s| LogApp::new(s, SnapshotAnswer::Now));
+    node.connect_app(&app);
+    Parts { watch, inject, app }
 }
 
-impl Cluster {
-    fn new(seed: u64, n: usize, tune: fn(&mut ZabConfig), net: SimNetConfig) -> Cluster {
-        let sim = Simulation::new(seed);
-        let net = SimNet::new(&sim.system(), net);
-        let members: Vec<_> = (0..n).map(addr).collect();
-        let nodes =
-            members.iter().map(|a| Node { addr: *a, disk: SimDisk::new(), parts: None }).collect();
-        let mut c = Cluster { sim, net, nodes, members, tune, next_tag: 0 };
-        for i in 0..n {
-            c.start(i);
-        }
-        c
-    }
+/// The group under test.
+type Cluster = Group<Parts>;
 
-    fn seed(&self) -> u64 {
-        self.sim.seed()
-    }
+fn cluster(seed: u64, n: usize, tune: fn(&mut ZabConfig), net: SimNetConfig) -> Cluster {
+    Group::new(Simulation::new(seed), n, net, tune, parts)
+}
 
-    fn now(&self) -> Time {
-        self.sim.now()
-    }
-
-    fn start(&mut self, i: usize) {
-        let me = self.nodes[i].addr;
-        let disk = self.nodes[i].disk.clone();
-        let mut config = ZabConfig::new(0, me, &self.members);
-        (self.tune)(&mut config);
-        let route = config.route();
-        let net = self.net.add_node(me);
-        let system = self.sim.system();
-        let network = net.provided::<Network>();
-        let watch = self.sim.create(move |s| Watch {
-            _net: s.required(),
-            route,
-            received: Vec::new(),
-            send_failed: 0,
-            downs: Vec::new(),
-        });
-        connect(&network, &watch.required::<Network>());
-        let fd = FailureDetector::create(&system, &network, me, FdConfig::default());
-        let zab = ZabComponent::create(&system, &network, &fd.provided(), config, move || {
-            Box::new(disk.clone())
-        });
-        let inject = self.sim.create(|s| Injector { net: s.provided() });
-        connect(&inject.provided::<Network>(), &zab.required::<Network>());
-        let app = self.sim.create(move |s| App {
-            ab: s.required(),
-            log: Vec::new(),
-            status: None,
-            statuses: Vec::new(),
-            committed: Vec::new(),
-            failed: Vec::new(),
-        });
-        connect(&zab.provided::<AtomicBroadcast>(), &app.required::<AtomicBroadcast>());
-        watch.start();
-        inject.start();
-        fd.start();
-        app.start();
-        zab.start();
-        self.nodes[i].parts = Some(Parts { net, watch, inject, fd, zab, app });
-    }
-
-    /// Crashes node `i`: its components die; of its unsynced writes only `keep` survive.
-    fn crash(&mut self, i: usize, keep: usize) {
-        let Some(p) = self.nodes[i].parts.take() else { return };
-        self.net.crash(self.nodes[i].addr);
-        p.app.kill();
-        p.zab.kill();
-        p.fd.kill();
-        p.inject.kill();
-        p.watch.kill();
-        p.net.kill();
-        self.nodes[i].disk.crash(keep);
-    }
-
+/// What the tests observe and do through the nodes' applications and watches.
+trait Observe {
     /// Crashes node `i` and gives it an empty disk: it comes back knowing nothing.
+    fn crash_and_wipe(&mut self, i: usize);
+    fn live(&self) -> impl Iterator<Item = usize> + '_;
+    fn app<R>(&self, i: usize, f: impl FnOnce(&LogApp) -> R) -> R;
+    fn watch<R>(&self, i: usize, f: impl FnOnce(&Watch) -> R) -> R;
+    fn status(&self, i: usize) -> Option<ZabStatus>;
+    /// The leader and its epoch, if one leads and every live node follows it in that epoch.
+    fn established(&self) -> Option<(usize, Epoch)>;
+    /// Runs in steps of `step` until `done`, up to `limit`; returns the time it took.
+    fn run_until(
+        &self,
+        limit: Duration,
+        step: Duration,
+        what: &str,
+        done: impl FnMut(&Cluster) -> bool,
+    ) -> Duration;
+    fn await_established(&self, limit: Duration) -> (usize, Epoch);
+    /// Runs until a leader is established and every live node has delivered `expected`
+    /// transactions, the same last one, and its Zab instance agrees; returns the time it took.
+    fn await_synced(&self, limit: Duration, expected: usize) -> Duration;
+    fn synced(&self, expected: usize) -> bool;
+    fn propose(&mut self, i: usize, payload: Vec<u8>) -> u64;
+    fn violations(&self, i: usize) -> u64;
+    /// Status changes of node `i` after `since`.
+    fn statuses_since(&self, i: usize, since: Time) -> Vec<ZabStatus>;
+    /// The broadcast properties over every live node: identical logs (agreement, one total
+    /// order), no payload twice, every commit reported to a proposer in the log. Returns the
+    /// common log's payload ids, in order.
+    fn check_properties(&self) -> Vec<u64>;
+}
+
+impl Observe for Cluster {
     fn crash_and_wipe(&mut self, i: usize) {
         self.crash(i, 0);
-        self.nodes[i].disk = SimDisk::new();
+        self.disks[i] = SimDisk::new();
     }
 
-    fn parts(&self, i: usize) -> &Parts {
-        self.nodes[i].parts.as_ref().unwrap_or_else(|| panic!("node {i} is down"))
+    fn live(&self) -> impl Iterator<Item = usize> + '_ {
+        self.up().map(|(i, _)| i)
     }
 
-    fn up(&self) -> impl Iterator<Item = usize> + '_ {
-        (0..self.nodes.len()).filter(|i| self.nodes[*i].parts.is_some())
-    }
-
-    fn app<R>(&self, i: usize, f: impl FnOnce(&App) -> R) -> R {
-        self.parts(i).app.on_definition(|a| f(a)).expect("the application is alive")
+    fn app<R>(&self, i: usize, f: impl FnOnce(&LogApp) -> R) -> R {
+        self.node(i).app.app.on_definition(|a| f(a)).expect("the application is alive")
     }
 
     fn watch<R>(&self, i: usize, f: impl FnOnce(&Watch) -> R) -> R {
-        self.parts(i).watch.on_definition(|w| f(w)).expect("the watch is alive")
+        self.node(i).app.watch.on_definition(|w| f(w)).expect("the watch is alive")
     }
 
     fn status(&self, i: usize) -> Option<ZabStatus> {
-        self.nodes[i].parts.as_ref().and_then(|p| p.app.on_definition(|a| a.status).flatten())
+        self.nodes[i].as_ref().and_then(|p| p.app.app.on_definition(|a| a.status).flatten())
     }
 
-    /// The leader and its epoch, if one leads and every live node follows it in that epoch.
     fn established(&self) -> Option<(usize, Epoch)> {
-        let (l, epoch) = self.up().find_map(|i| match self.status(i) {
+        let (l, epoch) = self.live().find_map(|i| match self.status(i) {
             Some(ZabStatus::Leading { epoch }) => Some((i, epoch)),
             _ => None,
         })?;
-        let following = Some(ZabStatus::Following { leader: self.nodes[l].addr, epoch });
-        self.up().all(|i| i == l || self.status(i) == following).then_some((l, epoch))
+        let following = Some(ZabStatus::Following { leader: self.addrs[l], epoch });
+        self.live().all(|i| i == l || self.status(i) == following).then_some((l, epoch))
     }
 
-    fn run(&self, d: Duration) {
-        self.sim.run_for(d);
-    }
-
-    /// Runs in steps of `step` until `done`, up to `limit`; returns the time it took.
     fn run_until(
         &self,
         limit: Duration,
@@ -369,8 +254,6 @@ impl Cluster {
         self.established().unwrap()
     }
 
-    /// Runs until a leader is established and every live node has delivered `expected`
-    /// transactions, the same last one, and its Zab instance agrees; returns the time it took.
     fn await_synced(&self, limit: Duration, expected: usize) -> Duration {
         self.run_until(limit, Duration::from_millis(10), "synced", |c| c.synced(expected))
     }
@@ -380,10 +263,10 @@ impl Cluster {
             return false;
         }
         let views: BTreeSet<_> = self
-            .up()
+            .live()
             .map(|i| {
                 let (len, last) = self.app(i, |a| (a.log.len(), a.log.last().map(|(z, _)| *z)));
-                let zab = self.parts(i).zab.on_definition(|z| z.node().map(|n| n.delivered_zxid()));
+                let zab = self.node(i).zab.on_definition(|z| z.node().map(|n| n.delivered_zxid()));
                 (len, last, zab.flatten())
             })
             .collect();
@@ -391,31 +274,26 @@ impl Cluster {
     }
 
     fn propose(&mut self, i: usize, payload: Vec<u8>) -> u64 {
-        self.next_tag += 1;
-        let tag = self.next_tag;
-        self.parts(i).app.on_definition(|a| a.ab.trigger(AbRequest::Propose { tag, payload }));
+        let tag = self.fresh_tag();
+        self.node(i).app.app.on_definition(|a| a.propose(tag, payload));
         tag
     }
 
     fn violations(&self, i: usize) -> u64 {
-        self.parts(i)
+        self.node(i)
             .zab
             .on_definition(|z| z.node().map(|n| n.protocol_violations()))
             .flatten()
             .unwrap_or(0)
     }
 
-    /// Status changes of node `i` after `since`.
     fn statuses_since(&self, i: usize, since: Time) -> Vec<ZabStatus> {
         self.app(i, |a| a.statuses.iter().filter(|(t, _)| *t > since).map(|(_, s)| *s).collect())
     }
 
-    /// The broadcast properties over every live node: identical logs (agreement, one total
-    /// order), no payload twice, every commit reported to a proposer in the log. Returns the
-    /// common log's payload ids, in order.
     fn check_properties(&self) -> Vec<u64> {
         let seed = self.seed();
-        let nodes: Vec<usize> = self.up().collect();
+        let nodes: Vec<usize> = self.live().collect();
         let first = self.app(nodes[0], |a| a.log.clone());
         for &i in &nodes[1..] {
             let same = self.app(i, |a| a.log == first);
@@ -452,8 +330,8 @@ fn quick_rejoin(config: &mut ZabConfig) {
 #[test]
 fn twenty_1mib_proposals_at_once_commit_without_a_leader_change() {
     const BOUND: Duration = Duration::from_secs(1);
-    for seed in seeds(3) {
-        let mut c = Cluster::new(seed, 3, quick_rejoin, SimNetConfig::default());
+    for seed in sweep_seeds_from(0, 3) {
+        let mut c = cluster(seed, 3, quick_rejoin, SimNetConfig::default());
         let (leader, epoch) = c.await_established(Duration::from_secs(5));
         c.run(Duration::from_millis(100));
         let t0 = c.now();
@@ -476,24 +354,18 @@ fn twenty_1mib_proposals_at_once_commit_without_a_leader_change() {
     }
 }
 
-/// Cuts node `f` off from the others.
-fn isolate(c: &Cluster, f: usize) {
-    let others: Vec<NodeAddr> = (0..c.nodes.len()).filter(|i| *i != f).map(addr).collect();
-    c.net.partition(&[addr(f)], &others);
-}
-
 /// Proposes `count` payloads of `len` bytes (ids `first..`) on `leader`, `per_step` at a time
 /// with `step` of virtual time between, then runs until the leader has committed them all.
 fn load(c: &mut Cluster, leader: usize, first: u64, count: u64, len: usize, per_step: u64) {
     let mut k = first;
+    let mut target = 0;
     while k < first + count {
         for _ in 0..per_step.min(first + count - k) {
-            c.propose(leader, payload(k, len));
+            target = c.propose(leader, payload(k, len));
             k += 1;
         }
         c.run(Duration::from_millis(20));
     }
-    let target = c.next_tag;
     c.run_until(Duration::from_secs(10), Duration::from_millis(10), "loaded", |c| {
         c.app(leader, |a| a.committed.iter().any(|(t, _, _)| *t == target))
     });
@@ -550,12 +422,12 @@ fn a_follower_1000_entries_of_20kib_behind_catches_up_by_diff_in_windows() {
     const BOUND: Duration = Duration::from_secs(2);
     const BEHIND: u64 = 1000;
     const DURING: u64 = 50;
-    for seed in seeds(3) {
-        let mut c = Cluster::new(seed, 3, quick_rejoin, SimNetConfig::default());
+    for seed in sweep_seeds_from(0, 3) {
+        let mut c = cluster(seed, 3, quick_rejoin, SimNetConfig::default());
         let (leader, epoch) = c.await_established(Duration::from_secs(5));
         let f = (leader + 1) % 3;
         let t_established = c.now();
-        isolate(&c, f);
+        c.partition(&[f]);
         load(&mut c, leader, 0, BEHIND, 20 << 10, 100);
         assert_eq!(c.app(f, |a| a.log.len()), 0, "seed {seed}: the follower was cut off");
         let t_heal = c.now();
@@ -590,7 +462,7 @@ fn a_follower_1000_entries_of_20kib_behind_catches_up_by_diff_in_windows() {
             "seed {seed}: one DIFF expected, got {:?}",
             sync.modes
         );
-        let window = ZabConfig::new(0, addr(0), &c.members).protocol.sync_window_bytes;
+        let window = ZabConfig::new(0, addr(0), &c.addrs).protocol.sync_window_bytes;
         assert!(sync.data_bytes > window, "seed {seed}: more than a window was sent");
         let up = sync.up_to_date.expect("UPTODATE");
         assert!(
@@ -626,13 +498,13 @@ fn snapshot_by_bytes(config: &mut ZabConfig) {
 fn a_quorum_that_needs_a_50mb_snap_is_rebuilt_without_deposing_the_leader() {
     const BOUND: Duration = Duration::from_secs(3);
     const ENTRIES: u64 = 50;
-    for seed in seeds(3) {
-        let mut c = Cluster::new(seed, 3, snapshot_by_bytes, SimNetConfig::default());
+    for seed in sweep_seeds_from(0, 3) {
+        let mut c = cluster(seed, 3, snapshot_by_bytes, SimNetConfig::default());
         let (leader, _) = c.await_established(Duration::from_secs(5));
         load(&mut c, leader, 0, ENTRIES, MIB, 5);
         c.await_synced(Duration::from_secs(2), ENTRIES as usize);
         let before = c.check_properties();
-        let snapshot = c.nodes[leader].disk.contents();
+        let snapshot = c.disks[leader].contents();
         let snap_zxid = snapshot.snapshot.as_ref().map(|s| s.zxid).expect("a leader snapshot");
         assert!(
             snapshot.log.iter().all(|e| e.zxid > snap_zxid),
@@ -718,8 +590,8 @@ fn registration(c: &Cluster, leader: usize, f: usize, since: Time) -> Option<u64
 fn a_restarted_follower_ignores_the_leaderinfo_of_its_previous_incarnation() {
     const BOUND: Duration = Duration::from_secs(1);
     const STEP: Duration = Duration::from_micros(20);
-    for seed in seeds(3) {
-        let mut c = Cluster::new(seed, 3, quick_rejoin, SimNetConfig::default());
+    for seed in sweep_seeds_from(0, 3) {
+        let mut c = cluster(seed, 3, quick_rejoin, SimNetConfig::default());
         let (leader, epoch) = c.await_established(Duration::from_secs(5));
         let t_established = c.now();
         for k in 0..10 {
@@ -751,7 +623,7 @@ fn a_restarted_follower_ignores_the_leaderinfo_of_its_previous_incarnation() {
         let stale = Message::LeaderInfo { epoch, attempt: old };
         let msg = NetMessage::encode(addr(leader), addr(f), Route::new(ZAB_SERVICE, 0), &stale)
             .expect("encodes");
-        c.parts(f).inject.on_definition(|i| i.net.trigger(NetEvent::Deliver(msg)));
+        c.node(f).app.inject.on_definition(|i| i.net.trigger(NetEvent::Deliver(msg)));
         let took = c.await_synced(BOUND, 10);
         stats(|| format!("seed {seed}: synced {took:?} after the second restart"));
         assert_eq!(c.established(), Some((leader, epoch)), "seed {seed}: leadership changed");
@@ -789,14 +661,14 @@ fn heartbeats_are_not_starved_by_a_catch_up_at_low_bandwidth() {
     const BOUND: Duration = Duration::from_secs(3);
     const BANDWIDTH: u64 = (16 << 20) * 5; // 16 MiB per 200 ms
     const BEHIND: u64 = 48;
-    for seed in seeds(3) {
+    for seed in sweep_seeds_from(0, 3) {
         let net = SimNetConfig { bandwidth: Some(BANDWIDTH), ..SimNetConfig::default() };
-        let mut c = Cluster::new(seed, 3, quick_rejoin, net);
+        let mut c = cluster(seed, 3, quick_rejoin, net);
         let (leader, epoch) = c.await_established(Duration::from_secs(5));
         let t_established = c.now();
         let f = (leader + 1) % 3;
         let g = (leader + 2) % 3;
-        isolate(&c, f);
+        c.partition(&[f]);
         load(&mut c, leader, 0, BEHIND, MIB, 4);
         let t_heal = c.now();
         c.net.heal();

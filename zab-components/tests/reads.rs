@@ -6,24 +6,10 @@
 //! `SIM_SEEDS=n` sets the number of seeds of the random sweep (default 150), `SIM_SEED=s`
 //! replays one.
 
-mod common;
-
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
-use common::{finish, sweep_seeds, Sim};
 use zab_components::protocol::{Message, ProposeError, Status};
-
-fn converge(sim: &mut Sim) -> usize {
-    assert!(sim.run_until(50_000, |s| s.converged()), "no leader:\n{}", sim.report());
-    sim.leader().expect("converged means one leader")
-}
-
-fn commit(sim: &mut Sim, at: usize, count: usize) {
-    for _ in 0..count {
-        sim.propose(at).unwrap_or_else(|e| panic!("propose failed: {e}\n{}", sim.report()));
-    }
-    assert!(sim.run_until(100_000, |s| s.converged()), "no convergence:\n{}", sim.report());
-}
+use zab_components::testing::{finish, sweep_seeds, Sim};
 
 fn passed(sim: &Sim) -> u64 {
     sim.counts.get("read passed").copied().unwrap_or(0)
@@ -40,8 +26,9 @@ fn sent(sim: &Sim, kind: &str) -> u64 {
 #[test]
 fn a_read_at_the_leader_passes_after_one_round_and_writes_nothing() {
     let mut sim = Sim::new(3, 11, |_| {});
-    let leader = converge(&mut sim);
-    commit(&mut sim, leader, 5);
+    let leader = sim.converge(50_000);
+    sim.propose_n(leader, 5);
+    sim.converge(100_000);
     let logged = sim.nodes[leader].disk.log.len();
     let pings = sent(&sim, "READPING");
     sim.read(leader).unwrap();
@@ -56,8 +43,9 @@ fn a_read_at_the_leader_passes_after_one_round_and_writes_nothing() {
 #[test]
 fn a_single_node_group_confirms_its_reads_alone() {
     let mut sim = Sim::new(1, 12, |_| {});
-    let leader = converge(&mut sim);
-    commit(&mut sim, leader, 3);
+    let leader = sim.converge(50_000);
+    sim.propose_n(leader, 3);
+    sim.converge(100_000);
     sim.read(leader).unwrap();
     assert_eq!(sim.reads_waiting(leader), 0);
     assert_eq!(passed(&sim), 1);
@@ -67,8 +55,9 @@ fn a_single_node_group_confirms_its_reads_alone() {
 #[test]
 fn reads_requested_together_share_one_round() {
     let mut sim = Sim::new(5, 13, |c| c.outstanding_proposals_max = 100);
-    let leader = converge(&mut sim);
-    commit(&mut sim, leader, 3);
+    let leader = sim.converge(50_000);
+    sim.propose_n(leader, 3);
+    sim.converge(100_000);
     sim.record_sent = true;
     for _ in 0..20 {
         sim.read(leader).unwrap();
@@ -93,11 +82,12 @@ fn reads_requested_together_share_one_round() {
 #[test]
 fn a_read_at_a_follower_sees_every_write_acknowledged_before_it() {
     let mut sim = Sim::new(3, 14, |_| {});
-    let leader = converge(&mut sim);
+    let leader = sim.converge(50_000);
     let follower = (leader + 1) % 3;
     for round in 0..10 {
         // Writes through the other follower, acknowledged; then a read through this one.
-        commit(&mut sim, (leader + 2) % 3, 2);
+        sim.propose_n((leader + 2) % 3, 2);
+        sim.converge(100_000);
         sim.read(follower).unwrap();
         assert!(sim.run_until(10_000, |s| s.reads_waiting(follower) == 0), "round {round}");
     }
@@ -112,7 +102,7 @@ fn a_read_at_a_follower_sees_every_write_acknowledged_before_it() {
 #[test]
 fn a_read_waits_for_the_followers_own_deliveries() {
     let mut sim = Sim::new(3, 15, |_| {});
-    let leader = converge(&mut sim);
+    let leader = sim.converge(50_000);
     let follower = (leader + 1) % 3;
     // The follower's disk stalls: the leader commits with the other follower, and answers the
     // follower's read at a point the follower has not delivered yet.
@@ -165,8 +155,9 @@ fn a_paused_deposed_leader_cannot_serve_a_stale_read() {
         // Five nodes: the followers of the new epoch are enough for a quorum of the old one,
         // were they to answer its round.
         let mut sim = Sim::new(5, 100 + seed, |_| {});
-        let old = converge(&mut sim);
-        commit(&mut sim, old, 3);
+        let old = sim.converge(50_000);
+        sim.propose_n(old, 3);
+        sim.converge(100_000);
         let others: Vec<usize> = (0..5).filter(|i| *i != old).collect();
         for &j in &others {
             sim.hold(old, j);
@@ -235,8 +226,9 @@ fn a_paused_deposed_leader_cannot_serve_a_stale_read() {
 #[test]
 fn a_round_lost_with_a_session_is_sent_again() {
     let mut sim = Sim::new(3, 17, |_| {});
-    let leader = converge(&mut sim);
-    commit(&mut sim, leader, 2);
+    let leader = sim.converge(50_000);
+    sim.propose_n(leader, 2);
+    sim.converge(100_000);
     let (a, b) = ((leader + 1) % 3, (leader + 2) % 3);
     sim.crash(b);
     sim.read(leader).unwrap();
@@ -248,7 +240,7 @@ fn a_round_lost_with_a_session_is_sent_again() {
     // meanwhile): either way, never stale, and a new read passes.
     assert_eq!(passed(&sim) + failed(&sim), 1);
     sim.restart(b);
-    let leader = converge(&mut sim);
+    let leader = sim.converge(50_000);
     sim.read(leader).unwrap();
     assert!(sim.run_until(10_000, |s| s.reads_waiting(leader) == 0), "{}", sim.report());
     finish(&mut sim);
@@ -258,7 +250,7 @@ fn a_round_lost_with_a_session_is_sent_again() {
 #[test]
 fn reads_fail_when_the_node_leaves_its_role() {
     let mut sim = Sim::new(3, 18, |_| {});
-    let leader = converge(&mut sim);
+    let leader = sim.converge(50_000);
     let follower = (leader + 1) % 3;
     sim.hold(follower, leader);
     sim.read(follower).unwrap();
@@ -292,11 +284,7 @@ fn run_seed(seed: u64) -> Result<(u64, u64), String> {
                 return;
             }
         }
-        sim.heal();
-        for i in 0..n {
-            sim.nodes[i].disk_stalled = false;
-            sim.restart(i);
-        }
+        sim.calm();
         if !sim.run_until(60_000, |s| s.converged()) {
             sim.fail("no convergence after the faults stopped".into());
             return;

@@ -165,6 +165,26 @@ fn follower_in_broadcast(log: Vec<Entry>, epoch: u64) -> ZabNode {
     a
 }
 
+/// An ACKEPOCH for `epoch` from a follower at `current` epoch whose last zxid is `last`.
+fn ack_epoch(epoch: u64, current: u64, last: Zxid, fresh: bool) -> Message {
+    Message::AckEpoch { epoch: Epoch(epoch), current_epoch: Epoch(current), last_zxid: last, fresh }
+}
+
+/// B, with an empty history, joins C, the established leader of `epoch`: it registers and
+/// acks the epoch, and C starts synchronizing it (NEWLEADER sent, not yet acked).
+fn empty_b_joins(c: &mut ZabNode, epoch: u64) {
+    c.step(B, Message::FollowerInfo { accepted_epoch: Epoch(0), attempt: 1 });
+    c.step(B, ack_epoch(epoch, 0, Zxid::ZERO, true));
+}
+
+/// `ticks` ticks of C, each answered by A's PONG (A stays alive, B is silent).
+fn ticks_answered_by_a(c: &mut ZabNode, ticks: usize) {
+    for _ in 0..ticks {
+        c.tick();
+        c.step(A, Message::Pong);
+    }
+}
+
 // ----- §5: fast leader election -------------------------------------------------------------
 
 /// §5: votes are ordered by (currentEpoch, last zxid, server id).
@@ -364,18 +384,7 @@ fn follower_persists_accepted_epoch_before_sending_ackepoch() {
         vec![Action::PersistEpoch { kind: EpochKind::Accepted, epoch: Epoch(2) }]
     );
     a.epoch_persisted(EpochKind::Accepted, Epoch(2));
-    assert_eq!(
-        sends(&a.drain_actions()),
-        vec![(
-            C,
-            Message::AckEpoch {
-                epoch: Epoch(2),
-                current_epoch: Epoch(1),
-                last_zxid: z(1, 2),
-                fresh: true
-            }
-        )]
-    );
+    assert_eq!(sends(&a.drain_actions()), vec![(C, ack_epoch(2, 1, z(1, 2), true))]);
 }
 
 /// §3 step 1.3: a LEADERINFO below our acceptedEpoch sends us back to election.
@@ -393,33 +402,14 @@ fn an_already_accepted_epoch_is_acked_as_not_fresh() {
     let mut a = follower_registered(vec![], 4, 3);
     a.step(C, Message::LeaderInfo { epoch: Epoch(4), attempt: 1 });
     let actions = a.drain_actions();
-    assert_eq!(
-        actions,
-        vec![Action::Send {
-            to: C,
-            msg: Message::AckEpoch {
-                epoch: Epoch(4),
-                current_epoch: Epoch(3),
-                last_zxid: Zxid::ZERO,
-                fresh: false
-            }
-        }]
-    );
+    assert_eq!(actions, vec![Action::Send { to: C, msg: ack_epoch(4, 3, Zxid::ZERO, false) }]);
 }
 
 /// §4.1 step 5: a non-fresh ACKEPOCH does not count towards the epoch's quorum.
 #[test]
 fn a_non_fresh_ackepoch_does_not_count_towards_the_quorum() {
     let mut c = leader_collecting_epoch_acks(vec![], 0, 0);
-    c.step(
-        A,
-        Message::AckEpoch {
-            epoch: Epoch(1),
-            current_epoch: Epoch(0),
-            last_zxid: Zxid::ZERO,
-            fresh: false,
-        },
-    );
+    c.step(A, ack_epoch(1, 0, Zxid::ZERO, false));
     assert!(c.drain_actions().is_empty(), "no currentEpoch write without a fresh quorum");
     assert_eq!(c.phase(), Phase::Discovery);
 }
@@ -428,15 +418,7 @@ fn a_non_fresh_ackepoch_does_not_count_towards_the_quorum() {
 #[test]
 fn leader_aborts_when_a_follower_is_ahead() {
     let mut c = leader_collecting_epoch_acks(entries(&[(1, 1)]), 1, 1);
-    c.step(
-        A,
-        Message::AckEpoch {
-            epoch: Epoch(2),
-            current_epoch: Epoch(1),
-            last_zxid: z(1, 2),
-            fresh: true,
-        },
-    );
+    c.step(A, ack_epoch(2, 1, z(1, 2), true));
     assert_eq!(c.phase(), Phase::Election);
     assert!(!c.drain_actions().iter().any(|a| matches!(a, Action::PersistEpoch { .. })));
 }
@@ -446,15 +428,7 @@ fn leader_aborts_when_a_follower_is_ahead() {
 #[test]
 fn leader_makes_its_history_durable_before_current_epoch() {
     let mut c = leader_collecting_epoch_acks(vec![], 0, 0);
-    c.step(
-        A,
-        Message::AckEpoch {
-            epoch: Epoch(1),
-            current_epoch: Epoch(0),
-            last_zxid: Zxid::ZERO,
-            fresh: true,
-        },
-    );
+    c.step(A, ack_epoch(1, 0, Zxid::ZERO, true));
     assert_eq!(
         c.drain_actions(),
         vec![Action::PersistEpoch { kind: EpochKind::Current, epoch: Epoch(1) }]
@@ -474,94 +448,56 @@ fn leader_makes_its_history_durable_before_current_epoch() {
 
 fn sync_leader(leader_log: Vec<Entry>, follower_last: Zxid, follower_current: u64) -> Vec<Message> {
     let mut c = leader_collecting_epoch_acks(leader_log, 3, 3);
-    c.step(
-        A,
-        Message::AckEpoch {
-            epoch: Epoch(4),
-            current_epoch: Epoch(follower_current),
-            last_zxid: follower_last,
-            fresh: true,
-        },
-    );
+    c.step(A, ack_epoch(4, follower_current, follower_last, true));
     c.epoch_persisted(EpochKind::Current, Epoch(4));
     sends(&c.drain_actions()).into_iter().map(|(_, msg)| msg).collect()
+}
+
+/// Asserts what a leader with log (1,1), (1,2), (3,1) sends a follower whose last zxid is
+/// `follower_last` and current epoch `follower_current`: a SYNCSTART with `mode`, then
+/// `sent_entries`, then NEWLEADER.
+fn assert_synced_with(
+    follower_last: Zxid,
+    follower_current: u64,
+    mode: SyncMode,
+    sent_entries: &[(u64, u64)],
+) {
+    let log = entries(&[(1, 1), (1, 2), (3, 1)]);
+    let sent = sync_leader(log, follower_last, follower_current);
+    let expected = vec![
+        Message::SyncStart(mode),
+        Message::SyncEntries { entries: entries(sent_entries) },
+        Message::NewLeader { epoch: Epoch(4) },
+    ];
+    assert_eq!(sent, expected);
 }
 
 /// §4.2 table "in window": a follower whose last zxid the leader has gets DIFF and the rest.
 #[test]
 fn leader_sends_diff_to_a_follower_that_is_a_prefix() {
-    let log = entries(&[(1, 1), (1, 2), (3, 1)]);
-    let sent = sync_leader(log, z(1, 1), 1);
-    assert_eq!(
-        sent,
-        vec![
-            Message::SyncStart(SyncMode::Diff { last: z(1, 1) }),
-            Message::SyncEntries { entries: entries(&[(1, 2), (3, 1)]) },
-            Message::NewLeader { epoch: Epoch(4) },
-        ]
-    );
+    assert_synced_with(z(1, 1), 1, SyncMode::Diff { last: z(1, 1) }, &[(1, 2), (3, 1)]);
 }
 
 /// §4.2, ZOOKEEPER-1154, F3: a follower with uncommitted transactions of an older epoch is
 /// truncated to the last common zxid, then gets the leader's later history.
 #[test]
 fn leader_sends_trunc_when_the_follower_has_uncommitted_txns_of_an_older_epoch() {
-    let log = entries(&[(1, 1), (1, 2), (3, 1)]);
-    let sent = sync_leader(log, z(1, 4), 1);
-    assert_eq!(
-        sent,
-        vec![
-            Message::SyncStart(SyncMode::Trunc { to: z(1, 2) }),
-            Message::SyncEntries { entries: entries(&[(3, 1)]) },
-            Message::NewLeader { epoch: Epoch(4) },
-        ]
-    );
+    assert_synced_with(z(1, 4), 1, SyncMode::Trunc { to: z(1, 2) }, &[(3, 1)]);
 }
 
 /// §4.2, F18: a follower that diverged in an epoch the leader never saw is never truncated
 /// across the epoch boundary: it gets SNAP.
 #[test]
 fn snap_instead_of_trunc_across_an_epoch_boundary() {
-    let log = entries(&[(1, 1), (1, 2), (3, 1)]);
-    let sent = sync_leader(log, z(2, 5), 2);
-    assert_eq!(
-        sent,
-        vec![
-            Message::SyncStart(SyncMode::Snap { zxid: Zxid::ZERO, state_bytes: None }),
-            Message::SyncEntries { entries: entries(&[(1, 1), (1, 2), (3, 1)]) },
-            Message::NewLeader { epoch: Epoch(4) },
-        ]
-    );
+    let snap = SyncMode::Snap { zxid: Zxid::ZERO, state_bytes: None };
+    assert_synced_with(z(2, 5), 2, snap, &[(1, 1), (1, 2), (3, 1)]);
 }
 
 /// §4.2 "otherwise": a follower behind the leader's snapshot gets the snapshot, in chunks,
 /// then the log after it.
 #[test]
 fn leader_sends_snap_in_chunks_to_a_follower_behind_its_snapshot() {
-    let mut cfg = config(C);
-    cfg.snapshot_chunk_bytes_max = 4;
-    let snapshot = Snapshot { zxid: z(1, 2), state: b"0123456789".to_vec() };
-    let rec = Recovered {
-        accepted_epoch: Epoch(3),
-        current_epoch: Epoch(3),
-        snapshot: Some(snapshot),
-        log: entries(&[(3, 1)]),
-    };
-    let mut c = ZabNode::new(cfg, rec).unwrap();
-    let vote = c.vote();
-    c.step(A, looking(vote, 1));
-    c.step(A, Message::FollowerInfo { accepted_epoch: Epoch(1), attempt: 1 });
-    c.epoch_persisted(EpochKind::Accepted, Epoch(4));
-    c.step(
-        A,
-        Message::AckEpoch {
-            epoch: Epoch(4),
-            current_epoch: Epoch(1),
-            last_zxid: z(1, 1),
-            fresh: true,
-        },
-    );
-    c.epoch_persisted(EpochKind::Current, Epoch(4));
+    let mut c = leader_snapping_a();
     let (actions, reads) = answering_snapshot_reads(&mut c, b"0123456789", |bytes| bytes);
     // The state is read back from storage a chunk at a time, not kept by the node.
     assert_eq!(reads, [(z(1, 2), 0, 4), (z(1, 2), 4, 4), (z(1, 2), 8, 2)]);
@@ -578,6 +514,29 @@ fn leader_sends_snap_in_chunks_to_a_follower_behind_its_snapshot() {
             Message::NewLeader { epoch: Epoch(4) },
         ]
     );
+}
+
+/// C, leader of epoch 4 with the snapshot (1,2) "0123456789" (sent in chunks of 4 bytes) and
+/// the log (3,1), once A at (1,1) acked the epoch: C is about to SNAP A. Its actions are not
+/// drained.
+fn leader_snapping_a() -> ZabNode {
+    let mut cfg = config(C);
+    cfg.snapshot_chunk_bytes_max = 4;
+    let snapshot = Snapshot { zxid: z(1, 2), state: b"0123456789".to_vec() };
+    let rec = Recovered {
+        accepted_epoch: Epoch(3),
+        current_epoch: Epoch(3),
+        snapshot: Some(snapshot),
+        log: entries(&[(3, 1)]),
+    };
+    let mut c = ZabNode::new(cfg, rec).unwrap();
+    let vote = c.vote();
+    c.step(A, looking(vote, 1));
+    c.step(A, Message::FollowerInfo { accepted_epoch: Epoch(1), attempt: 1 });
+    c.epoch_persisted(EpochKind::Accepted, Epoch(4));
+    c.step(A, ack_epoch(4, 1, z(1, 1), true));
+    c.epoch_persisted(EpochKind::Current, Epoch(4));
+    c
 }
 
 /// Drains `node`'s actions, answering each `ReadSnapshot` from `state` (passed through
@@ -611,28 +570,7 @@ fn answering_snapshot_reads(
 /// NEWLEADER; a stale answer (for an offset the stream is not at) changes nothing.
 #[test]
 fn a_snap_that_cannot_be_read_back_drops_the_learner() {
-    let mut cfg = config(C);
-    cfg.snapshot_chunk_bytes_max = 4;
-    let snapshot = Snapshot { zxid: z(1, 2), state: b"0123456789".to_vec() };
-    let rec = Recovered {
-        accepted_epoch: Epoch(3),
-        current_epoch: Epoch(3),
-        snapshot: Some(snapshot),
-        log: entries(&[(3, 1)]),
-    };
-    let mut c = ZabNode::new(cfg, rec).unwrap();
-    let vote = c.vote();
-    c.step(A, looking(vote, 1));
-    c.step(A, Message::FollowerInfo { accepted_epoch: Epoch(1), attempt: 1 });
-    c.epoch_persisted(EpochKind::Accepted, Epoch(4));
-    let ack = Message::AckEpoch {
-        epoch: Epoch(4),
-        current_epoch: Epoch(1),
-        last_zxid: z(1, 1),
-        fresh: true,
-    };
-    c.step(A, ack);
-    c.epoch_persisted(EpochKind::Current, Epoch(4));
+    let mut c = leader_snapping_a();
     // A stale answer first: ignored.
     c.snapshot_read(A, z(1, 2), 8, b"89".to_vec());
     // The second chunk fails.
@@ -744,16 +682,7 @@ fn snap_is_installed_atomically_with_the_history_after_it() {
 #[test]
 fn proposals_made_while_a_follower_syncs_reach_it() {
     let mut c = leader_in_broadcast(vec![], 0, 0);
-    c.step(B, Message::FollowerInfo { accepted_epoch: Epoch(0), attempt: 1 });
-    c.step(
-        B,
-        Message::AckEpoch {
-            epoch: Epoch(1),
-            current_epoch: Epoch(0),
-            last_zxid: Zxid::ZERO,
-            fresh: true,
-        },
-    );
+    empty_b_joins(&mut c, 1);
     c.drain_actions();
     c.propose(b"x".to_vec()).unwrap();
     let sent = sends(&c.drain_actions());
@@ -766,16 +695,7 @@ fn proposals_made_while_a_follower_syncs_reach_it() {
 #[test]
 fn uptodate_carries_the_latest_commit() {
     let mut c = leader_in_broadcast(vec![], 0, 0);
-    c.step(B, Message::FollowerInfo { accepted_epoch: Epoch(0), attempt: 1 });
-    c.step(
-        B,
-        Message::AckEpoch {
-            epoch: Epoch(1),
-            current_epoch: Epoch(0),
-            last_zxid: Zxid::ZERO,
-            fresh: true,
-        },
-    );
+    empty_b_joins(&mut c, 1);
     c.propose(b"x".to_vec()).unwrap();
     c.persisted(z(1, 1));
     c.step(A, Message::Ack { zxid: z(1, 1) });
@@ -896,16 +816,7 @@ fn a_proposal_with_a_gap_is_refused() {
 #[test]
 fn an_ack_before_the_newleader_ack_is_a_violation() {
     let mut c = leader_in_broadcast(vec![], 0, 0);
-    c.step(B, Message::FollowerInfo { accepted_epoch: Epoch(0), attempt: 1 });
-    c.step(
-        B,
-        Message::AckEpoch {
-            epoch: Epoch(1),
-            current_epoch: Epoch(0),
-            last_zxid: Zxid::ZERO,
-            fresh: true,
-        },
-    );
+    empty_b_joins(&mut c, 1);
     c.step(B, Message::Ack { zxid: Zxid::ZERO });
     assert_eq!(c.protocol_violations(), 1);
 }
@@ -929,26 +840,7 @@ fn proposals_are_batched() {
 fn outstanding_proposals_are_bounded_and_a_refusal_changes_nothing() {
     let mut cfg = config(C);
     cfg.outstanding_proposals_max = 2;
-    let mut c = {
-        let mut c = ZabNode::new(cfg, recovered(0, 0, vec![])).unwrap();
-        let vote = c.vote();
-        c.step(A, looking(vote, 1));
-        c.step(A, Message::FollowerInfo { accepted_epoch: Epoch(0), attempt: 1 });
-        c.epoch_persisted(EpochKind::Accepted, Epoch(1));
-        c.step(
-            A,
-            Message::AckEpoch {
-                epoch: Epoch(1),
-                current_epoch: Epoch(0),
-                last_zxid: Zxid::ZERO,
-                fresh: true,
-            },
-        );
-        c.epoch_persisted(EpochKind::Current, Epoch(1));
-        c.step(A, Message::AckNewLeader { epoch: Epoch(1) });
-        c.drain_actions();
-        c
-    };
+    let mut c = leader_in_broadcast_with(cfg, vec![], 0, 0);
     c.propose(b"1".to_vec()).unwrap();
     c.propose(b"2".to_vec()).unwrap();
     let before = c.last_zxid();
@@ -1053,22 +945,7 @@ fn a_follower_abandons_a_suspected_or_silent_leader() {
 fn counter_exhaustion_forces_the_leader_to_step_down() {
     let mut cfg = config(C);
     cfg.counter_max = 1;
-    let mut c = ZabNode::new(cfg, recovered(0, 0, vec![])).unwrap();
-    let vote = c.vote();
-    c.step(A, looking(vote, 1));
-    c.step(A, Message::FollowerInfo { accepted_epoch: Epoch(0), attempt: 1 });
-    c.epoch_persisted(EpochKind::Accepted, Epoch(1));
-    c.step(
-        A,
-        Message::AckEpoch {
-            epoch: Epoch(1),
-            current_epoch: Epoch(0),
-            last_zxid: Zxid::ZERO,
-            fresh: true,
-        },
-    );
-    c.epoch_persisted(EpochKind::Current, Epoch(1));
-    c.step(A, Message::AckNewLeader { epoch: Epoch(1) });
+    let mut c = leader_in_broadcast_with(cfg, vec![], 0, 0);
     c.propose(b"last".to_vec()).unwrap();
     assert_eq!(c.propose(b"more".to_vec()), Err(ProposeError::EpochExhausted));
     c.persisted(z(1, 1));
@@ -1273,15 +1150,7 @@ fn proposal_batches_are_cut_to_message_bytes_max() {
 fn synchronization_is_flow_controlled_by_sync_acks() {
     let log = payload_entries(1, 20, 300);
     let mut c = leader_collecting_epoch_acks_with(small_messages(C), log, 1, 1);
-    c.step(
-        A,
-        Message::AckEpoch {
-            epoch: Epoch(2),
-            current_epoch: Epoch(0),
-            last_zxid: Zxid::ZERO,
-            fresh: true,
-        },
-    );
+    c.step(A, ack_epoch(2, 0, Zxid::ZERO, true));
     c.epoch_persisted(EpochKind::Current, Epoch(2));
     let mut received: Vec<Zxid> = Vec::new();
     let mut acked = 0u64;
@@ -1321,16 +1190,7 @@ fn synchronization_is_flow_controlled_by_sync_acks() {
 #[test]
 fn a_leader_drops_a_misbehaving_learner_and_keeps_leading() {
     let mut c = leader_in_broadcast(vec![], 0, 0);
-    c.step(B, Message::FollowerInfo { accepted_epoch: Epoch(0), attempt: 1 });
-    c.step(
-        B,
-        Message::AckEpoch {
-            epoch: Epoch(1),
-            current_epoch: Epoch(0),
-            last_zxid: Zxid::ZERO,
-            fresh: true,
-        },
-    );
+    empty_b_joins(&mut c, 1);
     c.drain_actions();
     c.step(B, Message::AckNewLeader { epoch: Epoch(1) });
     c.step(A, Message::Ack { zxid: z(5, 5) });
@@ -1358,45 +1218,21 @@ fn a_syncing_learner_is_held_to_the_sync_timeout() {
     cfg.session_timeout_ticks = 10;
     cfg.sync_timeout_ticks = 20;
     let mut c = leader_in_broadcast_with(cfg, payload_entries(1, 20, 300), 1, 1);
-    c.step(B, Message::FollowerInfo { accepted_epoch: Epoch(0), attempt: 1 });
-    c.step(
-        B,
-        Message::AckEpoch {
-            epoch: Epoch(2),
-            current_epoch: Epoch(0),
-            last_zxid: Zxid::ZERO,
-            fresh: true,
-        },
-    );
+    empty_b_joins(&mut c, 2);
     c.drain_actions();
     let pings_to_b = |c: &mut ZabNode| {
         sends(&c.drain_actions()).iter().filter(|(to, m)| *to == B && *m == Message::Ping).count()
     };
-    for _ in 0..15 {
-        c.tick();
-        c.step(A, Message::Pong);
-    }
+    ticks_answered_by_a(&mut c, 15);
     assert!(pings_to_b(&mut c) > 0, "B silent for 15 ticks is still a learner");
     c.step(B, Message::SyncAck { received: 1 });
-    for _ in 0..15 {
-        c.tick();
-        c.step(A, Message::Pong);
-    }
+    ticks_answered_by_a(&mut c, 15);
     c.drain_actions();
-    for _ in 0..3 {
-        c.tick();
-        c.step(A, Message::Pong);
-    }
+    ticks_answered_by_a(&mut c, 3);
     assert!(pings_to_b(&mut c) > 0, "an ack moved B's deadline");
-    for _ in 0..10 {
-        c.tick();
-        c.step(A, Message::Pong);
-    }
+    ticks_answered_by_a(&mut c, 10);
     c.drain_actions();
-    for _ in 0..4 {
-        c.tick();
-        c.step(A, Message::Pong);
-    }
+    ticks_answered_by_a(&mut c, 4);
     assert_eq!(pings_to_b(&mut c), 0, "B dropped after sync_timeout_ticks of silence");
     assert_eq!(c.status(), Status::Leading { epoch: Epoch(2) });
 }

@@ -1,6 +1,6 @@
 //! The fault scenarios of `shared/research/zab.md` §11 (F1–F24, F27–F30; F25–F26 are
 //! reconfiguration, which this protocol does not implement), one test each, scripted against
-//! the deterministic harness in `common/`: which node crashes when, which messages are in
+//! the harness `zab_components::testing`: which node crashes when, which messages are in
 //! flight, which writes are unsynced. Every test ends with the harness's checks of P1–P13.
 //!
 //! zab.md writes zxids as `(epoch,counter)` for a particular run; where our cluster reaches a
@@ -11,17 +11,17 @@
 //! report prints the events that ran: `SIM_SEEDS=n` runs n seeds (default 500), `SIM_SEED=s`
 //! replays one, `SIM_STATS=1` prints what the seeds exercised.
 
-mod common;
-
 use std::time::Duration;
 
 use kompics_core::scenario::{Dist, Process, Scenario, World};
 use kompics_core::Time;
 
-use common::{decode_state, finish, sweep_seeds, Disk, Sim, StorageOp};
 use zab_components::protocol::{
     Entry, Epoch, EpochKind, InitError, Message, Notification, PeerState, Phase, Status, SyncMode,
     Zxid,
+};
+use zab_components::testing::{
+    self as common, decode_state, finish, sweep_seeds, Disk, Sim, StorageOp,
 };
 
 // ----- helpers ----------------------------------------------------------------------------------

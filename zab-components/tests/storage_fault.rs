@@ -11,13 +11,13 @@ use kompics_net::sim::{SimNet, SimNetConfig};
 use kompics_net::{Network, NodeAddr, TcpConfig, TcpNetwork};
 use zab_components::component::*;
 use zab_components::failure_detector::*;
-use zab_components::protocol::{Entry, Epoch, EpochKind, Recovered, Snapshot, Zxid};
-use zab_components::storage::{LogReader, SimDisk, StorageError, ZabStorage};
+use zab_components::protocol::Entry;
+use zab_components::storage::{SimDisk, StorageError};
+use zab_components::testing::{Hooked, StorageHooks};
 
-/// A [`SimDisk`] whose appends (or recovery) fail once `fail_appends` (`fail_recover`) is set;
-/// driven from a log thread if `log_thread`.
-struct FailingDisk {
-    disk: SimDisk,
+/// Hooks that fail a [`SimDisk`]'s appends (or recovery) once `fail_appends`
+/// (`fail_recover`) is set; driven from a log thread if `log_thread`.
+struct Failing {
     fail_appends: Arc<AtomicBool>,
     fail_recover: bool,
     log_thread: bool,
@@ -36,39 +36,23 @@ fn bad_checksum() -> StorageError {
     }
 }
 
-impl ZabStorage for FailingDisk {
-    fn recover(&mut self) -> Result<Recovered, StorageError> {
+impl StorageHooks for Failing {
+    fn recover(&mut self) -> Result<(), StorageError> {
         if self.fail_recover {
             return Err(bad_checksum());
         }
-        self.disk.recover()
+        Ok(())
     }
-    fn append(&mut self, entries: &[Entry]) -> Result<(), StorageError> {
+
+    fn append(&mut self, _entries: &[Entry]) -> Result<(), StorageError> {
         if self.fail_appends.load(Ordering::SeqCst) {
             return Err(full());
         }
-        self.disk.append(entries)
+        Ok(())
     }
-    fn truncate(&mut self, to: Zxid) -> Result<(), StorageError> {
-        self.disk.truncate(to)
-    }
-    fn write_epoch(&mut self, kind: EpochKind, epoch: Epoch) -> Result<(), StorageError> {
-        self.disk.write_epoch(kind, epoch)
-    }
-    fn save_snapshot(&mut self, snapshot: &Snapshot) -> Result<(), StorageError> {
-        self.disk.save_snapshot(snapshot)
-    }
-    fn install(&mut self, s: Option<&Snapshot>, entries: &[Entry]) -> Result<(), StorageError> {
-        self.disk.install(s, entries)
-    }
-    fn reader(&self) -> Box<dyn LogReader> {
-        self.disk.reader()
-    }
-    fn sync(&mut self) -> Result<(), StorageError> {
-        self.disk.sync()
-    }
-    fn log_thread(&self) -> bool {
-        self.log_thread
+
+    fn log_thread(&self) -> Option<bool> {
+        Some(self.log_thread)
     }
 }
 
@@ -112,8 +96,8 @@ fn node(seed: u64, fail_recover: bool) -> Node {
     let flag = fail_appends.clone();
     let disk = SimDisk::new();
     let zab = ZabComponent::create(&system, &network, &fd.provided(), config, move || {
-        let fail_appends = flag.clone();
-        Box::new(FailingDisk { disk: disk.clone(), fail_appends, fail_recover, log_thread: false })
+        let hooks = Failing { fail_appends: flag.clone(), fail_recover, log_thread: false };
+        Box::new(Hooked { inner: Box::new(disk.clone()), hooks })
     });
     let app = sim.create(|s| App { ab: Some(s.required()), ..App::default() });
     connect(&zab.provided::<AtomicBroadcast>(), &app.required::<AtomicBroadcast>());
@@ -197,9 +181,9 @@ fn a_write_failing_on_the_log_thread_reaches_the_fault_handler_typed() {
     let disk = SimDisk::new();
     let config = ZabConfig::new(5, me, &[me]);
     let zab = ZabComponent::create(&system, &network, &fd.provided(), config, move || {
-        let fail_appends = fail_appends.clone();
-        let disk = disk.clone();
-        Box::new(FailingDisk { disk, fail_appends, fail_recover: false, log_thread: true })
+        let hooks =
+            Failing { fail_appends: fail_appends.clone(), fail_recover: false, log_thread: true };
+        Box::new(Hooked { inner: Box::new(disk.clone()), hooks })
     });
     let app = system.create(|s| App { ab: Some(s.required()), ..App::default() });
     connect(&zab.provided::<AtomicBroadcast>(), &app.required::<AtomicBroadcast>());

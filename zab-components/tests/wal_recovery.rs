@@ -47,6 +47,14 @@ fn open(dir: &Path) -> FileStorage {
     FileStorage::open(dir, WalOptions::for_tests()).expect("open")
 }
 
+/// Opening `dir` fails with a message that contains every one of `parts`.
+fn assert_refused(dir: &Path, parts: &[&str]) {
+    let message = open_err(dir);
+    for part in parts {
+        assert!(message.contains(part), "no {part:?} in: {message}");
+    }
+}
+
 fn open_error(dir: &Path) -> StorageError {
     match FileStorage::open(dir, WalOptions::for_tests()) {
         Ok(mut s) => panic!("open succeeded, found {:?}", s.recover().map(|r| r.log.len())),
@@ -179,9 +187,7 @@ fn a_flipped_bit_in_a_sealed_segment_is_an_error_even_in_its_last_record() {
     let per_segment = (4096 - MAGIC) / RECORD;
     let last_record = MAGIC + (per_segment - 1) * RECORD;
     flip_bit(&segments[0], last_record + 40, 3);
-    let message = open_err(&dir.0);
-    assert!(message.contains(&name(&segments[0])), "{message}");
-    assert!(message.contains(&format!("byte offset {last_record}")), "{message}");
+    assert_refused(&dir.0, &[&name(&segments[0]), &format!("byte offset {last_record}")]);
 }
 
 #[test]
@@ -198,8 +204,7 @@ fn data_after_the_end_of_the_records_is_an_error() {
     let dir = TempDir::new("garbage");
     let segment = stored(&dir.0, &history(1, 1, 10)).remove(0);
     flip_bit(&segment, 3000, 0);
-    let message = open_err(&dir.0);
-    assert!(message.contains("byte offset 3000"), "{message}");
+    assert_refused(&dir.0, &["byte offset 3000"]);
 }
 
 #[test]
@@ -218,9 +223,7 @@ fn a_missing_snapshot_is_refused() {
     let r = open(&dir.0).recover().unwrap();
     assert_eq!(r.log, history(1, 151, 200));
     fs::remove_file(gen.join("snapshot.0000000000000001-0000000000000096")).unwrap();
-    let message = open_err(&dir.0);
-    assert!(message.contains("snapshot this log needs is missing"), "{message}");
-    assert!(message.contains(&name(&after[0])), "{message}");
+    assert_refused(&dir.0, &["snapshot this log needs is missing", &name(&after[0])]);
 }
 
 #[test]
@@ -228,9 +231,7 @@ fn a_missing_middle_segment_is_refused() {
     let dir = TempDir::new("no-segment");
     let segments = stored(&dir.0, &history(1, 1, 200));
     fs::remove_file(&segments[1]).unwrap();
-    let message = open_err(&dir.0);
-    assert!(message.contains("a segment file was lost"), "{message}");
-    assert!(message.contains(&name(&segments[2])), "{message}");
+    assert_refused(&dir.0, &["a segment file was lost", &name(&segments[2])]);
 }
 
 #[test]
@@ -240,11 +241,9 @@ fn inverted_epoch_files_are_refused() {
     s.write_epoch(EpochKind::Accepted, Epoch(1)).unwrap();
     s.write_epoch(EpochKind::Current, Epoch(2)).unwrap();
     drop(s);
-    let message = open_err(&dir.0);
-    assert!(message.contains("acceptedEpoch 1 is below currentEpoch 2"), "{message}");
+    assert_refused(&dir.0, &["acceptedEpoch 1 is below currentEpoch 2"]);
     fs::write(dir.0.join("acceptedEpoch"), "two\n").unwrap();
-    let message = open_err(&dir.0);
-    assert!(message.contains("acceptedEpoch") && message.contains("does not hold an epoch"));
+    assert_refused(&dir.0, &["acceptedEpoch", "does not hold an epoch"]);
 }
 
 #[test]
@@ -252,8 +251,7 @@ fn a_log_entry_above_accepted_epoch_is_refused() {
     let dir = TempDir::new("epoch-ahead");
     stored(&dir.0, &history(3, 1, 5));
     fs::write(dir.0.join("acceptedEpoch"), "2\n").unwrap();
-    let message = open_err(&dir.0);
-    assert!(message.contains("above acceptedEpoch 2"), "{message}");
+    assert_refused(&dir.0, &["above acceptedEpoch 2"]);
 }
 
 /// The state before an install: a snapshot and a log across segments.
@@ -336,9 +334,7 @@ fn records_that_do_not_increase_are_refused() {
     let second = bytes[MAGIC + RECORD..MAGIC + 2 * RECORD].to_vec();
     bytes[MAGIC + 2 * RECORD..MAGIC + 3 * RECORD].copy_from_slice(&second);
     fs::write(&segment, bytes).unwrap();
-    let message = open_err(&dir.0);
-    assert!(message.contains("strictly increase"), "{message}");
-    assert!(message.contains(&format!("byte offset {}", MAGIC + 2 * RECORD)), "{message}");
+    assert_refused(&dir.0, &["strictly increase", &format!("byte offset {}", MAGIC + 2 * RECORD)]);
 }
 
 #[test]
@@ -377,8 +373,7 @@ fn a_corrupt_snapshot_is_an_error_naming_it() {
     old_state(&dir.0);
     let path = dir.0.join("gen.0000000000000001/snapshot.0000000000000001-000000000000003c");
     flip_bit(&path, 37, 0);
-    let message = open_err(&dir.0);
-    assert!(message.contains(&name(&path)) && message.contains("checksum"), "{message}");
+    assert_refused(&dir.0, &[&name(&path), "checksum"]);
 }
 
 #[test]
@@ -386,11 +381,9 @@ fn a_manifest_that_names_a_missing_generation_or_is_missing_is_refused() {
     let dir = TempDir::new("manifest");
     old_state(&dir.0);
     fs::write(dir.0.join("MANIFEST"), "zab-wal manifest v1\ngeneration 9\n").unwrap();
-    let message = open_err(&dir.0);
-    assert!(message.contains("names generation 9"), "{message}");
+    assert_refused(&dir.0, &["names generation 9"]);
     fs::remove_file(dir.0.join("MANIFEST")).unwrap();
-    let message = open_err(&dir.0);
-    assert!(message.contains("MANIFEST") && message.contains("is missing"), "{message}");
+    assert_refused(&dir.0, &["MANIFEST", "is missing"]);
 }
 
 #[test]

@@ -1,155 +1,65 @@
-//! A deterministic in-memory cluster for driving `ZabNode`s: one FIFO queue per directed link,
-//! a simulated disk per node (writes become durable one by one, in order; a crash keeps a random
-//! prefix of the unsynced writes), a seeded PRNG choosing every next event, and checkers for
-//! zab.md's P1–P13 on what the nodes deliver (plus: a quorum of disks holds every transaction
-//! at its first delivery).
-//!
-//! Everything is ordered (`BTreeMap`, `Vec`), so a seed replays a run exactly.
-//!
-//! Besides the random schedulers, scenario tests script exact interleavings with:
-//! - links: [`Sim::hold`] / [`Sim::release`] one direction, [`Sim::queued`] to look at what is
-//!   in flight, [`Sim::deliver_until`] to deliver up to a given message, [`Sim::partition`]
-//!   to cut a group off (sessions end, later sends are lost until [`Sim::heal`]);
-//! - faulty peers and networks: [`Sim::inject`], [`Sim::drop_queued`], [`Sim::tamper_queued`],
-//!   and [`Sim::set_notification_faults`] (loss and duplication of election notifications);
-//! - disks: [`Sim::pending_writes`], [`Sim::complete_storage`], `disk_stalled`, crashes that
-//!   keep an exact number of unsynced writes ([`Sim::crash_keeping`]) or tear the next one
-//!   ([`Sim::crash_tearing`]), prepared disks ([`Sim::with_disks`]), and restarts that may be
-//!   refused ([`Sim::try_restart`]);
-//! - per-node configurations ([`Sim::new_per_node`]).
-
-#![allow(dead_code)] // each test file uses a different part of the harness
+//! The cluster driver: [`Sim`] runs `n` [`ZabNode`]s in one thread, executes their actions,
+//! and schedules every next event (a delivery, a completed write, a tick, a proposal, a fault)
+//! from its seeded generator.
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
-use std::fmt::Write as _;
 
-use zab_components::protocol::{
-    Action, Config, Entry, Epoch, EpochKind, InitError, Message, PeerId, Phase, ProposalId,
-    ProposeError, ReadId, Recovered, Snapshot, Status, ZabNode, Zxid,
+use super::report::trace_votes;
+use super::{decode_state, describe, encode_state, AppState, Disk, Rng, Sent, StorageOp};
+use crate::protocol::{
+    Action, Config, Entry, Epoch, InitError, Message, PeerId, Phase, ProposalId, ProposeError,
+    ReadId, Recovered, Status, ZabNode, Zxid,
 };
 
-/// splitmix64, the harness's own copy (the core's generator is private).
-#[derive(Clone, Debug)]
-pub struct Rng(u64);
-
-impl Rng {
-    pub fn new(seed: u64) -> Rng {
-        Rng(seed)
-    }
-
-    pub fn next_u64(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-
-    /// A value in `0..n` (n > 0).
-    pub fn below(&mut self, n: u64) -> u64 {
-        self.next_u64() % n
-    }
-
-    /// True with probability `percent`/100.
-    pub fn chance(&mut self, percent: u64) -> bool {
-        self.below(100) < percent
-    }
-}
-
-/// The application state: every delivered transaction, in order.
-pub type AppState = Vec<(Zxid, Vec<u8>)>;
-
-/// The completion call a durable write makes on its node.
-type Completion = Box<dyn FnOnce(&mut ZabNode)>;
-
-/// A storage write waiting to become durable (the node's storage actions, as the disk sees them).
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum StorageOp {
-    Append(Vec<Entry>),
-    Epoch(EpochKind, Epoch),
-    Truncate(Zxid),
-    Install { zxid: Zxid, state: Option<Vec<u8>>, entries: Vec<Entry> },
-    Snapshot { zxid: Zxid, state: Vec<u8> },
-}
-
-/// What survives a crash.
-#[derive(Clone, Debug, Default)]
-pub struct Disk {
-    pub accepted_epoch: Epoch,
-    pub current_epoch: Epoch,
-    pub snapshot: Option<Snapshot>,
-    pub log: Vec<Entry>,
-    pending: VecDeque<StorageOp>,
-}
-
-impl Disk {
-    /// A prepared disk: what a node finds when it (re)starts, nothing pending.
-    pub fn new(accepted: u64, current: u64, snapshot: Option<Snapshot>, log: Vec<Entry>) -> Disk {
-        Disk {
-            accepted_epoch: Epoch(accepted),
-            current_epoch: Epoch(current),
-            snapshot,
-            log,
-            pending: VecDeque::new(),
-        }
-    }
-
-    /// The writes issued but not yet durable, oldest first.
-    pub fn pending(&self) -> &VecDeque<StorageOp> {
-        &self.pending
-    }
-
-    /// The zxids of the durable log (after the snapshot).
-    pub fn log_zxids(&self) -> Vec<Zxid> {
-        self.log.iter().map(|entry| entry.zxid).collect()
-    }
-}
-
+/// One node of a [`Sim`]: the protocol state machine (while up), its disk and application.
 pub struct SimNode {
+    /// Its id (its index plus one).
     pub id: PeerId,
+    /// The state machine; `None` while crashed.
     pub node: Option<ZabNode>,
+    /// What survives a crash, and the writes in flight.
     pub disk: Disk,
+    /// The application state: what this incarnation delivered (or installed).
     pub app: AppState,
+    /// How many times the node was restarted.
     pub incarnation: u64,
     /// Local proposal ids of the current incarnation → payload.
-    proposals: BTreeMap<ProposalId, Vec<u8>>,
+    pub(super) proposals: BTreeMap<ProposalId, Vec<u8>>,
     /// Read barriers of the current incarnation → the highest zxid acknowledged anywhere when
     /// the read was requested: the state it passes at must include it.
-    reads: BTreeMap<ReadId, Zxid>,
+    pub(super) reads: BTreeMap<ReadId, Zxid>,
     /// While set, the node's storage completes nothing (a stalled disk).
     pub disk_stalled: bool,
     /// Entries read back from the durable log (`Action::ReadLog`), for the node.
-    reads_back: Vec<(PeerId, Zxid, Vec<Entry>)>,
+    pub(super) reads_back: Vec<(PeerId, Zxid, Vec<Entry>)>,
     /// Snapshot chunks read back from the disk (`Action::ReadSnapshot`), for the node.
-    snaps_back: Vec<(PeerId, Zxid, u64, Vec<u8>)>,
+    pub(super) snaps_back: Vec<(PeerId, Zxid, u64, Vec<u8>)>,
 }
 
-/// One message sent, for assertions about the protocol's choices.
-#[derive(Clone, Debug)]
-pub struct Sent {
-    pub from: PeerId,
-    pub to: PeerId,
-    pub msg: Message,
-}
-
+/// A deterministic cluster of [`ZabNode`]s: see the [module docs](super).
 pub struct Sim {
+    /// The seed of the run: every random choice follows from it.
     pub seed: u64,
+    /// The generator of the scheduler's choices.
     pub rng: Rng,
+    /// The nodes, by index (node `i` has id `i + 1`).
     pub nodes: Vec<SimNode>,
     /// Each node's configuration (used at every start).
-    configs: Vec<Config>,
-    links: BTreeMap<(usize, usize), VecDeque<Message>>,
+    pub(super) configs: Vec<Config>,
+    pub(super) links: BTreeMap<(usize, usize), VecDeque<Message>>,
     /// Links whose messages are held (not lost) until the given tick (`u64::MAX`: until
     /// released).
-    stalled_until: BTreeMap<(usize, usize), u64>,
+    pub(super) stalled_until: BTreeMap<(usize, usize), u64>,
     /// Directed pairs cut by a partition: no session, so sends are lost.
-    cut: BTreeSet<(usize, usize)>,
+    pub(super) cut: BTreeSet<(usize, usize)>,
     /// Percent of election notifications lost, and percent duplicated, at send time.
-    notification_faults: (u64, u64),
+    pub(super) notification_faults: (u64, u64),
+    /// Ticks so far.
     pub now: u64,
     /// Harness events so far (deliveries, writes, ticks, proposals, crashes, restarts): the
     /// clock of the P13 check.
     pub events: u64,
+    /// Messages sent while `record_sent` was set.
     pub sent: Vec<Sent>,
     /// While set, every message sent goes to `sent` and every storage write issued to `writes`.
     pub record_sent: bool,
@@ -157,14 +67,14 @@ pub struct Sim {
     pub writes: Vec<(usize, StorageOp)>,
     /// How many messages of each kind were sent, and how many crashes happened.
     pub counts: BTreeMap<&'static str, u64>,
-    trace: VecDeque<String>,
+    pub(super) trace: VecDeque<String>,
     // ----- checkers -----
     /// The longest delivered sequence seen: every node's state must be a prefix of it or extend it.
     pub global: AppState,
     /// Every payload ever proposed.
-    proposed: BTreeSet<Vec<u8>>,
+    pub(super) proposed: BTreeSet<Vec<u8>>,
     /// zxid → payload of every entry ever written to a log (P10).
-    logged: BTreeMap<Zxid, Vec<u8>>,
+    pub(super) logged: BTreeMap<Zxid, Vec<u8>>,
     /// Transactions acknowledged to a proposer (`ProposalCommitted`): must never be lost (P9).
     pub acknowledged: BTreeMap<Zxid, Vec<u8>>,
     /// The event at which each acknowledged transaction was acknowledged (P13).
@@ -174,47 +84,18 @@ pub struct Sim {
     /// Established leader per epoch (P7).
     pub leaders: BTreeMap<Epoch, PeerId>,
     /// Per epoch: the leader's last delivered zxid when it first proposed in it (P6).
-    first_proposal: BTreeMap<Epoch, Zxid>,
+    pub(super) first_proposal: BTreeMap<Epoch, Zxid>,
     /// Protocol violations counted by nodes that crashed since.
-    violations_lost: u64,
+    pub(super) violations_lost: u64,
     /// Protocol violations a test provoked on purpose (a forged message): `check_properties`
     /// fails unless exactly this many were counted.
     pub violations_expected: u64,
-    next_payload: u64,
+    pub(super) next_payload: u64,
     /// Per mille of random events that are read barriers (×10 like `propose_percent`; 0, the
     /// default, leaves the random schedule of older tests unchanged).
     pub read_percent: u64,
+    /// The first check that failed, if any.
     pub failure: Option<String>,
-}
-
-/// The harness's end-of-run checks: P1–P13, no protocol violation, every live node complete;
-/// panics with the report if one fails.
-pub fn finish(sim: &mut Sim) {
-    sim.check_converged_state();
-    sim.check_properties();
-    assert!(sim.failure.is_none(), "{}", sim.report());
-}
-
-/// The seeds of a randomized sweep: `SIM_SEED=s` alone, else `1..=SIM_SEEDS` (default
-/// `default`).
-pub fn sweep_seeds(default: u64) -> Vec<u64> {
-    match std::env::var("SIM_SEED") {
-        Ok(seed) => vec![seed.parse().expect("SIM_SEED is a number")],
-        Err(_) => {
-            let count =
-                std::env::var("SIM_SEEDS").ok().and_then(|s| s.parse().ok()).unwrap_or(default);
-            (1..=count).collect()
-        }
-    }
-}
-
-/// The message of a caught panic.
-pub fn panic_text(panic: &(dyn std::any::Any + Send)) -> String {
-    panic
-        .downcast_ref::<String>()
-        .cloned()
-        .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
-        .unwrap_or_default()
 }
 
 /// Harness timing: ticks are slow relative to messages, as with a 100 ms tick on a LAN.
@@ -231,34 +112,6 @@ pub fn sim_config(id: PeerId, peers: Vec<PeerId>) -> Config {
     config.snapshot_chunk_bytes_max = 64;
     config.snapshot_entries_trigger = 0;
     config
-}
-
-pub fn encode_state(state: &AppState) -> Vec<u8> {
-    let mut bytes = Vec::new();
-    for (zxid, payload) in state {
-        bytes.extend_from_slice(&zxid.epoch.0.to_le_bytes());
-        bytes.extend_from_slice(&zxid.counter.to_le_bytes());
-        bytes.extend_from_slice(&(payload.len() as u32).to_le_bytes());
-        bytes.extend_from_slice(payload);
-    }
-    bytes
-}
-
-pub fn decode_state(mut bytes: &[u8]) -> AppState {
-    let mut state = Vec::new();
-    let take = |n: usize, bytes: &mut &[u8]| {
-        let (head, tail) = bytes.split_at(n);
-        *bytes = tail;
-        head.to_vec()
-    };
-    while !bytes.is_empty() {
-        let epoch = u64::from_le_bytes(take(8, &mut bytes).try_into().unwrap());
-        let counter = u64::from_le_bytes(take(8, &mut bytes).try_into().unwrap());
-        let len = u32::from_le_bytes(take(4, &mut bytes).try_into().unwrap()) as usize;
-        let payload = take(len, &mut bytes);
-        state.push((Zxid::new(epoch, counter), payload));
-    }
-    state
 }
 
 impl Sim {
@@ -346,20 +199,20 @@ impl Sim {
         sim
     }
 
-    fn config_for(&self, i: usize) -> Config {
+    pub(super) fn config_for(&self, i: usize) -> Config {
         let mut config = self.configs[i].clone();
         config.seed = self.seed ^ ((i as u64 + 1) << 32) ^ self.nodes[i].incarnation;
         config
     }
 
-    fn start(&mut self, i: usize) {
+    pub(super) fn start(&mut self, i: usize) {
         if let Err(e) = self.try_start(i) {
             panic!("seed {}: node {} refused to restart: {e}", self.seed, i + 1)
         }
     }
 
     /// Starts node `i` from its disk, unless the node refuses what it finds there.
-    fn try_start(&mut self, i: usize) -> Result<(), InitError> {
+    pub(super) fn try_start(&mut self, i: usize) -> Result<(), InitError> {
         self.events += 1;
         let config = self.config_for(i);
         let disk = &self.nodes[i].disk;
@@ -381,61 +234,26 @@ impl Sim {
         Ok(())
     }
 
-    // ----- the trace, for failure reports -----
-
-    fn log_trace(&mut self, line: String) {
-        if self.trace.len() >= trace_window() {
-            self.trace.pop_front();
-        }
-        self.trace.push_back(format!("[t{}] {line}", self.now));
-    }
-
-    pub fn fail(&mut self, why: String) {
-        if self.failure.is_none() {
-            self.failure = Some(why);
-        }
-    }
-
-    /// The failure report: the seed, the reason, the cluster and the recent trace.
-    pub fn report(&self) -> String {
-        let mut out = String::new();
-        let _ = writeln!(out, "seed {} (replay with SIM_SEED={})", self.seed, self.seed);
-        if let Some(failure) = &self.failure {
-            let _ = writeln!(out, "failure: {failure}");
-        }
-        for (i, sim_node) in self.nodes.iter().enumerate() {
-            match &sim_node.node {
-                Some(node) => {
-                    let _ = writeln!(out, "n{}: {node:?} app_len={}", i + 1, sim_node.app.len());
-                }
-                None => {
-                    let _ = writeln!(out, "n{}: down", i + 1);
-                }
-            }
-        }
-        let _ = writeln!(out, "global delivered: {}", self.global.len());
-        let _ = writeln!(out, "--- last events ---");
-        for line in self.trace.iter().skip(self.trace.len().saturating_sub(report_lines())) {
-            let _ = writeln!(out, "{line}");
-        }
-        out
-    }
-
     // ----- driving nodes -----
 
-    fn index(&self, id: PeerId) -> usize {
+    pub(super) fn index(&self, id: PeerId) -> usize {
         (id.0 - 1) as usize
     }
 
+    /// Node `i`'s state machine.
+    ///
+    /// # Panics
+    /// If node `i` is down.
     pub fn node(&self, i: usize) -> &ZabNode {
         self.nodes[i].node.as_ref().expect("node is up")
     }
 
+    /// Whether node `i` is up.
     pub fn is_up(&self, i: usize) -> bool {
         self.nodes[i].node.is_some()
     }
 
-    fn with_node(&mut self, i: usize, f: impl FnOnce(&mut ZabNode)) {
+    pub(super) fn with_node(&mut self, i: usize, f: impl FnOnce(&mut ZabNode)) {
         if let Some(node) = self.nodes[i].node.as_mut() {
             f(node);
             self.drain(i);
@@ -443,7 +261,7 @@ impl Sim {
     }
 
     /// Executes node `i`'s actions in order.
-    fn drain(&mut self, i: usize) {
+    pub(super) fn drain(&mut self, i: usize) {
         loop {
             let Some(node) = self.nodes[i].node.as_mut() else { return };
             let actions = node.drain_actions();
@@ -467,7 +285,7 @@ impl Sim {
         }
     }
 
-    fn execute(&mut self, i: usize, action: Action) {
+    pub(super) fn execute(&mut self, i: usize, action: Action) {
         let me = self.nodes[i].id;
         match action {
             Action::Send { to, msg } => {
@@ -621,25 +439,7 @@ impl Sim {
         }
     }
 
-    /// Queues a storage write on node `i`'s disk.
-    fn issue(&mut self, i: usize, op: StorageOp) {
-        if self.record_sent {
-            self.writes.push((i, op.clone()));
-        }
-        self.nodes[i].disk.pending.push_back(op);
-    }
-
-    fn record_logged(&mut self, entries: &[Entry]) {
-        for entry in entries {
-            if let Some(previous) = self.logged.insert(entry.zxid, entry.payload.clone()) {
-                if previous != entry.payload {
-                    self.fail(format!("P10: two payloads logged as {}", entry.zxid));
-                }
-            }
-        }
-    }
-
-    fn deliver(&mut self, i: usize, zxid: Zxid, payload: Vec<u8>) {
+    pub(super) fn deliver(&mut self, i: usize, zxid: Zxid, payload: Vec<u8>) {
         let last = self.nodes[i].app.last().map_or(Zxid::ZERO, |(z, _)| *z);
         if zxid <= last {
             self.fail(format!("n{}: delivered {zxid} after {last}", i + 1));
@@ -649,153 +449,6 @@ impl Sim {
         }
         self.nodes[i].app.push((zxid, payload));
         self.check_prefix(i, "deliver");
-    }
-
-    /// P2, P3, P8: every state is a prefix of one global sequence (extended as needed).
-    fn check_prefix(&mut self, i: usize, when: &str) {
-        let app = &self.nodes[i].app;
-        let common = app.len().min(self.global.len());
-        // Only the newest element can differ for a delivery; a restored state is checked whole.
-        let from = if when == "deliver" { common.saturating_sub(1) } else { 0 };
-        let pairs = app.iter().zip(&self.global).enumerate().take(common).skip(from);
-        for (k, (mine, theirs)) in pairs {
-            if mine != theirs {
-                let (mine, theirs) = (mine.0, theirs.0);
-                self.fail(format!(
-                    "P3/P8 ({when}): n{} has {mine} at position {k} where others have {theirs}",
-                    i + 1
-                ));
-                return;
-            }
-        }
-        if app.len() > self.global.len() {
-            let extra: Vec<_> = app[self.global.len()..].to_vec();
-            for (zxid, _) in &extra {
-                self.check_quorum_holds(*zxid);
-            }
-            self.global.extend(extra);
-        }
-    }
-
-    /// P9's premise, at a transaction's first delivery anywhere: a quorum of the disks holds it
-    /// durably (in the log, or under a snapshot at or after it), so no crash pattern that
-    /// leaves a quorum able to restart can lose it.
-    fn check_quorum_holds(&mut self, zxid: Zxid) {
-        let holders = self
-            .nodes
-            .iter()
-            .filter(|n| {
-                n.disk.snapshot.as_ref().is_some_and(|s| s.zxid >= zxid)
-                    || n.disk.log.iter().rev().any(|e| e.zxid == zxid)
-            })
-            .count();
-        if holders * 2 <= self.nodes.len() {
-            let why = format!("P9: {zxid} delivered while only {holders} disks hold it");
-            self.fail(why);
-        }
-    }
-
-    // ----- events -----
-
-    /// Delivers the next message on link (i, j).
-    pub fn deliver_on(&mut self, i: usize, j: usize) -> bool {
-        let Some(msg) = self.links.get_mut(&(i, j)).and_then(|q| q.pop_front()) else {
-            return false;
-        };
-        self.events += 1;
-        let from = self.nodes[i].id;
-        self.with_node(j, |node| node.step(from, msg));
-        true
-    }
-
-    fn deliverable_links(&self) -> Vec<(usize, usize)> {
-        self.links
-            .iter()
-            .filter(|(link, queue)| {
-                !queue.is_empty()
-                    && self.stalled_until.get(link).is_none_or(|until| self.now >= *until)
-            })
-            .map(|(link, _)| *link)
-            .collect()
-    }
-
-    fn storage_pending(&self) -> Vec<usize> {
-        (0..self.nodes.len())
-            .filter(|i| {
-                self.is_up(*i)
-                    && !self.nodes[*i].disk_stalled
-                    && !self.nodes[*i].disk.pending.is_empty()
-            })
-            .collect()
-    }
-
-    /// Makes node `i`'s oldest pending write durable and reports it.
-    pub fn complete_storage(&mut self, i: usize) -> bool {
-        let Some(op) = self.nodes[i].disk.pending.pop_front() else { return false };
-        self.events += 1;
-        let report = self.apply_storage(i, op);
-        if let Some(report) = report {
-            self.with_node(i, report);
-        }
-        true
-    }
-
-    /// Applies a write to the disk; returns the completion call for the node.
-    fn apply_storage(&mut self, i: usize, op: StorageOp) -> Option<Completion> {
-        let disk = &mut self.nodes[i].disk;
-        match op {
-            StorageOp::Append(entries) => {
-                let last =
-                    disk.log.last().map(|e| e.zxid).or(disk.snapshot.as_ref().map(|s| s.zxid));
-                if let (Some(last), Some(first)) = (last, entries.first()) {
-                    if first.zxid <= last {
-                        let why = format!("n{}: append {} after {last} on disk", i + 1, first.zxid);
-                        self.fail(why);
-                    }
-                }
-                let up_to = entries.last().expect("non-empty persist").zxid;
-                self.nodes[i].disk.log.extend(entries);
-                Some(Box::new(move |node: &mut ZabNode| node.persisted(up_to)))
-            }
-            StorageOp::Epoch(kind, epoch) => {
-                let (old, other_ok) = match kind {
-                    EpochKind::Accepted => (disk.accepted_epoch, true),
-                    EpochKind::Current => (disk.current_epoch, epoch <= disk.accepted_epoch),
-                };
-                if epoch < old || !other_ok {
-                    self.fail(format!("P11: n{} epoch {kind:?} {old} -> {epoch}", i + 1));
-                }
-                let disk = &mut self.nodes[i].disk;
-                match kind {
-                    EpochKind::Accepted => disk.accepted_epoch = epoch,
-                    EpochKind::Current => disk.current_epoch = epoch,
-                }
-                Some(Box::new(move |node: &mut ZabNode| node.epoch_persisted(kind, epoch)))
-            }
-            StorageOp::Truncate(to) => {
-                disk.log.retain(|entry| entry.zxid <= to);
-                None
-            }
-            StorageOp::Install { zxid, state, entries } => {
-                let up_to = entries.last().map_or(zxid, |entry| entry.zxid);
-                disk.snapshot = state.map(|state| Snapshot { zxid, state });
-                disk.log = entries;
-                Some(Box::new(move |node: &mut ZabNode| node.persisted(up_to)))
-            }
-            StorageOp::Snapshot { zxid, state } => {
-                disk.snapshot = Some(Snapshot { zxid, state: state.clone() });
-                disk.log.retain(|entry| entry.zxid > zxid);
-                let len = state.len() as u64;
-                Some(Box::new(move |node: &mut ZabNode| node.snapshot_taken(zxid, len)))
-            }
-        }
-    }
-
-    /// Completes every pending write everywhere (a quiet disk).
-    pub fn flush_storage(&mut self) {
-        while let Some(&i) = self.storage_pending().first() {
-            self.complete_storage(i);
-        }
     }
 
     /// One tick for every live node.
@@ -869,6 +522,7 @@ impl Sim {
         payloads
     }
 
+    /// Proposes `payload` at node `i`; returns what the node answered.
     pub fn propose_payload(
         &mut self,
         i: usize,
@@ -979,128 +633,6 @@ impl Sim {
         result
     }
 
-    /// The writes node `i` issued that are not durable yet, oldest first.
-    pub fn pending_writes(&self, i: usize) -> &VecDeque<StorageOp> {
-        self.nodes[i].disk.pending()
-    }
-
-    fn end_sessions_of(&mut self, i: usize) {
-        for j in 0..self.nodes.len() {
-            if j != i {
-                self.break_link(i, j);
-            }
-        }
-    }
-
-    /// Breaks the session between i and j: messages in flight both ways are lost.
-    pub fn break_link(&mut self, i: usize, j: usize) {
-        self.links.remove(&(i, j));
-        self.links.remove(&(j, i));
-        self.stalled_until.remove(&(i, j));
-        self.stalled_until.remove(&(j, i));
-        let (id_i, id_j) = (self.nodes[i].id, self.nodes[j].id);
-        self.with_node(i, |node| node.session_ended(id_j));
-        self.with_node(j, |node| node.session_ended(id_i));
-    }
-
-    /// Holds every message to and from `i` for `ticks` ticks (a temporary partition).
-    pub fn isolate(&mut self, i: usize, ticks: u64) {
-        self.log_trace(format!("isolate n{} for {ticks} ticks", i + 1));
-        for j in 0..self.nodes.len() {
-            if j != i {
-                self.stalled_until.insert((i, j), self.now + ticks);
-                self.stalled_until.insert((j, i), self.now + ticks);
-            }
-        }
-    }
-
-    /// Ends every partition and every hold: held messages flow again, cut pairs can open new
-    /// sessions.
-    pub fn heal(&mut self) {
-        self.log_trace("heal".into());
-        self.stalled_until.clear();
-        self.cut.clear();
-    }
-
-    /// Cuts `side` off from the other nodes: the sessions across end (messages in flight are
-    /// lost, both ends are told) and no new session forms until [`Sim::heal`], so later
-    /// messages across are lost. Links inside each side keep working.
-    pub fn partition(&mut self, side: &[usize]) {
-        self.log_trace(format!("partition {:?} from the rest", side.iter().map(|i| i + 1)));
-        for &i in side {
-            for j in 0..self.nodes.len() {
-                if !side.contains(&j) {
-                    self.cut.insert((i, j));
-                    self.cut.insert((j, i));
-                    self.break_link(i, j);
-                }
-            }
-        }
-    }
-
-    /// Holds the messages from `i` to `j` (one direction) until [`Sim::release`] or
-    /// [`Sim::heal`]: they stay in flight, in order, and the session stays up.
-    pub fn hold(&mut self, i: usize, j: usize) {
-        self.stalled_until.insert((i, j), u64::MAX);
-    }
-
-    /// Lets the messages from `i` to `j` flow again.
-    pub fn release(&mut self, i: usize, j: usize) {
-        self.stalled_until.remove(&(i, j));
-    }
-
-    /// The messages in flight from `i` to `j`, oldest first.
-    pub fn queued(&self, i: usize, j: usize) -> Vec<&Message> {
-        self.links.get(&(i, j)).map(|queue| queue.iter().collect()).unwrap_or_default()
-    }
-
-    /// Delivers the messages in flight from `i` to `j`, in order (held or not), up to and
-    /// including the first one `pred` accepts. Returns whether one did.
-    pub fn deliver_until(&mut self, i: usize, j: usize, pred: impl Fn(&Message) -> bool) -> bool {
-        while let Some(msg) = self.links.get(&(i, j)).and_then(|queue| queue.front()) {
-            let hit = pred(msg);
-            self.deliver_on(i, j);
-            if hit {
-                return true;
-            }
-        }
-        false
-    }
-
-    /// Puts `msg` in flight from `i` to `j`, after what is queued, as if `i` had sent it: a
-    /// faulty peer or a forged packet.
-    pub fn inject(&mut self, i: usize, j: usize, msg: Message) {
-        self.log_trace(format!("inject n{} -> n{}: {}", i + 1, j + 1, describe(&msg)));
-        if self.is_up(j) {
-            self.links.entry((i, j)).or_default().push_back(msg);
-        }
-    }
-
-    /// Removes the messages in flight from `i` to `j` that `pred` accepts, without ending the
-    /// session; returns how many. Only election notifications may be lost this way between
-    /// correct peers (they are stateless and resent); losing anything else breaks the FIFO
-    /// session contract and models a faulty network.
-    pub fn drop_queued(&mut self, i: usize, j: usize, pred: impl Fn(&Message) -> bool) -> usize {
-        let Some(queue) = self.links.get_mut(&(i, j)) else { return 0 };
-        let before = queue.len();
-        queue.retain(|msg| !pred(msg));
-        before - queue.len()
-    }
-
-    /// Rewrites the messages in flight from `i` to `j` (a faulty sender or a corrupting
-    /// network).
-    pub fn tamper_queued(&mut self, i: usize, j: usize, mut f: impl FnMut(&mut Message)) {
-        if let Some(queue) = self.links.get_mut(&(i, j)) {
-            queue.iter_mut().for_each(&mut f);
-        }
-    }
-
-    /// From now on, `drop_percent` % of the election notifications sent are lost and
-    /// `duplicate_percent` % of the others arrive twice (FLE tolerates both).
-    pub fn set_notification_faults(&mut self, drop_percent: u64, duplicate_percent: u64) {
-        self.notification_faults = (drop_percent, duplicate_percent);
-    }
-
     // ----- schedulers -----
 
     /// One random event. With `chaos`, faults are among the choices.
@@ -1174,22 +706,9 @@ impl Sim {
     }
 
     /// A live node chosen at random, if any is up.
-    fn random_up_node(&mut self) -> Option<usize> {
+    pub(super) fn random_up_node(&mut self) -> Option<usize> {
         let up: Vec<usize> = (0..self.nodes.len()).filter(|i| self.is_up(*i)).collect();
         (!up.is_empty()).then(|| up[self.rng.below(up.len() as u64) as usize])
-    }
-
-    /// The verdict of a run wrapped in `catch_unwind`: `Ok` if it neither failed a check nor
-    /// panicked, else the report (a panic is recorded as the failure).
-    pub fn verdict(&mut self, outcome: std::thread::Result<()>) -> Result<(), String> {
-        match outcome {
-            Ok(()) if self.failure.is_none() => Ok(()),
-            Ok(()) => Err(self.report()),
-            Err(panic) => {
-                self.fail(format!("panic: {}", panic_text(&*panic)));
-                Err(self.report())
-            }
-        }
     }
 
     /// Runs fault-free random steps until `done` holds (checked every step) or `max_steps`.
@@ -1276,139 +795,9 @@ impl Sim {
         })
     }
 
-    pub fn live_violations(&self) -> u64 {
-        self.nodes.iter().filter_map(|n| n.node.as_ref()).map(|n| n.protocol_violations()).sum()
-    }
-
-    /// P4, P5, P6, P9 and no protocol violations, over the whole run. (P1, P2, P3, P7, P8,
-    /// P10 and P11 are checked as events happen.)
-    pub fn check_properties(&mut self) {
-        // P5 (and total order): the global sequence strictly increases.
-        if let Some(pair) = self.global.windows(2).find(|pair| pair[0].0 >= pair[1].0) {
-            let why = format!("P5: {} delivered before {}", pair[0].0, pair[1].0);
-            self.fail(why);
-        }
-        // P4: within an epoch, delivered counters are 1, 2, 3, ... without a gap.
-        let mut expected: BTreeMap<Epoch, u64> = BTreeMap::new();
-        for (zxid, _) in &self.global {
-            let next = expected.entry(zxid.epoch).or_insert(1);
-            if zxid.counter != *next {
-                let why = format!("P4: {zxid} delivered where counter {} was due", next);
-                self.fail(why);
-                break;
-            }
-            *next += 1;
-        }
-        // P6: a leader delivered every earlier-epoch transaction anyone delivers before proposing.
-        for (epoch, delivered) in self.first_proposal.clone() {
-            if let Some((zxid, _)) =
-                self.global.iter().find(|(zxid, _)| zxid.epoch < epoch && *zxid > delivered)
-            {
-                self.fail(format!(
-                    "P6: leader of {epoch} proposed having delivered only {delivered}, \
-                     but {zxid} of an earlier epoch is delivered"
-                ));
-            }
-        }
-        // P9: acknowledged transactions are in the global sequence, with their payload.
-        let positions: BTreeMap<Zxid, &Vec<u8>> =
-            self.global.iter().map(|(z, p)| (*z, p)).collect();
-        for (zxid, payload) in &self.acknowledged {
-            if positions.get(zxid) != Some(&payload) {
-                self.failure.get_or_insert(format!("P9: acknowledged {zxid} is lost"));
-            }
-        }
-        self.check_linearizable();
-        let violations = self.violations_lost + self.live_violations();
-        if violations != self.violations_expected {
-            let expected = self.violations_expected;
-            self.fail(format!("{violations} protocol violations ({expected} expected)"));
-        }
-    }
-
-    /// P13 for the replicated log: the delivered sequence is a linearization of the proposals.
-    /// A transaction acknowledged before another was proposed precedes it (real-time order);
-    /// proposals without an acknowledgement may take effect or not (indeterminate).
-    pub fn check_linearizable(&mut self) {
-        let mut acked: Vec<(u64, Zxid)> = self.acked_at.iter().map(|(z, t)| (*t, *z)).collect();
-        acked.sort();
-        let mut highest = Vec::with_capacity(acked.len());
-        let mut max = Zxid::ZERO;
-        for (_, zxid) in &acked {
-            max = max.max(*zxid);
-            highest.push(max);
-        }
-        for (zxid, payload) in &self.global {
-            let Some(invoked) = self.invoked_at.get(payload) else { continue };
-            let before = acked.partition_point(|(at, _)| at < invoked);
-            if before > 0 && highest[before - 1] >= *zxid {
-                let earlier = highest[before - 1];
-                let why = format!(
-                    "P13: {zxid} was proposed after {earlier} was acknowledged, but precedes it"
-                );
-                self.failure.get_or_insert(why);
-                return;
-            }
-        }
-    }
-
-    /// P9/P12 at the end of a run: every live node holds the whole global sequence.
-    pub fn check_converged_state(&mut self) {
-        for i in 0..self.nodes.len() {
-            if self.is_up(i) && self.nodes[i].app.len() < self.global.len() {
-                let why = format!(
-                    "P9/P12: n{} converged with {} transactions, {} were delivered somewhere",
-                    i + 1,
-                    self.nodes[i].app.len(),
-                    self.global.len()
-                );
-                self.fail(why);
-            }
-        }
-    }
-
     /// Messages of the given kind sent from `from` to `to` (requires `record_sent`).
     pub fn sent_kinds(&self, from: usize, to: usize) -> Vec<&'static str> {
         let (from, to) = (self.nodes[from].id, self.nodes[to].id);
         self.sent.iter().filter(|s| s.from == from && s.to == to).map(|s| s.msg.kind()).collect()
-    }
-}
-
-/// `SIM_TRACE_VOTES=1` adds election notifications to failure traces and keeps a longer
-/// window of them (liveness failures are mostly about votes).
-fn trace_votes() -> bool {
-    static VOTES: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
-    *VOTES.get_or_init(|| std::env::var_os("SIM_TRACE_VOTES").is_some())
-}
-
-/// How many trace lines are kept.
-fn trace_window() -> usize {
-    if trace_votes() {
-        20_000
-    } else {
-        400
-    }
-}
-
-/// How many of them a failure report shows: all of them when votes are traced.
-fn report_lines() -> usize {
-    if trace_votes() {
-        trace_window()
-    } else {
-        120
-    }
-}
-
-pub fn describe(msg: &Message) -> String {
-    match msg {
-        Message::Proposal { entries } | Message::SyncEntries { entries } => format!(
-            "{} {}..{}",
-            msg.kind(),
-            entries.first().map(|e| e.zxid).unwrap_or_default(),
-            entries.last().map(|e| e.zxid).unwrap_or_default()
-        ),
-        Message::SnapChunk { bytes } => format!("SNAPCHUNK {}B", bytes.len()),
-        Message::Forward { id, .. } => format!("FORWARD {id}"),
-        other => format!("{other:?}"),
     }
 }
