@@ -6,7 +6,7 @@
 # trigger (SNAPSHOT_BYTES, default 1.5x the store's size) that the fill does not reach: each replica
 # picks its threshold between half and all of the trigger, and the fill writes a third of the
 # store to each partition, so the first snapshots come some 45 s or more into the overwrites.
-# store to each partition. Then CLIENTS clients overwrite the same keys, one second at a time
+# Then CLIENTS clients overwrite the same keys, one second at a time
 # (`kvstore bench --duration 1`), until every replica has snapshotted once and a few seconds
 # more. Each node logs when a replica starts a snapshot and when it is durable; a second is
 # "during" if any snapshot was in progress in it, "before" if it came before the first one.
