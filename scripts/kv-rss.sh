@@ -6,6 +6,7 @@
 #
 #   scripts/kv-rss.sh                 # 60 s of writes (about a million at ~17k/s)
 #   DURATION=20 scripts/kv-rss.sh
+#   NODE_FLAGS="--log-cache 4mb" scripts/kv-rss.sh   # flags for every node
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -35,7 +36,7 @@ for i in 0 1 2; do
   client="127.0.0.1:$((BASE_CLIENT + i))"
   if [ "$i" = 0 ]; then role=(--expect 3); else role=(--join "127.0.0.1:$BASE_PEER"); fi
   RUST_LOG=${RUST_LOG:-warn} "$KVSTORE" node --peer "$peer" --client "$client" \
-    --data-dir "$DATA/n$i" "${role[@]}" >"$DATA/n$i.log" 2>&1 &
+    --data-dir "$DATA/n$i" "${role[@]}" ${NODE_FLAGS:-} >"$DATA/n$i.log" 2>&1 &
   PIDS+=($!)
   ENDPOINTS="${ENDPOINTS:+$ENDPOINTS,}$client"
 done

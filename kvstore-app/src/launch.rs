@@ -60,6 +60,9 @@ pub struct NodeOptions {
     /// ... or after about this many bytes of written values since its last snapshot (the
     /// log's size on disk; ZooKeeper's `snapSizeLimitInKb`). 0 never snapshots by size.
     pub snapshot_bytes: u64,
+    /// Bytes of delivered payloads each partition's log keeps in memory for followers that
+    /// fall a little behind (older ones are read back from the log files).
+    pub log_cache_bytes: u64,
 }
 
 impl NodeOptions {
@@ -84,6 +87,7 @@ impl NodeOptions {
             maxmemory: 0,
             snapshot_entries: zab_components::protocol::Config::SNAPSHOT_ENTRIES_DEFAULT,
             snapshot_bytes: zab_components::protocol::Config::SNAPSHOT_BYTES_DEFAULT,
+            log_cache_bytes: zab_components::protocol::Config::LOG_CACHE_BYTES_DEFAULT as u64,
         }
     }
 }
@@ -213,9 +217,11 @@ pub fn start_node(system: &System, options: &NodeOptions) -> Result<RunningNode,
     // Real threads here: serialize snapshots on one, off the replicas' hot path.
     config.replica.snapshots = SnapshotWriter::Thread;
     let (entries, bytes) = (options.snapshot_entries, options.snapshot_bytes);
+    let cache = usize::try_from(options.log_cache_bytes).unwrap_or(usize::MAX);
     config.zab_tuning = Arc::new(move |zab| {
         zab.protocol.snapshot_entries_trigger = entries;
         zab.protocol.snapshot_bytes_trigger = bytes;
+        zab.protocol.log_cache_bytes = cache;
     });
     let memory = MemoryLimit::new(options.maxmemory);
     config.replica.memory = memory.clone();

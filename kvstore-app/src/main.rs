@@ -83,6 +83,10 @@ struct ClusterArgs {
     /// `--maxmemory`); 0: never by size.
     #[arg(long, default_value = "256mb", value_parser = parse_memory_size)]
     snapshot_bytes: u64,
+    /// Bytes of recent writes each partition's log keeps in memory (a size with a unit), for
+    /// followers a little behind; older ones are read back from the log files.
+    #[arg(long, default_value = "8mb", value_parser = parse_memory_size)]
+    log_cache: u64,
 }
 
 #[derive(Args)]
@@ -241,6 +245,7 @@ fn apply_cluster_args(options: &mut NodeOptions, cluster: &ClusterArgs) {
     options.maxmemory = cluster.maxmemory;
     options.snapshot_entries = cluster.snapshot_entries;
     options.snapshot_bytes = cluster.snapshot_bytes;
+    options.log_cache_bytes = cluster.log_cache;
 }
 
 fn run_demo(args: DemoArgs) -> Result<(), String> {

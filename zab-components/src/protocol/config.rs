@@ -156,11 +156,13 @@ impl Config {
     pub const SNAPSHOT_ENTRIES_DEFAULT: u64 = 100_000;
     /// The default of [`Config::snapshot_bytes_trigger`].
     pub const SNAPSHOT_BYTES_DEFAULT: u64 = 256 << 20;
+    /// The default of [`Config::log_cache_bytes`].
+    pub const LOG_CACHE_BYTES_DEFAULT: usize = 8 << 20;
 
     /// A configuration with ZooKeeper-like defaults for a tick of about 100 ms: sync timeout
     /// 100 ticks, session timeout 50, heartbeat 10, finalize wait 2, backoff 2..600 ticks, 1000
     /// outstanding proposals, batches of 1000 entries, messages of at most 8 MiB, payloads of
-    /// at most 4 MiB, 1 MiB snapshot chunks, a 16 MiB synchronization window, 64 MiB of delivered payloads cached, a snapshot every
+    /// at most 4 MiB, 1 MiB snapshot chunks, a 16 MiB synchronization window, 8 MiB of delivered payloads cached, a snapshot every
     /// ~100 000 transactions or ~256 MiB of payloads, and the seed taken from the id.
     pub fn new(id: PeerId, peers: Vec<PeerId>) -> Config {
         Config {
@@ -178,7 +180,7 @@ impl Config {
             payload_bytes_max: PAYLOAD_BYTES_MAX_DEFAULT,
             snapshot_chunk_bytes_max: 1 << 20,
             sync_window_bytes: 16 << 20,
-            log_cache_bytes: 64 << 20,
+            log_cache_bytes: Config::LOG_CACHE_BYTES_DEFAULT,
             snapshot_entries_trigger: Config::SNAPSHOT_ENTRIES_DEFAULT,
             snapshot_bytes_trigger: Config::SNAPSHOT_BYTES_DEFAULT,
             counter_max: u64::MAX,
