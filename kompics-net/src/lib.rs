@@ -3,7 +3,8 @@
 //! Components on different nodes talk through the [`Network`] port: requests are
 //! [`NetMessage`]s (source, destination, a [`Route`] naming the component instance there, and an
 //! rmp-serde payload); indications are [`NetEvent`]s (a delivered message, a session starting
-//! or ending, or a message of this node's refused as unsendable, e.g. too large for a frame). Two implementations provide the port, and nothing above it can tell them apart:
+//! or ending, or a message of this node's refused as unsendable, e.g. too large for a frame).
+//! Two implementations provide the port, and nothing above it can tell them apart:
 //!
 //! - [`TcpNetwork`], a component over [`TcpTransport`]: TCP on a mio event loop (the only code
 //!   in the workspace that imports mio), length-prefixed versioned frames, one connection per
@@ -73,7 +74,11 @@
 //!   connection and a bounded number of connections ([`StreamConfig`]). Read its module docs
 //!   for the event order and the closing rules.
 //!
-//! The transport knows nothing of components; the Network component of kompics-core wraps it.
+//! - [`port`], [`TcpNetwork`] and [`sim`]: the [`Network`] port and its two providers, the
+//!   component over [`TcpTransport`] and the simulated network.
+//!
+//! The transport knows nothing of components; [`TcpNetwork`], a component of this crate, wraps
+//! it to provide the [`Network`] port.
 
 pub mod address;
 mod bytes;

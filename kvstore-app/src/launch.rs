@@ -26,7 +26,8 @@ use crate::bootstrap::{BootstrapConfig, BootstrapRole, FileTableStore, TableStor
 use crate::frontend::{FrontendConfig, RespFrontend};
 use crate::node::{KvNode, NodeConfig};
 use crate::overlay::OverlayControl;
-use crate::replica::{KvPort, MemoryLimit, SnapshotWriter};
+use crate::ports::KvPort;
+use crate::replica::{MemoryLimit, SnapshotWriter};
 
 /// What one node process needs to know.
 #[derive(Clone, Debug)]

@@ -24,10 +24,10 @@ use std::time::{Duration, Instant};
 use clap::{Args, Parser, Subcommand};
 use kompics_core::{Runtime, RuntimeConfig};
 use kompics_net::NodeAddr;
-use kvstore_app::bench::{self, BenchConfig};
 use kvstore_app::bootstrap::BootstrapRole;
 use kvstore_app::launch::{parse_memory_size, start_node, NodeOptions, RunningNode};
-use kvstore_app::status;
+use kvstore_app::tools::bench::{self, BenchConfig};
+use kvstore_app::tools::status;
 
 #[derive(Parser)]
 #[command(

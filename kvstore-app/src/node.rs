@@ -43,7 +43,8 @@ use crate::bootstrap::{
 };
 use crate::overlay::{Overlay, OverlayConfig, OverlayControl, OverlayRequest, OVERLAY_ROUTE};
 use crate::partition::{partition_of, PartitionId};
-use crate::replica::{KvPort, KvRequest, Replica, ReplicaConfig, ReplicaStatusPort};
+use crate::ports::{KvPort, KvRequest, ReplicaStatusPort};
+use crate::replica::{Replica, ReplicaConfig};
 
 /// Opens the Zab storage of one partition on this node (called again when an instance is
 /// rebuilt after a fault).

@@ -47,7 +47,7 @@ use zab_components::component::ZabStatus;
 use zab_components::failure_detector::{FailureDetectorPort, FdEvent, FdRequest};
 
 use crate::partition::{LookupTable, PartitionId};
-use crate::replica::{KvError, KvPort, KvReply, KvRequest, ReplicaStatus, ReplicaStatusPort};
+use crate::ports::{KvError, KvPort, KvReply, KvRequest, ReplicaStatus, ReplicaStatusPort};
 use crate::store::{Op, OpResult};
 
 /// The network service number of overlay messages (instance 0).

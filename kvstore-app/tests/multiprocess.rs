@@ -14,10 +14,10 @@ use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use kvstore_app::client::{ClientError, RespClient};
-use kvstore_app::linearizability::{check, ClientId, HistoryOp};
-use kvstore_app::status;
 use kvstore_app::store::{Op, OpResult};
+use kvstore_app::tools::client::{ClientError, RespClient};
+use kvstore_app::tools::linearizability::{check, ClientId, HistoryOp};
+use kvstore_app::tools::status;
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
 

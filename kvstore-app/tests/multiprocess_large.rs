@@ -36,10 +36,11 @@ use std::sync::Arc;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use kvstore_app::client::{is_outcome_unknown_text, is_tryagain_text, RespClient};
+use kvstore_app::info::Role;
 use kvstore_app::partition::partition_of;
 use kvstore_app::resp::RespValue;
-use kvstore_app::status;
+use kvstore_app::tools::client::{is_outcome_unknown_text, is_tryagain_text, RespClient};
+use kvstore_app::tools::status;
 use rand::rngs::SmallRng;
 use rand::{Rng, RngCore, SeedableRng};
 
@@ -163,8 +164,7 @@ impl Cluster {
             && s.reachable().all(|n| {
                 n.groups.len() == PARTITIONS as usize
                     && n.groups.iter().all(|g| {
-                        matches!(g.role, status::Role::Leader | status::Role::Follower)
-                            && g.leader.is_some()
+                        matches!(g.role, Role::Leader | Role::Follower) && g.leader.is_some()
                     })
             });
         if ok {

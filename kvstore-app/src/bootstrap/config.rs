@@ -25,7 +25,7 @@ pub enum BootstrapRole {
     },
 }
 
-/// Settings of the [`Bootstrap`] component.
+/// Settings of the [`Bootstrap`](super::Bootstrap) component.
 #[derive(Clone, Debug)]
 pub struct BootstrapConfig {
     /// This node.

@@ -3,7 +3,7 @@
 //! A new cluster forms around one **bootstrap server**. Every other node (a **joiner**) sends it
 //! a `Hello` (its cluster name, partition count `P`, replication degree `R` and the cluster size
 //! it expects) every [`BootstrapConfig::hello_interval`]. When the server has heard from
-//! `expected_nodes` distinct nodes, itself included, it builds the [`LookupTable`] (`P`
+//! `expected_nodes` distinct nodes, itself included, it builds the [`LookupTable`](crate::partition::LookupTable) (`P`
 //! partitions, `R` replicas each, balanced over the nodes, several groups per node), draws a
 //! random cluster id, **persists** the [`ClusterTable`] through its [`TableStore`], sends it to
 //! every node and reports [`BootstrapEvent::Ready`]. A joiner persists the table before it

@@ -1,4 +1,4 @@
-//! [`BootstrapPort`]: what the [`Bootstrap`](super::Bootstrap) component tells the rest of the
+//! [`BootstrapPort`]: what the [`Bootstrap`](super::Bootstrap)(super::Bootstrap) component tells the rest of the
 //! node (ready with a table, or refused) and the one thing it can be asked.
 
 use std::sync::Arc;
@@ -7,10 +7,10 @@ use kompics_core::Port;
 
 use super::table::ClusterTable;
 
-/// The port of the [`Bootstrap`] component.
+/// The port of the [`Bootstrap`](super::Bootstrap) component.
 pub struct BootstrapPort;
 
-/// Requests to the [`Bootstrap`] component.
+/// Requests to the [`Bootstrap`](super::Bootstrap) component.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum BootstrapRequest {
     /// Repeat the outcome ([`BootstrapEvent::Ready`] or [`BootstrapEvent::Refused`]) if there
@@ -18,7 +18,7 @@ pub enum BootstrapRequest {
     Status,
 }
 
-/// What the [`Bootstrap`] component reports.
+/// What the [`Bootstrap`](super::Bootstrap) component reports.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum BootstrapEvent {
     /// The node belongs to this cluster: the table is on disk and will not change.

@@ -21,7 +21,7 @@
 //!
 //! ```no_run
 //! use std::time::Duration;
-//! use kvstore_app::bench::{self, BenchConfig};
+//! use kvstore_app::tools::bench::{self, BenchConfig};
 //!
 //! let config = BenchConfig {
 //!     endpoints: vec!["127.0.0.1:6379".parse().unwrap()],
@@ -42,7 +42,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use crate::client::{is_outcome_unknown_text, is_tryagain_text, RespClient};
+use super::client::{is_outcome_unknown_text, is_tryagain_text, RespClient};
 use crate::resp::RespValue;
 
 mod driver;
