@@ -83,7 +83,9 @@
 pub mod address;
 mod bytes;
 pub mod frame;
+mod hasher;
 pub mod message;
+mod poll_loop;
 pub mod port;
 pub mod sim;
 pub mod stream;

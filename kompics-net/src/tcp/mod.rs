@@ -87,7 +87,6 @@ mod connection;
 mod error;
 mod event;
 mod event_loop;
-mod hasher;
 mod shared;
 
 use std::io;
@@ -103,7 +102,8 @@ pub use event::TransportEvent;
 
 use crate::address::NodeAddr;
 use crate::message::NetMessage;
-use event_loop::{EventLoop, LISTENER, WAKER};
+use crate::poll_loop::{LISTENER, WAKER};
+use event_loop::EventLoop;
 use shared::Shared;
 
 /// The callback a [`TcpTransport`] reports its events to; called only on the event-loop thread.

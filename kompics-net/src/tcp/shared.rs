@@ -17,9 +17,9 @@ use mio::Waker;
 use parking_lot::{Mutex, RwLock};
 
 use super::error::SendError;
-use super::hasher::FastHashBuilder;
 use crate::address::NodeAddr;
 use crate::frame::{encode_message, message_frame_len, FrameError};
+use crate::hasher::FastHashBuilder;
 use crate::message::NetMessage;
 
 /// Frames waiting for one peer, and what the loop and the senders tell each other about it.
