@@ -202,13 +202,6 @@ impl EventLoop {
         log::info!("kstream {}: stopped", self.shared.local);
     }
 
-    fn poll_timeout(&self) -> Option<Duration> {
-        if !self.again.is_empty() {
-            return Some(Duration::ZERO);
-        }
-        self.lingering.front().map(|&(at, _)| at.saturating_duration_since(Instant::now()))
-    }
-
     /// Tells the component the round's events, if any.
     fn send_events(&mut self) {
         if !self.events.is_empty() {
@@ -219,15 +212,6 @@ impl EventLoop {
     }
 
     // ----- accepting -----------------------------------------------------------------------
-
-    fn accept_all(&mut self) {
-        let local = self.shared.local;
-        while let Some((stream, peer)) =
-            poll_loop::accept_next(&self.listener, format_args!("kstream {local}"))
-        {
-            self.on_accept(stream, peer);
-        }
-    }
 
     fn on_accept(&mut self, mut stream: TcpStream, peer: SocketAddr) {
         if self.open >= self.config.max_connections {
@@ -529,11 +513,19 @@ impl PollLoop for EventLoop {
     }
 
     fn poll_timeout(&self) -> Option<Duration> {
-        EventLoop::poll_timeout(self)
+        if !self.again.is_empty() {
+            return Some(Duration::ZERO);
+        }
+        self.lingering.front().map(|&(at, _)| at.saturating_duration_since(Instant::now()))
     }
 
     fn accept_all(&mut self) {
-        EventLoop::accept_all(self)
+        let local = self.shared.local;
+        while let Some((stream, peer)) =
+            poll_loop::accept_next(&self.listener, format_args!("kstream {local}"))
+        {
+            self.on_accept(stream, peer);
+        }
     }
 
     fn on_socket(&mut self, Token(token): Token, event: &Event) {

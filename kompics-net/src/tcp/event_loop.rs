@@ -176,14 +176,6 @@ impl EventLoop {
         self.close_all();
     }
 
-    fn poll_timeout(&self) -> Option<Duration> {
-        if !self.again.is_empty() {
-            // Connections still have work: only collect what else is ready.
-            return Some(Duration::ZERO);
-        }
-        self.timers.peek().map(|Reverse((at, _))| at.saturating_duration_since(Instant::now()))
-    }
-
     fn emit(&mut self, event: TransportEvent, downs: u64) {
         (self.sink)(event, downs);
     }
@@ -322,37 +314,6 @@ impl EventLoop {
                 log::debug!("kompics-net {}: cannot connect to {addr}: {e}", self.shared.local);
                 schedule_retry(peer, addr, now, &self.config, &mut self.timers);
             }
-        }
-    }
-
-    fn accept_all(&mut self) {
-        let local = self.shared.local;
-        while let Some((mut stream, remote)) =
-            poll_loop::accept_next(&self.listener, format_args!("kompics-net {local}"))
-        {
-            if self.conns.len() >= self.config.connections_max {
-                log::warn!(
-                    "kompics-net {}: refusing connection from {remote}: connections_max ({}) reached",
-                    self.shared.local,
-                    self.config.connections_max
-                );
-                continue;
-            }
-            let token = Token(self.next_token);
-            if let Err(e) = poll_loop::register_connection(self.poll.registry(), &mut stream, token)
-            {
-                log::warn!(
-                    "kompics-net {}: cannot register connection from {remote}: {e}",
-                    self.shared.local
-                );
-                continue;
-            }
-            self.next_token += 1;
-            let deadline = Instant::now() + self.config.handshake_timeout;
-            self.timers.push(Reverse((deadline, TimerKey::Handshake(token))));
-            let conn =
-                Connection::inbound(token, stream, remote, self.config.frame_bytes_max, deadline);
-            self.conns.insert(token, conn);
         }
     }
 
@@ -731,11 +692,42 @@ impl PollLoop for EventLoop {
     }
 
     fn poll_timeout(&self) -> Option<Duration> {
-        EventLoop::poll_timeout(self)
+        if !self.again.is_empty() {
+            // Connections still have work: only collect what else is ready.
+            return Some(Duration::ZERO);
+        }
+        self.timers.peek().map(|Reverse((at, _))| at.saturating_duration_since(Instant::now()))
     }
 
     fn accept_all(&mut self) {
-        EventLoop::accept_all(self)
+        let local = self.shared.local;
+        while let Some((mut stream, remote)) =
+            poll_loop::accept_next(&self.listener, format_args!("kompics-net {local}"))
+        {
+            if self.conns.len() >= self.config.connections_max {
+                log::warn!(
+                    "kompics-net {}: refusing connection from {remote}: connections_max ({}) reached",
+                    self.shared.local,
+                    self.config.connections_max
+                );
+                continue;
+            }
+            let token = Token(self.next_token);
+            if let Err(e) = poll_loop::register_connection(self.poll.registry(), &mut stream, token)
+            {
+                log::warn!(
+                    "kompics-net {}: cannot register connection from {remote}: {e}",
+                    self.shared.local
+                );
+                continue;
+            }
+            self.next_token += 1;
+            let deadline = Instant::now() + self.config.handshake_timeout;
+            self.timers.push(Reverse((deadline, TimerKey::Handshake(token))));
+            let conn =
+                Connection::inbound(token, stream, remote, self.config.frame_bytes_max, deadline);
+            self.conns.insert(token, conn);
+        }
     }
 
     fn on_socket(&mut self, token: Token, event: &Event) {
