@@ -57,6 +57,7 @@
 //! # What is here
 //!
 //! - [`address`]: [`NodeAddr`], a node's listening address, which is its identity.
+//! - [`bytes`]: serde helpers that put byte strings in MessagePack as `bin` values.
 //! - [`message`]: [`NetMessage`] (source, destination, [`Route`], payload) with rmp-serde
 //!   helpers to put a value in a payload and take it out.
 //! - [`frame`]: the wire format (length, version, kind, body) and the incremental
@@ -81,7 +82,7 @@
 //! it to provide the [`Network`] port.
 
 pub mod address;
-mod bytes;
+pub mod bytes;
 pub mod frame;
 mod hasher;
 pub mod message;
