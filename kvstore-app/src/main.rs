@@ -278,7 +278,7 @@ fn demo(args: &DemoArgs, data_dir: &std::path::Path, stop: &AtomicBool) -> Resul
         nodes.push(node);
     }
     for node in &nodes {
-        node.wait_ready(Duration::from_secs(30))?;
+        node.wait_ready(Duration::from_secs(30)).map_err(|e| e.to_string())?;
     }
     let endpoints: Vec<SocketAddr> = nodes.iter().map(|n| n.client).collect();
     wait_for_leaders(&endpoints, Duration::from_secs(30))?;

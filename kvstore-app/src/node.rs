@@ -35,7 +35,7 @@ use kompics_core::{
 use kompics_net::{route_selector, Network, NodeAddr, Route};
 use zab_components::component::{AtomicBroadcast, ZabComponent, ZabConfig};
 use zab_components::failure_detector::{FailureDetector, FailureDetectorPort, FdConfig, FD_ROUTE};
-use zab_components::storage::ZabStorage;
+use zab_components::storage::{StorageError, ZabStorage};
 
 use crate::bootstrap::{
     Bootstrap, BootstrapConfig, BootstrapEvent, BootstrapPort, ClusterTable, TableStore,
@@ -49,7 +49,7 @@ use crate::replica::{Replica, ReplicaConfig};
 /// Opens the Zab storage of one partition on this node (called again when an instance is
 /// rebuilt after a fault).
 pub type StorageFactory =
-    Arc<dyn Fn(PartitionId) -> Result<Box<dyn ZabStorage>, String> + Send + Sync>;
+    Arc<dyn Fn(PartitionId) -> Result<Box<dyn ZabStorage>, StorageError> + Send + Sync>;
 
 /// Opens the store of this node's copy of the cluster table.
 pub type TableStoreFactory = Arc<dyn Fn() -> Box<dyn TableStore> + Send + Sync>;
