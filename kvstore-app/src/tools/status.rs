@@ -148,6 +148,15 @@ impl ClusterStatus {
 
 impl fmt::Display for ClusterStatus {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.fmt_cluster(f)?;
+        self.fmt_nodes(f)?;
+        self.fmt_groups(f)
+    }
+}
+
+impl ClusterStatus {
+    /// The first line: which cluster, and how many of its nodes answered.
+    fn fmt_cluster(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let reachable: Vec<&NodeInfo> = self.reachable().collect();
         let clusters: BTreeSet<(&str, u64)> =
             reachable.iter().map(|info| (info.cluster.as_str(), info.cluster_id)).collect();
@@ -164,8 +173,11 @@ impl fmt::Display for ClusterStatus {
                 write!(f, "cluster: NODES DISAGREE: {}", names.join(", "))?
             }
         }
-        writeln!(f, "; {} of {} nodes reachable", reachable.len(), self.nodes.len())?;
+        writeln!(f, "; {} of {} nodes reachable", reachable.len(), self.nodes.len())
+    }
 
+    /// A line per endpoint: up with its counters, or down with the error.
+    fn fmt_nodes(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         writeln!(f, "nodes:")?;
         for node in &self.nodes {
             match &node.info {
@@ -189,7 +201,12 @@ impl fmt::Display for ClusterStatus {
                 Err(error) => writeln!(f, "  {:<21}  DOWN  {error}", node.endpoint.to_string())?,
             }
         }
+        Ok(())
+    }
 
+    /// Per partition: its leader, the members down, each member's role and progress, and
+    /// what the members disagree on.
+    fn fmt_groups(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let groups = self.groups();
         if groups.is_empty() {
             return Ok(());
