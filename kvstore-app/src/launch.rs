@@ -176,6 +176,15 @@ impl RunningNode {
         }
     }
 
+    /// Starts the components, the network first and the client port last, so that no client
+    /// is accepted before the node can serve it.
+    fn start(&self) {
+        self.network.start();
+        self.node.start();
+        self.frontend.start();
+        self.server.start();
+    }
+
     /// Stops everything of this node (its ports close).
     pub fn kill(&self) {
         self.server.kill();
@@ -246,11 +255,9 @@ pub fn start_node(system: &System, options: &NodeOptions) -> Result<RunningNode,
     connect(&server.provided::<ByteStream>(), &frontend.required::<ByteStream>());
     connect(&node.exported_provided::<KvPort>(), &frontend.required::<KvPort>());
     connect(&node.exported_provided::<OverlayControl>(), &frontend.required::<OverlayControl>());
-    network.start();
-    node.start();
-    frontend.start();
-    server.start();
-    Ok(RunningNode { network, node, server, frontend, peer, client })
+    let running = RunningNode { network, node, server, frontend, peer, client };
+    running.start();
+    Ok(running)
 }
 
 /// Parses a memory size as Redis' configuration does: a number of bytes, optionally followed
@@ -297,14 +304,12 @@ pub enum MemorySizeErrorKind {
 
 impl fmt::Display for MemorySizeError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let text = &self.text;
-        match self.kind {
-            MemorySizeErrorKind::UnknownUnit => {
-                write!(f, "{text:?}: unknown unit (use k, kb, m, mb, g or gb)")
-            }
-            MemorySizeErrorKind::NotANumber => write!(f, "{text:?}: not a size in bytes"),
-            MemorySizeErrorKind::TooLarge => write!(f, "{text:?}: too large"),
-        }
+        let what = match self.kind {
+            MemorySizeErrorKind::UnknownUnit => "unknown unit (use k, kb, m, mb, g or gb)",
+            MemorySizeErrorKind::NotANumber => "not a size in bytes",
+            MemorySizeErrorKind::TooLarge => "too large",
+        };
+        write!(f, "{:?}: {what}", self.text)
     }
 }
 
