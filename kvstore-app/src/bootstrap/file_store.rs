@@ -11,6 +11,7 @@ use zab_components::wal::files;
 use super::table::ClusterTable;
 use super::table_store::{TableStore, TableStoreError};
 
+/// The file format: magic, version, payload length, CRC-32C, then the payload (the table in
 /// MessagePack). The checksum covers the version, the length and the payload.
 const MAGIC: [u8; 8] = *b"kvtable\n";
 const FORMAT_VERSION: u32 = 1;
@@ -50,24 +51,17 @@ impl FileTableStore {
     }
 
     fn io_error(path: &Path, doing: &str, e: io::Error) -> TableStoreError {
-        TableStoreError::new(format!(
-            "{}: cannot {doing}: {e} (check the disk, free space and permissions)",
-            path.display()
-        ))
+        TableStoreError::Io { path: path.to_owned(), doing: doing.to_owned(), error: e.to_string() }
     }
 
     fn corrupt(path: &Path, what: impl fmt::Display) -> TableStoreError {
-        TableStoreError::new(format!(
-            "{}: {what}: the cluster table is damaged; restore it from a backup, or move it away \
-             to join a new cluster as a new node",
-            path.display()
-        ))
+        TableStoreError::Corrupt { path: path.to_owned(), what: what.to_string() }
     }
 
     /// The bytes of `table` in the file format.
     fn encode(table: &ClusterTable) -> Result<Vec<u8>, TableStoreError> {
-        let payload = rmp_serde::to_vec(table)
-            .map_err(|e| TableStoreError::new(format!("cannot encode the cluster table: {e}")))?;
+        let payload =
+            rmp_serde::to_vec(table).map_err(|e| TableStoreError::Encode(e.to_string()))?;
         Ok(Self::frame(&payload))
     }
 
@@ -102,11 +96,11 @@ impl FileTableStore {
         let word = |at: usize| u32::from_le_bytes(bytes[at..at + 4].try_into().expect("4 bytes"));
         let version = word(8);
         if version != FORMAT_VERSION {
-            return Err(TableStoreError::new(format!(
-                "{}: cluster table format version {version} is not supported (this build reads \
-                 version {FORMAT_VERSION}); run a matching build",
-                path.display()
-            )));
+            return Err(TableStoreError::UnsupportedVersion {
+                path: path.to_owned(),
+                version,
+                supported: FORMAT_VERSION,
+            });
         }
         let len = word(12) as usize;
         let stored_crc = word(16);
@@ -154,7 +148,8 @@ impl TableStore for FileTableStore {
         let bytes = Self::encode(table)?;
         fs::create_dir_all(&self.dir)
             .map_err(|e| Self::io_error(&self.dir, "create the data directory", e))?;
-        files::write_atomic(&self.path(), &bytes, true).map_err(|e| TableStoreError::new(e.message))
+        files::write_atomic(&self.path(), &bytes, true)
+            .map_err(|e| TableStoreError::Save(e.message))
     }
 
     fn location(&self) -> String {
@@ -221,7 +216,7 @@ mod tests {
     fn load_error(dir: &TempDir, bytes: &[u8]) -> String {
         let mut store = FileTableStore::new(&dir.0);
         fs::write(store.path(), bytes).unwrap();
-        let error = store.load().expect_err("a damaged file is an error").message;
+        let error = store.load().expect_err("a damaged file is an error").to_string();
         assert!(error.contains(&store.path().display().to_string()), "names the file: {error}");
         error
     }
@@ -254,6 +249,10 @@ mod tests {
         let mut bad = good.clone();
         bad[8] = 2; // the version
         assert!(load_error(&dir, &bad).contains("version 2 is not supported"));
+        assert!(matches!(
+            FileTableStore::new(&dir.0).load(),
+            Err(TableStoreError::UnsupportedVersion { version: 2, supported: 1, .. })
+        ));
         // A checksummed payload that is not a valid table (here: a group with a node twice).
         let payload = rmp_serde::to_vec(&(1u64, "kv", (vec![vec![addr(1), addr(1)]],))).unwrap();
         let bytes = FileTableStore::frame(&payload);

@@ -3,29 +3,74 @@
 //! [`FileTableStore`](super::FileTableStore).
 
 use std::fmt;
+use std::path::PathBuf;
 use std::sync::Arc;
 
 use parking_lot::Mutex;
 
 use super::table::ClusterTable;
 
-/// Why a [`TableStore`] could not load or save the table. The message names the file.
+/// Why a [`TableStore`] could not load or save the table; each variant names the file and says
+/// what the operator can do. A node with such an error is refused and must not serve.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct TableStoreError {
-    /// What went wrong, where, and what to do about it.
-    pub message: String,
-}
-
-impl TableStoreError {
-    /// An error with this message.
-    pub fn new(message: impl Into<String>) -> TableStoreError {
-        TableStoreError { message: message.into() }
-    }
+pub enum TableStoreError {
+    /// The file or its directory cannot be read or written: check the disk, free space and
+    /// permissions.
+    Io {
+        /// The file or directory.
+        path: PathBuf,
+        /// What was being done, e.g. `read the cluster table`.
+        doing: String,
+        /// The operating system's error.
+        error: String,
+    },
+    /// Replacing the file failed (the message says at which step, naming the file): check the
+    /// disk, free space and permissions.
+    Save(String),
+    /// The file is damaged (truncated, bad checksum, not a table): restore it from a backup, or
+    /// move it away to join a new cluster as a new node.
+    Corrupt {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong with it.
+        what: String,
+    },
+    /// The file was written by a build of another format version: run a matching build.
+    UnsupportedVersion {
+        /// The file.
+        path: PathBuf,
+        /// Its format version.
+        version: u32,
+        /// The version this build reads.
+        supported: u32,
+    },
+    /// The table cannot be encoded: a bug.
+    Encode(String),
 }
 
 impl fmt::Display for TableStoreError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.message)
+        match self {
+            TableStoreError::Io { path, doing, error } => write!(
+                f,
+                "{}: cannot {doing}: {error} (check the disk, free space and permissions)",
+                path.display()
+            ),
+            TableStoreError::Save(message) => f.write_str(message),
+            TableStoreError::Corrupt { path, what } => write!(
+                f,
+                "{}: {what}: the cluster table is damaged; restore it from a backup, or move it \
+                 away to join a new cluster as a new node",
+                path.display()
+            ),
+            TableStoreError::UnsupportedVersion { path, version, supported } => write!(
+                f,
+                "{}: cluster table format version {version} is not supported (this build reads \
+                 version {supported}); run a matching build",
+                path.display()
+            ),
+            TableStoreError::Encode(error) => write!(f, "cannot encode the cluster table: {error}"),
+        }
     }
 }
 
@@ -44,8 +89,6 @@ pub trait TableStore: Send {
         "the table store".to_owned()
     }
 }
-
-/// The file format: magic, version, payload length, CRC-32C, then the payload (the table in
 
 /// A [`TableStore`] in memory, for tests and the simulator. Clones share the table, so a
 /// simulated node restarted with a clone of its store finds the table it saved.

@@ -263,9 +263,7 @@ pub fn collect(endpoints: &[SocketAddr], timeout: Duration) -> ClusterStatus {
             .into_iter()
             .zip(endpoints)
             .map(|(handle, &endpoint)| {
-                handle
-                    .join()
-                    .unwrap_or_else(|_| NodeStatus { endpoint, info: Err(QueryError::Panicked) })
+                handle.join().unwrap_or(NodeStatus { endpoint, info: Err(QueryError::Panicked) })
             })
             .collect()
     });
