@@ -15,21 +15,21 @@
 use std::collections::{HashMap, VecDeque};
 use std::io::{self, Read};
 use std::net::{Shutdown, SocketAddr};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use kompics_core::Mailbox;
 use mio::event::Event;
 use mio::net::{TcpListener, TcpStream};
-use mio::{Interest, Poll, Token, Waker};
+use mio::{Interest, Poll, Token};
 use parking_lot::Mutex;
 
 use super::config::StreamConfig;
 use super::out_queue::{Flushed, OutQueue};
 use super::{CloseReason, ConnId, StreamEvent, StreamRequest};
 use crate::hasher::FastHashBuilder;
-use crate::poll_loop::{self, PollLoop, LISTENER, WAKER};
+use crate::poll_loop::{self, PollLoop, Wakeup, LISTENER};
 
 /// A connection's token is its id plus this.
 const TOKEN_OFFSET: u64 = 2;
@@ -50,38 +50,26 @@ pub(crate) struct Shared {
     pub(crate) local: SocketAddr,
     /// Requests not yet taken by the loop.
     requests: Mutex<Vec<StreamRequest>>,
-    /// A wake-up is on its way: requests need not wake the loop again.
-    wake_pending: AtomicBool,
-    waker: Waker,
-    stop: AtomicBool,
+    wakeup: Wakeup,
 }
 
 impl Shared {
     /// Queues `request` for the loop, waking it unless a wake-up is already pending.
     pub(crate) fn request(&self, request: StreamRequest) {
         self.requests.lock().push(request);
-        // SeqCst pairs with `take_requests`: a requester that sees `true` knows the loop has
-        // not yet cleared the flag, so it will take the queue after this push.
-        if !self.wake_pending.swap(true, Ordering::SeqCst) {
-            if let Err(e) = self.waker.wake() {
-                log::error!("kstream {}: cannot wake the event loop: {e}", self.local);
-            }
-        }
+        self.wakeup.wake();
     }
 
     /// Takes every queued request, leaving `into` (emptied) in its place.
     fn take_requests(&self, into: &mut Vec<StreamRequest>) {
-        self.wake_pending.store(false, Ordering::SeqCst);
+        self.wakeup.take();
         into.clear();
         std::mem::swap(&mut *self.requests.lock(), into);
     }
 
     /// Asks the loop to stop and wakes it.
     pub(crate) fn request_stop(&self) {
-        self.stop.store(true, Ordering::SeqCst);
-        if let Err(e) = self.waker.wake() {
-            log::error!("kstream {}: cannot wake the event loop to stop it: {e}", self.local);
-        }
+        self.wakeup.request_stop();
     }
 }
 
@@ -164,14 +152,8 @@ impl EventLoop {
         let mut listener = TcpListener::bind(config.listen)?;
         let local = listener.local_addr()?;
         poll.registry().register(&mut listener, LISTENER, Interest::READABLE)?;
-        let waker = Waker::new(poll.registry(), WAKER)?;
-        let shared = Arc::new(Shared {
-            local,
-            requests: Mutex::new(Vec::new()),
-            wake_pending: AtomicBool::new(false),
-            waker,
-            stop: AtomicBool::new(false),
-        });
+        let wakeup = Wakeup::new(poll.registry(), format!("kstream {local}"))?;
+        let shared = Arc::new(Shared { local, requests: Mutex::new(Vec::new()), wakeup });
         let scratch = vec![0; config.read_chunk];
         let event_loop = EventLoop {
             poll,
@@ -504,19 +486,22 @@ impl EventLoop {
 }
 
 impl PollLoop for EventLoop {
-    fn label(&self) -> String {
-        format!("kstream {}", self.shared.local)
+    const NAME: &'static str = "kstream";
+
+    fn local_addr(&self) -> SocketAddr {
+        self.shared.local
     }
 
     fn poll_mut(&mut self) -> &mut Poll {
         &mut self.poll
     }
 
-    fn poll_timeout(&self) -> Option<Duration> {
-        if !self.again.is_empty() {
-            return Some(Duration::ZERO);
-        }
-        self.lingering.front().map(|&(at, _)| at.saturating_duration_since(Instant::now()))
+    fn revisits_pending(&self) -> bool {
+        !self.again.is_empty()
+    }
+
+    fn next_deadline(&self) -> Option<Instant> {
+        self.lingering.front().map(|&(at, _)| at)
     }
 
     fn accept_all(&mut self) {
@@ -540,7 +525,7 @@ impl PollLoop for EventLoop {
     }
 
     fn on_wake(&mut self) -> bool {
-        if self.shared.stop.load(Ordering::SeqCst) {
+        if self.shared.wakeup.stop_requested() {
             return false;
         }
         self.apply_requests();

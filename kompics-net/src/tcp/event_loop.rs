@@ -20,6 +20,7 @@
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap, VecDeque};
 use std::io;
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -683,20 +684,22 @@ impl EventLoop {
 }
 
 impl PollLoop for EventLoop {
-    fn label(&self) -> String {
-        format!("kompics-net {}", self.shared.local)
+    const NAME: &'static str = "kompics-net";
+
+    fn local_addr(&self) -> SocketAddr {
+        self.shared.local.socket_addr()
     }
 
     fn poll_mut(&mut self) -> &mut Poll {
         &mut self.poll
     }
 
-    fn poll_timeout(&self) -> Option<Duration> {
-        if !self.again.is_empty() {
-            // Connections still have work: only collect what else is ready.
-            return Some(Duration::ZERO);
-        }
-        self.timers.peek().map(|Reverse((at, _))| at.saturating_duration_since(Instant::now()))
+    fn revisits_pending(&self) -> bool {
+        !self.again.is_empty()
+    }
+
+    fn next_deadline(&self) -> Option<Instant> {
+        self.timers.peek().map(|Reverse((at, _))| *at)
     }
 
     fn accept_all(&mut self) {
