@@ -10,6 +10,8 @@
 //! list of outlets (the inboxes its triggers go to). The list is copied into the triggering port
 //! and refreshed only when a channel is connected or disconnected, so the hot path takes no lock.
 
+use std::any::Any;
+use std::cell::Cell;
 use std::collections::VecDeque;
 use std::fmt;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -23,6 +25,34 @@ use crate::event::Event;
 use crate::port::{Port, ProvidedRef, RequiredRef};
 
 static NEXT_CHANNEL_ID: AtomicU64 = AtomicU64::new(1);
+
+/// Work waiting for a port's owner to exist: the owner is built by `Arc::new_cyclic`, so while
+/// its factory runs (and connects its ports) it cannot be reached yet.
+type WhenBorn = Box<dyn FnOnce(Arc<dyn Schedulable>) + Send>;
+
+thread_local! {
+    /// Whether a restart is running a component's factory or `on_init` again (see [`rewiring`]).
+    static REWIRING: Cell<bool> = const { Cell::new(false) };
+}
+
+/// Marks the current thread as rebuilding a restarted component until the guard is dropped:
+/// the factory and `on_init` run again on the same ports, which keep their channels, so a
+/// `connect` between two ports already connected returns the existing channel instead of
+/// doubling it.
+pub(crate) fn rewiring() -> RewiringGuard {
+    RewiringGuard { previous: REWIRING.with(|r| r.replace(true)) }
+}
+
+/// Ends a [`rewiring`] scope when dropped.
+pub(crate) struct RewiringGuard {
+    previous: bool,
+}
+
+impl Drop for RewiringGuard {
+    fn drop(&mut self) {
+        REWIRING.with(|r| r.set(self.previous));
+    }
+}
 
 /// A filter deciding which events may go down a channel.
 pub type Filter<E> = Arc<dyn Fn(&E) -> bool + Send + Sync>;
@@ -79,6 +109,9 @@ pub(crate) struct PortCore<In, Out> {
     /// The events the owner's handler subscribed to (`None`: all of them). Channels into this
     /// port check it before queueing, so an event nobody handles does not wake the owner.
     pub(crate) accepts: Option<fn(&In) -> bool>,
+    /// `Some` until the owner exists (its factory is running): channels connected meanwhile
+    /// wait here to deliver to it. `None` once it is born.
+    unborn: Mutex<Option<Vec<WhenBorn>>>,
 }
 
 impl<In: Event, Out: Event> PortCore<In, Out> {
@@ -98,13 +131,36 @@ impl<In: Event, Out: Event> PortCore<In, Out> {
             owner,
             links: Mutex::new(Vec::new()),
             accepts,
+            unborn: Mutex::new(Some(Vec::new())),
         }
     }
 
-    fn add_outlet(&self, outlet: Outlet<Out>) {
+    /// Whether channels may connect to this port: its owner exists or is being built.
+    fn connectable(&self) -> bool {
+        self.owner.strong_count() > 0 || self.unborn.lock().is_some()
+    }
+
+    /// Runs `f` with the owner: now, or once it is born if its factory is still running.
+    fn when_born(&self, f: WhenBorn) {
+        let mut unborn = self.unborn.lock();
+        if let Some(waiting) = unborn.as_mut() {
+            waiting.push(f);
+            return;
+        }
+        drop(unborn);
+        if let Some(owner) = self.owner.upgrade() {
+            f(owner);
+        }
+    }
+
+    /// Adds `outlet` if `connected` still holds, under the lock `remove_outlet` takes, so that
+    /// a channel disconnected meanwhile gets no outlet back.
+    fn add_outlet_while(&self, connected: &AtomicBool, outlet: Outlet<Out>) {
         let mut outlets = self.outlets.lock();
-        outlets.push(outlet);
-        self.version.fetch_add(1, Ordering::Release);
+        if connected.load(Ordering::Acquire) {
+            outlets.push(outlet);
+            self.version.fetch_add(1, Ordering::Release);
+        }
     }
 
     fn remove_outlet(&self, channel: u64) {
@@ -118,11 +174,16 @@ impl<In: Event, Out: Event> PortCore<In, Out> {
 pub(crate) trait Link: Send + Sync {
     fn id(&self) -> u64;
     fn disconnect(&self);
+    /// The channel with its type, to find it again (see [`rewiring`]).
+    fn as_any(self: Arc<Self>) -> Arc<dyn Any + Send + Sync>;
 }
 
-/// Disconnects every channel attached to a port; used when its component is killed.
+/// A port seen without its type: disconnected when its component is killed, told when its
+/// component is born.
 pub(crate) trait Detach: Send + Sync {
     fn detach_all(&self);
+    /// The port's owner exists now: complete the channels connected while it was built.
+    fn born(&self);
 }
 
 impl<In: Event, Out: Event> Detach for PortCore<In, Out> {
@@ -130,6 +191,15 @@ impl<In: Event, Out: Event> Detach for PortCore<In, Out> {
         let links: Vec<_> = std::mem::take(&mut *self.links.lock());
         for l in links {
             l.disconnect();
+        }
+    }
+
+    fn born(&self) {
+        let Some(waiting) = self.unborn.lock().take() else { return };
+        if let Some(owner) = self.owner.upgrade() {
+            for f in waiting {
+                f(owner.clone());
+            }
         }
     }
 }
@@ -239,6 +309,10 @@ impl<P: Port> Link for ChannelInner<P> {
         self.id
     }
 
+    fn as_any(self: Arc<Self>) -> Arc<dyn Any + Send + Sync> {
+        self
+    }
+
     fn disconnect(&self) {
         if !self.connected.swap(false, Ordering::AcqRel) {
             return;
@@ -285,6 +359,13 @@ impl<P: Port> fmt::Debug for Channel<P> {
 /// required side reach the provider, indications triggered on the provided side reach the
 /// requirer.
 ///
+/// A component's factory may connect the component's own ports (to its children's, say): the
+/// channel is connected when `connect` returns and carries events once the component exists,
+/// when `create` returns. When a [restart](crate::FaultAction::Restart) runs the factory and
+/// [`on_init`](crate::ComponentDefinition::on_init) again, the ports and their channels are
+/// still there: connecting two ports that are already connected then returns the existing
+/// channel instead of making a second one (which would deliver every event twice).
+///
 /// If either component has already been dropped entirely, the channel is returned disconnected.
 pub fn connect<P: Port>(provided: &ProvidedRef<P>, required: &RequiredRef<P>) -> Channel<P> {
     connect_with(provided, required, Selector::new())
@@ -296,6 +377,11 @@ pub fn connect_with<P: Port>(
     required: &RequiredRef<P>,
     selector: Selector<P>,
 ) -> Channel<P> {
+    if REWIRING.with(Cell::get) {
+        if let Some(inner) = existing_channel(provided, required) {
+            return Channel { inner };
+        }
+    }
     let id = NEXT_CHANNEL_ID.fetch_add(1, Ordering::Relaxed);
     let inner = Arc::new(ChannelInner::<P> {
         id,
@@ -303,29 +389,49 @@ pub fn connect_with<P: Port>(
         required: Arc::downgrade(&required.core),
         connected: AtomicBool::new(false),
     });
-    let (Some(provider), Some(requirer)) =
-        (provided.core.owner.upgrade(), required.core.owner.upgrade())
-    else {
+    if !provided.core.connectable() || !required.core.connectable() {
         return Channel { inner };
-    };
+    }
     inner.connected.store(true, Ordering::Release);
     let link: Arc<dyn Link> = inner.clone();
     provided.core.links.lock().push(link.clone());
     required.core.links.lock().push(link);
-    // Indications flow provided -> required; requests flow required -> provided.
-    provided.core.add_outlet(Outlet {
-        channel: id,
-        inbox: required.core.inbox.clone(),
-        target: requirer,
-        filter: subscribed(selector.indications, required.core.accepts),
-    });
-    required.core.add_outlet(Outlet {
-        channel: id,
-        inbox: provided.core.inbox.clone(),
-        target: provider,
-        filter: subscribed(selector.requests, provided.core.accepts),
-    });
+    // Indications flow provided -> required, once the requirer exists; requests flow
+    // required -> provided, once the provider exists. Both usually exist already; a side whose
+    // factory is still running gets its outlet when it is born.
+    let (from, inbox, channel) =
+        (Arc::downgrade(&provided.core), required.core.inbox.clone(), inner.clone());
+    let filter = subscribed(selector.indications, required.core.accepts);
+    required.core.when_born(Box::new(move |requirer| {
+        if let Some(from) = from.upgrade() {
+            let outlet = Outlet { channel: id, inbox, target: requirer, filter };
+            from.add_outlet_while(&channel.connected, outlet);
+        }
+    }));
+    let (from, inbox, channel) =
+        (Arc::downgrade(&required.core), provided.core.inbox.clone(), inner.clone());
+    let filter = subscribed(selector.requests, provided.core.accepts);
+    provided.core.when_born(Box::new(move |provider| {
+        if let Some(from) = from.upgrade() {
+            let outlet = Outlet { channel: id, inbox, target: provider, filter };
+            from.add_outlet_while(&channel.connected, outlet);
+        }
+    }));
     Channel { inner }
+}
+
+/// The connected channel between `provided` and `required`, if there is one.
+fn existing_channel<P: Port>(
+    provided: &ProvidedRef<P>,
+    required: &RequiredRef<P>,
+) -> Option<Arc<ChannelInner<P>>> {
+    let links = provided.core.links.lock().clone();
+    links.into_iter().find_map(|link| {
+        let inner = link.as_any().downcast::<ChannelInner<P>>().ok()?;
+        let same = inner.required.as_ptr() == Arc::as_ptr(&required.core)
+            && inner.connected.load(Ordering::Acquire);
+        same.then_some(inner)
+    })
 }
 
 /// A channel's filter narrowed to what the receiving handler subscribed to. Ports that take

@@ -61,6 +61,12 @@
 //! assert_eq!(user.on_definition(|u| u.last), Some(6));
 //! ```
 //!
+//! # Guide
+//!
+//! The [`guide`] is a short tutorial in seven chapters (a first component, ports and channels,
+//! hierarchy and supervision, timers, request/response, networking, testing in the simulator),
+//! whose examples are doc tests.
+//!
 //! # Pieces
 //!
 //! - [`Port`], [`ProvidedPort`], [`RequiredPort`], [`Provide`], [`Require`]: port types and
@@ -81,6 +87,8 @@
 //! - [`port_events!`], [`subscribe!`], [`ProvideEvent`], [`RequireEvent`]: several event types
 //!   per port direction, one handler each; a component receives only what it subscribed to.
 //! - [`Runtime`] (threads) and [`Simulation`] (virtual time, seeded): the two runtimes.
+//! - [`scenario`]: simulation scenarios as values — processes of start, crash, partition or
+//!   client events over virtual time, in sequence or in parallel, seeded, replayable.
 
 #![warn(missing_docs)]
 
@@ -89,10 +97,12 @@ mod component;
 mod context;
 mod dispatch;
 mod event;
+pub mod guide;
 mod mailbox;
 mod port;
 mod request;
 mod runtime;
+pub mod scenario;
 mod supervision;
 mod system;
 mod time;

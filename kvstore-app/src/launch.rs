@@ -54,6 +54,13 @@ pub struct NodeOptions {
     /// The limit on the bytes of keys and values this node holds (`--maxmemory`); 0, the
     /// default, is no limit, as in Redis.
     pub maxmemory: u64,
+    /// A partition's replica snapshots its store after about this many writes since its last
+    /// snapshot (ZooKeeper's `snapCount`; each replica picks between half and all of it, so
+    /// that replicas do not snapshot together). 0 never snapshots by count.
+    pub snapshot_entries: u64,
+    /// ... or after about this many bytes of written values since its last snapshot (the
+    /// log's size on disk; ZooKeeper's `snapSizeLimitInKb`). 0 never snapshots by size.
+    pub snapshot_bytes: u64,
 }
 
 impl NodeOptions {
@@ -76,6 +83,8 @@ impl NodeOptions {
             fsync: true,
             segment_bytes: WalOptions::default().segment_bytes,
             maxmemory: 0,
+            snapshot_entries: zab_components::protocol::Config::SNAPSHOT_ENTRIES_DEFAULT,
+            snapshot_bytes: zab_components::protocol::Config::SNAPSHOT_BYTES_DEFAULT,
         }
     }
 }
@@ -244,6 +253,11 @@ pub fn start_node(system: &System, options: &NodeOptions) -> Result<RunningNode,
         NodeConfig::new(bootstrap, network.provided::<Network>(), storage, table_store);
     // Real threads here: serialize snapshots on one, off the replicas' hot path.
     config.replica.snapshots = SnapshotWriter::Thread;
+    let (entries, bytes) = (options.snapshot_entries, options.snapshot_bytes);
+    config.zab_tuning = Arc::new(move |zab| {
+        zab.protocol.snapshot_entries_trigger = entries;
+        zab.protocol.snapshot_bytes_trigger = bytes;
+    });
     let memory = MemoryLimit::new(options.maxmemory);
     config.replica.memory = memory.clone();
     // The node is one composite component: its overlay exists when `create` returns, and its

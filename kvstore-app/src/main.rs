@@ -75,6 +75,14 @@ struct ClusterArgs {
     /// go beyond it get `-OOM`; `DEL` always works. 0 (the default) is no limit.
     #[arg(long, default_value = "0", value_parser = parse_memory_size)]
     maxmemory: u64,
+    /// A replica snapshots its partition after about this many writes since its last
+    /// snapshot (between half and all of it, chosen per replica); 0: never by count.
+    #[arg(long, default_value_t = zab_components::protocol::Config::SNAPSHOT_ENTRIES_DEFAULT)]
+    snapshot_entries: u64,
+    /// ... or after about this many bytes of written values (a size with a unit, as
+    /// `--maxmemory`); 0: never by size.
+    #[arg(long, default_value = "256mb", value_parser = parse_memory_size)]
+    snapshot_bytes: u64,
 }
 
 #[derive(Args)]
@@ -161,7 +169,9 @@ struct StatusArgs {
 }
 
 fn main() -> ExitCode {
-    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("warn")).init();
+    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("warn"))
+        .format_timestamp_millis()
+        .init();
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Node(args) => run_node(args),
@@ -229,6 +239,8 @@ fn apply_cluster_args(options: &mut NodeOptions, cluster: &ClusterArgs) {
     options.cluster_name = cluster.cluster_name.clone();
     options.fsync = !cluster.no_fsync;
     options.maxmemory = cluster.maxmemory;
+    options.snapshot_entries = cluster.snapshot_entries;
+    options.snapshot_bytes = cluster.snapshot_bytes;
 }
 
 fn run_demo(args: DemoArgs) -> Result<(), String> {

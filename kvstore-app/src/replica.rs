@@ -217,6 +217,12 @@ impl Replica {
     /// Captures the store (O(1)) and has the capture serialized off the hot path; the answer
     /// reaches Zab later, after whatever is delivered meanwhile.
     fn take_snapshot(&mut self, ctx: &mut Context<Self>, zxid: Zxid) {
+        log::info!(
+            "p{}: snapshot at {zxid}: {} keys, {} bytes of data",
+            self.config.partition.0,
+            self.store.len(),
+            self.store.data_bytes()
+        );
         let view = self.store.clone();
         match self.config.snapshots {
             SnapshotWriter::Inline { delay } if delay.is_zero() => {
@@ -432,6 +438,12 @@ impl Require<AtomicBroadcast> for Replica {
 impl Receive<SnapshotReady> for Replica {
     fn receive(&mut self, _ctx: &mut Context<Self>, ready: SnapshotReady) {
         // Zab drops it if an InstallState (or a restart) voided the request meanwhile.
+        log::info!(
+            "p{}: snapshot at {} serialized: {} bytes",
+            self.config.partition.0,
+            ready.zxid,
+            ready.state.len()
+        );
         self.ab.trigger(AbRequest::SnapshotTaken { zxid: ready.zxid, state: ready.state });
     }
 }

@@ -6,8 +6,9 @@
 //! Scenarios (after the original project's simulation tests, id2203.md §5): boot, routing from
 //! every node, a burst of concurrent operations, a crashed primary, a group that loses its
 //! majority, an isolated node, and a sweep of random crashes, restarts and partitions whose
-//! client history must be linearizable. Each failure names its seed; `SIM_SEED=s` replays one
-//! seed, `SIM_SEEDS=n` runs seeds `0..n`.
+//! client history must be linearizable. The sweep's driver is a [`Scenario`] (boot, random
+//! faults, calm, checks), whose failure report prints the events that ran. Each failure names
+//! its seed; `SIM_SEED=s` replays one seed, `SIM_SEEDS=n` runs seeds `0..n`.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex};
@@ -15,6 +16,7 @@ use std::time::Duration;
 
 use kompics_core::rand::rngs::SmallRng;
 use kompics_core::rand::{Rng, SeedableRng};
+use kompics_core::scenario::{self, Dist, Process, ProcessId, Scenario, World};
 use kompics_core::*;
 use kompics_net::sim::{SimNet, SimNetConfig, SimNetwork};
 use kompics_net::{Network, NodeAddr};
@@ -37,13 +39,7 @@ const CLIENT_TIMEOUT: Duration = Duration::from_secs(7);
 
 /// The seeds to run: `SIM_SEED` alone, else `0..SIM_SEEDS` (default `default`).
 fn seeds(default: u64) -> Vec<u64> {
-    match std::env::var("SIM_SEED") {
-        Ok(s) => vec![s.parse().expect("SIM_SEED is a number")],
-        Err(_) => {
-            (0..std::env::var("SIM_SEEDS").ok().and_then(|s| s.parse().ok()).unwrap_or(default))
-                .collect()
-        }
-    }
+    scenario::seeds(0, default)
 }
 
 fn ms(n: u64) -> Duration {
@@ -1069,10 +1065,28 @@ fn writes_queued_behind_a_suspected_member_go_elsewhere() {
     }
 }
 
-/// One run of the sweep: random clients at every node, `steps` random faults, then calm.
-/// Returns the cluster for the caller's checks.
-fn sweep(sim: Simulation, steps: usize) -> Cluster {
-    let seed = sim.seed();
+/// The sweep's cluster is a scenario world: the scenario's events act on it and its simulation
+/// runs between them.
+impl World for Cluster {
+    fn now(&self) -> Time {
+        self.sim.now()
+    }
+
+    fn run_until(&mut self, until: Time) -> Result<(), String> {
+        self.sim.run_until(until);
+        Ok(())
+    }
+
+    fn report(&self) -> String {
+        let up: Vec<usize> = (0..self.n()).filter(|i| self.alive(*i)).collect();
+        let returned = self.history().iter().filter(|h| h.response().is_some()).count();
+        format!("nodes up: {up:?}; {returned} client operations returned\n")
+    }
+}
+
+/// The sweep's cluster: five nodes, four partitions replicated three times, a scripted client
+/// and two random clients (started at boot) at every node.
+fn sweep_cluster(sim: Simulation) -> Cluster {
     let mut c = Cluster::with_sim(sim, 5, 4, 3, 1);
     let keys: Vec<Vec<u8>> = keys_by_partition(4, 2).into_values().flatten().collect();
     for i in 0..c.n() {
@@ -1080,87 +1094,135 @@ fn sweep(sim: Simulation, steps: usize) -> Cluster {
             c.add_client(i, keys.clone());
         }
     }
-    c.boot();
-    for (_, client) in &c.clients {
-        client.start();
-    }
-    let n = c.n();
-    let mut rng = SmallRng::seed_from_u64(seed ^ 0x5eed);
-    for _ in 0..steps {
-        match rng.random_range(0..10) {
-            0 | 1 => {
-                let i = rng.random_range(0..n);
-                let keep = rng.random_range(0..3);
-                c.crash(i, keep);
+    c
+}
+
+/// The sweep's driver: boot and start the clients; `rounds` rounds of random faults (each two
+/// crashes with torn disks, two restarts, an isolation, a split and a heal, in a random order,
+/// 50–880 ms apart); then calm: heal, restart everyone, let the clients run 4 s, stop them
+/// and give their last operations time to finish. Returns the scenario and its last process,
+/// after which a test adds its checks.
+fn random_faults(rounds: usize) -> (Scenario<Cluster>, ProcessId) {
+    let mut s = Scenario::new("kv cluster under random faults");
+    let boot = s.start_at(
+        Duration::ZERO,
+        Process::once("boot", |c: &mut Cluster, _| {
+            c.boot();
+            for (_, client) in &c.clients {
+                client.start();
             }
-            2 | 3 => {
-                let down: Vec<usize> = (0..n).filter(|i| !c.alive(*i)).collect();
-                if !down.is_empty() {
-                    c.restart(down[rng.random_range(0..down.len())]);
+        }),
+    );
+    let faults = Process::new("faults")
+        .every(Dist::uniform(ms(50), ms(880)))
+        .raise(2 * rounds, "crash", |c: &mut Cluster, ctx| {
+            let i = ctx.uniform(0..c.n());
+            let keep = ctx.uniform(0..3);
+            ctx.note(if c.alive(i) {
+                format!("node {i}, {keep} unsynced writes per disk kept")
+            } else {
+                format!("node {i} already down")
+            });
+            c.crash(i, keep);
+        })
+        .raise(2 * rounds, "restart", |c: &mut Cluster, ctx| {
+            let down: Vec<usize> = (0..c.n()).filter(|i| !c.alive(*i)).collect();
+            match ctx.choose(&down) {
+                Some(&i) => {
+                    ctx.note(format!("node {i}"));
+                    c.restart(i);
+                }
+                None => ctx.note("no node down"),
+            }
+        })
+        .raise(rounds, "isolate", |c: &mut Cluster, ctx| {
+            let i = ctx.uniform(0..c.n());
+            let others: Vec<NodeAddr> =
+                (0..c.n()).filter(|j| *j != i).map(|j| c.addrs[j]).collect();
+            ctx.note(format!("node {i}"));
+            c.net.partition(&[c.addrs[i]], &others);
+        })
+        .raise(rounds, "split", |c: &mut Cluster, ctx| {
+            let cut = ctx.uniform(1..c.n());
+            ctx.note(format!("nodes 0..{cut} | {cut}..{}", c.n()));
+            let (l, r) = c.addrs.split_at(cut);
+            c.net.partition(l, r);
+        })
+        .raise(rounds, "heal", |c: &mut Cluster, _| c.net.heal());
+    let faults = s.start_after_end(boot, Duration::ZERO, faults);
+    let calm = s.start_after_end(
+        faults,
+        Dist::uniform(ms(50), ms(880)),
+        Process::once("heal and restart all", |c: &mut Cluster, _| {
+            c.net.heal();
+            for i in 0..c.n() {
+                if !c.alive(i) {
+                    c.restart(i);
                 }
             }
-            4 => {
-                let i = rng.random_range(0..n);
-                let others: Vec<NodeAddr> =
-                    (0..n).filter(|j| *j != i).map(|j| c.addrs[j]).collect();
-                c.net.partition(&[c.addrs[i]], &others);
+        }),
+    );
+    let stop = s.start_after_end(
+        calm,
+        secs(4),
+        Process::once("stop clients", |c: &mut Cluster, _| {
+            for (_, client) in &c.clients {
+                client.on_definition(|cl| cl.active = false);
             }
-            5 => {
-                let cut = rng.random_range(1..n);
-                let (l, r) = c.addrs.split_at(cut);
-                c.net.partition(l, r);
-            }
-            6 => c.net.heal(),
-            _ => {}
-        }
-        c.sim.run_for(ms(rng.random_range(50..600)));
-    }
-    // Calm: heal, restart everyone, let the clients run, then finish their last operations.
-    c.net.heal();
-    for i in 0..n {
-        if !c.alive(i) {
-            c.restart(i);
-        }
-    }
-    c.sim.run_for(secs(4));
-    for (_, client) in &c.clients {
-        client.on_definition(|cl| cl.active = false);
-    }
-    c.sim.run_for(CLIENT_TIMEOUT + secs(1));
-    c
+        }),
+    );
+    // The clients' last operations are answered or time out by then.
+    let done = s.start_after_end(stop, CLIENT_TIMEOUT + secs(1), Process::new("clients done"));
+    (s, done)
 }
 
 /// The sweep: random crashes (with torn disks), restarts, isolations and splits under clients
 /// at every node; the history is linearizable and the replicas of every group converge.
 #[test]
 fn linearizable_through_overlays_under_random_faults() {
-    for seed in seeds(6) {
-        let c = sweep(Simulation::new(seed), 30);
-        let history = c.history();
-        let returned = history.iter().filter(|h| h.response().is_some()).count();
-        assert!(returned > 50, "seed {seed}: only {returned} operations returned");
-        c.assert_linearizable();
-        c.assert_converged(secs(5));
-        // After the calm, every group has a leader again.
-        assert!(c.all_led(), "seed {seed}: a group has no leader after the calm");
-    }
+    let (mut scenario, done) = random_faults(3);
+    scenario.start_after_end(
+        done,
+        Duration::ZERO,
+        Process::once("check", |c: &mut Cluster, ctx| -> Result<(), String> {
+            let history = c.history();
+            let returned = history.iter().filter(|h| h.response().is_some()).count();
+            ctx.note(format!("{returned} of {} operations returned", history.len()));
+            if returned <= 50 {
+                return Err(format!("only {returned} operations returned"));
+            }
+            check(&history).map_err(|e| format!("the history is not linearizable:\n{e}"))?;
+            c.assert_converged(secs(5));
+            // After the calm, every group has a leader again.
+            if !c.all_led() {
+                return Err("a group has no leader after the calm".into());
+            }
+            Ok(())
+        }),
+    );
+    scenario.sweep(&seeds(6), |seed| sweep_cluster(Simulation::new(seed)), |_, _| {});
 }
 
-/// The same seed gives the same run: the same trace and the same history.
+/// The same seed gives the same run: the same scenario log, the same trace and the same
+/// history.
 #[test]
 fn same_seed_same_run() {
     let seed = seeds(1)[0] + 77;
+    let (scenario, _) = random_faults(1);
     let run = || {
         let sim = Simulation::new(seed);
         sim.enable_trace();
-        let c = sweep(sim, 8);
+        let mut c = sweep_cluster(sim);
+        let log = scenario.run(seed, &mut c).unwrap_or_else(|f| panic!("{f}")).log;
         let mut history: Vec<String> = c.history().iter().map(|h| format!("{h:?}")).collect();
         history.sort();
-        (c.sim.trace_hash(), c.sim.steps(), history)
+        (c.sim.trace_hash(), c.sim.steps(), history, log)
     };
-    let (hash_a, steps_a, history_a) = run();
-    let (hash_b, steps_b, history_b) = run();
+    let (hash_a, steps_a, history_a, log_a) = run();
+    let (hash_b, steps_b, history_b, log_b) = run();
     assert!(!history_a.is_empty(), "seed {seed}: an empty history");
+    assert_eq!(log_a.len(), 10, "seed {seed}: boot, 7 faults, calm, stop: {log_a:?}");
+    assert_eq!(log_a, log_b, "seed {seed}: the scenario ran differently");
     assert_eq!(steps_a, steps_b, "seed {seed}: the runs took different steps");
     assert_eq!(history_a, history_b, "seed {seed}: the runs have different histories");
     assert_eq!(hash_a, hash_b, "seed {seed}: the runs have different traces");

@@ -147,3 +147,85 @@ fn start_refuses_a_node_that_is_not_a_member() {
     let err = r.err().expect("refused");
     assert_eq!(err.kind(), std::io::ErrorKind::InvalidInput);
 }
+
+/// With real files (fsync on, so each member's storage runs on a log thread and snapshots are
+/// written by a staging thread beside it), members snapshot every few dozen proposals while
+/// proposals go on; each ends with a committed snapshot on disk and no staged leftovers, and
+/// a member's storage recovers to its snapshot and the log after it.
+#[test]
+fn members_on_files_snapshot_beside_the_log_thread() {
+    use zab_components::storage::ZabStorage;
+    use zab_components::wal::{FileStorage, WalOptions};
+    let members = free_ports(3);
+    let root = std::env::temp_dir().join(format!("zab-facade-snap-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&root);
+    let dirs: Vec<_> = (0..3).map(|i| root.join(format!("m{i}"))).collect();
+    let seen: Vec<Arc<Mutex<Seen>>> = (0..3).map(|_| Arc::default()).collect();
+    let zabs: Vec<Zab> = (0..3)
+        .map(|i| {
+            let mut options = ZabOptions::new(members[i], members.clone());
+            options.tune = |config| config.protocol.snapshot_entries_trigger = 40;
+            let wal = WalOptions { segment_bytes: 1 << 16, ..WalOptions::default() };
+            let storage = FileStorage::open(&dirs[i], wal).expect("open");
+            Zab::start(options, Box::new(storage), Counter(seen[i].clone())).expect("start")
+        })
+        .collect();
+    let mut expected = 0;
+    for k in 0..200u64 {
+        let payload = (k % 7 + 1) as u8;
+        commit(&zabs[k as usize % 3], payload);
+        expected += u64::from(payload);
+    }
+    assert!(wait_until(Duration::from_secs(10), || seen
+        .iter()
+        .all(|s| s.lock().total == expected)));
+    let files = |dir: &std::path::Path| -> Vec<String> {
+        let mut names = Vec::new();
+        for entry in walk(dir) {
+            names.push(entry.file_name().unwrap().to_string_lossy().into_owned());
+        }
+        names
+    };
+    // Snapshots are taken between half and all of 40 deliveries: by 200, every member has one.
+    assert!(
+        wait_until(Duration::from_secs(10), || dirs
+            .iter()
+            .all(|d| files(d).iter().any(|n| n.starts_with("snapshot.")))),
+        "{:?}",
+        dirs.iter().map(|d| files(d)).collect::<Vec<_>>()
+    );
+    for z in zabs {
+        z.shutdown();
+    }
+    for dir in &dirs {
+        let names = files(dir);
+        assert!(!names.iter().any(|n| n.starts_with("snapshot-staged.")), "{names:?}");
+        let mut storage = FileStorage::open(dir, WalOptions::default()).expect("reopen");
+        let r = storage.recover().expect("recover");
+        let snapshot = r.snapshot.expect("a snapshot");
+        let total = u64::from_le_bytes(snapshot.state[..8].try_into().unwrap());
+        let after: u64 = r.log.iter().map(|e| u64::from(e.payload[0])).sum();
+        assert_eq!(
+            total + after,
+            expected,
+            "snapshot at {:?} + {} entries",
+            snapshot.zxid,
+            r.log.len()
+        );
+    }
+    let _ = std::fs::remove_dir_all(&root);
+}
+
+/// Every file below `dir`.
+fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            out.extend(walk(&path));
+        } else {
+            out.push(path);
+        }
+    }
+    out
+}

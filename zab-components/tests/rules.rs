@@ -562,7 +562,10 @@ fn leader_sends_snap_in_chunks_to_a_follower_behind_its_snapshot() {
         },
     );
     c.epoch_persisted(EpochKind::Current, Epoch(4));
-    let sent: Vec<Message> = sends(&c.drain_actions()).into_iter().map(|(_, m)| m).collect();
+    let (actions, reads) = answering_snapshot_reads(&mut c, b"0123456789", |bytes| bytes);
+    // The state is read back from storage a chunk at a time, not kept by the node.
+    assert_eq!(reads, [(z(1, 2), 0, 4), (z(1, 2), 4, 4), (z(1, 2), 8, 2)]);
+    let sent: Vec<Message> = sends(&actions).into_iter().map(|(_, m)| m).collect();
     let tail = &sent[sent.len() - 6..];
     assert_eq!(
         tail,
@@ -575,6 +578,82 @@ fn leader_sends_snap_in_chunks_to_a_follower_behind_its_snapshot() {
             Message::NewLeader { epoch: Epoch(4) },
         ]
     );
+}
+
+/// Drains `node`'s actions, answering each `ReadSnapshot` from `state` (passed through
+/// `answer`, which may spoil it), until no read is left; returns every action and the reads
+/// asked for (zxid, offset, bytes_max).
+fn answering_snapshot_reads(
+    node: &mut ZabNode,
+    state: &[u8],
+    answer: impl Fn(Vec<u8>) -> Vec<u8>,
+) -> (Vec<Action>, Vec<(Zxid, u64, usize)>) {
+    let (mut all, mut reads) = (Vec::new(), Vec::new());
+    loop {
+        let actions = node.drain_actions();
+        if actions.is_empty() {
+            return (all, reads);
+        }
+        for action in &actions {
+            if let Action::ReadSnapshot { peer, zxid, offset, bytes_max } = *action {
+                reads.push((zxid, offset, bytes_max));
+                let start = (offset as usize).min(state.len());
+                let end = (start + bytes_max).min(state.len());
+                node.snapshot_read(peer, zxid, offset, answer(state[start..end].to_vec()));
+            }
+        }
+        all.extend(actions);
+    }
+}
+
+/// A leader whose SNAP cannot be read back (the snapshot was replaced, the disk failed, the
+/// file is corrupt: no bytes) drops that learner instead of sending it part of a snapshot and
+/// NEWLEADER; a stale answer (for an offset the stream is not at) changes nothing.
+#[test]
+fn a_snap_that_cannot_be_read_back_drops_the_learner() {
+    let mut cfg = config(C);
+    cfg.snapshot_chunk_bytes_max = 4;
+    let snapshot = Snapshot { zxid: z(1, 2), state: b"0123456789".to_vec() };
+    let rec = Recovered {
+        accepted_epoch: Epoch(3),
+        current_epoch: Epoch(3),
+        snapshot: Some(snapshot),
+        log: entries(&[(3, 1)]),
+    };
+    let mut c = ZabNode::new(cfg, rec).unwrap();
+    let vote = c.vote();
+    c.step(A, looking(vote, 1));
+    c.step(A, Message::FollowerInfo { accepted_epoch: Epoch(1), attempt: 1 });
+    c.epoch_persisted(EpochKind::Accepted, Epoch(4));
+    let ack = Message::AckEpoch {
+        epoch: Epoch(4),
+        current_epoch: Epoch(1),
+        last_zxid: z(1, 1),
+        fresh: true,
+    };
+    c.step(A, ack);
+    c.epoch_persisted(EpochKind::Current, Epoch(4));
+    // A stale answer first: ignored.
+    c.snapshot_read(A, z(1, 2), 8, b"89".to_vec());
+    // The second chunk fails.
+    let failed = std::cell::Cell::new(0);
+    let (actions, reads) = answering_snapshot_reads(&mut c, b"0123456789", |bytes| {
+        failed.set(failed.get() + 1);
+        if failed.get() == 2 {
+            Vec::new()
+        } else {
+            bytes
+        }
+    });
+    assert_eq!(reads, [(z(1, 2), 0, 4), (z(1, 2), 4, 4)], "no read after the failed one");
+    let sent: Vec<Message> = sends(&actions).into_iter().map(|(_, m)| m).collect();
+    let chunks: Vec<&Message> =
+        sent.iter().filter(|m| matches!(m, Message::SnapChunk { .. })).collect();
+    assert_eq!(chunks, [&Message::SnapChunk { bytes: b"0123".to_vec() }]);
+    assert!(!sent.iter().any(|m| matches!(m, Message::NewLeader { .. })), "{sent:?}");
+    // The learner is gone: a late answer for it changes nothing.
+    c.snapshot_read(A, z(1, 2), 4, b"4567".to_vec());
+    assert!(sends(&c.drain_actions()).is_empty());
 }
 
 /// The actions but the SYNCACKs a follower sends for flow control.
@@ -1102,7 +1181,7 @@ fn snapshots_are_taken_at_the_delivered_zxid_and_trim_the_log() {
     a.step(C, Message::Commit { zxid: z(2, 2) });
     let actions = without_sends(&a.drain_actions());
     assert_eq!(actions.last(), Some(&Action::TakeSnapshot { zxid: z(2, 2) }));
-    a.snapshot_taken(z(2, 2), b"state".to_vec());
+    a.snapshot_taken(z(2, 2), 5);
     assert_eq!(a.delivered_zxid(), z(2, 2));
     // A later SNAP from this node would ship that state.
     assert_eq!(plan_sync(z(2, 2), &[], z(2, 1)), SyncPlan::Snap);

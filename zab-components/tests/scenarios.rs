@@ -7,12 +7,16 @@
 //! different epoch number for the same story (elections here start at epoch 1), the test says
 //! so and asserts the same relations.
 //!
-//! F30 is the randomized sweep: `SIM_SEEDS=n` runs n seeds (default 500), `SIM_SEED=s` replays
-//! one, `SIM_STATS=1` prints what the seeds exercised.
+//! F30 is the randomized sweep, its faults driven by a `kompics_core::scenario` whose failure
+//! report prints the events that ran: `SIM_SEEDS=n` runs n seeds (default 500), `SIM_SEED=s`
+//! replays one, `SIM_STATS=1` prints what the seeds exercised.
 
 mod common;
 
-use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::time::Duration;
+
+use kompics_core::scenario::{Dist, Process, Scenario, World};
+use kompics_core::Time;
 
 use common::{decode_state, finish, sweep_seeds, Disk, Sim, StorageOp};
 use zab_components::protocol::{
@@ -1616,76 +1620,218 @@ fn f29_whole_cluster_power_loss_keeps_every_acknowledged_op() {
     }
 }
 
-const CHAOS_STEPS: usize = 8_000;
+/// Harness steps of the chaos phase, on average (the hand-rolled driver ran exactly this many).
+const CHAOS_STEPS: u64 = 8_000;
+
+/// Faults of the chaos phase: 12 per 1 000 steps, the rate of the hand-rolled driver's roll.
+const CHAOS_FAULTS: usize = 96;
 
 /// Ticks within which a cluster must converge once the faults stop (P12's bound).
 const CONVERGENCE_TICKS: u64 = 200;
 
-/// F30: one seed of the random schedule. On success returns what it exercised.
+/// The scenario clock of F30: one harness step (a delivery, a disk completion, a proposal or a
+/// tick, drawn by `step_random`) is one millisecond of scenario time.
+const STEP: Duration = Duration::from_millis(1);
+
+/// What the F30 sweep exercised, summed over seeds.
 type SweepStats = std::collections::BTreeMap<&'static str, u64>;
 
-/// One random-fault run; `small_messages` shrinks every byte bound so that batches, sync runs
-/// and snapshot chunks are cut after a few entries and synchronization waits for SYNCACKs.
-fn run_seed_with(seed: u64, small_messages: bool) -> Result<SweepStats, String> {
-    let n = if seed % 3 == 0 { 5 } else { 3 };
-    let mut sim = Sim::new(n, seed, |c| {
-        c.snapshot_entries_trigger = if seed % 2 == 0 { 6 } else { 0 };
-        if seed % 5 == 0 {
-            c.counter_max = 7;
-        }
-        if small_messages {
-            // About three harness payloads per message, two messages per window.
-            c.message_bytes_max = 300;
-            c.payload_bytes_max = 64;
-            c.snapshot_chunk_bytes_max = 24;
-            c.sync_window_bytes = 600;
-            // Keep no delivered payload in memory: every synchronization reads back.
-            c.log_cache_bytes = 0;
-        }
-    });
-    let mut calm_ticks = 0;
-    let outcome = catch_unwind(AssertUnwindSafe(|| {
-        for _ in 0..CHAOS_STEPS {
-            sim.step_random(true, 6);
-            if sim.failure.is_some() {
-                return;
+/// F30's world: the harness, and a clock for the scenario that counts harness steps. Between
+/// the scenario's faults the harness runs its random fault-free schedule (deliveries in any
+/// order, disk completions, ticks, proposals at 6 % of steps), checking P1–P3, P7, P8, P10,
+/// P11 and quorum durability at every event.
+struct Chaos {
+    sim: Sim,
+    steps: u64,
+    /// Harness ticks from the heal to convergence.
+    calm_ticks: u64,
+}
+
+impl Chaos {
+    /// One random-fault cluster; `small_messages` shrinks every byte bound so that batches,
+    /// sync runs and snapshot chunks are cut after a few entries and synchronization waits for
+    /// SYNCACKs.
+    fn new(seed: u64, small_messages: bool) -> Chaos {
+        let n = if seed % 3 == 0 { 5 } else { 3 };
+        let sim = Sim::new(n, seed, |c| {
+            c.snapshot_entries_trigger = if seed % 2 == 0 { 6 } else { 0 };
+            if seed % 5 == 0 {
+                c.counter_max = 7;
             }
+            if small_messages {
+                // About three harness payloads per message, two messages per window.
+                c.message_bytes_max = 300;
+                c.payload_bytes_max = 64;
+                c.snapshot_chunk_bytes_max = 24;
+                c.sync_window_bytes = 600;
+                // Keep no delivered payload in memory: every synchronization reads back.
+                c.log_cache_bytes = 0;
+            }
+        });
+        Chaos { sim, steps: 0, calm_ticks: 0 }
+    }
+
+    fn n(&self) -> usize {
+        self.sim.nodes.len()
+    }
+
+    /// The harness's verdict so far: a check that failed during an event fails the run.
+    fn verdict(&self) -> Result<(), String> {
+        self.sim.failure.clone().map_or(Ok(()), Err)
+    }
+
+    /// Runs fault-free steps without proposals until every node converged, or 60 000 steps.
+    fn converge(&mut self) -> bool {
+        for _ in 0..60_000 {
+            if self.sim.converged() || self.sim.failure.is_some() {
+                break;
+            }
+            self.sim.step_random(false, 0);
+            self.steps += 1;
         }
-        // Calm: everything restarts, partitions heal, disks flow; the cluster must converge.
-        sim.heal();
-        for i in 0..n {
-            sim.nodes[i].disk_stalled = false;
-            sim.restart(i);
+        self.sim.converged()
+    }
+
+    fn stats(&self) -> SweepStats {
+        let mut stats = self.sim.counts.clone();
+        stats.insert("epochs", self.sim.leaders.len() as u64);
+        stats.insert("delivered", self.sim.global.len() as u64);
+        stats.insert("acknowledged", self.sim.acknowledged.len() as u64);
+        stats.insert("max convergence ticks", self.calm_ticks);
+        stats
+    }
+}
+
+impl World for Chaos {
+    fn now(&self) -> Time {
+        Time::ZERO + STEP * self.steps as u32
+    }
+
+    fn run_until(&mut self, until: Time) -> Result<(), String> {
+        while self.now() < until && self.sim.failure.is_none() {
+            self.sim.step_random(false, 6);
+            self.steps += 1;
         }
-        let healed_at = sim.now;
-        if !sim.run_until(60_000, |s| s.converged()) {
-            sim.fail("no convergence after the faults stopped (P12)".into());
-            return;
-        }
-        calm_ticks = sim.now - healed_at;
-        if calm_ticks > CONVERGENCE_TICKS {
-            sim.fail(format!("P12: converged only {calm_ticks} ticks after the faults stopped"));
-            return;
-        }
-        sim.check_converged_state();
-        sim.check_properties();
-    }));
-    let mut stats = sim.counts.clone();
-    stats.insert("epochs", sim.leaders.len() as u64);
-    stats.insert("delivered", sim.global.len() as u64);
-    stats.insert("acknowledged", sim.acknowledged.len() as u64);
-    stats.insert("max convergence ticks", calm_ticks);
-    sim.verdict(outcome).map(|()| stats)
+        self.verdict()
+    }
+
+    fn report(&self) -> String {
+        self.sim.report()
+    }
+}
+
+/// F30's driver: 96 faults at exponential gaps (mean 1 000/12 steps, the rate of the old
+/// per-step roll), their kinds in the old proportions — crashes keeping a random prefix of
+/// unsynced writes, restarts (twice as many), broken sessions, isolations of 1–30 ticks,
+/// partitions, heals, disk stalls toggled — in a random order, each at a random node; then
+/// calm: heal everything, restart everyone, unstall every disk; then the cluster must converge
+/// within `CONVERGENCE_TICKS`, and P1–P13 hold.
+fn random_faults() -> Scenario<Chaos> {
+    let gap = Dist::exponential(STEP * CHAOS_STEPS as u32 / CHAOS_FAULTS as u32);
+    let per_kind = CHAOS_FAULTS / 8;
+    let faults = Process::new("faults")
+        .every(gap)
+        .raise(per_kind, "crash", |w: &mut Chaos, ctx| {
+            let i = ctx.uniform(0..w.n());
+            ctx.note(format!("n{}{}", i + 1, if w.sim.is_up(i) { "" } else { " (down)" }));
+            w.sim.crash(i);
+            w.verdict()
+        })
+        .raise(2 * per_kind, "restart", |w: &mut Chaos, ctx| {
+            let i = ctx.uniform(0..w.n());
+            ctx.note(format!("n{}{}", i + 1, if w.sim.is_up(i) { " (up)" } else { "" }));
+            w.sim.restart(i);
+            w.verdict()
+        })
+        .raise(per_kind, "break session", |w: &mut Chaos, ctx| {
+            let n = w.n();
+            let i = ctx.uniform(0..n);
+            let j = (i + ctx.uniform(1..n)) % n;
+            ctx.note(format!("n{}-n{}", i + 1, j + 1));
+            w.sim.break_link(i, j);
+            w.verdict()
+        })
+        .raise(per_kind, "isolate", |w: &mut Chaos, ctx| {
+            let i = ctx.uniform(0..w.n());
+            let ticks = ctx.uniform(1..=30);
+            ctx.note(format!("n{} for {ticks} ticks", i + 1));
+            w.sim.isolate(i, ticks);
+            w.verdict()
+        })
+        .raise(per_kind, "partition", |w: &mut Chaos, ctx| {
+            let n = w.n();
+            let side: Vec<usize> = (0..n).filter(|_| ctx.chance(0.4)).collect();
+            if side.is_empty() || side.len() == n {
+                ctx.note("no side drawn");
+            } else {
+                ctx.note(format!(
+                    "{:?} from the rest",
+                    side.iter().map(|i| i + 1).collect::<Vec<_>>()
+                ));
+                w.sim.partition(&side);
+            }
+            w.verdict()
+        })
+        .raise(per_kind, "heal", |w: &mut Chaos, _| {
+            w.sim.heal();
+            w.verdict()
+        })
+        .raise(per_kind, "toggle disk stall", |w: &mut Chaos, ctx| {
+            let i = ctx.uniform(0..w.n());
+            let stalled = !w.sim.nodes[i].disk_stalled;
+            w.sim.nodes[i].disk_stalled = stalled;
+            ctx.note(format!("n{} stalled: {stalled}", i + 1));
+        });
+    let mut s = Scenario::new("zab random faults");
+    let faults = s.start_at(gap, faults);
+    // Calm: everything restarts, partitions heal, disks flow; the cluster must converge.
+    let calm = s.start_after_end(
+        faults,
+        gap,
+        Process::once("heal and restart all", |w: &mut Chaos, _| {
+            w.sim.heal();
+            for i in 0..w.n() {
+                w.sim.nodes[i].disk_stalled = false;
+                w.sim.restart(i);
+            }
+            w.verdict()
+        }),
+    );
+    s.start_after_end(
+        calm,
+        Duration::ZERO,
+        Process::once("converge and check P1-P13", |w: &mut Chaos, ctx| {
+            let healed_at = w.sim.now;
+            if !w.converge() {
+                w.sim.fail("no convergence after the faults stopped (P12)".into());
+                return w.verdict();
+            }
+            w.calm_ticks = w.sim.now - healed_at;
+            ctx.note(format!("converged in {} ticks", w.calm_ticks));
+            if w.calm_ticks > CONVERGENCE_TICKS {
+                w.sim.fail(format!(
+                    "P12: converged only {} ticks after the faults stopped",
+                    w.calm_ticks
+                ));
+                return w.verdict();
+            }
+            w.sim.check_converged_state();
+            w.sim.check_properties();
+            w.verdict()
+        }),
+    );
+    s
 }
 
 /// F30 (SAMC/FlyMC/Modulo style). Random schedule: 3–5 nodes, random crashes/restarts/
 /// partitions/message reorders for N steps, then heal.
 ///
-/// Expected: P1–P13 hold. Converges within a bounded time after heal. Each seed runs 8 000
-/// random events (crashes keeping a random prefix of unsynced writes, restarts, broken
-/// sessions, partitions and their healing, delayed links, stalled disks, proposals anywhere,
-/// every interleaving of deliveries and disk completions), then heals everything and must
-/// converge within `CONVERGENCE_TICKS`. P1–P3, P7, P8, P10, P11 and quorum durability at first
+/// Expected: P1–P13 hold. Converges within a bounded time after heal. Each seed runs about
+/// 8 000 random harness steps (every interleaving of deliveries and disk completions, ticks,
+/// proposals anywhere) with 96 faults among them (crashes keeping a random prefix of unsynced
+/// writes, restarts, broken sessions, partitions and their healing, delayed links, stalled
+/// disks), driven by the `random_faults` scenario; then heals everything and must converge
+/// within `CONVERGENCE_TICKS`. P1–P3, P7, P8, P10, P11 and quorum durability at first
 /// delivery are checked at every event; P4–P6, P9, P12, P13 at the end.
 ///
 /// `SIM_SEEDS=n` runs seeds 1..=n (default 500), `SIM_SEED=s` replays one.
@@ -1698,7 +1844,7 @@ fn f30_random_faults_keep_p1_to_p13_over_many_seeds() {
 /// chunks are cut after a few entries or bytes, a learner's synchronization waits for its
 /// SYNCACKs, no delivered payload stays in memory (every synchronization reads the entries
 /// back from the durable log), and snapshots trim the log under the streams. Same
-/// properties, same bound.
+/// scenario, same properties, same bound.
 ///
 /// `SIM_SEEDS=n` runs seeds 1..=n (default 200), `SIM_SEED=s` replays one.
 #[test]
@@ -1706,33 +1852,26 @@ fn f31_random_faults_with_small_messages_and_sync_windows() {
     sweep(sweep_seeds(200), true);
 }
 
+/// Runs the F30 scenario over `seeds`; panics with the failed seeds and the first failure's
+/// report (the scenario, its events, the cluster and its recent trace). `SIM_STATS=1` prints
+/// what the seeds exercised.
 fn sweep(seeds: Vec<u64>, small_messages: bool) {
-    let mut failures = Vec::new();
-    let mut totals: std::collections::BTreeMap<&'static str, u64> = Default::default();
-    for seed in &seeds {
-        match run_seed_with(*seed, small_messages) {
-            Ok(stats) => {
-                for (kind, count) in stats {
-                    let total = totals.entry(kind).or_default();
-                    if kind.starts_with("max") {
-                        *total = (*total).max(count);
-                    } else {
-                        *total += count;
-                    }
+    let mut totals = SweepStats::new();
+    random_faults().sweep(
+        &seeds,
+        |seed| Chaos::new(seed, small_messages),
+        |world, _| {
+            for (kind, count) in world.stats() {
+                let total = totals.entry(kind).or_default();
+                if kind.starts_with("max") {
+                    *total = (*total).max(count);
+                } else {
+                    *total += count;
                 }
             }
-            Err(report) => failures.push((*seed, report)),
-        }
-    }
+        },
+    );
     if std::env::var("SIM_STATS").is_ok() {
         eprintln!("sweep totals over {} seeds: {totals:?}", seeds.len());
-    }
-    if let Some((_, report)) = failures.first() {
-        let failed: Vec<u64> = failures.iter().map(|(seed, _)| *seed).collect();
-        panic!(
-            "{} of {} seeds failed: {failed:?}\nfirst failure:\n{report}",
-            failed.len(),
-            seeds.len()
-        );
     }
 }

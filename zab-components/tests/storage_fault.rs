@@ -24,13 +24,22 @@ struct FailingDisk {
 }
 
 fn full() -> StorageError {
-    StorageError { message: "wal-0: no space left on device".into() }
+    let enospc = std::io::Error::from(std::io::ErrorKind::StorageFull);
+    StorageError::io(std::path::Path::new("wal-0"), "append to", &enospc)
+}
+
+fn bad_checksum() -> StorageError {
+    StorageError::Corrupt {
+        path: "wal-0".into(),
+        offset: Some(4096),
+        problem: "bad checksum".into(),
+    }
 }
 
 impl ZabStorage for FailingDisk {
     fn recover(&mut self) -> Result<Recovered, StorageError> {
         if self.fail_recover {
-            return Err(StorageError { message: "wal-0: bad checksum".into() });
+            return Err(bad_checksum());
         }
         self.disk.recover()
     }
@@ -146,9 +155,11 @@ fn a_failed_append_stops_the_instance_and_the_supervisor_gets_the_storage_error(
     assert_eq!(faults[0].component, n.zab.id());
     let fault = zab_fault(&faults[0]);
     assert!(matches!(fault, ZabFault::Storage { group: 3, .. }), "{fault:?}");
-    // The component names the operation that failed, in front of the storage's text.
+    // The component names the operation that failed; the storage's typed error is kept.
     let error = fault.storage_error().expect("a storage fault");
-    assert_eq!(error.message, format!("append: {}", full().message));
+    assert_eq!(error, &full().during("append"));
+    assert_eq!(error.to_string(), format!("append: {}", full()));
+    assert!(matches!(error.root(), StorageError::Io { kind: std::io::ErrorKind::StorageFull, .. }));
     assert_eq!(faults[0].message, format!("zab group 3: storage {error}"));
     // Nothing after the failed write happened: the proposal was not committed.
     assert_eq!(n.app.on_definition(|a| a.committed.clone()), Some(vec![1]));
@@ -162,7 +173,7 @@ fn a_storage_that_cannot_recover_fails_the_instance_before_it_starts() {
     let faults = n.sim.faults();
     assert_eq!(faults.len(), 1, "one fault, not a second one from on_start: {faults:?}");
     let fault = zab_fault(&faults[0]);
-    assert_eq!(fault.storage_error().map(|e| e.message.as_str()), Some("wal-0: bad checksum"));
+    assert_eq!(fault.storage_error(), Some(&bad_checksum()));
     // The instance never ran: no status reached the application.
     assert_eq!(n.app.on_definition(|a| a.status).flatten(), None);
 }
@@ -210,6 +221,6 @@ fn a_write_failing_on_the_log_thread_reaches_the_fault_handler_typed() {
     let fault = zab_fault(&fault);
     assert!(matches!(fault, ZabFault::Storage { group: 5, .. }), "{fault:?}");
     let error = fault.storage_error().expect("a storage fault");
-    assert!(error.message.ends_with(&full().message), "{error}");
+    assert_eq!(error.root(), &full(), "{error}");
     assert_eq!(app.on_definition(|a| a.committed.clone()), Some(vec![]));
 }

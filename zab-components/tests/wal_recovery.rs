@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use zab_components::protocol::{Entry, Epoch, EpochKind, Recovered, Snapshot, Zxid};
-use zab_components::storage::ZabStorage;
+use zab_components::storage::{StorageError, ZabStorage};
 use zab_components::wal::{FileStorage, WalOptions, INSTALL_COMMIT_STEP, INSTALL_STEPS};
 
 /// A unique directory under the system temp dir, removed when dropped.
@@ -47,11 +47,15 @@ fn open(dir: &Path) -> FileStorage {
     FileStorage::open(dir, WalOptions::for_tests()).expect("open")
 }
 
-fn open_err(dir: &Path) -> String {
+fn open_error(dir: &Path) -> StorageError {
     match FileStorage::open(dir, WalOptions::for_tests()) {
         Ok(mut s) => panic!("open succeeded, found {:?}", s.recover().map(|r| r.log.len())),
-        Err(e) => e.message,
+        Err(e) => e,
     }
+}
+
+fn open_err(dir: &Path) -> String {
+    open_error(dir).to_string()
 }
 
 /// A storage in `dir` holding `entries` (acceptedEpoch = their last epoch), synced, closed.
@@ -155,7 +159,13 @@ fn a_flipped_bit_in_a_middle_record_is_an_error_naming_the_file_and_offset() {
         let dir = TempDir::new("flip");
         let segment = stored(&dir.0, &history(1, 1, 10)).remove(0);
         flip_bit(&segment, offset, bit);
-        let message = open_err(&dir.0);
+        let error = open_error(&dir.0);
+        let at = Some(record4 as u64);
+        assert!(
+            matches!(&error, StorageError::Corrupt { path, offset, .. } if path == &segment && *offset == at),
+            "{error:?}"
+        );
+        let message = error.to_string();
         assert!(message.contains(&name(&segment)), "{message}");
         assert!(message.contains(&format!("byte offset {record4}")), "offset {offset}: {message}");
         assert!(message.contains("corrupt record"), "{message}");
@@ -306,7 +316,8 @@ fn append_refuses_a_gap_or_an_oversized_payload_and_changes_nothing() {
     s.write_epoch(EpochKind::Accepted, Epoch(1)).unwrap();
     s.append(&history(1, 1, 3)).unwrap();
     let e = s.append(&[entry(1, 5)]).unwrap_err();
-    assert!(e.message.contains("refusing to append (1,5) after (1,3)"), "{}", e.message);
+    assert!(matches!(e, StorageError::Refused { .. }), "{e:?}");
+    assert!(e.to_string().contains("refusing to append (1,5) after (1,3)"), "{e}");
     assert!(s.append(&[entry(1, 4), entry(1, 4)]).is_err(), "a repeated zxid");
     let big = Entry::new(Zxid::new(1, 4), vec![0; 16 << 20 | 1]);
     assert!(s.append(&[big]).is_err());
@@ -387,7 +398,8 @@ fn bad_options_are_refused() {
     let dir = TempDir::new("options");
     let options = WalOptions { segment_bytes: 10, ..WalOptions::for_tests() };
     let e = FileStorage::open(&dir.0, options).unwrap_err();
-    assert!(e.message.contains("segment_bytes 10"), "{}", e.message);
+    assert!(matches!(e, StorageError::Refused { .. }), "{e:?}");
+    assert!(e.to_string().contains("segment_bytes 10"), "{e}");
 }
 
 /// The reader returns durable entries after a zxid through another, across segments, within a
@@ -421,4 +433,133 @@ fn the_reader_reads_durable_entries_back_across_segments() {
     let after = reader.read(Zxid::ZERO, Zxid::new(1, 210), usize::MAX).unwrap();
     assert!(after.first().is_none_or(|e| e.zxid > Zxid::new(1, 1)), "covered entries are gone");
     assert_eq!(after.last().map(|e| e.zxid), Some(Zxid::new(1, 210)));
+}
+
+/// Reads the whole state of the snapshot at `zxid` back through `reader`, `chunk` bytes at a
+/// time; the error of the first read that fails.
+fn read_snapshot_back(
+    reader: &mut dyn zab_components::storage::LogReader,
+    zxid: Zxid,
+    chunk: usize,
+) -> Result<Vec<u8>, String> {
+    let mut state = Vec::new();
+    loop {
+        let bytes =
+            reader.read_snapshot(zxid, state.len() as u64, chunk).map_err(|e| e.to_string())?;
+        if bytes.is_empty() {
+            return Ok(state);
+        }
+        assert!(bytes.len() <= chunk, "at most the chunk asked for");
+        state.extend(bytes);
+    }
+}
+
+/// The reader streams a snapshot's state back in pieces, front to back: two streams at once,
+/// a stream that goes on after a newer snapshot replaced the file, nothing for a snapshot
+/// that is no longer stored.
+#[test]
+fn the_reader_streams_a_snapshot_back_in_chunks() {
+    let dir = TempDir::new("snap-reader");
+    let mut s = open(&dir.0);
+    s.write_epoch(EpochKind::Accepted, Epoch(1)).unwrap();
+    s.append(&history(1, 1, 20)).unwrap();
+    let state: Vec<u8> = (0..10_000u32).map(|i| (i % 251) as u8).collect();
+    let first = Snapshot { zxid: Zxid::new(1, 10), state: state.clone() };
+    s.save_snapshot(&first).unwrap();
+    s.sync().unwrap();
+    let mut reader = s.reader();
+    assert_eq!(read_snapshot_back(reader.as_mut(), first.zxid, 3000).unwrap(), state);
+    // Two streams interleaved, each from offset 0.
+    let a = reader.read_snapshot(first.zxid, 0, 4000).unwrap();
+    let b = reader.read_snapshot(first.zxid, 0, 1000).unwrap();
+    let a2 = reader.read_snapshot(first.zxid, 4000, 7000).unwrap();
+    let b2 = reader.read_snapshot(first.zxid, 1000, 9000).unwrap();
+    assert_eq!([a, a2].concat(), state);
+    assert_eq!([b, b2].concat(), state);
+    // A stream in progress when a newer snapshot removes the file reads on to the end.
+    let head = reader.read_snapshot(first.zxid, 0, 100).unwrap();
+    let second = Snapshot { zxid: Zxid::new(1, 20), state: b"newer".to_vec() };
+    s.save_snapshot(&second).unwrap();
+    s.sync().unwrap();
+    let rest = reader.read_snapshot(first.zxid, 100, usize::MAX).unwrap();
+    assert_eq!([head, rest].concat(), state);
+    // The old snapshot can no longer be started; the new one can.
+    assert_eq!(reader.read_snapshot(first.zxid, 0, 100).unwrap(), b"");
+    assert_eq!(read_snapshot_back(reader.as_mut(), second.zxid, 2).unwrap(), b"newer");
+    // A stream the reader does not have open (here: never started) reads as nothing.
+    assert_eq!(reader.read_snapshot(second.zxid, 3, 100).unwrap(), b"");
+}
+
+/// A corrupt snapshot is never handed out whole: the read that would complete it fails,
+/// naming the file and the checksum.
+#[test]
+fn the_reader_fails_the_last_chunk_of_a_corrupt_snapshot() {
+    let dir = TempDir::new("snap-reader-corrupt");
+    let mut s = open(&dir.0);
+    s.write_epoch(EpochKind::Accepted, Epoch(1)).unwrap();
+    s.append(&history(1, 1, 20)).unwrap();
+    let snapshot = Snapshot { zxid: Zxid::new(1, 10), state: vec![7; 5000] };
+    s.save_snapshot(&snapshot).unwrap();
+    s.sync().unwrap();
+    let path = dir.0.join("gen.0000000000000001/snapshot.0000000000000001-000000000000000a");
+    flip_bit(&path, 36 + 2500, 3);
+    let mut reader = s.reader();
+    let first = reader.read_snapshot(snapshot.zxid, 0, 4000).unwrap();
+    assert_eq!(first.len(), 4000, "no way to know before the end");
+    let e = reader.read_snapshot(snapshot.zxid, 4000, 4000).unwrap_err();
+    assert!(matches!(&e, StorageError::Corrupt { path: p, .. } if p == &path), "{e:?}");
+    let e = e.to_string();
+    assert!(e.contains(&name(&path)) && e.contains("checksum"), "{e}");
+    // A header that disagrees with the file name fails at once.
+    let mut bytes = fs::read(&path).unwrap();
+    bytes[9] ^= 1;
+    fs::write(&path, bytes).unwrap();
+    let e = reader.read_snapshot(snapshot.zxid, 0, 10).unwrap_err().to_string();
+    assert!(e.contains("named for"), "{e}");
+}
+
+/// A snapshot written through the stager (beside the log thread) is not the storage's until
+/// `commit_snapshot`: a restart before forgets it (and removes the file); after, it is the
+/// snapshot, the log it covers is gone, and stagings voided meanwhile are removed.
+#[test]
+fn a_staged_snapshot_counts_only_once_committed() {
+    let dir = TempDir::new("staged");
+    let mut s = open(&dir.0);
+    s.write_epoch(EpochKind::Accepted, Epoch(1)).unwrap();
+    s.append(&history(1, 1, 40)).unwrap();
+    s.sync().unwrap();
+    let mut stager = s.snapshot_stager().expect("a file storage stages snapshots");
+    let early = Snapshot { zxid: Zxid::new(1, 20), state: vec![3; 20_000] };
+    stager.stage(&early).unwrap();
+    let staged = |dir: &Path| -> Vec<String> {
+        fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .filter(|n| n.starts_with("snapshot-staged."))
+            .collect()
+    };
+    assert_eq!(staged(&dir.0).len(), 1);
+    // A restart before the commit: no snapshot, the whole log, the staged file gone.
+    drop(s);
+    let mut s = open(&dir.0);
+    let r = s.recover().unwrap();
+    assert_eq!((r.snapshot, r.log.len()), (None, 40));
+    assert!(staged(&dir.0).is_empty(), "{:?}", staged(&dir.0));
+    // Staged and committed.
+    let mut stager = s.snapshot_stager().unwrap();
+    let voided = Snapshot { zxid: Zxid::new(1, 10), state: b"voided".to_vec() };
+    stager.stage(&voided).unwrap();
+    stager.stage(&early).unwrap();
+    s.commit_snapshot(early.zxid).unwrap();
+    s.sync().unwrap();
+    assert!(staged(&dir.0).is_empty(), "voided stagings are removed: {:?}", staged(&dir.0));
+    let r = s.recover().unwrap();
+    assert_eq!((r.snapshot.as_ref(), r.log.len()), (Some(&early), 20));
+    drop(s);
+    let r = open(&dir.0).recover().unwrap();
+    assert_eq!((r.snapshot.as_ref(), r.log), (Some(&early), history(1, 21, 40)));
+    // Committing what was never staged is an error that changes nothing.
+    let mut s = open(&dir.0);
+    assert!(s.commit_snapshot(Zxid::new(1, 30)).is_err());
+    assert_eq!(s.recover().unwrap().snapshot.as_ref(), Some(&early));
 }

@@ -20,7 +20,7 @@ use parking_lot::Mutex;
 
 use super::setup::{PortTable, Setup};
 use super::{ComponentDefinition, ComponentId, LifecycleState};
-use crate::channel::Inbox;
+use crate::channel::{rewiring, Inbox};
 use crate::context::Context;
 use crate::event::Event;
 use crate::supervision::{Fault, FaultAction, FaultError};
@@ -239,7 +239,7 @@ impl<C: ComponentDefinition> ComponentCore<C> {
     ) -> Arc<Self> {
         let id = exec.next_component_id();
         let seed = exec.component_seed(id);
-        Arc::new_cyclic(|me: &Weak<Self>| {
+        let core = Arc::new_cyclic(|me: &Weak<Self>| {
             let owner: Weak<dyn Schedulable> = me.clone();
             let mut setup = Setup::new(owner, exec.clone(), None);
             let definition = factory(&mut setup);
@@ -267,7 +267,12 @@ impl<C: ComponentDefinition> ComponentCore<C> {
                     replay_port: 0,
                 }),
             }
-        })
+        });
+        // Channels the factory connected to the component's own ports can reach it now.
+        for entry in &core.ports.entries {
+            entry.detach.born();
+        }
+        core
     }
 
     fn state(&self) -> LifecycleState {
@@ -433,6 +438,9 @@ impl<C: ComponentDefinition> ComponentCore<C> {
         }
         let owner: Weak<dyn Schedulable> = inner.ctx.me.clone();
         let mut setup = Setup::new(owner, self.header.exec.clone(), Some(self.ports.clone()));
+        // The factory and `on_init` run again on the same ports, whose channels are kept: the
+        // connections they make again must not double them.
+        let rewiring = rewiring();
         match catch_unwind(AssertUnwindSafe(|| (self.factory)(&mut setup))) {
             Ok(fresh) => {
                 let (_, _, children) = setup.into_parts();
@@ -443,11 +451,14 @@ impl<C: ComponentDefinition> ComponentCore<C> {
                 inner.ctx.adopt(children);
                 inner.definition = Some(fresh);
                 self.set_state(LifecycleState::Passive);
-                if self.guarded(inner, "on_init panicked", |d, c| d.on_init(c)) {
+                let initialised = self.guarded(inner, "on_init panicked", |d, c| d.on_init(c));
+                drop(rewiring);
+                if initialised {
                     self.start(inner, LifecycleState::Passive);
                 }
             }
             Err(payload) => {
+                drop(rewiring);
                 let message =
                     format!("factory panicked on restart: {}", panic_message(payload.as_ref()));
                 self.fail(inner, message, None);

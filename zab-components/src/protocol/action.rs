@@ -59,7 +59,7 @@ pub enum Action {
     },
     /// Capture the application's state as it is at this point of the action sequence (every
     /// `Deliver` up to `zxid` applied, and no later one), store it durably as the snapshot at
-    /// `zxid`, then call `snapshot_taken(zxid, state)`. The log's entries up to `zxid` may
+    /// `zxid`, then call `snapshot_taken(zxid, state.len())`. The log's entries up to `zxid` may
     /// then be discarded from disk.
     ///
     /// The driver does **not** wait: it goes on executing the actions after this one
@@ -86,6 +86,21 @@ pub enum Action {
         /// The last entry wanted.
         through: Zxid,
         /// The most encoded bytes to return.
+        bytes_max: usize,
+    },
+    /// Read back up to `bytes_max` bytes of the state of the stored snapshot at `zxid`,
+    /// starting `offset` bytes in, then call `snapshot_read(peer, zxid, offset, bytes)`; if
+    /// they cannot be read (the snapshot was replaced meanwhile, an I/O error, the file does
+    /// not check out) call it with no bytes. A leader streams a SNAP this way, so it never
+    /// holds a copy of its snapshot for its learners. Like `ReadLog`, not a storage write.
+    ReadSnapshot {
+        /// The learner being synchronized (echo it back).
+        peer: PeerId,
+        /// The snapshot (echo it back).
+        zxid: Zxid,
+        /// Where in its state to start (echo it back).
+        offset: u64,
+        /// The most bytes to return.
         bytes_max: usize,
     },
     /// Apply a committed transaction. Delivered strictly in zxid order, each once (an

@@ -152,6 +152,11 @@ pub enum ConfigError {
 }
 
 impl Config {
+    /// The default of [`Config::snapshot_entries_trigger`].
+    pub const SNAPSHOT_ENTRIES_DEFAULT: u64 = 100_000;
+    /// The default of [`Config::snapshot_bytes_trigger`].
+    pub const SNAPSHOT_BYTES_DEFAULT: u64 = 256 << 20;
+
     /// A configuration with ZooKeeper-like defaults for a tick of about 100 ms: sync timeout
     /// 100 ticks, session timeout 50, heartbeat 10, finalize wait 2, backoff 2..600 ticks, 1000
     /// outstanding proposals, batches of 1000 entries, messages of at most 8 MiB, payloads of
@@ -174,8 +179,8 @@ impl Config {
             snapshot_chunk_bytes_max: 1 << 20,
             sync_window_bytes: 16 << 20,
             log_cache_bytes: 64 << 20,
-            snapshot_entries_trigger: 100_000,
-            snapshot_bytes_trigger: 256 << 20,
+            snapshot_entries_trigger: Config::SNAPSHOT_ENTRIES_DEFAULT,
+            snapshot_bytes_trigger: Config::SNAPSHOT_BYTES_DEFAULT,
             counter_max: u64::MAX,
             seed: id.0,
             preferred_leader: None,

@@ -13,7 +13,7 @@ use super::message::{Message, PeerState, Vote};
 use super::quorum::Quorum;
 use super::read::LocalReads;
 use super::rng::SplitMix64;
-use super::role::{FollowerStage, LeaderStage, Role};
+use super::role::{FollowerStage, LeaderStage, Role, SnapshotMeta};
 
 /// What a node found on its disk when it (re)started: the input of [`ZabNode::new`].
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -123,8 +123,9 @@ pub struct ZabNode {
     pub(super) committed: Zxid,
     /// Last zxid delivered to the application (or restored from the snapshot).
     pub(super) delivered: Zxid,
-    /// The newest snapshot, kept for SNAP synchronization; its zxid is the log's base.
-    pub(super) snapshot: Option<Snapshot>,
+    /// Which the newest snapshot is and its size; its zxid is the log's base. A SNAP reads
+    /// its state back from storage (`Action::ReadSnapshot`).
+    pub(super) snapshot: Option<SnapshotMeta>,
     /// A `TakeSnapshot` whose completion has not arrived.
     pub(super) snapshot_pending: Option<Zxid>,
     pub(super) delivered_since_snapshot: u64,
@@ -215,9 +216,24 @@ impl ZabNode {
     /// A node from its configuration and what it recovered from disk. It starts looking and
     /// has its first election notifications ready in [`ZabNode::drain_actions`].
     pub fn new(config: Config, recovered: Recovered) -> Result<ZabNode, InitError> {
+        ZabNode::recover(config, recovered).map(|(node, _)| node)
+    }
+
+    /// [`ZabNode::new`], handing the recovered snapshot back to the caller: the node keeps
+    /// only which snapshot it is and its size (it reads the state back from storage when a
+    /// learner needs it), so the driver can give the state to the application without a copy.
+    pub fn recover(
+        config: Config,
+        mut recovered: Recovered,
+    ) -> Result<(ZabNode, Option<Snapshot>), InitError> {
         let config = config.validate().map_err(InitError::Config)?;
         check_recovered(&recovered)?;
-        let base = recovered.snapshot.as_ref().map_or(Zxid::ZERO, |snapshot| snapshot.zxid);
+        let snapshot = recovered.snapshot.take();
+        let meta = snapshot.as_ref().map(|snapshot| SnapshotMeta {
+            zxid: snapshot.zxid,
+            state_bytes: snapshot.state.len() as u64,
+        });
+        let base = meta.map_or(Zxid::ZERO, |meta| meta.zxid);
         let mut rng = SplitMix64::new(config.seed);
         let snapshot_threshold = next_snapshot_threshold(&mut rng, config.snapshot_entries_trigger);
         let snapshot_bytes_threshold =
@@ -236,7 +252,7 @@ impl ZabNode {
             log: Log::recovered(base, recovered.log),
             committed: base,
             delivered: base,
-            snapshot: recovered.snapshot,
+            snapshot: meta,
             snapshot_pending: None,
             delivered_since_snapshot: 0,
             snapshot_threshold,
@@ -258,7 +274,7 @@ impl ZabNode {
         };
         node.enter_looking();
         node.check_invariants();
-        Ok(node)
+        Ok((node, snapshot))
     }
 
     // ----- inputs -------------------------------------------------------------------------
@@ -366,8 +382,10 @@ impl ZabNode {
         self.check_invariants();
     }
 
-    /// The driver stored durably the snapshot asked for by `TakeSnapshot { zxid }`. The node
-    /// keeps `state` to synchronize far-behind followers and forgets its log up to `zxid`.
+    /// The driver stored durably the snapshot asked for by `TakeSnapshot { zxid }`, whose state
+    /// is `state_bytes` long. The node forgets its log up to `zxid`; it synchronizes
+    /// far-behind followers from this snapshot, reading it back from storage
+    /// (`Action::ReadSnapshot`).
     ///
     /// The answer may come late, after any number of further inputs and deliveries (the
     /// application captures its state at the `TakeSnapshot` and serializes it in the
@@ -377,7 +395,7 @@ impl ZabNode {
     /// base any more (a snapshot at or after it is already in place). Trimming only an
     /// answer for the pending zxid keeps the in-memory log and the one on disk in step: the
     /// driver writes the snapshot only while it is pending, and reports it once it is durable.
-    pub fn snapshot_taken(&mut self, zxid: Zxid, state: Vec<u8>) {
+    pub fn snapshot_taken(&mut self, zxid: Zxid, state_bytes: u64) {
         self.flush_batch();
         if self.snapshot_pending != Some(zxid) {
             log::debug!("{}: ignoring stale snapshot completion at {zxid}", self.id());
@@ -396,7 +414,7 @@ impl ZabNode {
             return;
         }
         self.log.trim(zxid);
-        self.snapshot = Some(Snapshot { zxid, state });
+        self.snapshot = Some(SnapshotMeta { zxid, state_bytes });
         self.check_invariants();
     }
 
@@ -405,6 +423,14 @@ impl ZabNode {
     pub fn log_read(&mut self, peer: PeerId, after: Zxid, entries: Vec<Entry>) {
         self.flush_batch();
         self.continue_sync_with(peer, after, entries);
+        self.check_invariants();
+    }
+
+    /// The answer to `Action::ReadSnapshot { peer, zxid, offset, .. }`: the snapshot's bytes
+    /// from `offset` on (none if they could not be read). They continue `peer`'s SNAP.
+    pub fn snapshot_read(&mut self, peer: PeerId, zxid: Zxid, offset: u64, bytes: Vec<u8>) {
+        self.flush_batch();
+        self.continue_snap_with(peer, zxid, offset, bytes);
         self.check_invariants();
     }
 
@@ -732,7 +758,7 @@ impl ZabNode {
             self.log.durable_last()
         );
         assert_eq!(
-            self.snapshot.as_ref().map_or(Zxid::ZERO, |snapshot| snapshot.zxid),
+            self.snapshot.map_or(Zxid::ZERO, |snapshot| snapshot.zxid),
             self.log.base(),
             "{}: snapshot and log base disagree",
             self.id()

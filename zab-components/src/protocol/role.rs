@@ -1,7 +1,6 @@
 //! The per-role state of a node: what a looking, following or leading node remembers.
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
-use std::sync::Arc;
 
 use super::election::Election;
 use super::entry::Entry;
@@ -204,8 +203,8 @@ pub(crate) struct Learner {
 /// `sync_window_bytes`; every SYNCACK opens the window again.
 #[derive(Debug)]
 pub(crate) struct SyncStream {
-    /// The snapshot state still to send, from `offset` on (SNAP only).
-    pub(crate) snap: Option<(Arc<Vec<u8>>, usize)>,
+    /// The snapshot still to send (SNAP only), read back from storage a chunk at a time.
+    pub(crate) snap: Option<SnapSend>,
     /// The last entry sent (or the synchronization point): the stream goes on after it.
     pub(crate) after: Zxid,
     /// Encoded sizes of the messages sent and not yet acknowledged, oldest first.
@@ -214,8 +213,27 @@ pub(crate) struct SyncStream {
     pub(crate) in_flight_bytes: usize,
     /// Messages of this stream sent so far.
     pub(crate) sent: u64,
-    /// Waiting for entries read back from disk (`Action::ReadLog`).
+    /// Waiting for entries or a snapshot chunk read back from disk (`Action::ReadLog`,
+    /// `Action::ReadSnapshot`).
     pub(crate) reading: bool,
+}
+
+/// The part of a SNAP still to send: the leader's snapshot at `zxid`, `offset` bytes of its
+/// `len` already sent. The state is read from storage a chunk at a time, so a leader never
+/// holds a copy of it in memory for its learners.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct SnapSend {
+    pub(crate) zxid: Zxid,
+    pub(crate) offset: u64,
+    pub(crate) len: u64,
+}
+
+/// What a node keeps of its newest snapshot: which it is and its size. The state itself is in
+/// storage (and in the application), not in the node.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct SnapshotMeta {
+    pub(crate) zxid: Zxid,
+    pub(crate) state_bytes: u64,
 }
 
 /// Stages of a learner as the leader sees it.

@@ -9,15 +9,17 @@
 //! latest commit point (TLA+ issue 3), also to followers that finish later.
 
 use std::collections::VecDeque;
-use std::sync::Arc;
 
 use super::action::{Action, Status};
-use super::entry::{Entry, Snapshot};
+use super::entry::Entry;
 use super::ids::{Epoch, PeerId, Zxid};
 use super::log::Run;
 use super::message::{Message, SyncMode};
 use super::node::ZabNode;
-use super::role::{FollowerStage, LeaderStage, LearnerStage, Role, SnapReceiver, SyncStream};
+use super::role::{
+    FollowerStage, LeaderStage, LearnerStage, Role, SnapReceiver, SnapSend, SnapshotMeta,
+    SyncStream,
+};
 
 /// How a leader brings a follower's log to its own history.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -115,10 +117,14 @@ impl ZabNode {
             SyncPlan::Diff { last } => (SyncMode::Diff { last }, last, None),
             SyncPlan::Trunc { to } => (SyncMode::Trunc { to }, to, None),
             SyncPlan::Snap => {
-                let state = self.snapshot.as_ref().map(|snapshot| Arc::new(snapshot.state.clone()));
-                let state_bytes = state.as_ref().map(|state| state.len() as u64);
+                let snap = self.snapshot.map(|meta| SnapSend {
+                    zxid: meta.zxid,
+                    offset: 0,
+                    len: meta.state_bytes,
+                });
+                let state_bytes = snap.map(|snap| snap.len);
                 let mode = SyncMode::Snap { zxid: log.base(), state_bytes };
-                (mode, log.base(), state.map(|state| (state, 0)))
+                (mode, log.base(), snap)
             }
         };
         log::debug!("{me}: syncs {peer} ({last_zxid}) with {mode:?}", me = self.config.id);
@@ -168,12 +174,18 @@ impl ZabNode {
         // A message is at most `message_max`: send while one more surely fits the window (or
         // nothing is in flight, so the stream always moves).
         while stream.in_flight.is_empty() || stream.in_flight_bytes + message_max <= window {
-            let msg = match &mut stream.snap {
-                Some((state, offset)) if *offset < state.len() => {
-                    let end = (*offset + chunk_max).min(state.len());
-                    let bytes = state[*offset..end].to_vec();
-                    *offset = end;
-                    Message::SnapChunk { bytes }
+            let msg = match stream.snap {
+                Some(snap) if snap.offset < snap.len => {
+                    // The next chunk comes from storage; `snapshot_read` sends it and goes on.
+                    stream.reading = true;
+                    let left = usize::try_from(snap.len - snap.offset).unwrap_or(usize::MAX);
+                    read = Some(Action::ReadSnapshot {
+                        peer,
+                        zxid: snap.zxid,
+                        offset: snap.offset,
+                        bytes_max: chunk_max.min(left),
+                    });
+                    break;
                 }
                 _ => {
                     stream.snap = None;
@@ -273,6 +285,44 @@ impl ZabNode {
         for msg in messages {
             self.send(peer, msg);
         }
+        self.pump_sync(peer);
+    }
+
+    /// A chunk of the snapshot read back from storage for `peer`'s SNAP
+    /// (`Action::ReadSnapshot`): send it and go on. A stale answer (the stream moved on or
+    /// ended) is ignored; no bytes, or more than the snapshot has left, drop the learner (it
+    /// registers again, and is sent the newest snapshot).
+    pub(super) fn continue_snap_with(
+        &mut self,
+        peer: PeerId,
+        zxid: Zxid,
+        offset: u64,
+        bytes: Vec<u8>,
+    ) {
+        let Role::Leading(leader) = &mut self.role else { return };
+        let Some(learner) = leader.learners.get_mut(&peer) else { return };
+        let Some(stream) = learner.stream.as_mut().filter(|s| s.reading) else { return };
+        let Some(snap) = stream.snap.as_mut().filter(|s| s.zxid == zxid && s.offset == offset)
+        else {
+            return;
+        };
+        if bytes.is_empty() || bytes.len() as u64 > snap.len - snap.offset {
+            log::warn!(
+                "{}: the snapshot at {zxid} for {peer} could not be read back from offset \
+                 {offset}; dropping it",
+                self.config.id
+            );
+            leader.learners.remove(&peer);
+            return;
+        }
+        snap.offset += bytes.len() as u64;
+        stream.reading = false;
+        let msg = Message::SnapChunk { bytes };
+        let size = msg.encoded_len_max();
+        stream.in_flight.push_back(size);
+        stream.in_flight_bytes += size;
+        stream.sent += 1;
+        self.send(peer, msg);
         self.pump_sync(peer);
     }
 
@@ -484,13 +534,15 @@ impl ZabNode {
                 return;
             }
             let state = snap.state_bytes.map(|_| snap.state);
+            self.snapshot = state
+                .as_ref()
+                .map(|state| SnapshotMeta { zxid: snap.zxid, state_bytes: state.len() as u64 });
             self.emit(Action::InstallSnapshot {
                 zxid: snap.zxid,
-                state: state.clone(),
+                state,
                 entries: snap.entries.clone(),
             });
             self.log.install(snap.zxid, snap.entries);
-            self.snapshot = state.map(|state| Snapshot { zxid: snap.zxid, state });
             self.snapshot_pending = None;
             self.delivered = snap.zxid;
             self.delivered_since_snapshot = 0;

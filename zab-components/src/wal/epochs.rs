@@ -31,7 +31,7 @@ pub(crate) fn read(dir: &Path, kind: EpochKind) -> Result<Epoch, StorageError> {
     let digits = text.strip_suffix('\n').unwrap_or(&text);
     match digits.parse::<u64>() {
         Ok(epoch) if !digits.starts_with('+') => Ok(Epoch(epoch)),
-        _ => Err(files::error(
+        _ => Err(files::corrupt(
             &path,
             format_args!(
                 "does not hold an epoch (expected decimal digits and a newline, found {:?}); \

@@ -6,19 +6,28 @@ use std::path::{Path, PathBuf};
 
 use crate::storage::StorageError;
 
-/// A storage error about `path`.
-pub(crate) fn error(path: &Path, what: impl std::fmt::Display) -> StorageError {
-    StorageError { message: format!("wal: {}: {what}", path.display()) }
+/// The error for `path` holding something it should not (or missing something it should).
+pub(crate) fn corrupt(path: &Path, what: impl std::fmt::Display) -> StorageError {
+    StorageError::Corrupt { path: path.to_path_buf(), offset: None, problem: what.to_string() }
+}
+
+/// [`corrupt`] at byte offset `at` of `path`.
+pub(crate) fn corrupt_at(path: &Path, at: usize, what: impl std::fmt::Display) -> StorageError {
+    StorageError::Corrupt {
+        path: path.to_path_buf(),
+        offset: Some(at as u64),
+        problem: what.to_string(),
+    }
 }
 
 /// An I/O error while doing `doing` on `path`.
 pub(crate) fn io_error(path: &Path, doing: &str, e: io::Error) -> StorageError {
-    error(
-        path,
-        format_args!(
-            "cannot {doing}: {e} (check the disk, free space and permissions; the node must stop)"
-        ),
-    )
+    StorageError::io(path, doing, &e)
+}
+
+/// A storage that no longer knows what is on disk, because of `what` about `path`.
+pub(crate) fn unusable(path: &Path, what: impl std::fmt::Display) -> StorageError {
+    StorageError::Unusable { problem: format!("wal: {}: {what}", path.display()) }
 }
 
 /// Makes the entries of directory `dir` (creations, renames, deletions) durable.
@@ -97,7 +106,7 @@ pub(crate) fn list(dir: &Path) -> Result<Vec<String>, StorageError> {
         match item.file_name().into_string() {
             Ok(name) => names.push(name),
             Err(name) => {
-                return Err(error(
+                return Err(corrupt(
                     dir,
                     format_args!("unexpected file {name:?}: move it out of the storage directory"),
                 ))

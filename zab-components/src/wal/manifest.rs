@@ -54,7 +54,7 @@ pub(crate) fn read(dir: &Path) -> Result<Option<u64>, StorageError> {
         .and_then(|digits| digits.parse::<u64>().ok().filter(|_| !digits.starts_with('+')));
     match generation {
         Some(generation) if encode(generation) == text => Ok(Some(generation)),
-        _ => Err(files::error(
+        _ => Err(files::corrupt(
             &path,
             format_args!(
                 "is not a manifest (expected `{HEADER}` then `generation <n>`); restore it, \

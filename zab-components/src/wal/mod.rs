@@ -113,8 +113,8 @@ impl WalOptions {
 
     fn validate(&self) -> Result<(), StorageError> {
         if self.segment_bytes < Self::SEGMENT_BYTES_MIN {
-            return Err(StorageError {
-                message: format!(
+            return Err(StorageError::Refused {
+                problem: format!(
                     "wal: segment_bytes {} is below the minimum {}; raise it",
                     self.segment_bytes,
                     Self::SEGMENT_BYTES_MIN
@@ -162,6 +162,22 @@ pub struct FileStorage {
     /// Set when an install was interrupted (deliberately or by an error): the instance no
     /// longer knows what is on disk and must be reopened.
     broken: bool,
+}
+
+/// Writes snapshots beside a [`FileStorage`] (see
+/// [`ZabStorage::snapshot_stager`]): to a
+/// temporary file in the storage directory, which `commit_snapshot` renames into the current
+/// generation.
+#[derive(Debug)]
+pub struct FileSnapshotStager {
+    dir: PathBuf,
+    fsync: bool,
+}
+
+impl crate::storage::SnapshotStager for FileSnapshotStager {
+    fn stage(&mut self, snapshot: &Snapshot) -> Result<(), StorageError> {
+        snapshot::stage(&self.dir, snapshot, self.fsync)
+    }
 }
 
 impl FileStorage {
@@ -291,10 +307,23 @@ impl FileStorage {
         self.recovered = Some(recovered);
     }
 
+    /// After the snapshot at `zxid` was put in place: the previous one and the log it covers
+    /// go.
+    fn snapshot_in_place(&mut self, zxid: Zxid) -> Result<(), StorageError> {
+        let dir = self.generation_dir();
+        if let Some(old) = self.snapshot.filter(|&old| old != zxid) {
+            files::remove_file(&snapshot::path(&dir, old))?;
+            files::fsync_dir(&dir, self.options.fsync)?;
+        }
+        self.snapshot = Some(zxid);
+        self.last = self.last.max(zxid);
+        self.log.remove_covered(zxid)
+    }
+
     fn usable(&self) -> Result<(), StorageError> {
         if self.broken {
-            return Err(StorageError {
-                message: format!(
+            return Err(StorageError::Unusable {
+                problem: format!(
                     "wal: {}: an install was interrupted, so this instance no longer knows what \
                      is on disk; reopen the directory",
                     self.dir.display()
@@ -309,8 +338,8 @@ impl FileStorage {
     fn check_chain(&self, mut prev: Zxid, entries: &[Entry]) -> Result<(), StorageError> {
         for entry in entries {
             if !recovery::follows(prev, entry.zxid) {
-                return Err(StorageError {
-                    message: format!(
+                return Err(StorageError::Refused {
+                    problem: format!(
                         "wal: refusing to append {} after {prev}: a history's next zxid is the \
                          next counter of its epoch or counter 1 of a later epoch (nothing was \
                          written)",
@@ -319,8 +348,8 @@ impl FileStorage {
                 });
             }
             if entry.payload.len() as u64 > u64::from(self.options.payload_bytes_max) {
-                return Err(StorageError {
-                    message: format!(
+                return Err(StorageError::Refused {
+                    problem: format!(
                         "wal: refusing to append {}: its payload has {} bytes, above \
                          payload_bytes_max {} (nothing was written)",
                         entry.zxid,
@@ -389,13 +418,28 @@ impl ZabStorage for FileStorage {
         let dir = self.generation_dir();
         let tmp = snapshot::write_temp(&dir, snapshot, fsync)?;
         snapshot::commit(&dir, &tmp, snapshot, fsync)?;
-        if let Some(old) = self.snapshot.filter(|&old| old != snapshot.zxid) {
-            files::remove_file(&snapshot::path(&dir, old))?;
-            files::fsync_dir(&dir, fsync)?;
+        self.snapshot_in_place(snapshot.zxid)
+    }
+
+    fn snapshot_stager(&self) -> Option<Box<dyn crate::storage::SnapshotStager>> {
+        Some(Box::new(FileSnapshotStager { dir: self.dir.clone(), fsync: self.options.fsync }))
+    }
+
+    fn commit_snapshot(&mut self, zxid: Zxid) -> Result<(), StorageError> {
+        self.usable()?;
+        self.recovered = None;
+        self.log.sync()?;
+        let staged = snapshot::staged_path(&self.dir, zxid);
+        let dir = self.generation_dir();
+        files::commit_temp(&staged, &snapshot::path(&dir, zxid), self.options.fsync)?;
+        self.snapshot_in_place(zxid)?;
+        // Stagings that were voided (an install came first) are not wanted any more.
+        for name in files::list(&self.dir)? {
+            if name.starts_with(snapshot::STAGED_PREFIX) && files::is_temp(&name) {
+                files::remove_file(&self.dir.join(name))?;
+            }
         }
-        self.snapshot = Some(snapshot.zxid);
-        self.last = self.last.max(snapshot.zxid);
-        self.log.remove_covered(snapshot.zxid)
+        Ok(())
     }
 
     fn install(

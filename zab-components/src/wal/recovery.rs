@@ -55,7 +55,7 @@ pub(crate) fn open(dir: &Path, options: &WalOptions) -> Result<Opened, StorageEr
     let accepted = epochs::read(dir, EpochKind::Accepted)?;
     let current = epochs::read(dir, EpochKind::Current)?;
     if accepted < current {
-        return Err(files::error(
+        return Err(files::corrupt(
             &epochs::path(dir, EpochKind::Accepted),
             format_args!(
                 "acceptedEpoch {} is below currentEpoch {} ({}): the epoch files are \
@@ -120,7 +120,7 @@ fn current_generation(dir: &Path, options: &WalOptions) -> Result<u64, StorageEr
         for &g in &generations {
             let gen_dir = manifest::generation_dir(dir, g);
             if files::list(&gen_dir)?.iter().any(|n| !files::is_temp(n)) {
-                return Err(files::error(
+                return Err(files::corrupt(
                     &manifest::path(dir),
                     format_args!(
                         "is missing but {} holds data: without the manifest it is unknown \
@@ -142,7 +142,7 @@ fn current_generation(dir: &Path, options: &WalOptions) -> Result<u64, StorageEr
     };
     let gen_dir = manifest::generation_dir(dir, current);
     if !gen_dir.is_dir() {
-        return Err(files::error(
+        return Err(files::corrupt(
             &manifest::path(dir),
             format_args!(
                 "names generation {current} but {} does not exist; restore it from a backup or \
@@ -217,7 +217,7 @@ impl Scan {
                 log::warn!("wal: removing {}: an empty segment left by a crash", path.display());
                 return files::remove_file(path);
             }
-            return Err(files::error(
+            return Err(files::corrupt(
                 path,
                 "is not a log segment (bad magic at byte offset 0); move it out of the storage \
                  directory if it is not ours, else restore it or rebuild this node from its peers",
@@ -297,7 +297,7 @@ impl Scan {
                 log::warn!("wal: removing {}: a segment without records", path.display());
                 files::remove_file(path)
             }
-            _ => Err(files::error(
+            _ => Err(files::corrupt(
                 path,
                 "holds no record but later segments follow: restore it or rebuild this node from \
                  its peers",
@@ -316,7 +316,7 @@ impl Scan {
         named: Zxid,
     ) -> Result<(), StorageError> {
         let here = |what: String| {
-            files::error(path, format_args!("record {zxid} at byte offset {at}: {what}"))
+            files::corrupt_at(path, at, format_args!("record {zxid} at byte offset {at}: {what}"))
         };
         if first_of_segment && zxid != named {
             return Err(here(format!(
@@ -371,8 +371,9 @@ impl Scan {
 }
 
 fn corrupt(path: &Path, at: usize, what: &str, context: &str) -> StorageError {
-    files::error(
+    files::corrupt_at(
         path,
+        at,
         format_args!(
             "corrupt record at byte offset {at}: {what}, {context}. This is not a torn tail, so \
              data would be lost by skipping it: rebuild this node from its peers (move the \

@@ -133,7 +133,7 @@ impl Log {
             return Ok(());
         }
         let (Some(active), Some(meta)) = (self.active.as_mut(), self.segments.last()) else {
-            return Err(files::error(&self.dir, "internal: buffered records without a segment"));
+            return Err(files::unusable(&self.dir, "internal: buffered records without a segment"));
         };
         let path = &meta.path;
         active
@@ -289,8 +289,9 @@ fn cut_point(path: &Path, bytes: &[u8], to: Zxid) -> Result<(u64, Zxid), Storage
             }
             Parsed::Record { .. } | Parsed::End => break,
             Parsed::Bad(bad) => {
-                return Err(files::error(
+                return Err(files::corrupt_at(
                     path,
+                    at,
                     format_args!("corrupt record at byte offset {at} while truncating: {bad}"),
                 ))
             }
@@ -298,6 +299,6 @@ fn cut_point(path: &Path, bytes: &[u8], to: Zxid) -> Result<(u64, Zxid), Storage
     }
     match last {
         Some(last) => Ok((at as u64, last)),
-        None => Err(files::error(path, "internal: truncating a segment that keeps no record")),
+        None => Err(files::unusable(path, "internal: truncating a segment that keeps no record")),
     }
 }

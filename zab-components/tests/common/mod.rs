@@ -120,6 +120,8 @@ pub struct SimNode {
     pub disk_stalled: bool,
     /// Entries read back from the durable log (`Action::ReadLog`), for the node.
     reads_back: Vec<(PeerId, Zxid, Vec<Entry>)>,
+    /// Snapshot chunks read back from the disk (`Action::ReadSnapshot`), for the node.
+    snaps_back: Vec<(PeerId, Zxid, u64, Vec<u8>)>,
 }
 
 /// One message sent, for assertions about the protocol's choices.
@@ -335,6 +337,7 @@ impl Sim {
                 reads: BTreeMap::new(),
                 disk_stalled: false,
                 reads_back: Vec::new(),
+                snaps_back: Vec::new(),
             });
         }
         for i in 0..n {
@@ -456,6 +459,11 @@ impl Sim {
                     node.log_read(peer, after, entries);
                 }
             }
+            for (peer, zxid, offset, bytes) in std::mem::take(&mut self.nodes[i].snaps_back) {
+                if let Some(node) = self.nodes[i].node.as_mut() {
+                    node.snapshot_read(peer, zxid, offset, bytes);
+                }
+            }
         }
     }
 
@@ -507,6 +515,20 @@ impl Sim {
                     entries.push(entry.clone());
                 }
                 self.nodes[i].reads_back.push((peer, after, entries));
+            }
+            Action::ReadSnapshot { peer, zxid, offset, bytes_max } => {
+                // From the durable disk, as a file reader would: a snapshot replaced meanwhile
+                // reads as nothing.
+                *self.counts.entry("snapshot read-backs").or_default() += 1;
+                let bytes = match self.nodes[i].disk.snapshot.as_ref().filter(|s| s.zxid == zxid) {
+                    Some(snapshot) => {
+                        let start = (offset as usize).min(snapshot.state.len());
+                        let end = start.saturating_add(bytes_max).min(snapshot.state.len());
+                        snapshot.state[start..end].to_vec()
+                    }
+                    None => Vec::new(),
+                };
+                self.nodes[i].snaps_back.push((peer, zxid, offset, bytes));
             }
             Action::Persist { entries } => {
                 self.record_logged(&entries);
@@ -763,7 +785,8 @@ impl Sim {
             StorageOp::Snapshot { zxid, state } => {
                 disk.snapshot = Some(Snapshot { zxid, state: state.clone() });
                 disk.log.retain(|entry| entry.zxid > zxid);
-                Some(Box::new(move |node: &mut ZabNode| node.snapshot_taken(zxid, state)))
+                let len = state.len() as u64;
+                Some(Box::new(move |node: &mut ZabNode| node.snapshot_taken(zxid, len)))
             }
         }
     }
