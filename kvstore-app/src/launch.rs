@@ -239,12 +239,9 @@ pub fn start_node(system: &System, options: &NodeOptions) -> Result<RunningNode,
     let logs = data_dir.clone();
     let storage = Arc::new(move |p: crate::partition::PartitionId| {
         let dir = partition_dir(&logs, p.0);
-        let error =
-            |e: &dyn fmt::Display| StorageError { message: format!("{}: {e}", dir.display()) };
-        std::fs::create_dir_all(&dir).map_err(|e| error(&e))?;
-        FileStorage::open(&dir, wal.clone())
-            .map(|s| Box::new(s) as Box<dyn ZabStorage>)
-            .map_err(|e| error(&e))
+        std::fs::create_dir_all(&dir)
+            .map_err(|e| StorageError::io(&dir, "create the partition directory", &e))?;
+        FileStorage::open(&dir, wal.clone()).map(|s| Box::new(s) as Box<dyn ZabStorage>)
     });
     let tables = data_dir.clone();
     let table_store =

@@ -148,8 +148,7 @@ impl TableStore for FileTableStore {
         let bytes = Self::encode(table)?;
         fs::create_dir_all(&self.dir)
             .map_err(|e| Self::io_error(&self.dir, "create the data directory", e))?;
-        files::write_atomic(&self.path(), &bytes, true)
-            .map_err(|e| TableStoreError::Save(e.message))
+        files::write_atomic(&self.path(), &bytes, true).map_err(TableStoreError::Save)
     }
 
     fn location(&self) -> String {

@@ -7,6 +7,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use parking_lot::Mutex;
+use zab_components::storage::StorageError;
 
 use super::table::ClusterTable;
 
@@ -24,9 +25,9 @@ pub enum TableStoreError {
         /// The operating system's error.
         error: String,
     },
-    /// Replacing the file failed (the message says at which step, naming the file): check the
-    /// disk, free space and permissions.
-    Save(String),
+    /// Replacing the file failed (the error names the step and the file): check the disk, free
+    /// space and permissions.
+    Save(StorageError),
     /// The file is damaged (truncated, bad checksum, not a table): restore it from a backup, or
     /// move it away to join a new cluster as a new node.
     Corrupt {
@@ -56,7 +57,7 @@ impl fmt::Display for TableStoreError {
                 "{}: cannot {doing}: {error} (check the disk, free space and permissions)",
                 path.display()
             ),
-            TableStoreError::Save(message) => f.write_str(message),
+            TableStoreError::Save(error) => error.fmt(f),
             TableStoreError::Corrupt { path, what } => write!(
                 f,
                 "{}: {what}: the cluster table is damaged; restore it from a backup, or move it \
