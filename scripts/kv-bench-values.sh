@@ -9,6 +9,8 @@
 #   DURATION=5 CLIENTS=8 SIZES="65536 1048576" scripts/kv-bench-values.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# shellcheck source=lib/cluster.sh
+source scripts/lib/cluster.sh
 
 DURATION=${DURATION:-8}
 CLIENTS=${CLIENTS:-16}
@@ -16,19 +18,7 @@ SIZES=${SIZES:-"4096 65536 1048576"}
 KEYS=${KEYS:-64}
 BASE_PEER=${BASE_PEER:-17401}
 BASE_CLIENT=${BASE_CLIENT:-16479}
-if [ -z "${KVSTORE:-}" ]; then
-  cargo build --release -q -p kvstore-app --bin kvstore
-  KVSTORE="${CARGO_TARGET_DIR:-target}/release/kvstore"
-fi
-
-DATA=$(mktemp -d /tmp/kv-bench-values.XXXXXX)
-PIDS=()
-cleanup() {
-  for pid in "${PIDS[@]}"; do kill -9 "$pid" 2>/dev/null || true; done
-  wait 2>/dev/null || true
-  rm -rf "$DATA"
-}
-trap cleanup EXIT
+kv_binary
 
 # The disk: MB/s of sequential writes of `size` bytes, each made durable before the next.
 disk_mbps() {
@@ -40,21 +30,7 @@ disk_mbps() {
   rm -f "$DATA/dd.bin"
 }
 
-ENDPOINTS=""
-for i in 0 1 2; do
-  peer="127.0.0.1:$((BASE_PEER + i))"
-  client="127.0.0.1:$((BASE_CLIENT + i))"
-  if [ "$i" = 0 ]; then role=(--expect 3); else role=(--join "127.0.0.1:$BASE_PEER"); fi
-  RUST_LOG=${RUST_LOG:-warn} "$KVSTORE" node --peer "$peer" --client "$client" \
-    --data-dir "$DATA/n$i" "${role[@]}" >"$DATA/n$i.log" 2>&1 &
-  PIDS+=($!)
-  ENDPOINTS="${ENDPOINTS:+$ENDPOINTS,}$client"
-done
-for _ in $(seq 1 100); do
-  out=$("$KVSTORE" status --endpoints "$ENDPOINTS" 2>/dev/null || true)
-  if [ "$(grep -c ' leader 127' <<<"$out")" = 3 ]; then break; fi
-  sleep 0.2
-done
+kv_cluster_start kv-bench-values
 
 printf "%-9s %12s %12s %12s %8s %s\n" size ops/s "store MB/s" "disk MB/s" ratio latency
 for size in $SIZES; do

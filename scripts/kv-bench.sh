@@ -9,6 +9,8 @@
 #   KVSTORE=target/release/kvstore NODE_ARGS=--no-fsync scripts/kv-bench.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# shellcheck source=lib/cluster.sh
+source scripts/lib/cluster.sh
 
 DURATION=${DURATION:-10}
 CLIENTS=${CLIENTS:-"1 16 64"}
@@ -16,38 +18,11 @@ KEYS=${KEYS:-10000}
 NODE_ARGS=${NODE_ARGS:-}
 BASE_PEER=${BASE_PEER:-17301}
 BASE_CLIENT=${BASE_CLIENT:-16379}
-if [ -z "${KVSTORE:-}" ]; then
-  cargo build --release -q -p kvstore-app --bin kvstore
-  KVSTORE="${CARGO_TARGET_DIR:-target}/release/kvstore"
-fi
+kv_binary
 
-DATA=$(mktemp -d /tmp/kv-bench.XXXXXX)
-PIDS=()
-cleanup() {
-  for pid in "${PIDS[@]}"; do kill -9 "$pid" 2>/dev/null || true; done
-  wait 2>/dev/null || true
-  rm -rf "$DATA"
-}
-trap cleanup EXIT
-
-ENDPOINTS=""
-for i in 0 1 2; do
-  peer="127.0.0.1:$((BASE_PEER + i))"
-  client="127.0.0.1:$((BASE_CLIENT + i))"
-  if [ "$i" = 0 ]; then role=(--expect 3); else role=(--join "127.0.0.1:$BASE_PEER"); fi
-  # shellcheck disable=SC2086
-  RUST_LOG=${RUST_LOG:-warn} "$KVSTORE" node --peer "$peer" --client "$client" \
-    --data-dir "$DATA/n$i" "${role[@]}" $NODE_ARGS >"$DATA/n$i.log" 2>&1 &
-  PIDS+=($!)
-  ENDPOINTS="${ENDPOINTS:+$ENDPOINTS,}$client"
-done
-
-# Wait until every group has a leader.
-for _ in $(seq 1 100); do
-  out=$("$KVSTORE" status --endpoints "$ENDPOINTS" 2>/dev/null || true)
-  if [ "$(grep -c ' leader 127' <<<"$out")" = 3 ]; then break; fi
-  sleep 0.2
-done
+# NODE_ARGS is a list of words.
+# shellcheck disable=SC2086
+kv_cluster_start kv-bench $NODE_ARGS
 "$KVSTORE" status --endpoints "$ENDPOINTS" || true
 
 # CPU seconds (user + system) used by the node processes so far.

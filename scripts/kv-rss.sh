@@ -9,6 +9,8 @@
 #   NODE_FLAGS="--log-cache 4mb" scripts/kv-rss.sh   # flags for every node
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# shellcheck source=lib/cluster.sh
+source scripts/lib/cluster.sh
 
 DURATION=${DURATION:-60}
 CLIENTS=${CLIENTS:-64}
@@ -16,35 +18,10 @@ KEYS=${KEYS:-10000}
 SIZE=${SIZE:-1024}
 BASE_PEER=${BASE_PEER:-17501}
 BASE_CLIENT=${BASE_CLIENT:-16579}
-if [ -z "${KVSTORE:-}" ]; then
-  cargo build --release -q -p kvstore-app --bin kvstore
-  KVSTORE="${CARGO_TARGET_DIR:-target}/release/kvstore"
-fi
+kv_binary
 
-DATA=$(mktemp -d /tmp/kv-rss.XXXXXX)
-PIDS=()
-cleanup() {
-  for pid in "${PIDS[@]}"; do kill -9 "$pid" 2>/dev/null || true; done
-  wait 2>/dev/null || true
-  rm -rf "$DATA"
-}
-trap cleanup EXIT
-
-ENDPOINTS=""
-for i in 0 1 2; do
-  peer="127.0.0.1:$((BASE_PEER + i))"
-  client="127.0.0.1:$((BASE_CLIENT + i))"
-  if [ "$i" = 0 ]; then role=(--expect 3); else role=(--join "127.0.0.1:$BASE_PEER"); fi
-  RUST_LOG=${RUST_LOG:-warn} "$KVSTORE" node --peer "$peer" --client "$client" \
-    --data-dir "$DATA/n$i" "${role[@]}" ${NODE_FLAGS:-} >"$DATA/n$i.log" 2>&1 &
-  PIDS+=($!)
-  ENDPOINTS="${ENDPOINTS:+$ENDPOINTS,}$client"
-done
-for _ in $(seq 1 100); do
-  out=$("$KVSTORE" status --endpoints "$ENDPOINTS" 2>/dev/null || true)
-  if [ "$(grep -c ' leader 127' <<<"$out")" = 3 ]; then break; fi
-  sleep 0.2
-done
+# shellcheck disable=SC2086  # NODE_FLAGS is a list of words
+kv_cluster_start kv-rss ${NODE_FLAGS:-}
 
 "$KVSTORE" bench --endpoints "$ENDPOINTS" --clients "$CLIENTS" --duration "$DURATION" \
   --warmup 0 --keys "$KEYS" --read-ratio 0 --value-size "$SIZE" | grep -E 'throughput|latency'

@@ -17,6 +17,8 @@
 #   STORE_MB=256 scripts/kv-snapshot-bench.sh          # a quicker look
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# shellcheck source=lib/cluster.sh
+source scripts/lib/cluster.sh
 
 STORE_MB=${STORE_MB:-1024}
 SIZE=${SIZE:-4096}
@@ -27,36 +29,11 @@ SNAPSHOT_BYTES=${SNAPSHOT_BYTES:-$((STORE_MB * 3 << 19))}
 BASE_PEER=${BASE_PEER:-17601}
 BASE_CLIENT=${BASE_CLIENT:-16679}
 KEYS=$(( (STORE_MB << 20) / SIZE ))
-if [ -z "${KVSTORE:-}" ]; then
-  cargo build --release -q -p kvstore-app --bin kvstore
-  KVSTORE="${CARGO_TARGET_DIR:-target}/release/kvstore"
-fi
+kv_binary
 
-DATA=$(mktemp -d /tmp/kv-snapshot-bench.XXXXXX)
-PIDS=()
-cleanup() {
-  for pid in "${PIDS[@]}"; do kill -9 "$pid" 2>/dev/null || true; done
-  wait 2>/dev/null || true
-  rm -rf "$DATA"
-}
-trap cleanup EXIT
-
-ENDPOINTS=""
-for i in 0 1 2; do
-  peer="127.0.0.1:$((BASE_PEER + i))"
-  client="127.0.0.1:$((BASE_CLIENT + i))"
-  if [ "$i" = 0 ]; then role=(--expect 3); else role=(--join "127.0.0.1:$BASE_PEER"); fi
-  RUST_LOG="warn,kvstore_app::replica=info,zab_components::component=info" \
-    "$KVSTORE" node --peer "$peer" --client "$client" --data-dir "$DATA/n$i" "${role[@]}" \
-    --snapshot-entries 0 --snapshot-bytes "$SNAPSHOT_BYTES" >"$DATA/n$i.log" 2>&1 &
-  PIDS+=($!)
-  ENDPOINTS="${ENDPOINTS:+$ENDPOINTS,}$client"
-done
-for _ in $(seq 1 100); do
-  out=$("$KVSTORE" status --endpoints "$ENDPOINTS" 2>/dev/null || true)
-  if [ "$(grep -c ' leader 127' <<<"$out")" = 3 ]; then break; fi
-  sleep 0.2
-done
+# The replicas' and Zab's info lines say when each snapshot starts and ends.
+RUST_LOG="warn,kvstore_app::replica=info,zab_components::component=info" \
+  kv_cluster_start kv-snapshot-bench --snapshot-entries 0 --snapshot-bytes "$SNAPSHOT_BYTES"
 leaders() { "$KVSTORE" status --endpoints "$ENDPOINTS" 2>/dev/null | grep ' leader 127' | sed 's/ zxid.*//' || true; }
 
 echo "== filling $STORE_MB MiB: $KEYS keys of $SIZE bytes"

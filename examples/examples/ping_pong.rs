@@ -43,19 +43,24 @@ struct Args {
     raw: bool,
 }
 
+/// The port between a pinger and its ponger: pings go in (requests), pongs come out
+/// (indications). Both are empty: the benchmark counts messages, not bytes.
 struct PingPort;
-
-#[derive(Clone, Debug)]
-struct Ping;
-
-#[derive(Clone, Debug)]
-struct Pong;
 
 impl Port for PingPort {
     type Request = Ping;
     type Indication = Pong;
 }
 
+/// A request of [`PingPort`].
+#[derive(Clone, Debug)]
+struct Ping;
+
+/// The answer to a [`Ping`].
+#[derive(Clone, Debug)]
+struct Pong;
+
+/// Sends `total` pings, at most `pipeline` unanswered.
 struct Pinger {
     port: RequiredPort<PingPort>,
     pipeline: u64,

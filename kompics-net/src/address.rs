@@ -14,7 +14,8 @@ use serde::{Deserialize, Serialize};
 /// Two transports are the same node exactly when their `NodeAddr`s are equal. The total order
 /// (`Ord`) is used to break ties deterministically, e.g. when two nodes connect to each other at
 /// the same moment (see [`crate::tcp`]).
-#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+// Debug is derived: `NodeAddr(127.0.0.1:7000)`, as a socket address's Debug is its Display.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(transparent)]
 pub struct NodeAddr(pub SocketAddr);
 
@@ -45,12 +46,6 @@ impl From<SocketAddr> for NodeAddr {
 impl From<NodeAddr> for SocketAddr {
     fn from(addr: NodeAddr) -> Self {
         addr.0
-    }
-}
-
-impl fmt::Debug for NodeAddr {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "NodeAddr({})", self.0)
     }
 }
 

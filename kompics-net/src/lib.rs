@@ -3,7 +3,8 @@
 //! Components on different nodes talk through the [`Network`] port: requests are
 //! [`NetMessage`]s (source, destination, a [`Route`] naming the component instance there, and an
 //! rmp-serde payload); indications are [`NetEvent`]s (a delivered message, a session starting
-//! or ending, or a message of this node's refused as unsendable, e.g. too large for a frame). Two implementations provide the port, and nothing above it can tell them apart:
+//! or ending, or a message of this node's refused as unsendable, e.g. too large for a frame).
+//! Two implementations provide the port, and nothing above it can tell them apart:
 //!
 //! - [`TcpNetwork`], a component over [`TcpTransport`]: TCP on a mio event loop (the only code
 //!   in the workspace that imports mio), length-prefixed versioned frames, one connection per
@@ -56,6 +57,7 @@
 //! # What is here
 //!
 //! - [`address`]: [`NodeAddr`], a node's listening address, which is its identity.
+//! - [`bytes`]: serde helpers that put byte strings in MessagePack as `bin` values.
 //! - [`message`]: [`NetMessage`] (source, destination, [`Route`], payload) with rmp-serde
 //!   helpers to put a value in a payload and take it out.
 //! - [`frame`]: the wire format (length, version, kind, body) and the incremental
@@ -73,12 +75,18 @@
 //!   connection and a bounded number of connections ([`StreamConfig`]). Read its module docs
 //!   for the event order and the closing rules.
 //!
-//! The transport knows nothing of components; the Network component of kompics-core wraps it.
+//! - [`port`], [`TcpNetwork`] and [`sim`]: the [`Network`] port and its two providers, the
+//!   component over [`TcpTransport`] and the simulated network.
+//!
+//! The transport knows nothing of components; [`TcpNetwork`], a component of this crate, wraps
+//! it to provide the [`Network`] port.
 
 pub mod address;
-mod bytes;
+pub mod bytes;
 pub mod frame;
+mod hasher;
 pub mod message;
+mod poll_loop;
 pub mod port;
 pub mod sim;
 pub mod stream;

@@ -69,25 +69,25 @@ impl NetMessage {
         route: Route,
         value: &T,
     ) -> Result<NetMessage, CodecError> {
-        let payload = rmp_serde::to_vec(value).map_err(|e| CodecError::Encode(e.to_string()))?;
+        let payload = rmp_serde::to_vec(value).map_err(CodecError::Encode)?;
         Ok(NetMessage::new(src, dst, route, payload))
     }
 
     /// Decodes the payload as a `T` (the inverse of [`NetMessage::encode`]).
     pub fn decode<T: DeserializeOwned>(&self) -> Result<T, CodecError> {
-        rmp_serde::from_slice(&self.payload).map_err(|e| CodecError::Decode(e.to_string()))
+        rmp_serde::from_slice(&self.payload).map_err(CodecError::Decode)
     }
 }
 
-/// A payload could not be encoded or decoded.
-#[derive(Clone, Debug, PartialEq, Eq)]
+/// A payload could not be encoded or decoded; the variant says whose fault it is.
+#[derive(Debug)]
 pub enum CodecError {
-    /// The value could not be serialized (e.g. a map with non-string keys in a format that needs
-    /// them; rare with rmp-serde). The reason is rmp-serde's message.
-    Encode(String),
-    /// The payload is not a valid encoding of the requested type. The reason is rmp-serde's
-    /// message.
-    Decode(String),
+    /// The value cannot be serialized: its type has something MessagePack cannot express (rare
+    /// with rmp-serde). A bug in the sender's type; sending it again fails again.
+    Encode(rmp_serde::encode::Error),
+    /// The payload is not an encoding of the requested type: the sender runs another version of
+    /// the protocol, or the message came on the wrong route. Drop the message (and say so).
+    Decode(rmp_serde::decode::Error),
 }
 
 impl fmt::Display for CodecError {
@@ -99,7 +99,14 @@ impl fmt::Display for CodecError {
     }
 }
 
-impl std::error::Error for CodecError {}
+impl std::error::Error for CodecError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            CodecError::Encode(error) => Some(error),
+            CodecError::Decode(error) => Some(error),
+        }
+    }
+}
 
 #[cfg(test)]
 mod tests {

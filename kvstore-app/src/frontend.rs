@@ -36,10 +36,11 @@ use crate::command::{
     config_get_reply, info_reply, op_reply, Command, CommandLimits, ConnectionInfo, Handling,
     InfoSection,
 };
+use crate::info::{GroupInfo, InfoZxid, NodeInfo, NodeStats, Role};
 use crate::overlay::{InfoQuery, OverlayControl, OverlayInfo};
-use crate::replica::{KvError, KvPort, KvReply, KvRequest, MemoryLimit, OOM_MESSAGE};
+use crate::ports::{KvError, KvPort, KvReply, KvRequest, OOM_MESSAGE};
+use crate::replica::MemoryLimit;
 use crate::resp::{Protocol, RequestParser, RespLimits, RespValue};
-use crate::status::{GroupInfo, InfoZxid, NodeInfo, NodeStats, Role};
 use crate::store::Op;
 use zab_components::component::ZabStatus;
 
@@ -320,7 +321,7 @@ pub fn error_reply(error: &KvError) -> RespValue {
     }
 }
 
-/// What `INFO` reports of a node (the format [`crate::status`] parses), from its overlay's view.
+/// What `INFO` reports of a node (the format [`crate::info`] describes), from its overlay's view.
 pub fn node_info(info: &OverlayInfo, client_addr: SocketAddr, uptime_s: u64) -> NodeInfo {
     let (cluster, cluster_id) = info.cluster.clone().unwrap_or_else(|| ("forming".into(), 0));
     let groups = info

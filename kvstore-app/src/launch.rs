@@ -19,14 +19,15 @@ use std::time::Duration;
 use kompics_core::{connect, Component, System};
 use kompics_net::stream::{ByteStream, StreamConfig, StreamServer};
 use kompics_net::{Network, NodeAddr, TcpConfig, TcpNetwork};
-use zab_components::storage::ZabStorage;
+use zab_components::storage::{StorageError, ZabStorage};
 use zab_components::wal::{FileStorage, WalOptions};
 
 use crate::bootstrap::{BootstrapConfig, BootstrapRole, FileTableStore, TableStore};
 use crate::frontend::{FrontendConfig, RespFrontend};
 use crate::node::{KvNode, NodeConfig};
 use crate::overlay::OverlayControl;
-use crate::replica::{KvPort, MemoryLimit, SnapshotWriter};
+use crate::ports::KvPort;
+use crate::replica::{MemoryLimit, SnapshotWriter};
 
 /// What one node process needs to know.
 #[derive(Clone, Debug)]
@@ -115,6 +116,35 @@ impl fmt::Display for LaunchError {
 
 impl std::error::Error for LaunchError {}
 
+/// Why [`RunningNode::wait_ready`] returned without a ready node.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum NotReady {
+    /// The node stopped serving ([`KvNode::fatal`]): refused by its cluster, or its data
+    /// cannot be trusted. The reason says what to do; waiting longer does not help.
+    Failed(String),
+    /// The node is still forming its cluster (waiting for the other nodes, or for its
+    /// bootstrap server): start them, or wait longer.
+    Timeout {
+        /// The node.
+        peer: NodeAddr,
+        /// How long it was given.
+        timeout: Duration,
+    },
+}
+
+impl fmt::Display for NotReady {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            NotReady::Failed(reason) => f.write_str(reason),
+            NotReady::Timeout { peer, timeout } => {
+                write!(f, "node {peer} not ready after {timeout:?}")
+            }
+        }
+    }
+}
+
+impl std::error::Error for NotReady {}
+
 /// A node running in this process.
 pub struct RunningNode {
     /// Its peer network.
@@ -143,20 +173,29 @@ impl RunningNode {
     }
 
     /// Waits until the node is ready, has failed, or `timeout` passed.
-    pub fn wait_ready(&self, timeout: Duration) -> Result<(), String> {
+    pub fn wait_ready(&self, timeout: Duration) -> Result<(), NotReady> {
         let deadline = std::time::Instant::now() + timeout;
         loop {
             if let Some(reason) = self.fatal() {
-                return Err(reason);
+                return Err(NotReady::Failed(reason));
             }
             if self.is_ready() {
                 return Ok(());
             }
             if std::time::Instant::now() >= deadline {
-                return Err(format!("node {} not ready after {timeout:?}", self.peer));
+                return Err(NotReady::Timeout { peer: self.peer, timeout });
             }
             std::thread::sleep(Duration::from_millis(20));
         }
+    }
+
+    /// Starts the components, the network first and the client port last, so that no client
+    /// is accepted before the node can serve it.
+    fn start(&self) {
+        self.network.start();
+        self.node.start();
+        self.frontend.start();
+        self.server.start();
     }
 
     /// Stops everything of this node (its ports close).
@@ -204,10 +243,9 @@ pub fn start_node(system: &System, options: &NodeOptions) -> Result<RunningNode,
     let logs = data_dir.clone();
     let storage = Arc::new(move |p: crate::partition::PartitionId| {
         let dir = partition_dir(&logs, p.0);
-        std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
-        FileStorage::open(&dir, wal.clone())
-            .map(|s| Box::new(s) as Box<dyn ZabStorage>)
-            .map_err(|e| format!("{}: {e}", dir.display()))
+        std::fs::create_dir_all(&dir)
+            .map_err(|e| StorageError::io(&dir, "create the partition directory", &e))?;
+        FileStorage::open(&dir, wal.clone()).map(|s| Box::new(s) as Box<dyn ZabStorage>)
     });
     let tables = data_dir.clone();
     let table_store =
@@ -234,20 +272,19 @@ pub fn start_node(system: &System, options: &NodeOptions) -> Result<RunningNode,
     connect(&server.provided::<ByteStream>(), &frontend.required::<ByteStream>());
     connect(&node.exported_provided::<KvPort>(), &frontend.required::<KvPort>());
     connect(&node.exported_provided::<OverlayControl>(), &frontend.required::<OverlayControl>());
-    network.start();
-    node.start();
-    frontend.start();
-    server.start();
-    Ok(RunningNode { network, node, server, frontend, peer, client })
+    let running = RunningNode { network, node, server, frontend, peer, client };
+    running.start();
+    Ok(running)
 }
 
 /// Parses a memory size as Redis' configuration does: a number of bytes, optionally followed
 /// (case-insensitively) by `k`, `m` or `g` (powers of 1000) or `kb`, `mb`, `gb` (powers of
 /// 1024): `100mb` is 104857600.
-pub fn parse_memory_size(text: &str) -> Result<u64, String> {
+pub fn parse_memory_size(text: &str) -> Result<u64, MemorySizeError> {
     let lower = text.trim().to_ascii_lowercase();
     let split = lower.find(|c: char| !c.is_ascii_digit()).unwrap_or(lower.len());
     let (digits, unit) = lower.split_at(split);
+    let error = |kind| MemorySizeError { text: text.to_owned(), kind };
     let multiplier: u64 = match unit {
         "" | "b" => 1,
         "k" => 1000,
@@ -256,15 +293,48 @@ pub fn parse_memory_size(text: &str) -> Result<u64, String> {
         "mb" => 1 << 20,
         "g" => 1000 * 1000 * 1000,
         "gb" => 1 << 30,
-        _ => return Err(format!("{text:?}: unknown unit (use k, kb, m, mb, g or gb)")),
+        _ => return Err(error(MemorySizeErrorKind::UnknownUnit)),
     };
-    let number: u64 = digits.parse().map_err(|_| format!("{text:?}: not a size in bytes"))?;
-    number.checked_mul(multiplier).ok_or_else(|| format!("{text:?}: too large"))
+    let number: u64 = digits.parse().map_err(|_| error(MemorySizeErrorKind::NotANumber))?;
+    number.checked_mul(multiplier).ok_or_else(|| error(MemorySizeErrorKind::TooLarge))
 }
+
+/// A memory size [`parse_memory_size`] cannot read: the text and what is wrong with it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct MemorySizeError {
+    /// The text as given.
+    pub text: String,
+    /// What is wrong with it.
+    pub kind: MemorySizeErrorKind,
+}
+
+/// What is wrong with a memory size.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum MemorySizeErrorKind {
+    /// The unit is not one of `k`, `kb`, `m`, `mb`, `g`, `gb` (or none, or `b`).
+    UnknownUnit,
+    /// There is no number of bytes before the unit.
+    NotANumber,
+    /// The size does not fit 64 bits.
+    TooLarge,
+}
+
+impl fmt::Display for MemorySizeError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let what = match self.kind {
+            MemorySizeErrorKind::UnknownUnit => "unknown unit (use k, kb, m, mb, g or gb)",
+            MemorySizeErrorKind::NotANumber => "not a size in bytes",
+            MemorySizeErrorKind::TooLarge => "too large",
+        };
+        write!(f, "{:?}: {what}", self.text)
+    }
+}
+
+impl std::error::Error for MemorySizeError {}
 
 #[cfg(test)]
 mod tests {
-    use super::parse_memory_size;
+    use super::{parse_memory_size, MemorySizeErrorKind};
 
     #[test]
     fn memory_sizes_parse_as_in_redis() {
@@ -275,10 +345,15 @@ mod tests {
         assert_eq!(parse_memory_size("100mb"), Ok(100 << 20));
         assert_eq!(parse_memory_size("2gb"), Ok(2 << 30));
         assert_eq!(parse_memory_size("3m"), Ok(3_000_000));
-        assert!(parse_memory_size("").is_err());
-        assert!(parse_memory_size("mb").is_err());
-        assert!(parse_memory_size("10tb").is_err());
-        assert!(parse_memory_size("-1").is_err());
-        assert!(parse_memory_size("99999999999999gb").is_err());
+        let kind = |text| parse_memory_size(text).unwrap_err().kind;
+        assert_eq!(kind(""), MemorySizeErrorKind::NotANumber);
+        assert_eq!(kind("mb"), MemorySizeErrorKind::NotANumber);
+        assert_eq!(kind("10tb"), MemorySizeErrorKind::UnknownUnit);
+        assert_eq!(kind("-1"), MemorySizeErrorKind::UnknownUnit);
+        assert_eq!(kind("99999999999999gb"), MemorySizeErrorKind::TooLarge);
+        assert_eq!(
+            parse_memory_size("10tb").unwrap_err().to_string(),
+            "\"10tb\": unknown unit (use k, kb, m, mb, g or gb)"
+        );
     }
 }

@@ -1,12 +1,20 @@
 //! kvstore-app: a partitioned, replicated, linearizable key-value store on Zab.
 //!
-//! This crate will hold the Bootstrap, Overlay and Replica components, the RESP (Redis
-//! protocol) front end and the `kvstore` binary. See `shared/DESIGN.md` (kvstore-app).
+//! A node is a tree of components ([`node::KvNode`]) on one shared network:
 //!
-//! The [`replica::Replica`] component is here: one partition's state machine on its Zab group,
-//! every operation (reads included) ordered through the log; its simulator test checks client
-//! histories for linearizability under crashes and partitions. Its pure building blocks, free of
-//! I/O, clocks and threads, are here too:
+//! - [`bootstrap`]: forms the cluster once and keeps its table ([`partition::LookupTable`] with
+//!   an id and a name) on disk, so that a restarted node rejoins on its own;
+//! - [`overlay`]: routes each client operation to the group of its key's partition, locally or
+//!   to a member on another node;
+//! - [`replica`]: one partition's state machine on its Zab group; writes go through the log,
+//!   reads through a read barrier, so both are linearizable;
+//! - [`ports`]: the ports between them ([`ports::KvPort`], [`ports::ReplicaStatusPort`]) and
+//!   [`ports::KvError`], why an operation has no result;
+//! - [`frontend`]: the RESP (Redis protocol) front end over kompics-net's byte-stream server;
+//! - [`launch`]: a real node (TCP network, file storage, client port), as the `kvstore` binary
+//!   runs it; [`info`] is what a node reports of itself in `INFO`.
+//!
+//! Their pure building blocks, free of I/O, clocks and threads:
 //!
 //! - [`resp`]: the Redis protocol (RESP2) codec, incremental and safe on hostile input, with every
 //!   bound named in [`resp::RespLimits`];
@@ -15,9 +23,11 @@
 //! - [`store`]: the deterministic state machine of one partition ([`store::Store`]), the
 //!   [`store::Op`]s that go through Zab, and checksummed, canonical snapshots;
 //! - [`partition`]: the stable key hash, key → [`partition::PartitionId`], and the placement of
-//!   partitions on nodes ([`partition::LookupTable`]);
-//! - [`linearizability`]: a Wing–Gong–Lowe checker for client histories, used by the simulation
-//!   and multi-process tests.
+//!   partitions on nodes ([`partition::LookupTable`]).
+//!
+//! What runs outside a node, against a cluster, is in [`tools`]: a RESP client, the benchmark,
+//! the cluster-status check and the linearizability checker the tests judge histories with.
+//! See `shared/DESIGN.md` (kvstore-app).
 //!
 //! How a request travels through them (the network and Zab in between are elided):
 //!
@@ -56,17 +66,19 @@
 //! assert_eq!(replies, b"+OK\r\n$3\r\nada\r\n");
 //! ```
 
-pub mod bench;
 pub mod bootstrap;
-pub mod client;
 pub mod command;
 pub mod frontend;
+pub mod info;
 pub mod launch;
-pub mod linearizability;
 pub mod node;
 pub mod overlay;
 pub mod partition;
+pub mod ports;
 pub mod replica;
 pub mod resp;
-pub mod status;
 pub mod store;
+pub mod tools;
+
+/// The history checker, at the path the simulation tests know it by; it lives in [`tools`].
+pub use tools::linearizability;

@@ -24,10 +24,10 @@ use std::time::{Duration, Instant};
 use clap::{Args, Parser, Subcommand};
 use kompics_core::{Runtime, RuntimeConfig};
 use kompics_net::NodeAddr;
-use kvstore_app::bench::{self, BenchConfig};
 use kvstore_app::bootstrap::BootstrapRole;
 use kvstore_app::launch::{parse_memory_size, start_node, NodeOptions, RunningNode};
-use kvstore_app::status;
+use kvstore_app::tools::bench::{self, BenchConfig};
+use kvstore_app::tools::status;
 
 #[derive(Parser)]
 #[command(
@@ -295,7 +295,7 @@ fn demo(args: &DemoArgs, data_dir: &std::path::Path, stop: &AtomicBool) -> Resul
         nodes.push(node);
     }
     for node in &nodes {
-        node.wait_ready(Duration::from_secs(30))?;
+        node.wait_ready(Duration::from_secs(30)).map_err(|e| e.to_string())?;
     }
     let endpoints: Vec<SocketAddr> = nodes.iter().map(|n| n.client).collect();
     wait_for_leaders(&endpoints, Duration::from_secs(30))?;

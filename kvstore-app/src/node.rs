@@ -35,7 +35,7 @@ use kompics_core::{
 use kompics_net::{route_selector, Network, NodeAddr, Route};
 use zab_components::component::{AtomicBroadcast, ZabComponent, ZabConfig};
 use zab_components::failure_detector::{FailureDetector, FailureDetectorPort, FdConfig, FD_ROUTE};
-use zab_components::storage::ZabStorage;
+use zab_components::storage::{StorageError, ZabStorage};
 
 use crate::bootstrap::{
     Bootstrap, BootstrapConfig, BootstrapEvent, BootstrapPort, ClusterTable, TableStore,
@@ -43,12 +43,13 @@ use crate::bootstrap::{
 };
 use crate::overlay::{Overlay, OverlayConfig, OverlayControl, OverlayRequest, OVERLAY_ROUTE};
 use crate::partition::{partition_of, PartitionId};
-use crate::replica::{KvPort, KvRequest, Replica, ReplicaConfig, ReplicaStatusPort};
+use crate::ports::{KvPort, KvRequest, ReplicaStatusPort};
+use crate::replica::{Replica, ReplicaConfig};
 
 /// Opens the Zab storage of one partition on this node (called again when an instance is
 /// rebuilt after a fault).
 pub type StorageFactory =
-    Arc<dyn Fn(PartitionId) -> Result<Box<dyn ZabStorage>, String> + Send + Sync>;
+    Arc<dyn Fn(PartitionId) -> Result<Box<dyn ZabStorage>, StorageError> + Send + Sync>;
 
 /// Opens the store of this node's copy of the cluster table.
 pub type TableStoreFactory = Arc<dyn Fn() -> Box<dyn TableStore> + Send + Sync>;

@@ -38,8 +38,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use kompics_core::{
-    ComponentDefinition, Context, Port, Provide, ProvidedPort, Request, Require, RequiredPort,
-    Setup, Time,
+    ComponentDefinition, Context, Provide, ProvidedPort, Require, RequiredPort, Setup, Time,
 };
 use kompics_net::{NetEvent, NetMessage, Network, NodeAddr, Route};
 use serde::{Deserialize, Serialize};
@@ -47,7 +46,7 @@ use zab_components::component::ZabStatus;
 use zab_components::failure_detector::{FailureDetectorPort, FdEvent, FdRequest};
 
 use crate::partition::{LookupTable, PartitionId};
-use crate::replica::{KvError, KvPort, KvReply, KvRequest, ReplicaStatus, ReplicaStatusPort};
+use crate::ports::{KvError, KvPort, KvReply, KvRequest, ReplicaStatus, ReplicaStatusPort};
 use crate::store::{Op, OpResult};
 
 /// The network service number of overlay messages (instance 0).
@@ -79,94 +78,11 @@ impl OverlayConfig {
     }
 }
 
-/// What the node tells its overlay.
-#[derive(Clone, Debug)]
-pub enum OverlayRequest {
-    /// The cluster's table: routing starts. The node has created its replicas and connected
-    /// them first. Later installs are ignored (a node's table never changes).
-    Install {
-        /// The placement of partitions on nodes.
-        table: Arc<LookupTable<NodeAddr>>,
-        /// The cluster's name.
-        cluster_name: String,
-        /// The cluster's identifier.
-        cluster_id: u64,
-    },
-    /// Ask for an [`OverlayInfo`]: send it with [`RequiredPort::request`]`(InfoQuery)`, and
-    /// the answer comes back to the asker alone, as the indication.
-    Info(Request<InfoQuery, OverlayInfo>),
-}
-
-/// The question of [`OverlayRequest::Info`]: the node at a glance, please.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct InfoQuery;
-
-impl From<Request<InfoQuery, OverlayInfo>> for OverlayRequest {
-    fn from(request: Request<InfoQuery, OverlayInfo>) -> OverlayRequest {
-        OverlayRequest::Info(request)
-    }
-}
-
-/// The control port of an overlay: the table goes in, information about the node comes out.
-///
-/// The only indication is the answer to an [`OverlayRequest::Info`], and it goes to the
-/// component that asked: nothing is ever broadcast to the other requirers (the node itself
-/// receives nothing here).
-pub struct OverlayControl;
-
-impl Port for OverlayControl {
-    type Request = OverlayRequest;
-    type Indication = OverlayInfo;
-}
-
-/// One partition's group as this node sees it.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct GroupView {
-    /// The partition.
-    pub partition: PartitionId,
-    /// Its members, in table order.
-    pub members: Vec<NodeAddr>,
-    /// The local replica's last report, if this node is a member.
-    pub local: Option<ReplicaStatus>,
-    /// The leader, if known (from the local replica, or hints from members).
-    pub leader: Option<NodeAddr>,
-}
-
-/// Counters of an overlay, since it started.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct OverlayStats {
-    /// `GET`s received from this node's clients.
-    pub gets: u64,
-    /// `SET`s.
-    pub sets: u64,
-    /// `DEL`s.
-    pub dels: u64,
-    /// `CAS`es.
-    pub cases: u64,
-    /// Requests answered with an error.
-    pub errors: u64,
-    /// Requests forwarded to another node.
-    pub forwarded: u64,
-    /// Requests served here for another node.
-    pub served_for_others: u64,
-}
-
-/// A node at a glance, as its overlay knows it.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct OverlayInfo {
-    /// This node.
-    pub me: NodeAddr,
-    /// The cluster's name and identifier, once the table is installed.
-    pub cluster: Option<(String, u64)>,
-    /// The replication degree (0 before the table is installed).
-    pub replication: usize,
-    /// Every partition's group.
-    pub groups: Vec<GroupView>,
-    /// Nodes the failure detector suspects now.
-    pub suspected: Vec<NodeAddr>,
-    /// Counters.
-    pub stats: OverlayStats,
-}
+// The control port and what travels on it live in `crate::ports`, with the store's other
+// ports; re-exported here, next to the component that provides it.
+pub use crate::ports::{
+    GroupView, InfoQuery, OverlayControl, OverlayInfo, OverlayRequest, OverlayStats,
+};
 
 /// Messages between overlays.
 #[derive(Clone, Debug, Serialize, Deserialize)]

@@ -41,35 +41,35 @@ pub enum Op {
     /// Read a key.
     Get {
         /// The key.
-        #[serde(with = "bytes")]
+        #[serde(with = "kompics_net::bytes::vec")]
         key: Vec<u8>,
     },
     /// Write a key, creating it if needed.
     Set {
         /// The key.
-        #[serde(with = "bytes")]
+        #[serde(with = "kompics_net::bytes::vec")]
         key: Vec<u8>,
         /// The new value.
-        #[serde(with = "bytes")]
+        #[serde(with = "kompics_net::bytes::vec")]
         value: Vec<u8>,
     },
     /// Remove a key.
     Del {
         /// The key.
-        #[serde(with = "bytes")]
+        #[serde(with = "kompics_net::bytes::vec")]
         key: Vec<u8>,
     },
     /// Compare-and-swap: write `new` if the key exists and its value equals `expected`.
     /// A missing key never matches.
     Cas {
         /// The key.
-        #[serde(with = "bytes")]
+        #[serde(with = "kompics_net::bytes::vec")]
         key: Vec<u8>,
         /// The value the key must hold for the swap to happen.
-        #[serde(with = "bytes")]
+        #[serde(with = "kompics_net::bytes::vec")]
         expected: Vec<u8>,
         /// The value written on a match.
-        #[serde(with = "bytes")]
+        #[serde(with = "kompics_net::bytes::vec")]
         new: Vec<u8>,
     },
 }
@@ -78,7 +78,7 @@ pub enum Op {
 #[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum OpResult {
     /// The result of [`Op::Get`]: the value, or `None` if the key does not exist.
-    Value(#[serde(with = "option_bytes")] Option<Vec<u8>>),
+    Value(#[serde(with = "kompics_net::bytes::option")] Option<Vec<u8>>),
     /// The result of [`Op::Set`].
     Stored,
     /// The result of [`Op::Del`]: whether the key existed.
@@ -401,106 +401,6 @@ fn crc32c(bytes: &[u8]) -> u32 {
         crc = TABLE[((crc ^ u32::from(byte)) & 0xFF) as usize] ^ (crc >> 8);
     }
     !crc
-}
-
-/// Serde for `Vec<u8>` as a binary string (MessagePack `bin`) instead of a sequence of numbers.
-mod bytes {
-    use serde::{Deserializer, Serializer};
-
-    pub(super) fn serialize<S: Serializer>(bytes: &[u8], serializer: S) -> Result<S::Ok, S::Error> {
-        serializer.serialize_bytes(bytes)
-    }
-
-    pub(super) fn deserialize<'de, D: Deserializer<'de>>(
-        deserializer: D,
-    ) -> Result<Vec<u8>, D::Error> {
-        deserializer.deserialize_byte_buf(BytesVisitor)
-    }
-
-    pub(super) struct BytesVisitor;
-
-    impl<'de> serde::de::Visitor<'de> for BytesVisitor {
-        type Value = Vec<u8>;
-
-        fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-            f.write_str("a byte string")
-        }
-
-        fn visit_bytes<E: serde::de::Error>(self, bytes: &[u8]) -> Result<Vec<u8>, E> {
-            Ok(bytes.to_vec())
-        }
-
-        fn visit_byte_buf<E: serde::de::Error>(self, bytes: Vec<u8>) -> Result<Vec<u8>, E> {
-            Ok(bytes)
-        }
-
-        fn visit_str<E: serde::de::Error>(self, text: &str) -> Result<Vec<u8>, E> {
-            Ok(text.as_bytes().to_vec())
-        }
-
-        fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Vec<u8>, A::Error> {
-            // Grow only as elements arrive: a size hint is the peer's claim.
-            let mut bytes = Vec::with_capacity(seq.size_hint().unwrap_or(0).min(4096));
-            while let Some(byte) = seq.next_element()? {
-                bytes.push(byte);
-            }
-            Ok(bytes)
-        }
-    }
-}
-
-/// Serde for `Option<Vec<u8>>` with the bytes as a binary string.
-mod option_bytes {
-    use serde::{Deserializer, Serializer};
-
-    pub(super) fn serialize<S: Serializer>(
-        bytes: &Option<Vec<u8>>,
-        serializer: S,
-    ) -> Result<S::Ok, S::Error> {
-        match bytes {
-            Some(bytes) => serializer.serialize_some(&Binary(bytes)),
-            None => serializer.serialize_none(),
-        }
-    }
-
-    pub(super) fn deserialize<'de, D: Deserializer<'de>>(
-        deserializer: D,
-    ) -> Result<Option<Vec<u8>>, D::Error> {
-        deserializer.deserialize_option(OptionVisitor)
-    }
-
-    struct Binary<'a>(&'a [u8]);
-
-    impl serde::Serialize for Binary<'_> {
-        fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-            serializer.serialize_bytes(self.0)
-        }
-    }
-
-    struct OptionVisitor;
-
-    impl<'de> serde::de::Visitor<'de> for OptionVisitor {
-        type Value = Option<Vec<u8>>;
-
-        fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-            f.write_str("an optional byte string")
-        }
-
-        fn visit_none<E: serde::de::Error>(self) -> Result<Self::Value, E> {
-            Ok(None)
-        }
-
-        fn visit_unit<E: serde::de::Error>(self) -> Result<Self::Value, E> {
-            Ok(None)
-        }
-
-        fn visit_some<D: Deserializer<'de>>(
-            self,
-            deserializer: D,
-        ) -> Result<Self::Value, D::Error> {
-            super::bytes::deserialize(deserializer).map(Some)
-        }
-    }
 }
 
 #[cfg(test)]

@@ -11,11 +11,12 @@ use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use kvstore_app::bench::{self, BenchConfig, ErrorKind};
-use kvstore_app::client::{is_timeout, ClientError, RespClient};
 use kvstore_app::command::info_reply;
+use kvstore_app::info::{GroupInfo, InfoZxid, NodeInfo, NodeStats, Role};
 use kvstore_app::resp::{RequestParser, RespValue};
-use kvstore_app::status::{self, GroupInfo, InfoZxid, NodeInfo, NodeStats, Role};
+use kvstore_app::tools::bench::{self, BenchConfig, ErrorKind};
+use kvstore_app::tools::client::{is_timeout, ClientError, RespClient};
+use kvstore_app::tools::status;
 
 const TIMEOUT: Duration = Duration::from_secs(5);
 

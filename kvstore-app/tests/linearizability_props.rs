@@ -2,8 +2,8 @@
 //! at one instant inside its interval, so the history is linearizable by construction and must
 //! be accepted; corrupting one observed result must be caught.
 
-use kvstore_app::linearizability::{check, CheckError, ClientId, HistoryOp};
 use kvstore_app::store::{Op, OpResult, Store};
+use kvstore_app::tools::linearizability::{check, CheckError, ClientId, HistoryOp};
 use proptest::prelude::*;
 
 /// How a generated operation ends.

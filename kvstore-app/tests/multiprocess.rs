@@ -6,108 +6,23 @@
 //! `KV_MP_SECONDS` sets how long the faulty phase lasts (default 12 s); `KV_MP_SEED` the seed
 //! of the fault schedule and of the clients.
 
-use std::net::{SocketAddr, TcpListener};
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use kvstore_app::client::{ClientError, RespClient};
-use kvstore_app::linearizability::{check, ClientId, HistoryOp};
-use kvstore_app::status;
 use kvstore_app::store::{Op, OpResult};
+use kvstore_app::tools::client::{ClientError, RespClient};
+use kvstore_app::tools::linearizability::{check, ClientId, HistoryOp};
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
 
+mod common;
+use common::ProcessCluster;
+
 const NODES: usize = 3;
 const KEYS: [&[u8]; 4] = [b"alpha", b"beta", b"gamma", b"delta"];
-
-/// Free loopback ports (bound and released: another process could take one meanwhile, which
-/// would fail the test loudly, not wrongly).
-fn free_ports(n: usize) -> Vec<u16> {
-    let listeners: Vec<TcpListener> =
-        (0..n).map(|_| TcpListener::bind("127.0.0.1:0").expect("bind")).collect();
-    listeners.iter().map(|l| l.local_addr().unwrap().port()).collect()
-}
-
-struct Cluster {
-    peers: Vec<SocketAddr>,
-    clients: Vec<SocketAddr>,
-    dir: PathBuf,
-    children: Vec<Option<Child>>,
-}
-
-impl Cluster {
-    fn args(&self, i: usize) -> Vec<String> {
-        let mut args = vec![
-            "node".to_string(),
-            "--peer".into(),
-            self.peers[i].to_string(),
-            "--client".into(),
-            self.clients[i].to_string(),
-            "--data-dir".into(),
-            self.dir.join(format!("node{i}")).display().to_string(),
-            "--partitions".into(),
-            "3".into(),
-            "--replication".into(),
-            "3".into(),
-        ];
-        if i == 0 {
-            args.extend(["--expect".to_string(), NODES.to_string()]);
-        } else {
-            args.extend(["--join".to_string(), self.peers[0].to_string()]);
-        }
-        args
-    }
-
-    fn start(&mut self, i: usize) {
-        let child = Command::new(env!("CARGO_BIN_EXE_kvstore"))
-            .args(self.args(i))
-            .stdout(Stdio::null())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("spawn kvstore node");
-        self.children[i] = Some(child);
-    }
-
-    fn kill(&mut self, i: usize) {
-        if let Some(mut c) = self.children[i].take() {
-            let _ = c.kill(); // SIGKILL
-            let _ = c.wait();
-        }
-    }
-
-    /// Waits until every partition has a leader that its members agree on.
-    fn wait_led(&self, timeout: Duration) {
-        let deadline = Instant::now() + timeout;
-        loop {
-            let s = status::collect(&self.clients, Duration::from_millis(500));
-            let groups = s.groups();
-            if groups.len() == 3 && groups.iter().all(|g| g.leader.is_some()) {
-                return;
-            }
-            assert!(Instant::now() < deadline, "no leaders after {timeout:?}:\n{s}");
-            thread::sleep(Duration::from_millis(100));
-        }
-    }
-}
-
-impl Drop for Cluster {
-    fn drop(&mut self) {
-        for i in 0..self.children.len() {
-            self.kill(i);
-        }
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
-}
-
-fn temp_dir(seed: u64) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("kvstore-mp-{}-{seed}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    d
-}
 
 /// One closed-loop client: random operations at random nodes, recorded.
 fn client_loop(
@@ -173,16 +88,8 @@ fn client_loop(
 }
 
 fn run(seed: u64, seconds: u64) {
-    let ports = free_ports(2 * NODES);
-    let mut cluster = Cluster {
-        peers: (0..NODES).map(|i| SocketAddr::from(([127, 0, 0, 1], ports[i]))).collect(),
-        clients: (0..NODES).map(|i| SocketAddr::from(([127, 0, 0, 1], ports[NODES + i]))).collect(),
-        dir: temp_dir(seed),
-        children: (0..NODES).map(|_| None).collect(),
-    };
-    for i in 0..NODES {
-        cluster.start(i);
-    }
+    let mut cluster = ProcessCluster::new("kvstore-mp", seed, NODES, 3, 3);
+    cluster.start_all();
     cluster.wait_led(Duration::from_secs(60));
 
     let start = Instant::now();
@@ -202,13 +109,7 @@ fn run(seed: u64, seconds: u64) {
     while Instant::now() < faulty_until {
         thread::sleep(Duration::from_millis(rng.random_range(600..1500)));
         // Half the time a leader of some partition, else any node.
-        let s = status::collect(&cluster.clients, Duration::from_millis(300));
-        let leader = s
-            .groups()
-            .into_iter()
-            .filter_map(|g| g.leader)
-            .filter_map(|l| cluster.peers.iter().position(|p| p.to_string() == l))
-            .next();
+        let leader = cluster.some_leader();
         let victim = match leader {
             Some(l) if rng.random_bool(0.5) => l,
             _ => rng.random_range(0..NODES),

@@ -28,20 +28,21 @@
 //! cores, and the default run takes 20-30 s.
 
 use std::collections::BTreeMap;
-use std::net::{SocketAddr, TcpListener};
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use kvstore_app::client::{is_outcome_unknown_text, is_tryagain_text, RespClient};
+use kvstore_app::info::Role;
 use kvstore_app::partition::partition_of;
 use kvstore_app::resp::RespValue;
-use kvstore_app::status;
+use kvstore_app::tools::client::{is_outcome_unknown_text, is_tryagain_text, RespClient};
 use rand::rngs::SmallRng;
 use rand::{Rng, RngCore, SeedableRng};
+
+mod common;
+use common::ProcessCluster;
 
 const NODES: usize = 3;
 const PARTITIONS: u32 = 3;
@@ -63,14 +64,6 @@ const LED_WITHIN: Duration = Duration::from_secs(10);
 const SERVE_WITHIN: Duration = Duration::from_secs(30);
 const MIB: u64 = 1 << 20;
 
-/// Free loopback ports (bound and released: another process could take one meanwhile, which
-/// would fail the test loudly, not wrongly).
-fn free_ports(n: usize) -> Vec<u16> {
-    let listeners: Vec<TcpListener> =
-        (0..n).map(|_| TcpListener::bind("127.0.0.1:0").expect("bind")).collect();
-    listeners.iter().map(|l| l.local_addr().unwrap().port()).collect()
-}
-
 /// A process' resident set figures from `/proc/<pid>/status`, in bytes.
 #[derive(Clone, Copy, Debug, Default)]
 struct Rss {
@@ -90,63 +83,26 @@ fn read_rss(pid: u32) -> Option<Rss> {
     Some(Rss { peak: field("VmHWM:")?, current: field("VmRSS:")? })
 }
 
+/// The nodes, and the RSS of each incarnation of each, read just before it was killed or at the
+/// end.
 struct Cluster {
-    peers: Vec<SocketAddr>,
-    clients: Vec<SocketAddr>,
-    dir: PathBuf,
-    children: Vec<Option<Child>>,
-    /// Per node: the RSS of each incarnation, read just before it was killed or at the end.
+    nodes: ProcessCluster,
     rss: Vec<Vec<Rss>>,
 }
 
 impl Cluster {
-    fn args(&self, i: usize) -> Vec<String> {
-        let mut args = vec![
-            "node".to_string(),
-            "--peer".into(),
-            self.peers[i].to_string(),
-            "--client".into(),
-            self.clients[i].to_string(),
-            "--data-dir".into(),
-            self.dir.join(format!("node{i}")).display().to_string(),
-            "--partitions".into(),
-            PARTITIONS.to_string(),
-            "--replication".into(),
-            REPLICATION.to_string(),
-        ];
-        if i == 0 {
-            args.extend(["--expect".to_string(), NODES.to_string()]);
-        } else {
-            args.extend(["--join".to_string(), self.peers[0].to_string()]);
-        }
-        args
-    }
-
-    fn start(&mut self, i: usize) {
-        let child = Command::new(env!("CARGO_BIN_EXE_kvstore"))
-            .args(self.args(i))
-            .stdout(Stdio::null())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("spawn kvstore node");
-        self.children[i] = Some(child);
-    }
-
     /// Records the incarnation's RSS, then SIGKILLs it.
     fn kill(&mut self, i: usize) {
-        if let Some(mut c) = self.children[i].take() {
-            if let Some(rss) = read_rss(c.id()) {
-                self.rss[i].push(rss);
-            }
-            let _ = c.kill(); // SIGKILL
-            let _ = c.wait();
+        if let Some(rss) = self.nodes.pid(i).and_then(read_rss) {
+            self.rss[i].push(rss);
         }
+        self.nodes.kill(i);
     }
 
     /// Records the RSS of every live incarnation (at the end).
     fn record_rss(&mut self) {
         for i in 0..NODES {
-            if let Some(rss) = self.children[i].as_ref().and_then(|c| read_rss(c.id())) {
+            if let Some(rss) = self.nodes.pid(i).and_then(read_rss) {
                 self.rss[i].push(rss);
             }
         }
@@ -155,7 +111,7 @@ impl Cluster {
     /// Whether every node answers `INFO` with every partition group led by a leader its
     /// members agree on, with this node a leader or follower in it.
     fn all_serving(&self) -> Result<(), String> {
-        let s = status::collect(&self.clients, Duration::from_millis(500));
+        let s = self.nodes.status(Duration::from_millis(500));
         let groups = s.groups();
         let ok = s.nodes.iter().all(|n| n.info.is_ok())
             && groups.len() == PARTITIONS as usize
@@ -163,8 +119,7 @@ impl Cluster {
             && s.reachable().all(|n| {
                 n.groups.len() == PARTITIONS as usize
                     && n.groups.iter().all(|g| {
-                        matches!(g.role, status::Role::Leader | status::Role::Follower)
-                            && g.leader.is_some()
+                        matches!(g.role, Role::Leader | Role::Follower) && g.leader.is_some()
                     })
             });
         if ok {
@@ -187,46 +142,6 @@ impl Cluster {
             thread::sleep(Duration::from_millis(100));
         }
     }
-
-    /// Waits until every partition has a leader (as the reachable nodes see it).
-    fn wait_led(&self, timeout: Duration) -> Duration {
-        let start = Instant::now();
-        loop {
-            let s = status::collect(&self.clients, Duration::from_millis(500));
-            let groups = s.groups();
-            if groups.len() == PARTITIONS as usize && groups.iter().all(|g| g.leader.is_some()) {
-                return start.elapsed();
-            }
-            assert!(start.elapsed() < timeout, "no leaders after {timeout:?}:\n{s}");
-            thread::sleep(Duration::from_millis(100));
-        }
-    }
-
-    /// The node leading some partition, if any is known.
-    fn some_leader(&self) -> Option<usize> {
-        let s = status::collect(&self.clients, Duration::from_millis(300));
-        s.groups()
-            .into_iter()
-            .filter_map(|g| g.leader)
-            .find_map(|l| self.peers.iter().position(|p| p.to_string() == l))
-    }
-}
-
-impl Drop for Cluster {
-    fn drop(&mut self) {
-        for c in self.children.iter_mut().filter_map(Option::take) {
-            let mut c = c;
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
-}
-
-fn temp_dir(seed: u64) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("kvstore-mp-large-{}-{seed}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    d
 }
 
 fn key_name(client: usize, k: usize) -> Vec<u8> {
@@ -391,24 +306,17 @@ fn rss_budget(live: u64, sent_per_partition: &[u64]) -> (u64, String) {
 
 fn run(seed: u64, seconds: u64) {
     let test_start = Instant::now();
-    let ports = free_ports(2 * NODES);
-    let mut cluster = Cluster {
-        peers: (0..NODES).map(|i| SocketAddr::from(([127, 0, 0, 1], ports[i]))).collect(),
-        clients: (0..NODES).map(|i| SocketAddr::from(([127, 0, 0, 1], ports[NODES + i]))).collect(),
-        dir: temp_dir(seed),
-        children: (0..NODES).map(|_| None).collect(),
-        rss: vec![Vec::new(); NODES],
-    };
-    for i in 0..NODES {
-        cluster.start(i);
-    }
+    let nodes = ProcessCluster::new("kvstore-mp-large", seed, NODES, PARTITIONS, REPLICATION);
+    let mut cluster = Cluster { nodes, rss: vec![Vec::new(); NODES] };
+    cluster.nodes.start_all();
     cluster.wait_serving(Duration::from_secs(60));
 
     let fill = filler(seed);
     let stop = Arc::new(AtomicBool::new(false));
     let workers: Vec<_> = (0..CLIENTS)
         .map(|id| {
-            let (endpoints, stop, fill) = (cluster.clients.clone(), stop.clone(), fill.clone());
+            let (endpoints, stop, fill) =
+                (cluster.nodes.clients.clone(), stop.clone(), fill.clone());
             thread::spawn(move || client_loop(id, seed, endpoints, stop, fill))
         })
         .collect();
@@ -424,7 +332,7 @@ fn run(seed: u64, seconds: u64) {
         let cycle_start = faults_start + cycle * k as u32;
         let at = cycle_start + cycle.mul_f64(rng.random_range(0.2..0.5));
         thread::sleep(at.saturating_duration_since(Instant::now()));
-        let leader = cluster.some_leader();
+        let leader = cluster.nodes.some_leader();
         let victim = match leader {
             Some(l) if leader_kills == 0 || rng.random_bool(0.5) => l,
             _ => rng.random_range(0..NODES),
@@ -440,13 +348,13 @@ fn run(seed: u64, seconds: u64) {
         );
         cluster.kill(victim);
         thread::sleep(Duration::from_millis(rng.random_range(300..1500)));
-        cluster.start(victim);
+        cluster.nodes.start(victim);
     }
     thread::sleep(
         (faults_start + Duration::from_secs(seconds)).saturating_duration_since(Instant::now()),
     );
     // Calm: every partition led, then every node serving, clients still writing.
-    let led_after = cluster.wait_led(LED_WITHIN);
+    let led_after = cluster.nodes.wait_led(LED_WITHIN);
     let served_after = led_after + cluster.wait_serving(SERVE_WITHIN);
     eprintln!(
         "seed {seed}: after the faults, every partition led in {led_after:.1?}, every node \
@@ -461,7 +369,7 @@ fn run(seed: u64, seconds: u64) {
 
     // Every key, from every node.
     let mut reads: Vec<Vec<Vec<Option<Vec<u8>>>>> = Vec::new(); // [node][client][key]
-    for (n, &endpoint) in cluster.clients.iter().enumerate() {
+    for (n, &endpoint) in cluster.nodes.clients.iter().enumerate() {
         let mut c = RespClient::connect(endpoint, Duration::from_secs(10))
             .unwrap_or_else(|e| panic!("seed {seed}: connect to node {n} for the reads: {e}"));
         let mut per_client = Vec::new();

@@ -11,10 +11,11 @@ use std::time::{Duration, Instant};
 
 use kompics_core::{Runtime, RuntimeConfig};
 use kvstore_app::bootstrap::BootstrapRole;
-use kvstore_app::client::RespClient;
+use kvstore_app::info::Role;
 use kvstore_app::launch::{start_node, NodeOptions, RunningNode};
 use kvstore_app::resp::{ReplyParser, RespValue};
-use kvstore_app::status::{self, Role};
+use kvstore_app::tools::client::RespClient;
+use kvstore_app::tools::status;
 
 struct TestCluster {
     _rt: Runtime,

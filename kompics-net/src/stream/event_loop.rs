@@ -13,30 +13,26 @@
 //! the same way, since its readable edge may have passed while it was paused.
 
 use std::collections::{HashMap, VecDeque};
-use std::hash::{BuildHasherDefault, Hasher};
 use std::io::{self, Read};
 use std::net::{Shutdown, SocketAddr};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use kompics_core::Mailbox;
+use mio::event::Event;
 use mio::net::{TcpListener, TcpStream};
-use mio::{Events, Interest, Poll, Token, Waker};
+use mio::{Interest, Poll, Token};
 use parking_lot::Mutex;
 
 use super::config::StreamConfig;
 use super::out_queue::{Flushed, OutQueue};
 use super::{CloseReason, ConnId, StreamEvent, StreamRequest};
+use crate::hasher::FastHashBuilder;
+use crate::poll_loop::{self, PollLoop, Wakeup, LISTENER};
 
-/// The listening socket's token.
-pub(crate) const LISTENER: Token = Token(0);
-/// The waker's token.
-pub(crate) const WAKER: Token = Token(1);
 /// A connection's token is its id plus this.
 const TOKEN_OFFSET: u64 = 2;
-/// Readiness events taken from the OS per poll.
-const EVENTS_CAPACITY: usize = 1024;
 /// Bytes written to one connection per visit before the loop moves on.
 const WRITE_BUDGET_BYTES: usize = 4 * 1024 * 1024;
 /// Bytes of a lingering connection's input discarded per visit.
@@ -54,61 +50,31 @@ pub(crate) struct Shared {
     pub(crate) local: SocketAddr,
     /// Requests not yet taken by the loop.
     requests: Mutex<Vec<StreamRequest>>,
-    /// A wake-up is on its way: requests need not wake the loop again.
-    wake_pending: AtomicBool,
-    waker: Waker,
-    stop: AtomicBool,
+    wakeup: Wakeup,
 }
 
 impl Shared {
     /// Queues `request` for the loop, waking it unless a wake-up is already pending.
     pub(crate) fn request(&self, request: StreamRequest) {
         self.requests.lock().push(request);
-        // SeqCst pairs with `take_requests`: a requester that sees `true` knows the loop has
-        // not yet cleared the flag, so it will take the queue after this push.
-        if !self.wake_pending.swap(true, Ordering::SeqCst) {
-            if let Err(e) = self.waker.wake() {
-                log::error!("kstream {}: cannot wake the event loop: {e}", self.local);
-            }
-        }
+        self.wakeup.wake();
     }
 
     /// Takes every queued request, leaving `into` (emptied) in its place.
     fn take_requests(&self, into: &mut Vec<StreamRequest>) {
-        self.wake_pending.store(false, Ordering::SeqCst);
+        self.wakeup.take();
         into.clear();
         std::mem::swap(&mut *self.requests.lock(), into);
     }
 
     /// Asks the loop to stop and wakes it.
     pub(crate) fn request_stop(&self) {
-        self.stop.store(true, Ordering::SeqCst);
-        if let Err(e) = self.waker.wake() {
-            log::error!("kstream {}: cannot wake the event loop to stop it: {e}", self.local);
-        }
+        self.wakeup.request_stop();
     }
 }
 
-/// A multiply-shift hasher for the connection map: the keys are our own counter, so no
-/// protection against chosen keys is needed, and SipHash would cost more than the lookup.
-#[derive(Default)]
-struct IdHasher(u64);
-
-impl Hasher for IdHasher {
-    fn write(&mut self, bytes: &[u8]) {
-        for &b in bytes {
-            self.0 = (self.0.rotate_left(8) ^ u64::from(b)).wrapping_mul(0x9e37_79b9_7f4a_7c15);
-        }
-    }
-    fn write_u64(&mut self, n: u64) {
-        self.0 = n.wrapping_mul(0x9e37_79b9_7f4a_7c15);
-    }
-    fn finish(&self) -> u64 {
-        self.0
-    }
-}
-
-type ConnMap = HashMap<u64, Conn, BuildHasherDefault<IdHasher>>;
+/// The connections by id. The ids are our own counter, so the fast hasher serves.
+type ConnMap = HashMap<u64, Conn, FastHashBuilder>;
 
 /// Where a connection stands.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -186,14 +152,8 @@ impl EventLoop {
         let mut listener = TcpListener::bind(config.listen)?;
         let local = listener.local_addr()?;
         poll.registry().register(&mut listener, LISTENER, Interest::READABLE)?;
-        let waker = Waker::new(poll.registry(), WAKER)?;
-        let shared = Arc::new(Shared {
-            local,
-            requests: Mutex::new(Vec::new()),
-            wake_pending: AtomicBool::new(false),
-            waker,
-            stop: AtomicBool::new(false),
-        });
+        let wakeup = Wakeup::new(poll.registry(), format!("kstream {local}"))?;
+        let shared = Arc::new(Shared { local, requests: Mutex::new(Vec::new()), wakeup });
         let scratch = vec![0; config.read_chunk];
         let event_loop = EventLoop {
             poll,
@@ -218,53 +178,10 @@ impl EventLoop {
 
     /// Runs until asked to stop, then closes every connection and the listener.
     pub(crate) fn run(mut self) {
-        let mut events = Events::with_capacity(EVENTS_CAPACITY);
-        loop {
-            let timeout = self.poll_timeout();
-            if let Err(e) = self.poll.poll(&mut events, timeout) {
-                if e.kind() == io::ErrorKind::Interrupted {
-                    continue;
-                }
-                log::error!("kstream {}: poll failed, stopping: {e}", self.shared.local);
-                break;
-            }
-            let mut woken = false;
-            for event in events.iter() {
-                match event.token() {
-                    LISTENER => self.accept_all(),
-                    WAKER => woken = true,
-                    Token(token) => {
-                        let ready = Ready {
-                            readable: event.is_readable() || event.is_read_closed(),
-                            writable: event.is_writable() || event.is_write_closed(),
-                            error: event.is_error(),
-                            // See `read_chunk`: a queued end of stream raises no new edge.
-                            drain: event.is_read_closed() || event.is_error(),
-                        };
-                        self.visit(token as u64 - TOKEN_OFFSET, ready);
-                    }
-                }
-            }
-            if woken {
-                if self.shared.stop.load(Ordering::SeqCst) {
-                    break;
-                }
-                self.apply_requests();
-            }
-            self.revisit();
-            self.expire_lingering();
-            self.send_events();
-        }
+        poll_loop::run(&mut self);
         self.close_all();
         self.send_events();
         log::info!("kstream {}: stopped", self.shared.local);
-    }
-
-    fn poll_timeout(&self) -> Option<Duration> {
-        if !self.again.is_empty() {
-            return Some(Duration::ZERO);
-        }
-        self.lingering.front().map(|&(at, _)| at.saturating_duration_since(Instant::now()))
     }
 
     /// Tells the component the round's events, if any.
@@ -278,25 +195,6 @@ impl EventLoop {
 
     // ----- accepting -----------------------------------------------------------------------
 
-    fn accept_all(&mut self) {
-        loop {
-            match self.listener.accept() {
-                Ok((stream, peer)) => self.on_accept(stream, peer),
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
-                Err(e)
-                    if matches!(
-                        e.kind(),
-                        io::ErrorKind::Interrupted | io::ErrorKind::ConnectionAborted
-                    ) => {}
-                Err(e) => {
-                    // Typically out of file descriptors; the next connection retries.
-                    log::warn!("kstream {}: accept failed: {e}", self.shared.local);
-                    return;
-                }
-            }
-        }
-    }
-
     fn on_accept(&mut self, mut stream: TcpStream, peer: SocketAddr) {
         if self.open >= self.config.max_connections {
             self.refuse(peer);
@@ -304,19 +202,14 @@ impl EventLoop {
         }
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         let token = Token((id + TOKEN_OFFSET) as usize);
-        if let Err(e) = self.poll.registry().register(
-            &mut stream,
-            token,
-            Interest::READABLE | Interest::WRITABLE,
-        ) {
+        // Nagle off, as Redis does: replies are batched already.
+        if let Err(e) = poll_loop::register_connection(self.poll.registry(), &mut stream, token) {
             log::warn!(
                 "kstream {}: cannot register connection from {peer}: {e}",
                 self.shared.local
             );
             return;
         }
-        // Replies are batched already; Nagle would only add latency (Redis disables it too).
-        let _ = stream.set_nodelay(true);
         self.conns.insert(
             id,
             Conn {
@@ -419,16 +312,9 @@ impl EventLoop {
 
     /// Visits the connections listed for another visit this round.
     fn revisit(&mut self) {
-        let ids = std::mem::take(&mut self.again);
-        for &id in &ids {
-            // Reading when nothing is left costs one `WouldBlock`; `flush` skips blocked sockets.
-            self.visit(id, Ready { readable: true, writable: false, error: false, drain: true });
-        }
-        let mut ids = ids;
-        ids.clear();
-        if self.again.is_empty() {
-            self.again = ids; // keep the allocation unless the list was refilled meanwhile
-        }
+        // Reading when nothing is left costs one `WouldBlock`; `flush` skips blocked sockets.
+        let ready = Ready { readable: true, writable: false, error: false, drain: true };
+        poll_loop::revisit(self, |lp| &mut lp.again, |lp, id| lp.visit(id, ready));
     }
 
     // ----- requests ------------------------------------------------------------------------
@@ -596,6 +482,60 @@ impl EventLoop {
         for id in ids {
             self.close(id, CloseReason::ServerStopped);
         }
+    }
+}
+
+impl PollLoop for EventLoop {
+    const NAME: &'static str = "kstream";
+
+    fn local_addr(&self) -> SocketAddr {
+        self.shared.local
+    }
+
+    fn poll_mut(&mut self) -> &mut Poll {
+        &mut self.poll
+    }
+
+    fn revisits_pending(&self) -> bool {
+        !self.again.is_empty()
+    }
+
+    fn next_deadline(&self) -> Option<Instant> {
+        self.lingering.front().map(|&(at, _)| at)
+    }
+
+    fn accept_all(&mut self) {
+        let local = self.shared.local;
+        while let Some((stream, peer)) =
+            poll_loop::accept_next(&self.listener, format_args!("kstream {local}"))
+        {
+            self.on_accept(stream, peer);
+        }
+    }
+
+    fn on_socket(&mut self, Token(token): Token, event: &Event) {
+        let ready = Ready {
+            readable: event.is_readable() || event.is_read_closed(),
+            writable: event.is_writable() || event.is_write_closed(),
+            error: event.is_error(),
+            // See `read_chunk`: a queued end of stream raises no new edge.
+            drain: event.is_read_closed() || event.is_error(),
+        };
+        self.visit(token as u64 - TOKEN_OFFSET, ready);
+    }
+
+    fn on_wake(&mut self) -> bool {
+        if self.shared.wakeup.stop_requested() {
+            return false;
+        }
+        self.apply_requests();
+        true
+    }
+
+    fn end_round(&mut self) {
+        self.revisit();
+        self.expire_lingering();
+        self.send_events();
     }
 }
 

@@ -20,30 +20,27 @@
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap, VecDeque};
 use std::io;
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use mio::event::Event;
 use mio::net::{TcpListener, TcpStream};
-use mio::{Events, Interest, Poll, Token};
+use mio::{Poll, Token};
 use parking_lot::Mutex;
 
 use super::config::TcpConfig;
 use super::connection::{ConnState, Connection, Role};
 use super::event::TransportEvent;
-use super::hasher::FastHashBuilder;
 use super::shared::{Outbox, Overflow, Shared};
 use crate::address::NodeAddr;
 use crate::frame::Frame;
+use crate::hasher::FastHashBuilder;
 use crate::message::NetMessage;
+use crate::poll_loop::{self, PollLoop};
 
-/// The listening socket's token.
-pub(crate) const LISTENER: Token = Token(0);
-/// The waker's token.
-pub(crate) const WAKER: Token = Token(1);
 /// Tokens from here on name connections; they are never reused.
 const FIRST_CONNECTION_TOKEN: usize = 2;
-/// Readiness events taken from the OS per poll.
-const EVENTS_CAPACITY: usize = 1024;
 /// Bytes read from one connection per visit before the loop moves on.
 const READ_BUDGET_BYTES: usize = 1024 * 1024;
 /// Bytes written to one connection per visit before the loop moves on.
@@ -176,55 +173,8 @@ impl EventLoop {
     /// Runs until the transport asks it to stop, then closes every connection.
     pub(crate) fn run(mut self) {
         let _guard = StoppedGuard(Arc::clone(&self.shared));
-        let mut events = Events::with_capacity(EVENTS_CAPACITY);
-        loop {
-            let timeout = self.poll_timeout();
-            if let Err(e) = self.poll.poll(&mut events, timeout) {
-                if e.kind() == io::ErrorKind::Interrupted {
-                    continue;
-                }
-                log::error!("kompics-net {}: poll failed, stopping: {e}", self.shared.local);
-                break;
-            }
-            let mut woken = false;
-            for event in events.iter() {
-                match event.token() {
-                    LISTENER => self.accept_all(),
-                    WAKER => woken = true,
-                    token => {
-                        // Error and hang-up conditions surface as read or write errors.
-                        let hang_up = event.is_read_closed() || event.is_error();
-                        let read = if hang_up {
-                            Read::Drain
-                        } else if event.is_readable() {
-                            Read::UntilShort
-                        } else {
-                            Read::No
-                        };
-                        let writable =
-                            event.is_writable() || event.is_write_closed() || event.is_error();
-                        self.on_connection_event(token, read, writable);
-                    }
-                }
-            }
-            if woken {
-                if self.shared.stop_requested() {
-                    break;
-                }
-                self.on_wake();
-            }
-            self.revisit();
-            self.fire_timers();
-        }
+        poll_loop::run(&mut self);
         self.close_all();
-    }
-
-    fn poll_timeout(&self) -> Option<Duration> {
-        if !self.again.is_empty() {
-            // Connections still have work: only collect what else is ready.
-            return Some(Duration::ZERO);
-        }
-        self.timers.peek().map(|Reverse((at, _))| at.saturating_duration_since(Instant::now()))
     }
 
     fn emit(&mut self, event: TransportEvent, downs: u64) {
@@ -341,14 +291,12 @@ impl EventLoop {
         let token = Token(self.next_token);
         let registry = self.poll.registry();
         let connected = TcpStream::connect(addr.socket_addr()).and_then(|mut stream| {
-            registry.register(&mut stream, token, Interest::READABLE | Interest::WRITABLE)?;
+            poll_loop::register_connection(registry, &mut stream, token)?;
             Ok(stream)
         });
         match connected {
             Ok(stream) => {
                 self.next_token += 1;
-                // Frames are batched by the loop already; Nagle would only add latency.
-                let _ = stream.set_nodelay(true);
                 let deadline = now + self.config.handshake_timeout;
                 let conn = Connection::outbound(
                     token,
@@ -366,57 +314,6 @@ impl EventLoop {
             Err(e) => {
                 log::debug!("kompics-net {}: cannot connect to {addr}: {e}", self.shared.local);
                 schedule_retry(peer, addr, now, &self.config, &mut self.timers);
-            }
-        }
-    }
-
-    fn accept_all(&mut self) {
-        loop {
-            match self.listener.accept() {
-                Ok((mut stream, remote)) => {
-                    if self.conns.len() >= self.config.connections_max {
-                        log::warn!(
-                            "kompics-net {}: refusing connection from {remote}: connections_max ({}) reached",
-                            self.shared.local,
-                            self.config.connections_max
-                        );
-                        continue;
-                    }
-                    let token = Token(self.next_token);
-                    if let Err(e) = self.poll.registry().register(
-                        &mut stream,
-                        token,
-                        Interest::READABLE | Interest::WRITABLE,
-                    ) {
-                        log::warn!(
-                            "kompics-net {}: cannot register connection from {remote}: {e}",
-                            self.shared.local
-                        );
-                        continue;
-                    }
-                    self.next_token += 1;
-                    let _ = stream.set_nodelay(true);
-                    let deadline = Instant::now() + self.config.handshake_timeout;
-                    self.timers.push(Reverse((deadline, TimerKey::Handshake(token))));
-                    let conn = Connection::inbound(
-                        token,
-                        stream,
-                        remote,
-                        self.config.frame_bytes_max,
-                        deadline,
-                    );
-                    self.conns.insert(token, conn);
-                }
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
-                Err(e)
-                    if matches!(
-                        e.kind(),
-                        io::ErrorKind::Interrupted | io::ErrorKind::ConnectionAborted
-                    ) => {}
-                Err(e) => {
-                    log::warn!("kompics-net {}: accept failed: {e}", self.shared.local);
-                    return;
-                }
             }
         }
     }
@@ -538,17 +435,12 @@ impl EventLoop {
 
     /// Visits the connections that used up a budget in this round.
     fn revisit(&mut self) {
-        let tokens = std::mem::take(&mut self.again);
-        for &token in &tokens {
-            // Reading when nothing is left costs one `WouldBlock`; `flush` skips blocked sockets.
-            self.on_connection_event(token, Read::Drain, false);
-        }
-        // Keep the allocation; `again` may have been refilled meanwhile.
-        let mut tokens = tokens;
-        tokens.clear();
-        if self.again.is_empty() {
-            self.again = tokens;
-        }
+        // Reading when nothing is left costs one `WouldBlock`; `flush` skips blocked sockets.
+        poll_loop::revisit(
+            self,
+            |lp| &mut lp.again,
+            |lp, token| lp.on_connection_event(token, Read::Drain, false),
+        );
     }
 
     // ----- protocol ----------------------------------------------------------------------
@@ -788,6 +680,84 @@ impl EventLoop {
                 self.close(conn, Close::Shutdown);
             }
         }
+    }
+}
+
+impl PollLoop for EventLoop {
+    const NAME: &'static str = "kompics-net";
+
+    fn local_addr(&self) -> SocketAddr {
+        self.shared.local.socket_addr()
+    }
+
+    fn poll_mut(&mut self) -> &mut Poll {
+        &mut self.poll
+    }
+
+    fn revisits_pending(&self) -> bool {
+        !self.again.is_empty()
+    }
+
+    fn next_deadline(&self) -> Option<Instant> {
+        self.timers.peek().map(|Reverse((at, _))| *at)
+    }
+
+    fn accept_all(&mut self) {
+        let local = self.shared.local;
+        while let Some((mut stream, remote)) =
+            poll_loop::accept_next(&self.listener, format_args!("kompics-net {local}"))
+        {
+            if self.conns.len() >= self.config.connections_max {
+                log::warn!(
+                    "kompics-net {}: refusing connection from {remote}: connections_max ({}) reached",
+                    self.shared.local,
+                    self.config.connections_max
+                );
+                continue;
+            }
+            let token = Token(self.next_token);
+            if let Err(e) = poll_loop::register_connection(self.poll.registry(), &mut stream, token)
+            {
+                log::warn!(
+                    "kompics-net {}: cannot register connection from {remote}: {e}",
+                    self.shared.local
+                );
+                continue;
+            }
+            self.next_token += 1;
+            let deadline = Instant::now() + self.config.handshake_timeout;
+            self.timers.push(Reverse((deadline, TimerKey::Handshake(token))));
+            let conn =
+                Connection::inbound(token, stream, remote, self.config.frame_bytes_max, deadline);
+            self.conns.insert(token, conn);
+        }
+    }
+
+    fn on_socket(&mut self, token: Token, event: &Event) {
+        // Error and hang-up conditions surface as read or write errors.
+        let hang_up = event.is_read_closed() || event.is_error();
+        let read = if hang_up {
+            Read::Drain
+        } else if event.is_readable() {
+            Read::UntilShort
+        } else {
+            Read::No
+        };
+        let writable = event.is_writable() || event.is_write_closed() || event.is_error();
+        self.on_connection_event(token, read, writable);
+    }
+
+    fn on_wake(&mut self) -> bool {
+        if self.shared.stop_requested() {
+            return false;
+        }
+        EventLoop::on_wake(self);
+        true
+    }
+
+    fn end_round(&mut self) {
+        self.revisit();
+        self.fire_timers();
     }
 }
 

@@ -87,7 +87,6 @@ mod connection;
 mod error;
 mod event;
 mod event_loop;
-mod hasher;
 mod shared;
 
 use std::io;
@@ -95,7 +94,7 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 
 use mio::net::TcpListener;
-use mio::{Interest, Poll, Waker};
+use mio::{Interest, Poll};
 
 pub use config::{ConfigError, TcpConfig};
 pub use error::SendError;
@@ -103,7 +102,8 @@ pub use event::TransportEvent;
 
 use crate::address::NodeAddr;
 use crate::message::NetMessage;
-use event_loop::{EventLoop, LISTENER, WAKER};
+use crate::poll_loop::{Wakeup, LISTENER};
+use event_loop::EventLoop;
 use shared::Shared;
 
 /// The callback a [`TcpTransport`] reports its events to; called only on the event-loop thread.
@@ -140,13 +140,13 @@ impl TcpTransport {
         let mut listener = TcpListener::bind(config.listen)?;
         let local = NodeAddr(listener.local_addr()?);
         poll.registry().register(&mut listener, LISTENER, Interest::READABLE)?;
-        let waker = Waker::new(poll.registry(), WAKER)?;
+        let wakeup = Wakeup::new(poll.registry(), format!("kompics-net {local}"))?;
         let shared = Arc::new(Shared::new(
             local,
             config.frame_bytes_max,
             config.send_queue_frames_max,
             config.peers_max,
-            waker,
+            wakeup,
         ));
         let event_loop = EventLoop::new(poll, listener, Arc::clone(&shared), sink, config);
         let thread = std::thread::Builder::new()

@@ -7,20 +7,20 @@
 //!
 //! Waking the loop costs a syscall, so it happens only when needed: a peer's outbox is put on
 //! the `ready` list (and the loop woken) only when it is not already `listed`, and
-//! `wake_pending` makes any number of wake-ups before the loop runs cost one syscall.
+//! the loop's `Wakeup` makes any number of wake-ups before the loop runs cost one syscall.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
-use mio::Waker;
 use parking_lot::{Mutex, RwLock};
 
 use super::error::SendError;
-use super::hasher::FastHashBuilder;
 use crate::address::NodeAddr;
 use crate::frame::{encode_message, message_frame_len, FrameError};
+use crate::hasher::FastHashBuilder;
 use crate::message::NetMessage;
+use crate::poll_loop::Wakeup;
 
 /// Frames waiting for one peer, and what the loop and the senders tell each other about it.
 #[derive(Debug, Default)]
@@ -85,9 +85,7 @@ pub(crate) struct Shared {
     ready: Mutex<Vec<NodeAddr>>,
     /// Messages this node sent to itself, delivered by the loop.
     local_queue: Mutex<VecDeque<NetMessage>>,
-    wake_pending: AtomicBool,
-    waker: Waker,
-    stop: AtomicBool,
+    wakeup: Wakeup,
     running: AtomicBool,
 }
 
@@ -98,7 +96,7 @@ impl Shared {
         frame_bytes_max: usize,
         send_queue_frames_max: usize,
         peers_max: usize,
-        waker: Waker,
+        wakeup: Wakeup,
     ) -> Self {
         Shared {
             local,
@@ -108,9 +106,7 @@ impl Shared {
             outboxes: RwLock::new(HashMap::default()),
             ready: Mutex::new(Vec::new()),
             local_queue: Mutex::new(VecDeque::new()),
-            wake_pending: AtomicBool::new(false),
-            waker,
-            stop: AtomicBool::new(false),
+            wakeup,
             running: AtomicBool::new(true),
         }
     }
@@ -242,18 +238,12 @@ impl Shared {
 
     /// Wakes the loop unless a wake-up is already pending.
     pub(crate) fn wake(&self) {
-        // SeqCst pairs with `take_wake`: a sender that sees `true` here knows the loop has not
-        // yet cleared the flag, so it will drain the lists after this sender's push.
-        if !self.wake_pending.swap(true, Ordering::SeqCst) {
-            if let Err(e) = self.waker.wake() {
-                log::error!("kompics-net {}: cannot wake the event loop: {e}", self.local);
-            }
-        }
+        self.wakeup.wake();
     }
 
     /// Called by the loop on a wake-up, before it drains the lists.
     pub(crate) fn take_wake(&self) {
-        self.wake_pending.swap(false, Ordering::SeqCst);
+        self.wakeup.take();
     }
 
     /// Takes the ready list, leaving `into` (emptied) in its place to reuse its allocation.
@@ -270,14 +260,11 @@ impl Shared {
 
     /// Asks the loop to stop and wakes it.
     pub(crate) fn request_stop(&self) {
-        self.stop.store(true, Ordering::SeqCst);
-        if let Err(e) = self.waker.wake() {
-            log::error!("kompics-net {}: cannot wake the event loop to stop it: {e}", self.local);
-        }
+        self.wakeup.request_stop();
     }
 
     pub(crate) fn stop_requested(&self) -> bool {
-        self.stop.load(Ordering::SeqCst)
+        self.wakeup.stop_requested()
     }
 
     pub(crate) fn is_running(&self) -> bool {

@@ -50,30 +50,21 @@ impl ReplyParser {
         if self.failed.is_some() {
             return;
         }
-        if self.pos == self.buf.len() {
-            self.buf.clear();
-            self.pos = 0;
-        } else if self.pos >= super::request::COMPACT_BYTES_MIN && self.pos * 2 >= self.buf.len() {
-            self.buf.drain(..self.pos);
-            self.pos = 0;
-        }
+        super::request::make_room(&mut self.buf, &mut self.pos);
         self.buf.extend_from_slice(bytes);
     }
 
     /// The next complete value, `Ok(None)` if more bytes are needed, or the protocol error that
     /// ends this connection (returned again on every later call).
     pub fn next_value(&mut self) -> Result<Option<RespValue>, RespError> {
-        if let Some(error) = &self.failed {
-            return Err(error.clone());
-        }
-        let result = self.parse();
-        if let Err(error) = &result {
-            self.failed = Some(error.clone());
-            self.buf = Vec::new();
-            self.pos = 0;
-            self.stack = Vec::new();
-        }
-        result
+        super::request::latched_step(self, |p| &mut p.failed, Self::parse, Self::free_input)
+    }
+
+    /// Frees the input after an error: the connection is over.
+    fn free_input(&mut self) {
+        self.buf = Vec::new();
+        self.pos = 0;
+        self.stack = Vec::new();
     }
 
     fn parse(&mut self) -> Result<Option<RespValue>, RespError> {

@@ -105,7 +105,43 @@ enum Bulk {
 
 /// Below this many consumed bytes the buffer is not compacted (moving bytes costs more than it
 /// saves).
-pub(super) const COMPACT_BYTES_MIN: usize = 4096;
+const COMPACT_BYTES_MIN: usize = 4096;
+
+/// Makes room in a parser's input `buf`, of which `pos` bytes are parsed, before new bytes are
+/// appended: a fully parsed buffer is emptied (and `true` returned); a parsed prefix of at
+/// least [`COMPACT_BYTES_MIN`] bytes and half the buffer is dropped. Both parsers feed this
+/// way, so neither buffer grows with the connection's history.
+pub(super) fn make_room(buf: &mut Vec<u8>, pos: &mut usize) -> bool {
+    if *pos == buf.len() {
+        buf.clear();
+        *pos = 0;
+        return true;
+    }
+    if *pos >= COMPACT_BYTES_MIN && *pos * 2 >= buf.len() {
+        buf.drain(..*pos);
+        *pos = 0;
+    }
+    false
+}
+
+/// One step of a parser whose first error ends its connection: a parser that failed returns
+/// its error again; a new error is kept in `failed` and `free_input` drops the input.
+pub(super) fn latched_step<P, T>(
+    parser: &mut P,
+    failed: fn(&mut P) -> &mut Option<RespError>,
+    parse: fn(&mut P) -> Result<Option<T>, RespError>,
+    free_input: fn(&mut P),
+) -> Result<Option<T>, RespError> {
+    if let Some(error) = failed(parser) {
+        return Err(error.clone());
+    }
+    let result = parse(parser);
+    if let Err(error) = &result {
+        *failed(parser) = Some(error.clone());
+        free_input(parser);
+    }
+    result
+}
 
 /// The initial capacity of an argument list, whatever count was announced: the list grows only
 /// as arguments actually arrive.
@@ -150,9 +186,7 @@ impl RequestParser {
         if self.failed.is_some() {
             return;
         }
-        if self.pos == self.buf.len() {
-            self.buf.clear();
-            self.pos = 0;
+        if make_room(&mut self.buf, &mut self.pos) {
             // Drop an oversized argument's bytes straight from the input: they never get
             // buffered, however large the argument.
             if let State::Multibulk(Multibulk { bulk: Bulk::Discard { remaining }, .. }) =
@@ -162,9 +196,6 @@ impl RequestParser {
                 *remaining -= dropped;
                 bytes = &bytes[dropped..];
             }
-        } else if self.pos >= COMPACT_BYTES_MIN && self.pos * 2 >= self.buf.len() {
-            self.buf.drain(..self.pos);
-            self.pos = 0;
         }
         self.buf.extend_from_slice(bytes);
     }
@@ -172,17 +203,14 @@ impl RequestParser {
     /// The next complete request, `Ok(None)` if more bytes are needed, or the protocol error
     /// that ends this connection (returned again on every later call).
     pub fn next_request(&mut self) -> Result<Option<Request>, RespError> {
-        if let Some(error) = &self.failed {
-            return Err(error.clone());
-        }
-        let result = self.parse();
-        if let Err(error) = &result {
-            self.failed = Some(error.clone());
-            self.buf = Vec::new();
-            self.pos = 0;
-            self.state = State::Idle;
-        }
-        result
+        latched_step(self, |p| &mut p.failed, Self::parse, Self::free_input)
+    }
+
+    /// Frees the input after an error: the connection is over.
+    fn free_input(&mut self) {
+        self.buf = Vec::new();
+        self.pos = 0;
+        self.state = State::Idle;
     }
 
     fn parse(&mut self) -> Result<Option<Request>, RespError> {

@@ -76,8 +76,9 @@ pub(crate) fn commit_temp(tmp: &Path, path: &Path, fsync: bool) -> Result<(), St
 }
 
 /// Replaces `path` with `bytes` atomically and durably: write a temporary, sync it, rename it
-/// over, sync the directory.
-pub(crate) fn write_atomic(path: &Path, bytes: &[u8], fsync: bool) -> Result<(), StorageError> {
+/// over, sync the directory. Public so that other small files (kvstore-app's cluster table)
+/// are replaced the same way.
+pub fn write_atomic(path: &Path, bytes: &[u8], fsync: bool) -> Result<(), StorageError> {
     let tmp = write_temp(path, bytes, fsync)?;
     commit_temp(&tmp, path, fsync)
 }

@@ -68,7 +68,7 @@
 //! acceptedEpoch.
 
 mod epochs;
-mod files;
+pub mod files;
 mod manifest;
 mod reader;
 mod record;

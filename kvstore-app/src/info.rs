@@ -1,7 +1,6 @@
-//! The cluster at a glance: [`collect`] asks every node for `INFO`, parses it into a
-//! [`NodeInfo`], and [`ClusterStatus`]'s `Display` shows each node (reachable, or DOWN with the
-//! error) and each partition group (members, leader, each member's role and last zxid, members
-//! down).
+//! What a node reports of itself in its `INFO` reply, as [`NodeInfo`]: the front end renders it
+//! ([`NodeInfo::to_sections`]) and tools read it back ([`NodeInfo::parse`]; the cluster-status
+//! tool, [`tools::status`](crate::tools::status), shows a whole cluster from it).
 //!
 //! # The `INFO` contract
 //!
@@ -47,7 +46,7 @@
 //! ```
 //! use kvstore_app::command::info_reply;
 //! use kvstore_app::resp::RespValue;
-//! use kvstore_app::status::{NodeInfo, Role};
+//! use kvstore_app::info::{NodeInfo, Role};
 //!
 //! let text = "# Server\r\nnode:10.0.0.1:7001\r\npartitions:1\r\n\r\n# Groups\r\n\
 //!             p0:role=leader,leader=10.0.0.1:7001,last_zxid=2:5,members=10.0.0.1:7001\r\n";
@@ -59,14 +58,9 @@
 //! assert_eq!(NodeInfo::parse(std::str::from_utf8(&rendered).unwrap()).unwrap(), info);
 //! ```
 
-use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
-use std::net::SocketAddr;
 use std::str::FromStr;
-use std::thread;
-use std::time::Duration;
 
-use crate::client::RespClient;
 use crate::command::InfoSection;
 
 /// A zxid as `INFO` shows it: `epoch:counter`.
@@ -364,259 +358,9 @@ fn parse_group(partition: u32, value: &str) -> Option<GroupInfo> {
     Some(group)
 }
 
-/// One endpoint's answer: its [`NodeInfo`], or why there is none.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct NodeStatus {
-    /// The client address asked.
-    pub endpoint: SocketAddr,
-    /// What it reported, or the error (connection, `INFO` call, or parse).
-    pub info: Result<NodeInfo, String>,
-}
-
-/// The answers of every endpoint asked, in the order given to [`collect`]. `Display` renders
-/// the cluster at a glance; [`groups`](Self::groups) is the per-partition view it shows.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct ClusterStatus {
-    /// One per endpoint.
-    pub nodes: Vec<NodeStatus>,
-}
-
-/// How one member of a group is doing, as the member itself reports it.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum MemberState {
-    /// The member answered `INFO` and lists this group.
-    Up {
-        /// Its role.
-        role: Role,
-        /// Its last zxid in the group.
-        last_zxid: Option<InfoZxid>,
-        /// The leader it follows.
-        leader: Option<String>,
-    },
-    /// No reachable node reported with this peer address (it is down, or was not asked).
-    Down,
-}
-
-/// One partition group as seen by all reachable nodes.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct GroupView {
-    /// The partition.
-    pub partition: u32,
-    /// Every member any node listed, in first-seen order, with its state.
-    pub members: Vec<(String, MemberState)>,
-    /// The leader: the member that reports itself leader, or failing that the leader named by
-    /// most members. `None` if nobody knows one.
-    pub leader: Option<String>,
-    /// Disagreements worth a look (two self-declared leaders, members naming different leaders,
-    /// different member lists).
-    pub notes: Vec<String>,
-}
-
-impl GroupView {
-    /// The members no reachable node reported for.
-    pub fn down(&self) -> Vec<&str> {
-        self.members
-            .iter()
-            .filter(|(_, state)| *state == MemberState::Down)
-            .map(|(member, _)| member.as_str())
-            .collect()
-    }
-}
-
-impl ClusterStatus {
-    /// The reachable nodes' reports.
-    pub fn reachable(&self) -> impl Iterator<Item = &NodeInfo> {
-        self.nodes.iter().filter_map(|node| node.info.as_ref().ok())
-    }
-
-    /// Each partition group, by partition number, merged from every reachable node's report.
-    pub fn groups(&self) -> Vec<GroupView> {
-        // partition → (node → its group line)
-        let mut reports: BTreeMap<u32, Vec<(&str, &GroupInfo)>> = BTreeMap::new();
-        for info in self.reachable() {
-            for group in &info.groups {
-                reports.entry(group.partition).or_default().push((&info.node, group));
-            }
-        }
-        let mut views = Vec::new();
-        for (partition, reports) in reports {
-            let mut notes = Vec::new();
-            let mut members: Vec<String> = Vec::new();
-            for (_, group) in &reports {
-                for member in &group.members {
-                    if !members.contains(member) {
-                        members.push(member.clone());
-                    }
-                }
-            }
-            let lists: BTreeSet<BTreeSet<&String>> =
-                reports.iter().map(|(_, group)| group.members.iter().collect()).collect();
-            if lists.len() > 1 {
-                notes.push("members disagree on the member list".to_owned());
-            }
-            let reporting: BTreeMap<&str, &GroupInfo> = reports.iter().copied().collect();
-            let members: Vec<(String, MemberState)> = members
-                .into_iter()
-                .map(|member| {
-                    let state = match reporting.get(member.as_str()) {
-                        Some(group) => MemberState::Up {
-                            role: group.role.clone(),
-                            last_zxid: group.last_zxid,
-                            leader: group.leader.clone(),
-                        },
-                        None => MemberState::Down,
-                    };
-                    (member, state)
-                })
-                .collect();
-            let self_declared: Vec<&str> = reports
-                .iter()
-                .filter(|(_, group)| group.role == Role::Leader)
-                .map(|(node, _)| *node)
-                .collect();
-            if self_declared.len() > 1 {
-                notes.push(format!("several nodes claim to lead: {}", self_declared.join(", ")));
-            }
-            let mut named: BTreeMap<&str, usize> = BTreeMap::new();
-            for (_, group) in &reports {
-                if let Some(leader) = &group.leader {
-                    *named.entry(leader).or_default() += 1;
-                }
-            }
-            if named.len() > 1 {
-                let names: Vec<&str> = named.keys().copied().collect();
-                notes.push(format!("members name different leaders: {}", names.join(", ")));
-            }
-            let most_named = named
-                .iter()
-                .max_by_key(|(name, count)| (**count, std::cmp::Reverse(**name)))
-                .map(|(name, _)| *name);
-            let leader = self_declared.first().copied().or(most_named).map(str::to_owned);
-            views.push(GroupView { partition, members, leader, notes });
-        }
-        views
-    }
-}
-
-impl fmt::Display for ClusterStatus {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let reachable: Vec<&NodeInfo> = self.reachable().collect();
-        let clusters: BTreeSet<(&str, u64)> =
-            reachable.iter().map(|info| (info.cluster.as_str(), info.cluster_id)).collect();
-        match (clusters.len(), reachable.first()) {
-            (1, Some(info)) => write!(
-                f,
-                "cluster {} (id {}): {} partitions, replication {}",
-                info.cluster, info.cluster_id, info.partitions, info.replication
-            )?,
-            (0, _) | (_, None) => f.write_str("cluster: unknown (no node reachable)")?,
-            _ => {
-                let names: Vec<String> =
-                    clusters.iter().map(|(name, id)| format!("{name} (id {id})")).collect();
-                write!(f, "cluster: NODES DISAGREE: {}", names.join(", "))?
-            }
-        }
-        writeln!(f, "; {} of {} nodes reachable", reachable.len(), self.nodes.len())?;
-
-        writeln!(f, "nodes:")?;
-        for node in &self.nodes {
-            match &node.info {
-                Ok(info) => {
-                    let s = &info.stats;
-                    writeln!(
-                        f,
-                        "  {:<21}  up    node {}  uptime {} s  get {} set {} del {} cas {} \
-                         errors {} forwarded {}",
-                        node.endpoint.to_string(),
-                        info.node,
-                        info.uptime_s,
-                        s.ops_get,
-                        s.ops_set,
-                        s.ops_del,
-                        s.ops_cas,
-                        s.errors,
-                        s.forwarded
-                    )?;
-                }
-                Err(error) => writeln!(f, "  {:<21}  DOWN  {error}", node.endpoint.to_string())?,
-            }
-        }
-
-        let groups = self.groups();
-        if groups.is_empty() {
-            return Ok(());
-        }
-        writeln!(f, "partitions:")?;
-        for group in &groups {
-            let down = group.down();
-            write!(
-                f,
-                "  p{:<4} leader {}",
-                group.partition,
-                group.leader.as_deref().unwrap_or("NONE")
-            )?;
-            if down.is_empty() {
-                writeln!(f)?;
-            } else {
-                writeln!(
-                    f,
-                    "  ({} of {} members down: {})",
-                    down.len(),
-                    group.members.len(),
-                    down.join(", ")
-                )?;
-            }
-            for (member, state) in &group.members {
-                match state {
-                    MemberState::Up { role, last_zxid, .. } => {
-                        let zxid =
-                            last_zxid.map(|z| z.to_string()).unwrap_or_else(|| "none".into());
-                        writeln!(f, "        {member:<21}  {:<9} last_zxid {zxid}", role.as_str())?;
-                    }
-                    MemberState::Down => writeln!(f, "        {member:<21}  DOWN (no report)")?,
-                }
-            }
-            for note in &group.notes {
-                writeln!(f, "        ! {note}")?;
-            }
-        }
-        Ok(())
-    }
-}
-
-/// Asks every endpoint (a node's client address) for `INFO`, all in parallel, each connection
-/// and call bounded by `timeout`.
-pub fn collect(endpoints: &[SocketAddr], timeout: Duration) -> ClusterStatus {
-    let nodes = thread::scope(|scope| {
-        let handles: Vec<_> = endpoints
-            .iter()
-            .map(|&endpoint| {
-                scope.spawn(move || NodeStatus { endpoint, info: query(endpoint, timeout) })
-            })
-            .collect();
-        handles
-            .into_iter()
-            .zip(endpoints)
-            .map(|(handle, &endpoint)| {
-                handle.join().unwrap_or_else(|_| NodeStatus {
-                    endpoint,
-                    info: Err("the query thread panicked".to_owned()),
-                })
-            })
-            .collect()
-    });
-    ClusterStatus { nodes }
-}
-
-fn query(endpoint: SocketAddr, timeout: Duration) -> Result<NodeInfo, String> {
-    let mut client = RespClient::connect(endpoint, timeout)
-        .map_err(|error| format!("cannot connect: {error}"))?;
-    let text = client.info(None).map_err(|error| format!("INFO failed: {error}"))?;
-    NodeInfo::parse(&text).map_err(|error| error.to_string())
-}
-
 #[cfg(test)]
 mod tests {
+    use super::fixtures::example;
     use super::*;
     use crate::command::info_reply;
     use crate::resp::RespValue;
@@ -627,57 +371,6 @@ mod tests {
             RespValue::BulkString(Some(bytes)) => String::from_utf8(bytes).unwrap(),
             other => panic!("{other:?}"),
         }
-    }
-
-    fn group(
-        partition: u32,
-        role: Role,
-        leader: Option<&str>,
-        zxid: Option<(u64, u64)>,
-    ) -> GroupInfo {
-        GroupInfo {
-            partition,
-            role,
-            leader: leader.map(str::to_owned),
-            last_zxid: zxid.map(|(epoch, counter)| InfoZxid { epoch, counter }),
-            members: vec![
-                "127.0.0.1:7001".into(),
-                "127.0.0.1:7002".into(),
-                "127.0.0.1:7003".into(),
-            ],
-        }
-    }
-
-    fn node(n: u16, groups: Vec<GroupInfo>) -> NodeInfo {
-        NodeInfo {
-            node: format!("127.0.0.1:{}", 7000 + n),
-            client_addr: format!("127.0.0.1:{}", 6378 + n),
-            cluster: "demo".into(),
-            cluster_id: 1234567,
-            partitions: 3,
-            replication: 3,
-            uptime_s: 12,
-            groups,
-            stats: NodeStats {
-                ops_get: 10,
-                ops_set: 5,
-                ops_del: 0,
-                ops_cas: 1,
-                errors: 0,
-                forwarded: 3,
-            },
-        }
-    }
-
-    fn example() -> NodeInfo {
-        node(
-            1,
-            vec![
-                group(0, Role::Leader, Some("127.0.0.1:7001"), Some((3, 17))),
-                group(2, Role::Follower, Some("127.0.0.1:7002"), Some((3, 17))),
-                group(1, Role::Looking, None, None),
-            ],
-        )
     }
 
     #[test]
@@ -743,80 +436,67 @@ mod tests {
     }
 
     #[test]
-    fn groups_merge_the_members_reports() {
-        let leader = example();
-        let follower = node(
-            2,
-            vec![
-                group(0, Role::Follower, Some("127.0.0.1:7001"), Some((3, 16))),
-                group(2, Role::Leader, Some("127.0.0.1:7002"), Some((3, 17))),
-                group(1, Role::Looking, None, Some((2, 4))),
-            ],
-        );
-        let status = ClusterStatus {
-            nodes: vec![
-                NodeStatus { endpoint: "127.0.0.1:6379".parse().unwrap(), info: Ok(leader) },
-                NodeStatus { endpoint: "127.0.0.1:6380".parse().unwrap(), info: Ok(follower) },
-                NodeStatus {
-                    endpoint: "127.0.0.1:6381".parse().unwrap(),
-                    info: Err("cannot connect: refused".into()),
-                },
-            ],
-        };
-        let groups = status.groups();
-        assert_eq!(groups.iter().map(|g| g.partition).collect::<Vec<_>>(), [0, 1, 2]);
-        assert_eq!(groups[0].leader.as_deref(), Some("127.0.0.1:7001"));
-        assert_eq!(groups[1].leader, None);
-        assert_eq!(groups[2].leader.as_deref(), Some("127.0.0.1:7002"));
-        for group in &groups {
-            assert_eq!(group.down(), ["127.0.0.1:7003"]);
-            assert!(group.notes.is_empty(), "{:?}", group.notes);
-        }
-        assert_eq!(
-            groups[0].members[1].1,
-            MemberState::Up {
-                role: Role::Follower,
-                last_zxid: Some(InfoZxid { epoch: 3, counter: 16 }),
-                leader: Some("127.0.0.1:7001".into())
-            }
-        );
-        let shown = status.to_string();
-        assert!(
-            shown.starts_with(
-                "cluster demo (id 1234567): 3 partitions, replication 3; 2 of 3 nodes reachable\n"
-            ),
-            "{shown}"
-        );
-        assert!(shown.contains("127.0.0.1:6381         DOWN  cannot connect: refused"), "{shown}");
-        assert!(
-            shown.contains("p0    leader 127.0.0.1:7001  (1 of 3 members down: 127.0.0.1:7003)"),
-            "{shown}"
-        );
-        assert!(shown.contains("p1    leader NONE"), "{shown}");
-        assert!(shown.contains("127.0.0.1:7003         DOWN (no report)\n"), "{shown}");
-        assert!(shown.contains("127.0.0.1:7002         follower  last_zxid 3:16"), "{shown}");
-    }
-
-    #[test]
-    fn disagreements_are_noted() {
-        let a = node(1, vec![group(0, Role::Leader, Some("127.0.0.1:7001"), None)]);
-        let b = node(2, vec![group(0, Role::Leader, Some("127.0.0.1:7002"), None)]);
-        let status = ClusterStatus {
-            nodes: vec![
-                NodeStatus { endpoint: "127.0.0.1:1".parse().unwrap(), info: Ok(a) },
-                NodeStatus { endpoint: "127.0.0.1:2".parse().unwrap(), info: Ok(b) },
-            ],
-        };
-        let notes = &status.groups()[0].notes;
-        assert_eq!(notes.len(), 2, "{notes:?}");
-        assert!(status.to_string().contains("! several nodes claim to lead"));
-    }
-
-    #[test]
     fn zxids_convert_from_zab() {
         use zab_components::protocol::{Epoch, Zxid};
         let zxid = InfoZxid::from(Zxid { epoch: Epoch(3), counter: 17 });
         assert_eq!(zxid.to_string(), "3:17");
         assert_eq!("3:17".parse::<InfoZxid>(), Ok(zxid));
+    }
+}
+
+/// Node reports for the tests of this module and of the status tool.
+#[cfg(test)]
+pub(crate) mod fixtures {
+    use super::*;
+
+    pub(crate) fn group(
+        partition: u32,
+        role: Role,
+        leader: Option<&str>,
+        zxid: Option<(u64, u64)>,
+    ) -> GroupInfo {
+        GroupInfo {
+            partition,
+            role,
+            leader: leader.map(str::to_owned),
+            last_zxid: zxid.map(|(epoch, counter)| InfoZxid { epoch, counter }),
+            members: vec![
+                "127.0.0.1:7001".into(),
+                "127.0.0.1:7002".into(),
+                "127.0.0.1:7003".into(),
+            ],
+        }
+    }
+
+    pub(crate) fn node(n: u16, groups: Vec<GroupInfo>) -> NodeInfo {
+        NodeInfo {
+            node: format!("127.0.0.1:{}", 7000 + n),
+            client_addr: format!("127.0.0.1:{}", 6378 + n),
+            cluster: "demo".into(),
+            cluster_id: 1234567,
+            partitions: 3,
+            replication: 3,
+            uptime_s: 12,
+            groups,
+            stats: NodeStats {
+                ops_get: 10,
+                ops_set: 5,
+                ops_del: 0,
+                ops_cas: 1,
+                errors: 0,
+                forwarded: 3,
+            },
+        }
+    }
+
+    pub(crate) fn example() -> NodeInfo {
+        node(
+            1,
+            vec![
+                group(0, Role::Leader, Some("127.0.0.1:7001"), Some((3, 17))),
+                group(2, Role::Follower, Some("127.0.0.1:7002"), Some((3, 17))),
+                group(1, Role::Looking, None, None),
+            ],
+        )
     }
 }

@@ -62,6 +62,30 @@ struct Client {
     written: usize,
 }
 
+impl Client {
+    /// Client `index` of the run, down, to connect at once. Its value is drawn from its own
+    /// generator, seeded from the run's seed and its index.
+    fn new(config: &BenchConfig, index: usize, now: Instant) -> Client {
+        let mut rng = SmallRng::seed_from_u64(
+            config.seed ^ (index as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15),
+        );
+        let value = (0..config.value_size).map(|_| rng.random_range(b'a'..=b'z')).collect();
+        Client {
+            rng,
+            value,
+            endpoint: index % config.endpoints.len(),
+            state: State::Down { retry_at: now },
+            parser: ReplyParser::default(),
+            is_read: Vec::with_capacity(config.pipeline),
+            answered: 0,
+            sent_at: now,
+            deadline: now,
+            out: Vec::new(),
+            written: 0,
+        }
+    }
+}
+
 /// Runs the clients `indices` on this thread until `end`; returns their combined tally.
 pub(super) fn drive(
     config: &BenchConfig,
@@ -76,28 +100,8 @@ pub(super) fn drive(
     let mut read_buf = vec![0u8; READ_CHUNK_BYTES];
     let mut key = Vec::new();
     let now = Instant::now();
-    let mut clients: Vec<Client> = indices
-        .iter()
-        .map(|&index| {
-            let mut rng = SmallRng::seed_from_u64(
-                config.seed ^ (index as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15),
-            );
-            let value = (0..config.value_size).map(|_| rng.random_range(b'a'..=b'z')).collect();
-            Client {
-                rng,
-                value,
-                endpoint: index % config.endpoints.len(),
-                state: State::Down { retry_at: now },
-                parser: ReplyParser::default(),
-                is_read: Vec::with_capacity(config.pipeline),
-                answered: 0,
-                sent_at: now,
-                deadline: now,
-                out: Vec::new(),
-                written: 0,
-            }
-        })
-        .collect();
+    let mut clients: Vec<Client> =
+        indices.iter().map(|&index| Client::new(config, index, now)).collect();
     let mut run = Run { config, shared, measure_from, end, tally: &mut tally };
 
     loop {
@@ -105,53 +109,15 @@ pub(super) fn drive(
         if now >= end {
             break;
         }
-        // Deadlines: reconnections due, connects and replies overdue.
-        let mut wake = end.min(now + POLL_MAX);
-        for (i, client) in clients.iter_mut().enumerate() {
-            match &client.state {
-                State::Down { retry_at } if *retry_at <= now => {
-                    run.connect(&poll, i, client, now);
-                }
-                State::Connecting { deadline, .. } if *deadline <= now => {
-                    run.fail_connect(client, now);
-                }
-                State::Up { .. }
-                    if client.answered < client.is_read.len() && client.deadline <= now =>
-                {
-                    run.fail(client, now);
-                }
-                _ => {}
-            }
-            let due = match &client.state {
-                State::Down { retry_at } => Some(*retry_at),
-                State::Connecting { deadline, .. } => Some(*deadline),
-                State::Up { .. } if client.answered < client.is_read.len() => Some(client.deadline),
-                State::Up { .. } => None,
-            };
-            if let Some(due) = due {
-                wake = wake.min(due.max(now));
-            }
-        }
+        let wake = run.check_deadlines(&poll, &mut clients, now);
         match poll.poll(&mut events, Some(wake.saturating_duration_since(now))) {
             Ok(()) => {}
             Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
             Err(e) => return Err(e),
         }
         for event in events.iter() {
-            let i = event.token().0;
-            let Some(client) = clients.get_mut(i) else { continue };
-            if matches!(client.state, State::Connecting { .. })
-                && (event.is_writable() || event.is_error() || event.is_write_closed())
-            {
-                run.finish_connect(client, &mut key);
-            }
-            if matches!(client.state, State::Up { .. }) {
-                if event.is_writable() {
-                    run.write(client);
-                }
-                if event.is_readable() || event.is_read_closed() || event.is_error() {
-                    run.read(client, &mut read_buf, &mut key);
-                }
+            if let Some(client) = clients.get_mut(event.token().0) {
+                run.on_event(client, event, &mut read_buf, &mut key);
             }
         }
     }
@@ -168,6 +134,61 @@ struct Run<'a> {
 }
 
 impl Run<'_> {
+    /// Acts on the deadlines that passed (reconnections due, connects and replies overdue);
+    /// returns when the next one is due, at the latest [`POLL_MAX`] from `now` or the end.
+    fn check_deadlines(&mut self, poll: &Poll, clients: &mut [Client], now: Instant) -> Instant {
+        let mut wake = self.end.min(now + POLL_MAX);
+        for (i, client) in clients.iter_mut().enumerate() {
+            match &client.state {
+                State::Down { retry_at } if *retry_at <= now => {
+                    self.connect(poll, i, client, now);
+                }
+                State::Connecting { deadline, .. } if *deadline <= now => {
+                    self.fail_connect(client, now);
+                }
+                State::Up { .. }
+                    if client.answered < client.is_read.len() && client.deadline <= now =>
+                {
+                    self.fail(client, now);
+                }
+                _ => {}
+            }
+            let due = match &client.state {
+                State::Down { retry_at } => Some(*retry_at),
+                State::Connecting { deadline, .. } => Some(*deadline),
+                State::Up { .. } if client.answered < client.is_read.len() => Some(client.deadline),
+                State::Up { .. } => None,
+            };
+            if let Some(due) = due {
+                wake = wake.min(due.max(now));
+            }
+        }
+        wake
+    }
+
+    /// A readiness event of `client`'s socket: a connect finishing, room to write, replies.
+    fn on_event(
+        &mut self,
+        client: &mut Client,
+        event: &mio::event::Event,
+        read_buf: &mut [u8],
+        key: &mut Vec<u8>,
+    ) {
+        if matches!(client.state, State::Connecting { .. })
+            && (event.is_writable() || event.is_error() || event.is_write_closed())
+        {
+            self.finish_connect(client, key);
+        }
+        if matches!(client.state, State::Up { .. }) {
+            if event.is_writable() {
+                self.write(client);
+            }
+            if event.is_readable() || event.is_read_closed() || event.is_error() {
+                self.read(client, read_buf, key);
+            }
+        }
+    }
+
     fn count_error(&mut self, kind: ErrorKind, n: u64, at: Instant) {
         if at >= self.measure_from && n > 0 {
             *self.tally.errors.entry(kind).or_default() += n;

@@ -21,7 +21,7 @@
 //!
 //! ```no_run
 //! use std::time::Duration;
-//! use kvstore_app::bench::{self, BenchConfig};
+//! use kvstore_app::tools::bench::{self, BenchConfig};
 //!
 //! let config = BenchConfig {
 //!     endpoints: vec!["127.0.0.1:6379".parse().unwrap()],
@@ -42,7 +42,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use crate::client::{is_outcome_unknown_text, is_tryagain_text, RespClient};
+use super::client::{is_outcome_unknown_text, is_tryagain_text, RespClient};
 use crate::resp::RespValue;
 
 mod driver;
@@ -406,71 +406,93 @@ pub fn run(config: &BenchConfig, mut progress: impl FnMut(&Progress)) -> io::Res
             })
             .collect();
 
-        let mut last = (start, 0u64);
-        let mut next_report = start + Duration::from_secs(1);
-        while !handles.iter().all(|handle| handle.is_finished()) {
-            let now = Instant::now();
-            if now >= next_report {
-                let all = shared.all_ops.load(Ordering::Relaxed);
-                let interval = now.duration_since(last.0).as_secs_f64();
-                progress(&Progress {
-                    elapsed: now.duration_since(start),
-                    warming_up: now < measure_from,
-                    ops: shared.measured_ops.load(Ordering::Relaxed),
-                    errors: shared.measured_errors.load(Ordering::Relaxed),
-                    current_ops_per_sec: if interval > 0.0 {
-                        (all - last.1) as f64 / interval
-                    } else {
-                        0.0
-                    },
-                });
-                last = (now, all);
-                next_report += Duration::from_secs(1);
-                if next_report < now {
-                    next_report = now + Duration::from_secs(1);
-                }
-            }
-            thread::sleep(
-                Duration::from_millis(10).min(next_report.saturating_duration_since(now)),
-            );
-        }
+        // The threads measure; this one reports while they run.
+        report_progress(&handles, &shared, start, measure_from, &mut progress);
         handles
             .into_iter()
             .map(|handle| handle.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic)))
             .collect::<io::Result<Vec<ClientTally>>>()
     })?;
 
-    let mut histogram = Histogram::default();
-    let mut report = BenchReport {
-        ops: 0,
-        reads: 0,
-        writes: 0,
-        errors_by_kind: BTreeMap::new(),
-        elapsed: Instant::now().min(end).saturating_duration_since(measure_from),
-        ops_per_sec: 0.0,
-        p50: Duration::ZERO,
-        p99: Duration::ZERO,
-        p999: Duration::ZERO,
-        max: Duration::ZERO,
-        clients: config.clients,
-        pipeline: config.pipeline,
-    };
-    for tally in &tallies {
-        histogram.merge(&tally.histogram);
-        report.reads += tally.reads;
-        report.writes += tally.writes;
-        for (&kind, &count) in &tally.errors {
-            *report.errors_by_kind.entry(kind).or_default() += count;
+    let elapsed = Instant::now().min(end).saturating_duration_since(measure_from);
+    Ok(BenchReport::from_tallies(config, &tallies, elapsed))
+}
+
+/// Calls `progress` about once a second until every handle's thread has finished.
+fn report_progress<T>(
+    handles: &[thread::ScopedJoinHandle<'_, T>],
+    shared: &Shared,
+    start: Instant,
+    measure_from: Instant,
+    progress: &mut impl FnMut(&Progress),
+) {
+    let mut last = (start, 0u64);
+    let mut next_report = start + Duration::from_secs(1);
+    while !handles.iter().all(|handle| handle.is_finished()) {
+        let now = Instant::now();
+        if now >= next_report {
+            let all = shared.all_ops.load(Ordering::Relaxed);
+            let interval = now.duration_since(last.0).as_secs_f64();
+            progress(&Progress {
+                elapsed: now.duration_since(start),
+                warming_up: now < measure_from,
+                ops: shared.measured_ops.load(Ordering::Relaxed),
+                errors: shared.measured_errors.load(Ordering::Relaxed),
+                current_ops_per_sec: if interval > 0.0 {
+                    (all - last.1) as f64 / interval
+                } else {
+                    0.0
+                },
+            });
+            last = (now, all);
+            next_report += Duration::from_secs(1);
+            if next_report < now {
+                next_report = now + Duration::from_secs(1);
+            }
         }
+        thread::sleep(Duration::from_millis(10).min(next_report.saturating_duration_since(now)));
     }
-    report.ops = histogram.len();
-    let secs = report.elapsed.as_secs_f64();
-    report.ops_per_sec = if secs > 0.0 { report.ops as f64 / secs } else { 0.0 };
-    report.p50 = Duration::from_nanos(histogram.quantile(0.50));
-    report.p99 = Duration::from_nanos(histogram.quantile(0.99));
-    report.p999 = Duration::from_nanos(histogram.quantile(0.999));
-    report.max = Duration::from_nanos(histogram.max());
-    Ok(report)
+}
+
+impl BenchReport {
+    /// The report of a run from its threads' tallies; `elapsed` is the measured time.
+    fn from_tallies(
+        config: &BenchConfig,
+        tallies: &[ClientTally],
+        elapsed: Duration,
+    ) -> BenchReport {
+        let mut histogram = Histogram::default();
+        let mut report = BenchReport {
+            ops: 0,
+            reads: 0,
+            writes: 0,
+            errors_by_kind: BTreeMap::new(),
+            elapsed,
+            ops_per_sec: 0.0,
+            p50: Duration::ZERO,
+            p99: Duration::ZERO,
+            p999: Duration::ZERO,
+            max: Duration::ZERO,
+            clients: config.clients,
+            pipeline: config.pipeline,
+        };
+        for tally in tallies {
+            histogram.merge(&tally.histogram);
+            report.reads += tally.reads;
+            report.writes += tally.writes;
+            for (&kind, &count) in &tally.errors {
+                *report.errors_by_kind.entry(kind).or_default() += count;
+            }
+        }
+        report.ops = histogram.len();
+        let secs = report.elapsed.as_secs_f64();
+        report.ops_per_sec = if secs > 0.0 { report.ops as f64 / secs } else { 0.0 };
+        report.p50 = Duration::from_nanos(histogram.quantile(0.50));
+        report.p99 = Duration::from_nanos(histogram.quantile(0.99));
+        report.p999 = Duration::from_nanos(histogram.quantile(0.999));
+        report.max = Duration::from_nanos(histogram.max());
+        report
+    }
 }
 
 /// Fails unless at least one endpoint accepts a connection.

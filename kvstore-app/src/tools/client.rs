@@ -16,7 +16,7 @@
 //!
 //! ```no_run
 //! use std::time::Duration;
-//! use kvstore_app::client::RespClient;
+//! use kvstore_app::tools::client::RespClient;
 //!
 //! let mut client = RespClient::connect("127.0.0.1:6379", Duration::from_secs(2))?;
 //! client.set(b"k", b"v")?;
@@ -316,7 +316,7 @@ impl RespClient {
     }
 
     /// `INFO [section]`: the text (`# Section` headers and `field:value` lines, see
-    /// [`status`](crate::status) for what the store's nodes report).
+    /// [`status`](super::status) for what the store's nodes report).
     pub fn info(&mut self, section: Option<&str>) -> Result<String, ClientError> {
         let reply = match section {
             Some(section) => self.typed_call(&[b"INFO", section.as_bytes()])?,

@@ -1,9 +1,11 @@
-//! [`FastHasher`]: a fast hasher for the maps keyed by peer address or connection token.
+//! [`FastHasher`]: a fast hasher for the maps keyed by peer address, connection token or
+//! connection id (the TCP transport's and the stream server's event loops).
 //!
 //! Every send looks its destination up in a map; with std's SipHash that lookup cost about a
 //! tenth of the sender's time per small message in the throughput benchmark. SipHash resists
 //! collision flooding by chosen keys, which these maps do not need: they hold at most
-//! `peers_max` peers and `connections_max` connections, and tokens are our own counter.
+//! `peers_max` peers and `connections_max` (or `max_connections`) connections, and tokens and
+//! connection ids are our own counters.
 
 use std::hash::{BuildHasherDefault, Hasher};
 

@@ -23,7 +23,7 @@
 //! [`Violation::ops`]), plus the longest linearization the search found.
 //!
 //! ```
-//! use kvstore_app::linearizability::{check, ClientId, HistoryOp};
+//! use kvstore_app::tools::linearizability::{check, ClientId, HistoryOp};
 //! use kvstore_app::store::{Op, OpResult};
 //!
 //! let set = Op::Set { key: b"k".to_vec(), value: b"1".to_vec() };
