@@ -49,7 +49,7 @@ impl ComponentId {
 
 impl fmt::Debug for ComponentId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "c{}", self.0)
+        fmt::Display::fmt(self, f)
     }
 }
 
