@@ -18,10 +18,11 @@ kv_binary() {
   fi
 }
 
+# KEEP_DATA=1 keeps the data directory and the node logs (the path is printed).
 kv_cluster_cleanup() {
   for pid in "${PIDS[@]}"; do kill -9 "$pid" 2>/dev/null || true; done
   wait 2>/dev/null || true
-  rm -rf "$DATA"
+  if [ -n "${KEEP_DATA:-}" ]; then echo "data and logs kept in $DATA" >&2; else rm -rf "$DATA"; fi
 }
 
 # Starts the three nodes with data under a new /tmp/<name>.XXXXXX (DATA; node i logs to

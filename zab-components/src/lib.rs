@@ -28,6 +28,7 @@
 
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
+pub mod background;
 pub mod component;
 pub mod facade;
 pub mod failure_detector;

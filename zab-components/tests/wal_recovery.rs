@@ -556,3 +556,46 @@ fn a_staged_snapshot_counts_only_once_committed() {
     assert!(s.commit_snapshot(Zxid::new(1, 30)).is_err());
     assert_eq!(s.recover().unwrap().snapshot.as_ref(), Some(&early));
 }
+
+/// With fsync on, the files a snapshot makes garbage (the previous snapshot, the segments it
+/// covers) are deleted by a thread of their own, off the log thread; they go all the same,
+/// and a restart before they went recovers the same state.
+#[test]
+fn garbage_of_a_snapshot_is_deleted_beside_the_log_thread() {
+    let dir = TempDir::new("janitor");
+    let options = WalOptions { fsync: true, ..WalOptions::for_tests() };
+    let mut s = FileStorage::open(&dir.0, options.clone()).unwrap();
+    s.write_epoch(EpochKind::Accepted, Epoch(1)).unwrap();
+    s.append(&history(1, 1, 200)).unwrap();
+    s.sync().unwrap();
+    let segments = s.segment_paths();
+    assert!(segments.len() > 3, "{segments:?}");
+    let first = Snapshot { zxid: Zxid::new(1, 100), state: vec![1; 3000] };
+    s.save_snapshot(&first).unwrap();
+    let second = Snapshot { zxid: Zxid::new(1, 190), state: vec![2; 3000] };
+    s.save_snapshot(&second).unwrap();
+    s.sync().unwrap();
+    let gen = s.generation_dir();
+    let gone = |path: &Path| !path.exists();
+    let garbage: Vec<PathBuf> = segments
+        .iter()
+        .filter(|p| !s.segment_paths().contains(p))
+        .cloned()
+        .chain([gen.join("snapshot.0000000000000001-0000000000000064")])
+        .collect();
+    assert!(garbage.len() > 2, "{garbage:?}");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while !garbage.iter().all(|p| gone(p)) && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    assert!(
+        garbage.iter().all(|p| gone(p)),
+        "left: {:?}",
+        garbage.iter().filter(|p| !gone(p)).collect::<Vec<_>>()
+    );
+    let r = s.recover().unwrap();
+    assert_eq!((r.snapshot.as_ref(), r.log.clone()), (Some(&second), history(1, 191, 200)));
+    drop(s);
+    let r = FileStorage::open(&dir.0, options).unwrap().recover().unwrap();
+    assert_eq!((r.snapshot.as_ref(), r.log), (Some(&second), history(1, 191, 200)));
+}

@@ -162,6 +162,35 @@ pub struct FileStorage {
     /// Set when an install was interrupted (deliberately or by an error): the instance no
     /// longer knows what is on disk and must be reopened.
     broken: bool,
+    /// Deletes the files a snapshot made garbage, off the log thread (with fsync on).
+    janitor: Option<Janitor>,
+}
+
+/// A thread that deletes files a committed snapshot made garbage (the previous snapshot, the
+/// segments it covers). Unlinking a file of hundreds of MB can take a file system a good part
+/// of a second, and the log thread, which every append waits for, must not. A crash before a
+/// deletion leaves the file to recovery, which removes older snapshots and covered segments.
+#[derive(Debug)]
+struct Janitor {
+    garbage: crossbeam_channel::Sender<PathBuf>,
+}
+
+impl Janitor {
+    fn spawn() -> Option<Janitor> {
+        let (garbage, incoming) = crossbeam_channel::unbounded::<PathBuf>();
+        let spawned = std::thread::Builder::new().name("zab-wal-janitor".into()).spawn(move || {
+            crate::background::lower_current_thread_priority();
+            while let Ok(path) = incoming.recv() {
+                match std::fs::remove_file(&path) {
+                    Ok(()) => {}
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                    // Garbage only: recovery removes it if it is still there.
+                    Err(e) => log::warn!("wal: cannot remove {}: {e}", path.display()),
+                }
+            }
+        });
+        spawned.ok().map(|_| Janitor { garbage })
+    }
 }
 
 /// Writes snapshots beside a [`FileStorage`] (see
@@ -195,6 +224,7 @@ impl FileStorage {
             last: Zxid::ZERO,
             recovered: None,
             broken: false,
+            janitor: None,
         };
         storage.adopt(opened.recovered);
         Ok(storage)
@@ -309,15 +339,30 @@ impl FileStorage {
 
     /// After the snapshot at `zxid` was put in place: the previous one and the log it covers
     /// go.
+    ///
+    /// With fsync on (a real device, the storage on a log thread) the files go to the janitor
+    /// thread; otherwise they are deleted here.
     fn snapshot_in_place(&mut self, zxid: Zxid) -> Result<(), StorageError> {
         let dir = self.generation_dir();
-        if let Some(old) = self.snapshot.filter(|&old| old != zxid) {
-            files::remove_file(&snapshot::path(&dir, old))?;
-            files::fsync_dir(&dir, self.options.fsync)?;
-        }
+        let old = self.snapshot.filter(|&old| old != zxid);
         self.snapshot = Some(zxid);
         self.last = self.last.max(zxid);
-        self.log.remove_covered(zxid)
+        if self.options.fsync && self.janitor.is_none() {
+            self.janitor = Janitor::spawn();
+        }
+        let Some(janitor) = &self.janitor else {
+            if let Some(old) = old {
+                files::remove_file(&snapshot::path(&dir, old))?;
+                files::fsync_dir(&dir, self.options.fsync)?;
+            }
+            return self.log.remove_covered(zxid);
+        };
+        let garbage = old.map(|old| snapshot::path(&dir, old)).into_iter();
+        for path in garbage.chain(self.log.forget_covered(zxid)) {
+            // A janitor that is gone (it panicked) leaves the file to recovery.
+            let _ = janitor.garbage.send(path);
+        }
+        Ok(())
     }
 
     fn usable(&self) -> Result<(), StorageError> {

@@ -253,15 +253,22 @@ impl Log {
     /// Deletes the sealed segments whose records are all at or below `upto` (a snapshot covers
     /// them). Durable at the next sync; recovery deletes any that a crash brings back.
     pub(crate) fn remove_covered(&mut self, upto: Zxid) -> Result<(), StorageError> {
+        for path in self.forget_covered(upto) {
+            files::remove_file(&path)?;
+            self.dir_dirty = true;
+        }
+        Ok(())
+    }
+
+    /// Forgets the sealed segments whose records `upto` covers and returns their paths, for
+    /// the caller to delete (a crash before then leaves them to recovery, which removes
+    /// segments a snapshot covers).
+    pub(crate) fn forget_covered(&mut self, upto: Zxid) -> Vec<PathBuf> {
         let covered = self.segments[..self.segments.len().saturating_sub(1)]
             .iter()
             .take_while(|s| s.last <= upto)
             .count();
-        for meta in self.segments.drain(..covered) {
-            files::remove_file(&meta.path)?;
-            self.dir_dirty = true;
-        }
-        Ok(())
+        self.segments.drain(..covered).map(|meta| meta.path).collect()
     }
 }
 
