@@ -237,7 +237,6 @@ impl Replica {
                 let mailbox = self.snapshot_ready.clone();
                 let name = format!("kv-snapshot-{}", self.config.partition.0);
                 let spawned = std::thread::Builder::new().name(name).spawn(move || {
-                    zab_components::background::lower_current_thread_priority();
                     mailbox.tell(SnapshotReady { zxid, state: view.snapshot() });
                 });
                 if let Err(e) = spawned {

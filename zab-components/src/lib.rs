@@ -28,7 +28,6 @@
 
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
-pub mod background;
 pub mod component;
 pub mod facade;
 pub mod failure_detector;

@@ -95,7 +95,6 @@ impl StagingThread {
     ) -> std::io::Result<StagingThread> {
         let (jobs, incoming) = crossbeam_channel::unbounded::<(u64, Snapshot)>();
         std::thread::Builder::new().name(name).spawn(move || {
-            crate::background::lower_current_thread_priority();
             while let Ok((installs, snapshot)) = incoming.recv() {
                 let result = stager.stage(&snapshot);
                 let (zxid, bytes) = (snapshot.zxid, snapshot.state.len() as u64);

@@ -179,7 +179,6 @@ impl Janitor {
     fn spawn() -> Option<Janitor> {
         let (garbage, incoming) = crossbeam_channel::unbounded::<PathBuf>();
         let spawned = std::thread::Builder::new().name("zab-wal-janitor".into()).spawn(move || {
-            crate::background::lower_current_thread_priority();
             while let Ok(path) = incoming.recv() {
                 match std::fs::remove_file(&path) {
                     Ok(()) => {}
