@@ -119,8 +119,10 @@ pub struct LocalGroup {
 /// One node: the parent of its failure detector, bootstrap, overlay, and of a Zab instance and
 /// a replica per partition it replicates.
 pub struct KvNode {
-    bootstrap_port: RequiredPort<BootstrapPort>,
-    bootstrap: Component<Bootstrap>,
+    /// Where the bootstrap's table (or refusal) arrives; the node only receives on it.
+    _bootstrap_port: RequiredPort<BootstrapPort>,
+    /// The bootstrap child, held for the node's lifetime.
+    _bootstrap: Component<Bootstrap>,
     control: RequiredPort<OverlayControl>,
     config: NodeConfig,
     overlay: Component<Overlay>,
@@ -135,9 +137,9 @@ impl KvNode {
     /// table). Its [`KvPort`] and [`OverlayControl`] are the overlay's, exported: connect a
     /// front end to them at once.
     ///
-    /// Not meant to be restarted (its supervisor should stop or replace it, as its own
-    /// `on_fault` does for its children): a restart would run this factory and `on_init`
-    /// again and connect the children's channels a second time.
+    /// Not meant to be restarted: its supervisor should stop or replace it, as its own
+    /// `on_fault` does for its children (a restart would rebuild its children with empty
+    /// state while the groups it created from the table are gone).
     pub fn new(setup: &mut Setup<Self>, config: NodeConfig) -> Self {
         let me = config.me();
         let network = config.network.clone();
@@ -165,10 +167,13 @@ impl KvNode {
         connect(&fd.provided::<FailureDetectorPort>(), &overlay.required::<FailureDetectorPort>());
         setup.export_provided(&overlay.provided::<KvPort>());
         setup.export_provided(&overlay.provided::<OverlayControl>());
+        // The node's own ports: their channels carry events once `create` returns.
+        connect(&bootstrap.provided::<BootstrapPort>(), &bootstrap_port.share());
+        connect(&overlay.provided::<OverlayControl>(), &control.share());
 
         KvNode {
-            bootstrap_port,
-            bootstrap,
+            _bootstrap_port: bootstrap_port,
+            _bootstrap: bootstrap,
             control,
             config,
             overlay,
@@ -290,13 +295,6 @@ impl ExportProvided<KvPort> for KvNode {}
 impl ExportProvided<OverlayControl> for KvNode {}
 
 impl ComponentDefinition for KvNode {
-    fn on_init(&mut self, _ctx: &mut Context<Self>) {
-        // The node's own ports are connected here rather than in the factory: until the
-        // factory has returned, the node they would deliver to does not exist yet.
-        connect(&self.bootstrap.provided::<BootstrapPort>(), &self.bootstrap_port.share());
-        connect(&self.overlay.provided::<OverlayControl>(), &self.control.share());
-    }
-
     fn on_fault(&mut self, ctx: &mut Context<Self>, fault: &Fault) -> FaultAction {
         let cause = fault.root_cause();
         self.fail(ctx, format!("{} failed: {}", cause.type_name, cause.message));
