@@ -28,6 +28,16 @@ pub struct Snapshot {
     pub state: Vec<u8>,
 }
 
+impl Snapshot {
+    /// Up to `bytes_max` bytes of the state from `offset` on (none past its end): what a
+    /// storage's reader returns for `LogReader::read_snapshot`.
+    pub fn state_piece(&self, offset: u64, bytes_max: usize) -> &[u8] {
+        let start = usize::try_from(offset).unwrap_or(usize::MAX).min(self.state.len());
+        let end = start.saturating_add(bytes_max).min(self.state.len());
+        &self.state[start..end]
+    }
+}
+
 impl Entry {
     /// An upper bound on this entry's encoded size inside a message.
     pub fn encoded_len_max(&self) -> usize {

@@ -96,9 +96,7 @@ impl LogReader for SimDisk {
         let Some(snapshot) = disk.durable.snapshot.as_ref().filter(|s| s.zxid == zxid) else {
             return Ok(Vec::new());
         };
-        let start = usize::try_from(offset).unwrap_or(usize::MAX).min(snapshot.state.len());
-        let end = start.saturating_add(bytes_max).min(snapshot.state.len());
-        Ok(snapshot.state[start..end].to_vec())
+        Ok(snapshot.state_piece(offset, bytes_max).to_vec())
     }
 }
 

@@ -338,12 +338,9 @@ impl Sim {
                 // From the durable disk, as a file reader would: a snapshot replaced meanwhile
                 // reads as nothing.
                 *self.counts.entry("snapshot read-backs").or_default() += 1;
-                let bytes = match self.nodes[i].disk.snapshot.as_ref().filter(|s| s.zxid == zxid) {
-                    Some(snapshot) => {
-                        let start = (offset as usize).min(snapshot.state.len());
-                        let end = start.saturating_add(bytes_max).min(snapshot.state.len());
-                        snapshot.state[start..end].to_vec()
-                    }
+                let disk = &self.nodes[i].disk;
+                let bytes = match disk.snapshot.as_ref().filter(|s| s.zxid == zxid) {
+                    Some(snapshot) => snapshot.state_piece(offset, bytes_max).to_vec(),
                     None => Vec::new(),
                 };
                 self.nodes[i].snaps_back.push((peer, zxid, offset, bytes));
