@@ -72,6 +72,7 @@ impl ProcessCluster {
 
     /// The command line of node `i`.
     fn args(&self, i: usize) -> Vec<String> {
+        let data_dir = self.data_dir(i);
         let mut args = vec![
             "node".to_string(),
             "--peer".into(),
@@ -79,7 +80,7 @@ impl ProcessCluster {
             "--client".into(),
             self.clients[i].to_string(),
             "--data-dir".into(),
-            self.dir.join(format!("node{i}")).display().to_string(),
+            data_dir.display().to_string(),
             "--partitions".into(),
             self.partitions.to_string(),
             "--replication".into(),
@@ -91,6 +92,11 @@ impl ProcessCluster {
             args.extend(["--join".to_string(), self.peers[0].to_string()]);
         }
         args
+    }
+
+    /// Node `i`'s data directory.
+    pub fn data_dir(&self, i: usize) -> PathBuf {
+        self.dir.join(format!("node{i}"))
     }
 
     /// Starts node `i` (again, on its data directory, after a kill).
