@@ -11,28 +11,26 @@ use kompics_net::{
 
 const ROUTE: Route = Route::new(1, 0);
 
-/// A component that sends numbers and logs every network event it gets.
+/// A recorder on one route of one node: it sends as `addr` on `route` and logs what arrives.
 struct Endpoint {
-    net: RequiredPort<Network>,
+    rec: Component<Recorder<Network>>,
     addr: NodeAddr,
     route: Route,
-    log: Vec<NetEvent>,
-    /// When each event of `log` arrived (virtual time).
-    at: Vec<Time>,
 }
 
-impl ComponentDefinition for Endpoint {}
+impl Endpoint {
+    fn kill(&self) {
+        self.rec.kill();
+    }
 
-impl Require<Network> for Endpoint {
-    fn handle(&mut self, ctx: &mut Context<Self>, event: NetEvent) {
-        self.log.push(event);
-        self.at.push(ctx.now());
+    fn trigger(&self, msg: NetMessage) {
+        self.rec.on_definition(|r| r.port.trigger(msg));
     }
 }
 
 struct Node {
     net: Component<SimNetwork>,
-    ep: Component<Endpoint>,
+    ep: Endpoint,
 }
 
 fn addr(i: u8) -> NodeAddr {
@@ -45,37 +43,23 @@ fn node(sim: &Simulation, net: &SimNet, a: NodeAddr, route: Route) -> Node {
     Node { net: n, ep }
 }
 
-fn endpoint(
-    sim: &Simulation,
-    n: &Component<SimNetwork>,
-    a: NodeAddr,
-    route: Route,
-) -> Component<Endpoint> {
-    let ep = sim.create(move |s| Endpoint {
-        net: s.required(),
-        addr: a,
-        route,
-        log: Vec::new(),
-        at: Vec::new(),
-    });
-    connect_with(&n.provided::<Network>(), &ep.required::<Network>(), route_selector(route));
-    ep.start();
-    ep
+fn endpoint(sim: &Simulation, n: &Component<SimNetwork>, a: NodeAddr, route: Route) -> Endpoint {
+    let rec = sim.create(Recorder::<Network>::new);
+    connect_with(&n.provided::<Network>(), &rec.required::<Network>(), route_selector(route));
+    rec.start();
+    Endpoint { rec, addr: a, route }
 }
 
-fn send(ep: &Component<Endpoint>, to: NodeAddr, n: u64) {
-    ep.on_definition(|e| {
-        let msg = NetMessage::encode(e.addr, to, e.route, &n).unwrap();
-        e.net.trigger(msg)
-    });
+fn send(ep: &Endpoint, to: NodeAddr, n: u64) {
+    ep.trigger(NetMessage::encode(ep.addr, to, ep.route, &n).unwrap());
 }
 
-fn log(ep: &Component<Endpoint>) -> Vec<NetEvent> {
-    ep.on_definition(|e| e.log.clone()).unwrap()
+fn log(ep: &Endpoint) -> Vec<NetEvent> {
+    ep.rec.on_definition(|r| r.events().to_vec()).unwrap()
 }
 
 /// The numbers delivered to an endpoint, in order.
-fn delivered(ep: &Component<Endpoint>) -> Vec<u64> {
+fn delivered(ep: &Endpoint) -> Vec<u64> {
     log(ep)
         .iter()
         .filter_map(|e| match e {
@@ -278,10 +262,7 @@ fn routes_select_the_component_instance() {
     let b = node(&sim, &net, addr(2), Route::new(1, 0));
     let b_other = endpoint(&sim, &b.net, addr(2), Route::new(1, 1));
     send(&a.ep, addr(2), 10);
-    a.ep.on_definition(|e| {
-        let msg = NetMessage::encode(e.addr, addr(2), Route::new(1, 1), &20u64).unwrap();
-        e.net.trigger(msg)
-    });
+    a.ep.trigger(NetMessage::encode(addr(1), addr(2), Route::new(1, 1), &20u64).unwrap());
     quiet(&sim);
     assert_eq!(delivered(&b.ep), vec![10]);
     assert_eq!(delivered(&b_other), vec![20]);
@@ -320,23 +301,22 @@ fn the_same_seed_replays_the_same_network_run() {
 }
 
 /// Sends a payload of `len` bytes.
-fn send_bytes(ep: &Component<Endpoint>, to: NodeAddr, len: usize) {
-    ep.on_definition(|e| e.net.trigger(NetMessage::new(e.addr, to, e.route, vec![3; len])));
+fn send_bytes(ep: &Endpoint, to: NodeAddr, len: usize) {
+    ep.trigger(NetMessage::new(ep.addr, to, ep.route, vec![3; len]));
 }
 
 /// When each delivery to an endpoint arrived, with its payload length.
-fn arrivals(ep: &Component<Endpoint>) -> Vec<(Time, usize)> {
-    ep.on_definition(|e| {
-        e.log
-            .iter()
-            .zip(&e.at)
-            .filter_map(|(ev, at)| match ev {
-                NetEvent::Deliver(m) => Some((*at, m.payload.len())),
-                _ => None,
-            })
-            .collect()
-    })
-    .unwrap()
+fn arrivals(ep: &Endpoint) -> Vec<(Time, usize)> {
+    ep.rec
+        .on_definition(|r| {
+            r.arrivals()
+                .filter_map(|(at, ev)| match ev {
+                    NetEvent::Deliver(m) => Some((at, m.payload.len())),
+                    _ => None,
+                })
+                .collect()
+        })
+        .unwrap()
 }
 
 /// The simulated frame limit refuses exactly what TCP refuses: a payload of

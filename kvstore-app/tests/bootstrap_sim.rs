@@ -27,18 +27,7 @@ const NAME: &str = "kv";
 const LIMIT: Duration = Duration::from_secs(20);
 
 /// Records what its node's Bootstrap reports.
-struct Probe {
-    port: RequiredPort<BootstrapPort>,
-    events: Vec<BootstrapEvent>,
-}
-
-impl ComponentDefinition for Probe {}
-
-impl Require<BootstrapPort> for Probe {
-    fn handle(&mut self, _ctx: &mut Context<Self>, event: BootstrapEvent) {
-        self.events.push(event);
-    }
-}
+type Probe = Recorder<BootstrapPort>;
 
 struct Node {
     net: Component<SimNetwork>,
@@ -102,7 +91,7 @@ impl Cluster {
             self.configs[i].clone(),
             move || Box::new(store.clone()),
         );
-        let probe = self.sim.create(|s| Probe { port: s.required(), events: Vec::new() });
+        let probe = self.sim.create(Probe::new);
         connect(&boot.provided::<BootstrapPort>(), &probe.required::<BootstrapPort>());
         probe.start();
         boot.start();
@@ -125,7 +114,7 @@ impl Cluster {
 
     fn events(&self, i: usize) -> Vec<BootstrapEvent> {
         let Some(node) = &self.nodes[i] else { return Vec::new() };
-        node.probe.on_definition(|p| p.events.clone()).unwrap_or_default()
+        node.probe.on_definition(|p| p.events().to_vec()).unwrap_or_default()
     }
 
     fn outcome(&self, i: usize) -> Outcome {
@@ -226,13 +215,13 @@ fn five_nodes_form_one_balanced_cluster() {
         assert_balanced(seed, &table, &c.addrs);
         // A late subscriber asks for the outcome.
         let node = c.nodes[3].as_ref().unwrap();
-        let late = c.sim.create(|s| Probe { port: s.required(), events: Vec::new() });
+        let late = c.sim.create(Probe::new);
         connect(&node.boot.provided::<BootstrapPort>(), &late.required::<BootstrapPort>());
         late.start();
         late.on_definition(|p| p.port.trigger(BootstrapRequest::Status));
         c.sim.run_for(Duration::from_millis(10));
         assert_eq!(
-            late.on_definition(|p| p.events.clone()),
+            late.on_definition(|p| p.events().to_vec()),
             Some(vec![BootstrapEvent::Ready(table)])
         );
     }
