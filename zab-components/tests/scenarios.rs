@@ -34,59 +34,23 @@ fn zxids(epoch: u64, counters: std::ops::RangeInclusive<u64>) -> Vec<Zxid> {
     counters.map(|counter| z(epoch, counter)).collect()
 }
 
-/// Every live node in broadcast under one leader, fully delivered, with equal states.
-fn live_converged(sim: &Sim) -> bool {
-    let Some(leader) = sim.leader() else { return false };
-    let leader_id = sim.nodes[leader].id;
-    sim.nodes.iter().filter(|n| n.node.is_some()).all(|n| {
-        let node = n.node.as_ref().unwrap();
-        node.phase() == Phase::Broadcast
-            && node.leader() == Some(leader_id)
-            && node.delivered_zxid() == node.last_zxid()
-            && n.app == sim.nodes[leader].app
-            && n.disk.pending().is_empty()
-    })
-}
+/// How many steps a scripted scenario may take to converge after its faults.
+const CONVERGE_STEPS: usize = 100_000;
 
 /// Runs fault-free until every node (all must be up) has converged; returns the leader.
 fn converge(sim: &mut Sim) -> usize {
-    assert!(sim.run_until(100_000, |s| s.converged()), "no convergence:\n{}", sim.report());
-    sim.leader().expect("converged means one leader")
+    sim.converge(CONVERGE_STEPS)
 }
 
 /// Runs fault-free until the live nodes have converged; returns the leader.
 fn converge_live(sim: &mut Sim) -> usize {
-    assert!(sim.run_until(100_000, live_converged), "no convergence:\n{}", sim.report());
-    sim.leader().expect("converged means one leader")
+    sim.converge_live(CONVERGE_STEPS)
 }
 
 /// Proposes `count` transactions at `at` and runs until the live nodes converged.
 fn commit(sim: &mut Sim, at: usize, count: usize) {
-    for _ in 0..count {
-        sim.propose(at).unwrap_or_else(|e| panic!("propose failed: {e}\n{}", sim.report()));
-    }
+    sim.propose_n(at, count);
     converge_live(sim);
-}
-
-/// The sync modes the leader chose for `follower` while `record_sent` was on.
-fn sync_modes(sim: &Sim, leader: usize, follower: usize) -> Vec<SyncMode> {
-    sent_to(sim, leader, follower)
-        .into_iter()
-        .filter_map(|msg| match msg {
-            Message::SyncStart(mode) => Some(*mode),
-            _ => None,
-        })
-        .collect()
-}
-
-/// The messages `from` sent to `to` while `record_sent` was on.
-fn sent_to(sim: &Sim, from: usize, to: usize) -> Vec<&Message> {
-    let (from, to) = (sim.nodes[from].id, sim.nodes[to].id);
-    sim.sent.iter().filter(|s| s.from == from && s.to == to).map(|s| &s.msg).collect()
-}
-
-fn delivered_anywhere(sim: &Sim, zxid: Zxid) -> bool {
-    sim.global.iter().any(|(z, _)| *z == zxid)
 }
 
 fn others(n: usize, me: usize) -> Vec<usize> {
@@ -172,13 +136,13 @@ fn f01_leader_logs_locally_and_crashes_before_sending() {
     sim.restart(l);
     let leader = converge(&mut sim);
     assert_eq!(leader, new);
-    assert_eq!(sync_modes(&sim, leader, l), vec![SyncMode::Trunc { to: z(1, 4) }]);
+    assert_eq!(sim.sync_modes(leader, l), vec![SyncMode::Trunc { to: z(1, 4) }]);
     let mut expected = zxids(1, 1..=4);
     expected.push(z(2, 1));
     for i in 0..3 {
         assert_eq!(sim.nodes[i].disk.log_zxids(), expected, "log of n{}", i + 1);
     }
-    assert!(!delivered_anywhere(&sim, z(1, 5)));
+    assert!(!sim.delivered_anywhere(z(1, 5)));
     finish(&mut sim);
 }
 
@@ -222,7 +186,7 @@ fn f02_two_leaders_in_a_row_log_alone_and_crash() {
     }
     let leader = converge(&mut sim);
     commit(&mut sim, leader, 2);
-    assert!(!delivered_anywhere(&sim, b_zxid), "B's (2,1) was logged by B only");
+    assert!(!sim.delivered_anywhere(b_zxid), "B's (2,1) was logged by B only");
     for (zxid, payload) in [(b_zxid, &b_payload), (c_zxid, &c_payload)] {
         let delivered = sim.global.iter().any(|entry| entry == &(zxid, payload.clone()));
         for i in 0..5 {
@@ -258,7 +222,7 @@ fn f03_old_leader_tail_is_truncated_not_diffed() {
     sim.record_sent = true;
     sim.restart(a);
     let leader = converge(&mut sim);
-    let to_a = sent_to(&sim, leader, a);
+    let to_a = sim.sent_to(leader, a);
     let start = to_a.iter().position(|m| matches!(m, Message::SyncStart(_))).unwrap();
     assert_eq!(to_a[start], &Message::SyncStart(SyncMode::Trunc { to: z(7, 3) }));
     match to_a[start + 1] {
@@ -314,7 +278,7 @@ fn f04_three_step_restart_truncates_the_stale_tail() {
     let leader = converge_live(&mut sim);
     assert_eq!(leader, c, "C's currentEpoch 3 beats B's 2 and its longer log");
     assert_eq!(sim.node(c).current_epoch(), Epoch(4));
-    let modes = sync_modes(&sim, c, b);
+    let modes = sim.sync_modes(c, b);
     assert!(matches!(modes.as_slice(), [SyncMode::Snap { .. }]), "{modes:?}");
     assert_eq!(sim.nodes[b].disk.log_zxids(), zxids(1, 1..=2));
     sim.restart(a);
@@ -342,12 +306,12 @@ fn f05_higher_current_epoch_beats_a_higher_zxid() {
     let leader = converge(&mut sim);
     assert_eq!(leader, f);
     assert_eq!(sim.node(f).current_epoch(), Epoch(4));
-    let modes = sync_modes(&sim, f, l);
+    let modes = sim.sync_modes(f, l);
     assert!(matches!(modes.as_slice(), [SyncMode::Snap { .. }]), "{modes:?}");
     for i in [f, l] {
         assert_eq!(sim.nodes[i].disk.log_zxids(), zxids(1, 1..=2), "n{}", i + 1);
     }
-    assert!(!delivered_anywhere(&sim, z(2, 1)));
+    assert!(!sim.delivered_anywhere(z(2, 1)));
     assert_eq!(sim.global.iter().map(|(z, _)| *z).collect::<Vec<_>>(), zxids(1, 1..=2));
     finish(&mut sim);
 }
@@ -399,13 +363,13 @@ fn f06_lagging_follower_acks_newleader_only_after_the_diff_is_durable() {
     );
     sim.nodes[s0].disk_stalled = true;
     sim.settle();
-    assert_eq!(sync_modes(&sim, s1, s0), vec![SyncMode::Diff { last: z(1, 3) }]);
+    assert_eq!(sim.sync_modes(s1, s0), vec![SyncMode::Diff { last: z(1, 3) }]);
     assert!(sim.pending_writes(s0).iter().any(|w| is_append_of(w, z(1, 4))));
     assert!(
-        !sent_to(&sim, s0, s1).iter().any(|m| matches!(m, Message::AckNewLeader { .. })),
+        !sim.sent_to(s0, s1).iter().any(|m| matches!(m, Message::AckNewLeader { .. })),
         "S0 acked NEWLEADER before (1,4) was durable"
     );
-    assert!(!delivered_anywhere(&sim, z(1, 4)));
+    assert!(!sim.delivered_anywhere(z(1, 4)));
     // S0 crashes without persisting (1,4); the leader is killed; the others restart.
     sim.nodes[s0].disk_stalled = false;
     sim.crash_keeping(s0, 0);
@@ -533,7 +497,7 @@ fn f08_commit_of_a_synced_proposal_arrives_before_uptodate() {
     assert_eq!(sim.nodes[c].app.last().map(|(zxid, _)| *zxid), Some(p), "C applied p");
     sim.release(c, l);
     converge(&mut sim);
-    let kinds: Vec<&str> = sent_to(&sim, l, c).iter().map(|m| m.kind()).collect();
+    let kinds: Vec<&str> = sim.sent_to(l, c).iter().map(|m| m.kind()).collect();
     let commit_at = kinds.iter().position(|k| *k == "COMMIT").unwrap();
     let uptodate_at = kinds.iter().position(|k| *k == "UPTODATE").unwrap();
     assert!(commit_at < uptodate_at, "{kinds:?}");
@@ -592,7 +556,8 @@ fn f09_newleader_ack_precedes_every_proposal_ack() {
     assert_eq!(acks_seen.first(), Some(&"ACKNEWLEADER"), "{acks_seen:?}");
     sim.release(c, l);
     converge(&mut sim);
-    let acks: Vec<&str> = sent_to(&sim, c, l)
+    let acks: Vec<&str> = sim
+        .sent_to(c, l)
         .iter()
         .map(|m| m.kind())
         .filter(|k| *k == "ACK" || *k == "ACKNEWLEADER")
@@ -651,7 +616,7 @@ fn f10_snap_sync_crash_after_the_snapshot_before_the_queued_txns() {
         sim.record_sent = true;
         sim.restart(c);
         assert!(sim.settle_until(|s| s.queued(l, c).iter().any(|m| is_new_leader(m))));
-        assert!(matches!(sync_modes(&sim, l, c).as_slice(), [SyncMode::Snap { .. }]));
+        assert!(matches!(sim.sync_modes(l, c).as_slice(), [SyncMode::Snap { .. }]));
         // The leader commits three more with A while C receives the snapshot.
         sim.hold(l, c);
         sim.hold(c, l);
@@ -749,7 +714,7 @@ fn f11_interrupted_snap_leaves_old_or_new_state_never_a_mix() {
         sim.record_sent = true;
         sim.restart(c);
         assert_eq!(converge_live(&mut sim), b);
-        assert!(matches!(sync_modes(&sim, b, c).as_slice(), [SyncMode::Diff { .. }]));
+        assert!(matches!(sim.sync_modes(b, c).as_slice(), [SyncMode::Diff { .. }]));
         sim.restart(l);
         converge(&mut sim);
         assert_eq!(sim.nodes[c].app, sim.nodes[b].app);
@@ -807,8 +772,8 @@ fn f12_leader_snapshot_excludes_a_logged_uncommitted_proposal() {
         "restored from the snapshot"
     );
     converge(&mut sim);
-    assert_eq!(sync_modes(&sim, new, l), vec![SyncMode::Trunc { to: q }]);
-    assert!(!delivered_anywhere(&sim, p));
+    assert_eq!(sim.sync_modes(new, l), vec![SyncMode::Trunc { to: q }]);
+    assert!(!sim.delivered_anywhere(p));
     assert!(sim.nodes[l].app.iter().all(|(zxid, _)| *zxid != p));
     finish(&mut sim);
 }
@@ -946,7 +911,7 @@ fn f15_torn_tail_rejoins_and_a_corrupt_middle_record_refuses_to_start() {
     sim.record_sent = true;
     sim.restart(f);
     converge(&mut sim);
-    assert_eq!(sync_modes(&sim, l, f), vec![SyncMode::Diff { last: z(1, 4) }]);
+    assert_eq!(sim.sync_modes(l, f), vec![SyncMode::Diff { last: z(1, 4) }]);
     assert_eq!(sim.nodes[f].app.len(), 7);
     finish(&mut sim);
 
@@ -1165,8 +1130,8 @@ fn f17_outstanding_proposal_at_quorum_loss_is_truncated() {
     sim.record_sent = true;
     sim.heal();
     converge(&mut sim);
-    assert_eq!(sync_modes(&sim, new, old), vec![SyncMode::Trunc { to: z(1, 6) }]);
-    assert!(!delivered_anywhere(&sim, z(1, 7)));
+    assert_eq!(sim.sync_modes(new, old), vec![SyncMode::Trunc { to: z(1, 6) }]);
+    assert!(!sim.delivered_anywhere(z(1, 7)));
     assert!(!sim.nodes[old].disk.log_zxids().contains(&z(1, 7)));
     finish(&mut sim);
 }
@@ -1179,7 +1144,7 @@ fn f17_outstanding_proposal_at_quorum_loss_is_truncated() {
 #[test]
 fn f18_sync_mode_for_each_lag_class() {
     let entries_sent = |sim: &Sim, from: usize, to: usize| -> usize {
-        sent_to(sim, from, to)
+        sim.sent_to(from, to)
             .iter()
             .map(|m| match m {
                 Message::SyncEntries { entries } => entries.len(),
@@ -1196,7 +1161,7 @@ fn f18_sync_mode_for_each_lag_class() {
     sim.record_sent = true;
     sim.restart(f);
     converge(&mut sim);
-    assert_eq!(sync_modes(&sim, l, f), vec![SyncMode::Diff { last: z(1, 3) }]);
+    assert_eq!(sim.sync_modes(l, f), vec![SyncMode::Diff { last: z(1, 3) }]);
     assert_eq!(entries_sent(&sim, l, f), 0, "an empty DIFF");
     finish(&mut sim);
 
@@ -1210,7 +1175,7 @@ fn f18_sync_mode_for_each_lag_class() {
     sim.record_sent = true;
     sim.restart(f);
     converge(&mut sim);
-    assert_eq!(sync_modes(&sim, l, f), vec![SyncMode::Diff { last: z(1, 3) }]);
+    assert_eq!(sim.sync_modes(l, f), vec![SyncMode::Diff { last: z(1, 3) }]);
     assert_eq!(entries_sent(&sim, l, f), 4);
     finish(&mut sim);
 
@@ -1224,7 +1189,7 @@ fn f18_sync_mode_for_each_lag_class() {
     sim.record_sent = true;
     sim.restart(f);
     converge(&mut sim);
-    assert!(matches!(sync_modes(&sim, l, f).as_slice(), [SyncMode::Snap { .. }]));
+    assert!(matches!(sim.sync_modes(l, f).as_slice(), [SyncMode::Snap { .. }]));
     finish(&mut sim);
 
     // Ahead: the old leader logged (1,4) alone; the new leader has nothing after (1,3).
@@ -1238,7 +1203,7 @@ fn f18_sync_mode_for_each_lag_class() {
     sim.record_sent = true;
     sim.restart(old);
     converge(&mut sim);
-    assert_eq!(sync_modes(&sim, new, old), vec![SyncMode::Trunc { to: z(1, 3) }]);
+    assert_eq!(sim.sync_modes(new, old), vec![SyncMode::Trunc { to: z(1, 3) }]);
     finish(&mut sim);
 
     // Ahead across an epoch boundary: L led epoch 2 and logged (2,1) alone; the others
@@ -1263,8 +1228,8 @@ fn f18_sync_mode_for_each_lag_class() {
     sim.record_sent = true;
     sim.heal();
     converge(&mut sim);
-    assert!(matches!(sync_modes(&sim, new, l).as_slice(), [SyncMode::Snap { .. }]));
-    assert!(!delivered_anywhere(&sim, z(2, 1)));
+    assert!(matches!(sim.sync_modes(new, l).as_slice(), [SyncMode::Snap { .. }]));
+    assert!(!sim.delivered_anywhere(z(2, 1)));
     finish(&mut sim);
 }
 
@@ -1297,7 +1262,7 @@ fn f19_proposal_made_while_a_joiner_syncs_reaches_it() {
     assert_eq!(sim.nodes[c].app.last().map(|(zxid, _)| *zxid), Some(p), "C delivered p");
     sim.release(c, l);
     converge(&mut sim);
-    let kinds: Vec<&str> = sent_to(&sim, l, c).iter().map(|m| m.kind()).collect();
+    let kinds: Vec<&str> = sim.sent_to(l, c).iter().map(|m| m.kind()).collect();
     let at = |kind: &str| kinds.iter().position(|k| *k == kind).unwrap();
     assert!(at("NEWLEADER") < at("PROPOSAL") && at("PROPOSAL") < at("COMMIT"), "{kinds:?}");
     finish(&mut sim); // no COMMIT for an unknown zxid: that would be a protocol violation
@@ -1337,7 +1302,7 @@ fn f20_duplicate_proposal_of_a_synced_entry_is_ignored() {
     assert_eq!(sim.nodes[c].app.iter().filter(|(zxid, _)| *zxid == p).count(), 1);
     for follower in others(3, l) {
         let (mut synced, mut proposed) = (Vec::new(), Vec::new());
-        for msg in sent_to(&sim, l, follower) {
+        for msg in sim.sent_to(l, follower) {
             match msg {
                 Message::SyncEntries { entries } => synced.extend(entries.iter().map(|e| e.zxid)),
                 Message::Proposal { entries } => proposed.extend(entries.iter().map(|e| e.zxid)),
@@ -1458,7 +1423,7 @@ fn f23_follower_with_a_stalled_disk_or_process() {
     sim.record_sent = true;
     sim.nodes[f].disk_stalled = false;
     converge(&mut sim);
-    assert!(sync_modes(&sim, l, f).is_empty(), "caught up without a resync");
+    assert!(sim.sync_modes(l, f).is_empty(), "caught up without a resync");
     assert_eq!(sim.node(l).status(), Status::Leading { epoch });
     // Part 2.
     sim.isolate(f, 4 * session);
@@ -1477,7 +1442,7 @@ fn f23_follower_with_a_stalled_disk_or_process() {
     assert!(sim.run_until(50_000, |s| s.nodes[a].app.last().map(|(z, _)| *z) == Some(p)));
     assert_eq!(sim.node(l).status(), Status::Leading { epoch }, "A and L are a quorum");
     converge(&mut sim);
-    assert_eq!(sync_modes(&sim, l, f).len(), 1, "F resynchronized once");
+    assert_eq!(sim.sync_modes(l, f).len(), 1, "F resynchronized once");
     finish(&mut sim);
 }
 
@@ -1515,17 +1480,17 @@ fn f24_deposed_follower_accounts_for_its_queued_writes() {
         sim.step_random(false, 0);
     }
     assert!(
-        !sent_to(&sim, f, a).iter().any(|m| matches!(m, Message::AckEpoch { .. })),
+        !sim.sent_to(f, a).iter().any(|m| matches!(m, Message::AckEpoch { .. })),
         "ACKEPOCH before the queued writes are durable"
     );
     sim.nodes[f].disk_stalled = false;
     assert_eq!(converge_live(&mut sim), a);
-    let ack_epoch = sent_to(&sim, f, a).into_iter().find_map(|m| match m {
+    let ack_epoch = sim.sent_to(f, a).into_iter().find_map(|m| match m {
         Message::AckEpoch { last_zxid, .. } => Some(*last_zxid),
         _ => None,
     });
     assert_eq!(ack_epoch, Some(z(1, 4)));
-    assert_eq!(sync_modes(&sim, a, f).first(), Some(&SyncMode::Diff { last: z(1, 4) }));
+    assert_eq!(sim.sync_modes(a, f).first(), Some(&SyncMode::Diff { last: z(1, 4) }));
     sim.restart(l);
     converge(&mut sim);
     assert_eq!(sim.nodes[f].disk.log_zxids(), sim.nodes[a].disk.log_zxids());
