@@ -26,6 +26,7 @@ use crate::bootstrap::{BootstrapConfig, BootstrapRole, FileTableStore, TableStor
 use crate::frontend::{FrontendConfig, RespFrontend};
 use crate::node::{KvNode, NodeConfig};
 use crate::overlay::OverlayControl;
+use crate::peer_auth::PeerAuth;
 use crate::ports::KvPort;
 use crate::replica::{MemoryLimit, SnapshotWriter};
 
@@ -44,8 +45,11 @@ pub struct NodeOptions {
     pub partitions: u32,
     /// The number of replicas of each partition.
     pub replication: usize,
-    /// The cluster's name; nodes of differently named clusters refuse each other.
+    /// The cluster's name; nodes of differently named clusters refuse each other. It is also
+    /// the cluster identity of every peer handshake (see [`crate::peer_auth`]).
     pub cluster_name: String,
+    /// How the peer port authenticates other nodes.
+    pub peer_auth: PeerAuth,
     /// Whether the logs fsync (the default; turning it off loses acknowledged writes on a
     /// machine crash).
     pub fsync: bool,
@@ -68,14 +72,17 @@ pub struct NodeOptions {
 
 impl NodeOptions {
     /// Options with the defaults: fsync on, 64 MiB segments, cluster `kvstore`, 3 partitions
-    /// of 3 replicas.
+    /// of 3 replicas; peers authenticated as `peer_auth` says (no default: see
+    /// [`crate::peer_auth`]).
     pub fn new(
         peer: SocketAddr,
         client: SocketAddr,
         data_dir: PathBuf,
         role: BootstrapRole,
+        peer_auth: PeerAuth,
     ) -> Self {
         NodeOptions {
+            peer_auth,
             peer,
             client,
             data_dir,
@@ -98,8 +105,10 @@ impl NodeOptions {
 pub enum LaunchError {
     /// The data directory cannot be created.
     DataDir(PathBuf, io::Error),
-    /// The peer address cannot be bound.
+    /// The peer address cannot be bound, or its authentication cannot be set up.
     PeerPort(SocketAddr, io::Error),
+    /// The peer credentials are unusable (says why).
+    PeerAuth(String),
     /// The client address cannot be bound.
     ClientPort(SocketAddr, io::Error),
 }
@@ -109,6 +118,7 @@ impl fmt::Display for LaunchError {
         match self {
             LaunchError::DataDir(p, e) => write!(f, "data directory {}: {e}", p.display()),
             LaunchError::PeerPort(a, e) => write!(f, "peer address {a}: {e}"),
+            LaunchError::PeerAuth(why) => f.write_str(why),
             LaunchError::ClientPort(a, e) => write!(f, "client address {a}: {e}"),
         }
     }
@@ -216,7 +226,9 @@ pub fn partition_dir(data_dir: &Path, partition: u32) -> PathBuf {
 pub fn start_node(system: &System, options: &NodeOptions) -> Result<RunningNode, LaunchError> {
     let data_dir = options.data_dir.clone();
     std::fs::create_dir_all(&data_dir).map_err(|e| LaunchError::DataDir(data_dir.clone(), e))?;
-    let network = TcpNetwork::create(system, TcpConfig::new(options.peer))
+    let security =
+        options.peer_auth.security(&options.cluster_name).map_err(LaunchError::PeerAuth)?;
+    let network = TcpNetwork::create(system, TcpConfig::new(options.peer, security))
         .map_err(|e| LaunchError::PeerPort(options.peer, e))?;
     let peer = network.on_definition(|n| n.addr()).expect("the network exists");
     let server = match StreamServer::create(system, StreamConfig::new(options.client)) {

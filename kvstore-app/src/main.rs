@@ -26,6 +26,7 @@ use kompics_core::{Runtime, RuntimeConfig};
 use kompics_net::NodeAddr;
 use kvstore_app::bootstrap::BootstrapRole;
 use kvstore_app::launch::{parse_memory_size, start_node, NodeOptions, RunningNode};
+use kvstore_app::peer_auth::{self, PeerAuth};
 use kvstore_app::tools::bench::{self, BenchConfig};
 use kvstore_app::tools::status;
 
@@ -108,6 +109,42 @@ struct NodeArgs {
     join: Option<SocketAddr>,
     #[command(flatten)]
     cluster: ClusterArgs,
+    #[command(flatten)]
+    peer_auth: PeerAuthArgs,
+}
+
+/// How the peer port authenticates other nodes: exactly one of the three is required.
+#[derive(Args)]
+struct PeerAuthArgs {
+    /// Mutual TLS: this node's certificate chain (PEM, leaf first). Its URI subject
+    /// alternative name must be kompics-net://<cluster-name>/<peer address>.
+    #[arg(long)]
+    peer_tls_cert: Option<PathBuf>,
+    /// Mutual TLS: this node's private key (PEM; keep it mode 600).
+    #[arg(long)]
+    peer_tls_key: Option<PathBuf>,
+    /// Mutual TLS: the CA certificate every member's certificate chains to (PEM).
+    #[arg(long)]
+    peer_tls_ca: Option<PathBuf>,
+    /// Shared secret: a file holding it (32 random bytes or more, e.g. `openssl rand -hex 32`;
+    /// keep it mode 600). Or set KVSTORE_CLUSTER_SECRET.
+    #[arg(long)]
+    cluster_secret_file: Option<PathBuf>,
+    /// Run the peer port without authentication or encryption: any host that reaches it can
+    /// act as a member. Only for trusted networks and tests.
+    #[arg(long)]
+    insecure: bool,
+}
+
+impl PeerAuthArgs {
+    fn resolve(&self) -> Result<PeerAuth, String> {
+        PeerAuth::from_sources(
+            (self.peer_tls_cert.clone(), self.peer_tls_key.clone(), self.peer_tls_ca.clone()),
+            self.cluster_secret_file.as_deref(),
+            std::env::var(peer_auth::SECRET_ENV).ok(),
+            self.insecure,
+        )
+    }
 }
 
 #[derive(Args)]
@@ -216,7 +253,8 @@ fn run_node(args: NodeArgs) -> Result<(), String> {
         (None, Some(server)) => BootstrapRole::Join { server: NodeAddr(server) },
         _ => return Err("give exactly one of --expect N and --join ADDR".into()),
     };
-    let mut options = NodeOptions::new(args.peer, args.client, args.data_dir, role);
+    let peer_auth = args.peer_auth.resolve()?;
+    let mut options = NodeOptions::new(args.peer, args.client, args.data_dir, role, peer_auth);
     apply_cluster_args(&mut options, &args.cluster);
     let stop = stop_flag();
     let rt = runtime(&args.cluster);
@@ -280,6 +318,9 @@ fn demo(args: &DemoArgs, data_dir: &std::path::Path, stop: &AtomicBool) -> Resul
     let system = rt.system();
     let mut nodes: Vec<RunningNode> = Vec::new();
     let started = Instant::now();
+    // The demo's nodes all live here: a fresh random secret authenticates them to each other
+    // with no set-up, and nothing outside this process can join.
+    let peer_auth = PeerAuth::random_secret();
     for i in 0..args.nodes {
         let peer: SocketAddr = ([127, 0, 0, 1], port(args.peer_port, i)).into();
         let client: SocketAddr = ([127, 0, 0, 1], port(args.client_port, i)).into();
@@ -287,7 +328,8 @@ fn demo(args: &DemoArgs, data_dir: &std::path::Path, stop: &AtomicBool) -> Resul
             None => BootstrapRole::Server { expected_nodes: args.nodes },
             Some(first) => BootstrapRole::Join { server: first.peer },
         };
-        let mut options = NodeOptions::new(peer, client, data_dir.join(format!("node{i}")), role);
+        let dir = data_dir.join(format!("node{i}"));
+        let mut options = NodeOptions::new(peer, client, dir, role, peer_auth.clone());
         apply_cluster_args(&mut options, &args.cluster);
         // Small segments: a demo needs no 64 MiB preallocation per partition.
         options.segment_bytes = 4 * 1024 * 1024;

@@ -20,7 +20,7 @@ pub use history::history_entry;
 
 /// Free loopback ports (bound and released: another process could take one meanwhile, which
 /// would fail the test loudly, not wrongly).
-fn free_ports(n: usize) -> Vec<u16> {
+pub fn free_ports(n: usize) -> Vec<u16> {
     let listeners: Vec<TcpListener> =
         (0..n).map(|_| TcpListener::bind("127.0.0.1:0").expect("bind")).collect();
     listeners.iter().map(|l| l.local_addr().unwrap().port()).collect()
@@ -38,6 +38,24 @@ pub struct ProcessCluster {
     partitions: u32,
     replication: usize,
     children: Vec<Option<Child>>,
+    /// The cluster secret every node reads (`--cluster-secret-file`), mode 600.
+    secret_file: PathBuf,
+}
+
+/// Writes `secret` to `path` (creating its directory), readable by its owner only, as an
+/// operator should.
+pub fn write_secret_file(path: &std::path::Path, secret: &str) {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    std::fs::create_dir_all(path.parent().expect("a file in a directory")).expect("mkdir");
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(path)
+        .expect("create the secret file");
+    writeln!(file, "{secret}").expect("write the secret");
 }
 
 impl ProcessCluster {
@@ -55,7 +73,11 @@ impl ProcessCluster {
         let dir = std::env::temp_dir().join(format!("{name}-{}-{seed}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         let loopback = |port: u16| SocketAddr::from(([127, 0, 0, 1], port));
+        let secret_file = dir.join("cluster.secret");
+        let secret: String = (0..32).map(|_| format!("{:02x}", rand::random::<u8>())).collect();
+        write_secret_file(&secret_file, &secret);
         ProcessCluster {
+            secret_file,
             peers: ports[..nodes].iter().copied().map(loopback).collect(),
             clients: ports[nodes..].iter().copied().map(loopback).collect(),
             dir,
@@ -85,6 +107,8 @@ impl ProcessCluster {
             self.partitions.to_string(),
             "--replication".into(),
             self.replication.to_string(),
+            "--cluster-secret-file".into(),
+            self.secret_file.display().to_string(),
         ];
         if i == 0 {
             args.extend(["--expect".to_string(), self.nodes().to_string()]);
