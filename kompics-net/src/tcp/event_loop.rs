@@ -434,7 +434,7 @@ impl EventLoop {
                     budget = budget.saturating_sub(n);
                     self.check_secured(conn)?;
                     while let Some(frame) =
-                        conn.decoder.next_frame().map_err(|e| Close::Bad(e.to_string()))?
+                        conn.decoder.next_frame().map_err(|e| bad_frame(conn, e))?
                     {
                         self.on_frame(conn, frame)?;
                     }
@@ -989,6 +989,17 @@ impl PollLoop for EventLoop {
         self.revisit();
         self.fire_timers();
     }
+}
+
+/// A frame error, explained when it is probably a TLS peer talking to this plaintext node (TLS
+/// records read as an absurd frame length), so a mixed cluster is diagnosed at a glance.
+fn bad_frame(conn: &Connection, e: crate::frame::FrameError) -> Close {
+    if !conn.link.is_tls() && conn.session().is_none() {
+        return Close::Bad(format!(
+            "{e} (if the peer runs TLS: this node is in insecure mode, the peer is not)"
+        ));
+    }
+    Close::Bad(e.to_string())
 }
 
 /// Drops what is queued in `ob` and counts the `SessionDown` about to be reported for it; both
