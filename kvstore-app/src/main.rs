@@ -117,7 +117,7 @@ struct NodeArgs {
 #[derive(Args)]
 struct PeerAuthArgs {
     /// Mutual TLS: this node's certificate chain (PEM, leaf first). Its URI subject
-    /// alternative name must be kompics-net://<cluster-name>/<peer address>.
+    /// alternative name must be kompics-net://CLUSTER-NAME/PEER-ADDRESS.
     #[arg(long)]
     peer_tls_cert: Option<PathBuf>,
     /// Mutual TLS: this node's private key (PEM; keep it mode 600).

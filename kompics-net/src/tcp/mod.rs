@@ -20,9 +20,13 @@
 //!
 //! # Sessions
 //!
-//! A session is one TCP connection after its handshake: the connecting node sends a hello
-//! frame naming its listening address, the accepting node answers with a welcome naming its
-//! own, and from then on both sides report [`TransportEvent::SessionUp`]. Within a session,
+//! A session is one TCP connection after its handshake: in the secure modes a TLS 1.3
+//! handshake first, then the connecting node sends a hello frame naming its listening
+//! address, cluster identity and security mode (and, with a shared secret, its proof), the
+//! accepting node checks it (its certificate or proof, see [`crate::tls`]) and answers with a
+//! welcome naming its own (or a refusal saying why), and from then on both sides report
+//! [`TransportEvent::SessionUp`]. The peer of a session is the node the handshake
+//! authenticated, and every message delivered on it has that peer as its source. Within a session,
 //! messages arrive in the order they were sent, without gaps. The session ends when the
 //! connection does (closed, reset, bad input from the peer, a full send queue, shutdown);
 //! both sides then report [`TransportEvent::SessionDown`], which means messages sent before

@@ -23,7 +23,7 @@
 
 pub(crate) mod auth;
 pub(crate) mod context;
-mod pump;
+pub mod pump;
 pub mod security;
 
 pub use pump::TlsStream;
