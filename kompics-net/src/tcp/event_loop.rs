@@ -451,9 +451,7 @@ impl EventLoop {
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 // What the pump reports for a TLS failure (bad record, rejected certificate,
                 // an alert from the peer): the peer's fault, logged as such.
-                Err(e) if e.kind() == io::ErrorKind::InvalidData => {
-                    return Err(Close::Bad(format!("TLS: {e}")))
-                }
+                Err(e) if e.kind() == io::ErrorKind::InvalidData => return Err(tls_failure(e)),
                 Err(e) if e.kind() == io::ErrorKind::UnexpectedEof && conn.link.is_tls() => {
                     return Err(Close::Io(io::Error::new(
                         e.kind(),
@@ -989,6 +987,17 @@ impl PollLoop for EventLoop {
         self.revisit();
         self.fire_timers();
     }
+}
+
+/// What a TLS failure means: the peer's `close_notify` before the handshake ended is a peer
+/// giving up its attempt (a lost duplicate-connection tie-break, a shutdown), not bad input;
+/// anything else (bad record, rejected certificate, another alert) is the peer's fault.
+fn tls_failure(e: io::Error) -> Close {
+    let alert = e.get_ref().and_then(|inner| inner.downcast_ref::<rustls::Error>());
+    if matches!(alert, Some(rustls::Error::AlertReceived(rustls::AlertDescription::CloseNotify))) {
+        return Close::Eof;
+    }
+    Close::Bad(format!("TLS: {e}"))
 }
 
 /// A frame error, explained when it is probably a TLS peer talking to this plaintext node (TLS
