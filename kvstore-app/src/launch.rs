@@ -18,6 +18,7 @@ use std::time::Duration;
 
 use kompics_core::{connect, Component, System};
 use kompics_net::stream::{ByteStream, StreamConfig, StreamServer};
+use kompics_net::tls::ServerTls;
 use kompics_net::{Network, NodeAddr, TcpConfig, TcpNetwork};
 use zab_components::storage::{StorageError, ZabStorage};
 use zab_components::wal::{FileStorage, WalOptions};
@@ -50,6 +51,8 @@ pub struct NodeOptions {
     pub cluster_name: String,
     /// How the peer port authenticates other nodes.
     pub peer_auth: PeerAuth,
+    /// TLS on the RESP client port (`--tls-cert-file` …); `None`, the default, is plaintext.
+    pub client_tls: Option<ServerTls>,
     /// Whether the logs fsync (the default; turning it off loses acknowledged writes on a
     /// machine crash).
     pub fsync: bool,
@@ -83,6 +86,7 @@ impl NodeOptions {
     ) -> Self {
         NodeOptions {
             peer_auth,
+            client_tls: None,
             peer,
             client,
             data_dir,
@@ -231,7 +235,9 @@ pub fn start_node(system: &System, options: &NodeOptions) -> Result<RunningNode,
     let network = TcpNetwork::create(system, TcpConfig::new(options.peer, security))
         .map_err(|e| LaunchError::PeerPort(options.peer, e))?;
     let peer = network.on_definition(|n| n.addr()).expect("the network exists");
-    let server = match StreamServer::create(system, StreamConfig::new(options.client)) {
+    let mut stream_config = StreamConfig::new(options.client);
+    stream_config.tls = options.client_tls.clone();
+    let server = match StreamServer::create(system, stream_config) {
         Ok(s) => s,
         Err(e) => {
             network.kill();

@@ -23,6 +23,7 @@ use std::time::{Duration, Instant};
 
 use clap::{Args, Parser, Subcommand};
 use kompics_core::{Runtime, RuntimeConfig};
+use kompics_net::tls::{ClientAuth, ServerTls};
 use kompics_net::NodeAddr;
 use kvstore_app::bootstrap::BootstrapRole;
 use kvstore_app::launch::{parse_memory_size, start_node, NodeOptions, RunningNode};
@@ -44,7 +45,7 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Run one node of a cluster of processes.
-    Node(NodeArgs),
+    Node(Box<NodeArgs>),
     /// Run a whole cluster in this process, on loopback.
     Demo(DemoArgs),
     /// Closed-loop load over RESP; prints throughput and latency percentiles.
@@ -111,6 +112,43 @@ struct NodeArgs {
     cluster: ClusterArgs,
     #[command(flatten)]
     peer_auth: PeerAuthArgs,
+    #[command(flatten)]
+    client_tls: ClientTlsArgs,
+}
+
+/// TLS on the RESP client port, with Redis' option names. Without `--tls-cert-file` the
+/// port is plaintext; with it, TLS only (1.3), and clients must speak TLS (`redis-cli --tls`).
+#[derive(Args)]
+struct ClientTlsArgs {
+    /// The client port's certificate chain (PEM, leaf first); turns TLS on.
+    #[arg(long, requires = "tls_key_file")]
+    tls_cert_file: Option<PathBuf>,
+    /// The client port's private key (PEM; keep it mode 600).
+    #[arg(long, requires = "tls_cert_file")]
+    tls_key_file: Option<PathBuf>,
+    /// The CA that client certificates must chain to (needed unless --tls-auth-clients no).
+    #[arg(long, requires = "tls_cert_file")]
+    tls_ca_cert_file: Option<PathBuf>,
+    /// Ask clients for a certificate: no, optional (the default here, unlike Redis) or yes.
+    #[arg(long, default_value = "optional", requires = "tls_cert_file")]
+    tls_auth_clients: ClientAuth,
+}
+
+impl ClientTlsArgs {
+    fn resolve(&self) -> Result<Option<ServerTls>, String> {
+        let (Some(cert), Some(key)) = (&self.tls_cert_file, &self.tls_key_file) else {
+            return Ok(None);
+        };
+        // Without a CA there is nothing to check a client certificate against: "optional"
+        // then means "not asked for"; "yes" is an error.
+        let auth = match (self.tls_auth_clients, &self.tls_ca_cert_file) {
+            (ClientAuth::Optional, None) => ClientAuth::No,
+            (auth, _) => auth,
+        };
+        ServerTls::from_pem_files(cert, key, self.tls_ca_cert_file.as_deref(), auth)
+            .map(Some)
+            .map_err(|e| format!("client port TLS: {e}"))
+    }
 }
 
 /// How the peer port authenticates other nodes: exactly one of the three is required.
@@ -215,7 +253,7 @@ fn main() -> ExitCode {
         .init();
     let cli = Cli::parse();
     let result = match cli.command {
-        Command::Node(args) => run_node(args),
+        Command::Node(args) => run_node(*args),
         Command::Demo(args) => run_demo(args),
         Command::Bench(args) => run_bench(args),
         Command::Status(args) => run_status(args),
@@ -255,6 +293,7 @@ fn run_node(args: NodeArgs) -> Result<(), String> {
     };
     let peer_auth = args.peer_auth.resolve()?;
     let mut options = NodeOptions::new(args.peer, args.client, args.data_dir, role, peer_auth);
+    options.client_tls = args.client_tls.resolve()?;
     apply_cluster_args(&mut options, &args.cluster);
     let stop = stop_flag();
     let rt = runtime(&args.cluster);

@@ -5,92 +5,16 @@
 //! The connection knows how to move bytes; what the bytes mean (handshake rules, sessions,
 //! delivering messages) is the event loop's business.
 
-use std::io::{self, Read, Write};
+use std::io::{self, Write};
 use std::net::SocketAddr;
 use std::time::Instant;
 
-use mio::net::TcpStream;
 use mio::Token;
 
 use super::shared::Outbox;
 use crate::address::NodeAddr;
 use crate::frame::{Frame, FrameDecoder, Handshake};
-use crate::tls::TlsStream;
-
-/// The byte stream under a connection's frames: the socket itself (insecure mode) or a TLS
-/// session over it. Both read and write like a non-blocking socket, so the event loop's framing
-/// and budgets do not care which.
-pub(crate) enum Link {
-    Plain(TcpStream),
-    Tls(Box<TlsStream>),
-}
-
-impl Link {
-    pub(crate) fn socket(&self) -> &TcpStream {
-        match self {
-            Link::Plain(s) => s,
-            Link::Tls(t) => t.socket(),
-        }
-    }
-
-    pub(crate) fn socket_mut(&mut self) -> &mut TcpStream {
-        match self {
-            Link::Plain(s) => s,
-            Link::Tls(t) => t.socket_mut(),
-        }
-    }
-
-    pub(crate) fn tls(&self) -> Option<&rustls::Connection> {
-        match self {
-            Link::Plain(_) => None,
-            Link::Tls(t) => Some(t.tls()),
-        }
-    }
-
-    pub(crate) fn is_tls(&self) -> bool {
-        matches!(self, Link::Tls(_))
-    }
-
-    /// Writes pending TLS records (`Ok(false)`: the socket would block); plain: nothing to do.
-    fn flush_tls(&mut self) -> io::Result<bool> {
-        match self {
-            Link::Plain(_) => Ok(true),
-            Link::Tls(t) => t.flush_tls(),
-        }
-    }
-
-    /// Sends TLS's close_notify, best effort; plain: nothing to do.
-    pub(crate) fn close(&mut self) {
-        if let Link::Tls(t) = self {
-            t.close();
-        }
-    }
-}
-
-impl Read for Link {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        match self {
-            Link::Plain(s) => s.read(buf),
-            Link::Tls(t) => t.read(buf),
-        }
-    }
-}
-
-impl Write for Link {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        match self {
-            Link::Plain(s) => s.write(buf),
-            Link::Tls(t) => t.write(buf),
-        }
-    }
-
-    fn flush(&mut self) -> io::Result<()> {
-        match self {
-            Link::Plain(s) => s.flush(),
-            Link::Tls(t) => t.flush(),
-        }
-    }
-}
+use crate::tls::link::Link;
 
 /// Which side opened the connection.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -42,7 +42,7 @@ use mio::{Poll, Token};
 use parking_lot::Mutex;
 
 use super::config::TcpConfig;
-use super::connection::{ConnState, Connection, Link, Role};
+use super::connection::{ConnState, Connection, Role};
 use super::event::TransportEvent;
 use super::shared::{Outbox, Overflow, Shared};
 use crate::address::NodeAddr;
@@ -52,6 +52,7 @@ use crate::message::NetMessage;
 use crate::poll_loop::{self, PollLoop};
 use crate::tls::auth::{self, AuthKey};
 use crate::tls::context::{peer_identity, TlsContext};
+use crate::tls::link::Link;
 use crate::tls::security::Kind;
 use crate::tls::{SecurityMode, TlsStream};
 

@@ -18,16 +18,20 @@
 //! Pieces: [`TlsStream`] pumps a rustls connection over a non-blocking mio socket (the one
 //! pump for every TLS connection of the crate); `context` builds the rustls configurations and
 //! reads identities from certificates; `auth` computes and checks the shared-secret proofs;
-//! [`security`] holds the configuration types. The handshake itself (hello, welcome, refusal)
+//! [`security`] holds the configuration types; [`ServerTls`] is TLS for a client-facing
+//! [`crate::StreamServer`] (the RESP port), through the same pump. The handshake itself (hello, welcome, refusal)
 //! is the TCP event loop's ([`crate::tcp`]).
 
 pub(crate) mod auth;
 pub(crate) mod context;
+pub(crate) mod link;
 pub mod pump;
 pub mod security;
+pub mod server;
 
 pub use pump::TlsStream;
 pub use security::{
     identity_uri, parse_identity_uri, warn_if_readable_by_others, MutualTlsCredentials,
     PeerSecurity, SecurityError, SecurityMode, CLUSTER_ID_BYTES_MAX, SECRET_BYTES_MIN,
 };
+pub use server::{ClientAuth, ServerTls};
