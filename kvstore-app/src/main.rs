@@ -298,7 +298,13 @@ fn run_node(args: NodeArgs) -> Result<(), String> {
     let stop = stop_flag();
     let rt = runtime(&args.cluster);
     let node = start_node(&rt.system(), &options).map_err(|e| e.to_string())?;
-    println!("kvstore node {}: RESP on {}; waiting for the cluster", node.peer, node.client);
+    println!(
+        "kvstore node {}: RESP on {} ({}); peers: {}; waiting for the cluster",
+        node.peer,
+        node.client,
+        if options.client_tls.is_some() { "TLS" } else { "plaintext" },
+        options.peer_auth.describe()
+    );
     let mut announced = false;
     while !stop.load(Ordering::SeqCst) {
         if let Some(reason) = node.fatal() {

@@ -120,6 +120,15 @@ impl PeerAuth {
         PeerAuth::secret(&bytes)
     }
 
+    /// The mode in words, for the start-up line (never the secret or a path's contents).
+    pub fn describe(&self) -> &'static str {
+        match self {
+            PeerAuth::MutualTls { .. } => "mutual TLS",
+            PeerAuth::Secret(_) => "shared secret over TLS",
+            PeerAuth::Insecure => "INSECURE (no authentication, plaintext)",
+        }
+    }
+
     /// The transport configuration for a node of cluster `cluster`. `Err` says what is wrong
     /// (a secret too short, a certificate that cannot be read).
     pub fn security(&self, cluster: &str) -> Result<PeerSecurity, String> {
