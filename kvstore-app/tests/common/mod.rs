@@ -38,8 +38,9 @@ pub struct ProcessCluster {
     partitions: u32,
     replication: usize,
     children: Vec<Option<Child>>,
-    /// The cluster secret every node reads (`--cluster-secret-file`), mode 600.
-    secret_file: PathBuf,
+    /// Each node's peer authentication options: by default `--cluster-secret-file` with a
+    /// secret written at creation (mode 600); see [`ProcessCluster::set_peer_auth`].
+    peer_auth: Vec<Vec<String>>,
 }
 
 /// Writes `secret` to `path` (creating its directory), readable by its owner only, as an
@@ -76,8 +77,10 @@ impl ProcessCluster {
         let secret_file = dir.join("cluster.secret");
         let secret: String = (0..32).map(|_| format!("{:02x}", rand::random::<u8>())).collect();
         write_secret_file(&secret_file, &secret);
+        let secret_args =
+            vec!["--cluster-secret-file".to_string(), secret_file.display().to_string()];
         ProcessCluster {
-            secret_file,
+            peer_auth: vec![secret_args; nodes],
             peers: ports[..nodes].iter().copied().map(loopback).collect(),
             clients: ports[nodes..].iter().copied().map(loopback).collect(),
             dir,
@@ -107,15 +110,24 @@ impl ProcessCluster {
             self.partitions.to_string(),
             "--replication".into(),
             self.replication.to_string(),
-            "--cluster-secret-file".into(),
-            self.secret_file.display().to_string(),
         ];
+        args.extend(self.peer_auth[i].iter().cloned());
         if i == 0 {
             args.extend(["--expect".to_string(), self.nodes().to_string()]);
         } else {
             args.extend(["--join".to_string(), self.peers[0].to_string()]);
         }
         args
+    }
+
+    /// Replaces node `i`'s peer authentication options (for mutual TLS, or a wrong secret).
+    pub fn set_peer_auth(&mut self, i: usize, args: Vec<String>) {
+        self.peer_auth[i] = args;
+    }
+
+    /// The directory holding the nodes' data directories (and any files a test puts there).
+    pub fn dir(&self) -> &std::path::Path {
+        &self.dir
     }
 
     /// Node `i`'s data directory.
