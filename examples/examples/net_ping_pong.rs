@@ -164,9 +164,20 @@ impl Require<Network> for Pinger {
     }
 }
 
+/// Pinger and ponger share a built-in secret, so the benchmark measures the authenticated,
+/// encrypted transport production runs (`TcpConfig` has no plaintext default). Never reuse a
+/// secret from source code in production: use 32 random bytes from a private file.
+pub fn example_security() -> kompics_net::PeerSecurity {
+    kompics_net::PeerSecurity::shared_secret(
+        "ping-pong",
+        b"net_ping_pong example secret, 32+ bytes",
+    )
+    .expect("a valid secret")
+}
+
 /// Starts a ponger on `runtime` listening at `listen`; returns its bound address.
 pub fn start_ponger(runtime: &Runtime, listen: SocketAddr) -> std::io::Result<NodeAddr> {
-    let net = TcpNetwork::create(&runtime.system(), TcpConfig::new(listen))?;
+    let net = TcpNetwork::create(&runtime.system(), TcpConfig::new(listen, example_security()))?;
     let me = net.on_definition(|n| n.addr()).expect("alive");
     let ponger = runtime.create(move |s| Ponger { net: s.required(), me, answered: 0 });
     connect_with(&net.provided::<Network>(), &ponger.required::<Network>(), route_selector(ROUTE));
@@ -184,7 +195,7 @@ pub fn start_pinger(
     pipeline: u64,
     done: Sender<Report>,
 ) -> std::io::Result<()> {
-    let net = TcpNetwork::create(&runtime.system(), TcpConfig::new(listen))?;
+    let net = TcpNetwork::create(&runtime.system(), TcpConfig::new(listen, example_security()))?;
     let me = net.on_definition(|n| n.addr()).expect("alive");
     let pinger = runtime.create(move |s| Pinger {
         net: s.required(),

@@ -23,6 +23,9 @@ use zab_components::protocol::Zxid;
 use zab_components::storage::{SimDisk, ZabStorage};
 use zab_components::wal::{FileStorage, WalOptions};
 
+/// The secret the example's members share (see `main`).
+const EXAMPLE_SECRET: &[u8] = b"zab-counter example secret, 32+ bytes";
+
 #[derive(Parser, Debug)]
 #[command(about = "A replicated counter on Zab")]
 struct Args {
@@ -97,8 +100,13 @@ fn main() {
         },
         None => Box::new(SimDisk::new()),
     };
-    let zab = Zab::start(ZabOptions::new(args.listen, args.members.clone()), storage, counter)
-        .expect("start the Zab node");
+    // The example's members share a built-in secret: enough on loopback, never in production,
+    // where the secret is 32 random bytes kept in a file only the service can read.
+    let security = kompics_net::PeerSecurity::shared_secret("zab-counter", EXAMPLE_SECRET)
+        .expect("a valid secret");
+    let zab =
+        Zab::start(ZabOptions::new(args.listen, args.members.clone(), security), storage, counter)
+            .expect("start the Zab node");
     let mut done = 0;
     let deadline = Instant::now() + Duration::from_secs(120);
     while done < args.increments && Instant::now() < deadline {

@@ -96,13 +96,22 @@ fn main() {
     );
 }
 
+/// Shared-secret mode (TLS) unless `TCP_BENCH_INSECURE=1` asks for plaintext, to compare.
+fn bench_security() -> kompics_net::PeerSecurity {
+    if std::env::var("TCP_BENCH_INSECURE").as_deref() == Ok("1") {
+        kompics_net::PeerSecurity::insecure("bench").unwrap()
+    } else {
+        kompics_net::PeerSecurity::shared_secret("bench", &[1; 32]).unwrap()
+    }
+}
+
 fn run_transport(case: &Case) -> Duration {
     let expected = case.messages + 1; // + the warm-up message
     let (done_tx, done_rx) = mpsc::channel();
     let mut delivered = 0usize;
     let mut payload_bytes = 0usize;
     let receiver = TcpTransport::start(
-        TcpConfig::new("127.0.0.1:0".parse().unwrap()),
+        TcpConfig::new("127.0.0.1:0".parse().unwrap(), bench_security()),
         Box::new(move |event| {
             if let TransportEvent::Deliver(msg) = event {
                 delivered += 1;
@@ -116,7 +125,7 @@ fn run_transport(case: &Case) -> Duration {
     .expect("receiver starts");
     let (up_tx, up_rx) = mpsc::channel();
     let sender = TcpTransport::start(
-        TcpConfig::new("127.0.0.1:0".parse().unwrap()),
+        TcpConfig::new("127.0.0.1:0".parse().unwrap(), bench_security()),
         Box::new(move |event| {
             if let TransportEvent::SessionUp(_) = event {
                 let _ = up_tx.send(());

@@ -15,11 +15,17 @@
 //! [`WIRE_VERSION`]; a reader rejects any other, so an incompatible change of format is a clean
 //! error rather than a misread. The kinds are:
 //!
-//! - [`FrameKind::Hello`]: the first frame a connecting node sends, naming its listening
-//!   address (its [`NodeAddr`]).
-//! - [`FrameKind::Welcome`]: the accepting node's answer, naming itself; the session exists from
-//!   here on. Waiting for it is what lets the connecting side keep its messages queued until the
-//!   other side has accepted the connection (see [`crate::tcp`] on simultaneous connects).
+//! - [`FrameKind::Hello`]: the first frame a connecting node sends (inside TLS, in the secure
+//!   modes), a [`Handshake`]: its listening address (its [`NodeAddr`]), its cluster identity,
+//!   its security mode, a random nonce and, in shared-secret mode, its proof (see
+//!   [`crate::tls`]).
+//! - [`FrameKind::Welcome`]: the accepting node's answer, a [`Handshake`] naming itself; the
+//!   session exists from here on. Waiting for it is what lets the connecting side keep its
+//!   messages queued until the other side has accepted the connection (see [`crate::tcp`] on
+//!   simultaneous connects).
+//! - [`FrameKind::Refuse`]: the accepting node's answer to a hello it refuses (another cluster,
+//!   another mode, a failed proof or identity check), with the reason, so the dialer can log
+//!   why; the connection is closed after it.
 //! - [`FrameKind::Message`]: a [`Route`] and a payload (a MessagePack `bin`).
 //!
 //! A frame longer than `frame_bytes_max` is rejected as soon as its length field has been read,
@@ -37,7 +43,7 @@ use crate::bytes::Bytes;
 use crate::message::Route;
 
 /// The version byte of every frame this crate writes and the only one it accepts.
-pub const WIRE_VERSION: u8 = 1;
+pub const WIRE_VERSION: u8 = 2;
 
 /// Bytes in the length field at the start of a frame.
 pub const FRAME_LENGTH_BYTES: usize = 4;
@@ -69,6 +75,8 @@ pub enum FrameKind {
     Welcome = 2,
     /// A message for a component on the receiving node.
     Message = 3,
+    /// The accepting node refuses the hello; the connection closes.
+    Refuse = 4,
 }
 
 impl FrameKind {
@@ -78,6 +86,7 @@ impl FrameKind {
             1 => Some(FrameKind::Hello),
             2 => Some(FrameKind::Welcome),
             3 => Some(FrameKind::Message),
+            4 => Some(FrameKind::Refuse),
             _ => None,
         }
     }
@@ -94,6 +103,7 @@ impl fmt::Display for FrameKind {
             FrameKind::Hello => "hello",
             FrameKind::Welcome => "welcome",
             FrameKind::Message => "message",
+            FrameKind::Refuse => "refuse",
         })
     }
 }
@@ -101,15 +111,14 @@ impl fmt::Display for FrameKind {
 /// One decoded frame.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Frame {
-    /// The connecting node's listening address.
-    Hello {
-        /// The node that opened the connection.
-        node: NodeAddr,
-    },
-    /// The accepting node's listening address.
-    Welcome {
-        /// The node that accepted the connection.
-        node: NodeAddr,
+    /// The connecting node introduces itself (and, with a shared secret, proves it).
+    Hello(Handshake),
+    /// The accepting node accepts the connection and introduces itself.
+    Welcome(Handshake),
+    /// The accepting node refuses the connection, saying why.
+    Refuse {
+        /// Why, for the dialer's log.
+        reason: String,
     },
     /// A message; the source and destination are the two ends of the session.
     Message {
@@ -124,8 +133,9 @@ impl Frame {
     /// The kind byte this frame is written with.
     pub fn kind(&self) -> FrameKind {
         match self {
-            Frame::Hello { .. } => FrameKind::Hello,
-            Frame::Welcome { .. } => FrameKind::Welcome,
+            Frame::Hello(_) => FrameKind::Hello,
+            Frame::Welcome(_) => FrameKind::Welcome,
+            Frame::Refuse { .. } => FrameKind::Refuse,
             Frame::Message { .. } => FrameKind::Message,
         }
     }
@@ -137,15 +147,11 @@ impl Frame {
         frame_bytes_max: usize,
     ) -> Result<usize, FrameError> {
         match self {
-            Frame::Hello { node } => {
-                encode_body(FrameKind::Hello, &HandshakeBody { node: *node }, out, frame_bytes_max)
+            Frame::Hello(h) => encode_body(FrameKind::Hello, h, out, frame_bytes_max),
+            Frame::Welcome(h) => encode_body(FrameKind::Welcome, h, out, frame_bytes_max),
+            Frame::Refuse { reason } => {
+                encode_body(FrameKind::Refuse, &RefuseBody { reason }, out, frame_bytes_max)
             }
-            Frame::Welcome { node } => encode_body(
-                FrameKind::Welcome,
-                &HandshakeBody { node: *node },
-                out,
-                frame_bytes_max,
-            ),
             Frame::Message { route, payload } => {
                 encode_message(*route, payload, out, frame_bytes_max)
             }
@@ -160,10 +166,43 @@ impl Frame {
     }
 }
 
-/// Body of a hello or welcome frame.
+/// Body of a hello or welcome frame: who the sender is and, in shared-secret mode, its proof.
+/// The receiver checks every field (see [`crate::tcp`]); nothing here is trusted as it stands.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Handshake {
+    /// The sender's listening address, its node identity.
+    pub node: NodeAddr,
+    /// The sender's cluster identity; a receiver of another cluster refuses it.
+    pub cluster: String,
+    /// The sender's security mode ([`crate::tls::SecurityMode`] as a byte); must equal the
+    /// receiver's.
+    pub mode: u8,
+    /// Random bytes from the sender, fresh per connection (MACed in shared-secret mode).
+    #[serde(with = "crate::bytes::vec")]
+    pub nonce: Vec<u8>,
+    /// Shared-secret mode: the sender's HMAC proof; empty otherwise.
+    #[serde(with = "crate::bytes::vec")]
+    pub proof: Vec<u8>,
+}
+
+impl Handshake {
+    /// An insecure-mode handshake for `node` of `cluster`, with no nonce or proof (what a
+    /// plaintext peer sends; also handy for tests that speak the protocol by hand).
+    pub fn insecure(node: NodeAddr, cluster: &str) -> Handshake {
+        Handshake {
+            node,
+            cluster: cluster.to_string(),
+            mode: crate::tls::SecurityMode::Insecure.as_byte(),
+            nonce: Vec::new(),
+            proof: Vec::new(),
+        }
+    }
+}
+
+/// Body of a refuse frame.
 #[derive(Serialize, Deserialize)]
-struct HandshakeBody {
-    node: NodeAddr,
+struct RefuseBody<S> {
+    reason: S,
 }
 
 /// Body of a message frame, borrowing its payload both ways (no copy to encode, one to decode).
@@ -526,12 +565,10 @@ impl FrameDecoder {
 
 fn decode_body(kind: FrameKind, body: &[u8]) -> Result<Frame, FrameError> {
     match kind {
-        FrameKind::Hello => {
-            decode_exact::<HandshakeBody>(kind, body).map(|b| Frame::Hello { node: b.node })
-        }
-        FrameKind::Welcome => {
-            decode_exact::<HandshakeBody>(kind, body).map(|b| Frame::Welcome { node: b.node })
-        }
+        FrameKind::Hello => decode_exact::<Handshake>(kind, body).map(Frame::Hello),
+        FrameKind::Welcome => decode_exact::<Handshake>(kind, body).map(Frame::Welcome),
+        FrameKind::Refuse => decode_exact::<RefuseBody<String>>(kind, body)
+            .map(|b| Frame::Refuse { reason: b.reason }),
         FrameKind::Message => {
             let mut de = rmp_serde::Deserializer::from_read_ref(body);
             let decoded = MessageBody::deserialize(&mut de)
@@ -665,8 +702,9 @@ mod tests {
     #[test]
     fn every_kind_roundtrips() {
         let frames = vec![
-            Frame::Hello { node: node(1000) },
-            Frame::Welcome { node: NodeAddr("[::1]:2000".parse().unwrap()) },
+            Frame::Hello(Handshake::insecure(node(1000), "c")),
+            Frame::Welcome(Handshake::insecure(NodeAddr("[::1]:2000".parse().unwrap()), "c")),
+            Frame::Refuse { reason: "no".into() },
             message(b""),
             message(&[0xff; 1000]),
         ];
@@ -721,8 +759,8 @@ mod tests {
     #[test]
     fn unknown_version_is_rejected_before_the_body_arrives() {
         let mut decoder = FrameDecoder::new(1024);
-        decoder.feed(&header(100, 2, 3)[..5]);
-        assert_eq!(decoder.next_frame(), Err(FrameError::UnknownVersion(2)));
+        decoder.feed(&header(100, WIRE_VERSION + 1, 3)[..5]);
+        assert_eq!(decoder.next_frame(), Err(FrameError::UnknownVersion(WIRE_VERSION + 1)));
     }
 
     #[test]
@@ -741,7 +779,7 @@ mod tests {
 
     #[test]
     fn trailing_bytes_in_a_body_are_undecodable() {
-        for frame in [message(b"abc"), Frame::Hello { node: node(5) }] {
+        for frame in [message(b"abc"), Frame::Hello(Handshake::insecure(node(5), "c"))] {
             let mut bytes = frame.to_bytes().unwrap();
             bytes.push(0);
             let len = (bytes.len() - FRAME_LENGTH_BYTES) as u32;
@@ -786,8 +824,8 @@ mod tests {
 
     fn arb_frame() -> impl Strategy<Value = Frame> {
         prop_oneof![
-            arb_node().prop_map(|node| Frame::Hello { node }),
-            arb_node().prop_map(|node| Frame::Welcome { node }),
+            arb_node().prop_map(|node| Frame::Hello(Handshake::insecure(node, "c"))),
+            arb_node().prop_map(|node| Frame::Welcome(Handshake::insecure(node, "c"))),
             (any::<u32>(), any::<u32>(), proptest::collection::vec(any::<u8>(), 0..600))
                 .prop_map(|(s, i, payload)| Frame::Message { route: Route::new(s, i), payload }),
         ]

@@ -24,13 +24,16 @@
 //! ```
 //! use std::sync::mpsc;
 //! use std::time::Duration;
-//! use kompics_net::{NetMessage, Route, TcpConfig, TcpTransport, TransportEvent};
+//! use kompics_net::{NetMessage, PeerSecurity, Route, TcpConfig, TcpTransport, TransportEvent};
 //!
+//! // Both nodes of cluster "demo" hold the same secret (use 32 random bytes, kept in a file).
+//! let security = PeerSecurity::shared_secret("demo", &[42; 32])?;
+//! let config = TcpConfig::new("127.0.0.1:0".parse()?, security);
 //! // Each transport reports to a sink, called on its event-loop thread.
 //! let (tx, events) = mpsc::channel();
-//! let alice = TcpTransport::start(TcpConfig::new("127.0.0.1:0".parse()?), Box::new(|_| {}))?;
+//! let alice = TcpTransport::start(config.clone(), Box::new(|_| {}))?;
 //! let bob = TcpTransport::start(
-//!     TcpConfig::new("127.0.0.1:0".parse()?),
+//!     config,
 //!     Box::new(move |event| { let _ = tx.send(event); }),
 //! )?;
 //!
@@ -63,6 +66,9 @@
 //! - [`frame`]: the wire format (length, version, kind, body) and the incremental
 //!   [`FrameDecoder`], which rejects oversized, unknown or undecodable frames with a typed
 //!   [`FrameError`] before allocating for them.
+//! - [`tls`]: peer authentication ([`PeerSecurity`]: mutual TLS, a shared secret, or insecure
+//!   by name), the cluster identity every handshake carries, and [`tls::TlsStream`], the
+//!   rustls pump under every secure connection.
 //! - [`tcp`]: [`TcpTransport`], reliable FIFO sessions over TCP on a mio event loop: the
 //!   handshake, one connection per pair of nodes, bounded per-peer send queues, reconnection
 //!   with backoff, and the session events ([`TransportEvent`]) Zab relies on. Read its module
@@ -92,11 +98,12 @@ pub mod sim;
 pub mod stream;
 pub mod tcp;
 mod tcp_network;
+pub mod tls;
 
 pub use address::NodeAddr;
 pub use frame::{
-    payload_bytes_max, Frame, FrameDecoder, FrameError, FrameKind, FRAME_BYTES_MAX_DEFAULT,
-    WIRE_VERSION,
+    payload_bytes_max, Frame, FrameDecoder, FrameError, FrameKind, Handshake,
+    FRAME_BYTES_MAX_DEFAULT, WIRE_VERSION,
 };
 pub use message::{CodecError, NetMessage, Route};
 pub use port::{route_selector, service_selector, NetEvent, Network, SendFailure};
@@ -105,3 +112,4 @@ pub use stream::{
 };
 pub use tcp::{ConfigError, EventSink, SendError, TcpConfig, TcpTransport, TransportEvent};
 pub use tcp_network::TcpNetwork;
+pub use tls::{PeerSecurity, SecurityError, SecurityMode};

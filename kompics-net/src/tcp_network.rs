@@ -15,10 +15,11 @@
 //!
 //! ```
 //! use kompics_core::{Runtime, RuntimeConfig};
-//! use kompics_net::{TcpConfig, TcpNetwork};
+//! use kompics_net::{PeerSecurity, TcpConfig, TcpNetwork};
 //!
 //! let runtime = Runtime::new(RuntimeConfig::default().workers(1));
-//! let net = TcpNetwork::create(&runtime.system(), TcpConfig::new("127.0.0.1:0".parse().unwrap()))
+//! let security = PeerSecurity::insecure("example").unwrap(); // a doc test: no peers at all
+//! let net = TcpNetwork::create(&runtime.system(), TcpConfig::new("127.0.0.1:0".parse().unwrap(), security))
 //!     .expect("bind a loopback port");
 //! let addr = net.on_definition(|n| n.addr()).unwrap();
 //! assert!(addr.is_routable());

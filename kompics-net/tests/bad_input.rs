@@ -9,7 +9,10 @@ mod common;
 use std::net::Shutdown;
 use std::time::Duration;
 
-use common::{assert_exchange, reserve_addr, wait_for_warning, Node, RawPeer, ROUTE};
+use common::{
+    assert_exchange, hello, plaintext, reserve_addr, wait_for_warning, welcome, Node, RawPeer,
+    ROUTE,
+};
 use kompics_net::frame::{FrameKind, WIRE_VERSION};
 use kompics_net::{Frame, TransportEvent};
 
@@ -17,6 +20,7 @@ const FRAME_BYTES_MAX: usize = 4096;
 
 fn node() -> Node {
     Node::start_with(|c| {
+        plaintext(c);
         c.frame_bytes_max = FRAME_BYTES_MAX;
         c.handshake_timeout = Duration::from_millis(300);
     })
@@ -39,7 +43,7 @@ fn assert_only_that_connection_closed(
 ) {
     raw.assert_closed_by_node();
     node.wait_for("raw session down", |e| *e == TransportEvent::SessionDown(raw_id));
-    let good = Node::start();
+    let good = Node::start_with(plaintext);
     assert_exchange(node, &good, tag);
 }
 
@@ -68,7 +72,7 @@ fn a_non_kompics_client_before_any_hello_is_closed() {
     raw.write(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n");
     raw.assert_closed_by_node();
     wait_for_warning(&[&from, "exceeds frame_bytes_max"]);
-    assert_exchange(&n, &Node::start(), "after http request");
+    assert_exchange(&n, &Node::start_with(plaintext), "after http request");
 }
 
 #[test]
@@ -76,7 +80,7 @@ fn an_unknown_version_closes_the_connection() {
     let n = node();
     let (mut raw, me) = raw_session(&n);
     raw.write(&header(10, WIRE_VERSION + 1, FrameKind::Message.as_byte()));
-    wait_for_warning(&[&me.to_string(), "unknown wire version 2"]);
+    wait_for_warning(&[&me.to_string(), &format!("unknown wire version {}", WIRE_VERSION + 1)]);
     assert_only_that_connection_closed(&n, &mut raw, me, "after unknown version");
 }
 
@@ -120,7 +124,7 @@ fn a_message_before_the_hello_closes_the_connection() {
     raw.assert_closed_by_node();
     wait_for_warning(&[&from, "expected a hello frame first"]);
     // Nothing was delivered and no session started.
-    let good = Node::start();
+    let good = Node::start_with(plaintext);
     assert_exchange(&n, &good, "after message without hello");
     assert!(n.drain_for(Duration::from_millis(50)).is_empty());
 }
@@ -132,7 +136,7 @@ fn a_connection_that_never_says_hello_is_closed_after_the_handshake_timeout() {
     let from = raw.stream.local_addr().unwrap().to_string();
     raw.assert_closed_by_node();
     wait_for_warning(&[&from, "no hello within"]);
-    assert_exchange(&n, &Node::start(), "after silent connection");
+    assert_exchange(&n, &Node::start_with(plaintext), "after silent connection");
 }
 
 #[test]
@@ -140,17 +144,17 @@ fn a_hello_claiming_to_be_the_node_itself_is_rejected() {
     let n = node();
     let mut raw = RawPeer::connect(n.addr());
     let from = raw.stream.local_addr().unwrap().to_string();
-    raw.write_frame(&Frame::Hello { node: n.addr() });
+    raw.write_frame(&hello(n.addr()));
     raw.assert_closed_by_node();
     wait_for_warning(&[&from, "claims to be this node"]);
-    assert_exchange(&n, &Node::start(), "after invalid hello");
+    assert_exchange(&n, &Node::start_with(plaintext), "after invalid hello");
 }
 
 #[test]
 fn a_second_hello_on_a_session_closes_it() {
     let n = node();
     let (mut raw, me) = raw_session(&n);
-    raw.write_frame(&Frame::Hello { node: me });
+    raw.write_frame(&hello(me));
     wait_for_warning(&[&me.to_string(), "unexpected hello frame"]);
     assert_only_that_connection_closed(&n, &mut raw, me, "after second hello");
 }
@@ -163,10 +167,10 @@ fn a_welcome_naming_another_node_closes_the_connection() {
     n.send(raw_addr, &"hi");
     let (stream, _) = listener.accept().unwrap();
     let mut raw = RawPeer::from_stream(stream);
-    assert_eq!(raw.read_frame(), Some(Frame::Hello { node: n.addr() }));
+    assert_eq!(raw.read_frame(), Some(hello(n.addr())));
     let (_other, impostor) = reserve_addr();
-    raw.write_frame(&Frame::Welcome { node: impostor });
+    raw.write_frame(&welcome(impostor));
     raw.assert_closed_by_node();
     wait_for_warning(&[&raw_addr.to_string(), &format!("welcome names {impostor}")]);
-    assert_exchange(&n, &Node::start(), "after bad welcome");
+    assert_exchange(&n, &Node::start_with(plaintext), "after bad welcome");
 }

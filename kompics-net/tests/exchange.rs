@@ -69,7 +69,7 @@ fn many_messages_both_ways_concurrently_arrive_in_order() {
 fn a_message_to_self_is_delivered_unchanged_on_the_loop_thread() {
     let (tx, rx) = crossbeam_channel::unbounded();
     let transport = kompics_net::TcpTransport::start(
-        kompics_net::TcpConfig::new("127.0.0.1:0".parse().unwrap()),
+        kompics_net::TcpConfig::new("127.0.0.1:0".parse().unwrap(), common::secret_security()),
         Box::new(move |event| {
             let thread = thread::current().name().map(str::to_owned);
             let _ = tx.send((event, thread));

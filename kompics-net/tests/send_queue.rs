@@ -4,7 +4,7 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::{reserve_addr, Node, RawPeer, ROUTE, WAIT};
+use common::{hello, plaintext, reserve_addr, welcome, Node, RawPeer, ROUTE, WAIT};
 use kompics_net::{Frame, NetMessage, NodeAddr, SendError, TransportEvent};
 
 const QUEUE_MAX: usize = 64;
@@ -27,8 +27,8 @@ fn seq_of(frame: &Frame) -> u64 {
 fn accept_session(listener: &std::net::TcpListener, node: NodeAddr, me: NodeAddr) -> RawPeer {
     let (stream, _) = listener.accept().unwrap();
     let mut raw = RawPeer::from_stream(stream);
-    assert_eq!(raw.read_frame(), Some(Frame::Hello { node }));
-    raw.write_frame(&Frame::Welcome { node: me });
+    assert_eq!(raw.read_frame(), Some(hello(node)));
+    raw.write_frame(&welcome(me));
     raw
 }
 
@@ -37,7 +37,10 @@ fn a_full_send_queue_ends_the_session_and_the_next_send_starts_a_new_one() {
     // The peer is a raw socket that completes the handshake and then stops reading, so the
     // kernel buffers fill and frames pile up in the node's queue.
     let (listener, peer) = reserve_addr();
-    let a = Node::start_with(|c| c.send_queue_frames_max = QUEUE_MAX);
+    let a = Node::start_with(|c| {
+        plaintext(c);
+        c.send_queue_frames_max = QUEUE_MAX;
+    });
     a.transport.send(numbered(a.addr(), peer, 0)).unwrap();
     let mut raw = accept_session(&listener, a.addr(), peer);
     a.wait_for("session up", |e| *e == TransportEvent::SessionUp(peer));
@@ -82,7 +85,10 @@ fn a_full_send_queue_ends_the_session_and_the_next_send_starts_a_new_one() {
 fn messages_wait_in_the_queue_while_there_is_no_session() {
     let (listener, peer) = reserve_addr();
     drop(listener);
-    let a = Node::start_with(|c| c.send_queue_frames_max = 3);
+    let a = Node::start_with(|c| {
+        plaintext(c);
+        c.send_queue_frames_max = 3;
+    });
     for seq in 0..3 {
         a.transport.send(numbered(a.addr(), peer, seq)).unwrap();
     }
@@ -126,7 +132,7 @@ fn sends_fail_once_the_loop_has_stopped() {
     let a = Node::start();
     let me = a.addr();
     let b = kompics_net::TcpTransport::start(
-        kompics_net::TcpConfig::new("127.0.0.1:0".parse().unwrap()),
+        kompics_net::TcpConfig::new("127.0.0.1:0".parse().unwrap(), common::secret_security()),
         Box::new(|event| {
             if let TransportEvent::Deliver(_) = event {
                 panic!("sink panics on purpose (test)");
@@ -147,20 +153,23 @@ fn sends_fail_once_the_loop_has_stopped() {
 #[test]
 fn an_overflow_during_the_handshake_is_reported_before_the_session_starts() {
     let (listener, peer) = reserve_addr();
-    let a = Node::start_with(|c| c.send_queue_frames_max = 3);
+    let a = Node::start_with(|c| {
+        plaintext(c);
+        c.send_queue_frames_max = 3;
+    });
     for seq in 0..3 {
         a.transport.send(numbered(a.addr(), peer, seq)).unwrap();
     }
     // The connection is open and the hello read, but the welcome is held back.
     let (stream, _) = listener.accept().unwrap();
     let mut raw = RawPeer::from_stream(stream);
-    assert_eq!(raw.read_frame(), Some(Frame::Hello { node: a.addr() }));
+    assert_eq!(raw.read_frame(), Some(hello(a.addr())));
     assert!(matches!(
         a.transport.send(numbered(a.addr(), peer, 3)),
         Err(SendError::QueueFull { .. })
     ));
     a.transport.send(numbered(a.addr(), peer, 4)).unwrap();
-    raw.write_frame(&Frame::Welcome { node: peer });
+    raw.write_frame(&welcome(peer));
 
     // Whether the loop notices the overflow before or while the welcome arrives, the lost
     // queue is reported first, then the session starts with the message sent after it.

@@ -8,8 +8,8 @@ use crossbeam_channel::{Receiver, Sender};
 use kompics_core::*;
 use kompics_net::frame::message_frame_len;
 use kompics_net::{
-    route_selector, NetEvent, NetMessage, Network, NodeAddr, Route, SendFailure, TcpConfig,
-    TcpNetwork,
+    route_selector, NetEvent, NetMessage, Network, NodeAddr, PeerSecurity, Route, SendFailure,
+    TcpConfig, TcpNetwork,
 };
 
 const ROUTE: Route = Route::new(9, 0);
@@ -73,8 +73,13 @@ fn endpoint(
     (ep.mailbox::<(NodeAddr, u64)>(), ep.mailbox::<SendBytes>(), events)
 }
 
+/// Shared-secret mode, so these component tests run over TLS.
+fn security() -> PeerSecurity {
+    PeerSecurity::shared_secret("tcp-network-tests", &[7; 32]).unwrap()
+}
+
 fn node(listen: SocketAddr) -> Node {
-    node_with(TcpConfig::new(listen))
+    node_with(TcpConfig::new(listen, security()))
 }
 
 fn node_with(config: TcpConfig) -> Node {
@@ -158,10 +163,11 @@ fn a_message_to_the_own_node_is_delivered() {
 fn binding_a_taken_address_is_a_clear_error() {
     let a = node(loopback());
     let rt = Runtime::new(RuntimeConfig::default().workers(1));
-    let err = match TcpNetwork::create(&rt.system(), TcpConfig::new(a.addr.socket_addr())) {
-        Ok(_) => panic!("bound a taken address"),
-        Err(e) => e,
-    };
+    let err =
+        match TcpNetwork::create(&rt.system(), TcpConfig::new(a.addr.socket_addr(), security())) {
+            Ok(_) => panic!("bound a taken address"),
+            Err(e) => e,
+        };
     assert_eq!(err.kind(), std::io::ErrorKind::AddrInUse);
     rt.shutdown();
     a.runtime.shutdown();
@@ -175,7 +181,7 @@ fn a_message_too_large_for_a_frame_fails_to_its_sender_only_and_the_session_goes
     const FRAME_BYTES_MAX: usize = 4096;
     const OTHER: Route = Route::new(9, 1);
     let config = |listen| {
-        let mut c = TcpConfig::new(listen);
+        let mut c = TcpConfig::new(listen, security());
         c.frame_bytes_max = FRAME_BYTES_MAX;
         c
     };

@@ -18,6 +18,7 @@ use std::time::Duration;
 
 use kompics_core::{connect, Component, System};
 use kompics_net::stream::{ByteStream, StreamConfig, StreamServer};
+use kompics_net::tls::ServerTls;
 use kompics_net::{Network, NodeAddr, TcpConfig, TcpNetwork};
 use zab_components::storage::{StorageError, ZabStorage};
 use zab_components::wal::{FileStorage, WalOptions};
@@ -26,6 +27,7 @@ use crate::bootstrap::{BootstrapConfig, BootstrapRole, FileTableStore, TableStor
 use crate::frontend::{FrontendConfig, RespFrontend};
 use crate::node::{KvNode, NodeConfig};
 use crate::overlay::OverlayControl;
+use crate::peer_auth::PeerAuth;
 use crate::ports::KvPort;
 use crate::replica::{MemoryLimit, SnapshotWriter};
 
@@ -44,8 +46,13 @@ pub struct NodeOptions {
     pub partitions: u32,
     /// The number of replicas of each partition.
     pub replication: usize,
-    /// The cluster's name; nodes of differently named clusters refuse each other.
+    /// The cluster's name; nodes of differently named clusters refuse each other. It is also
+    /// the cluster identity of every peer handshake (see [`crate::peer_auth`]).
     pub cluster_name: String,
+    /// How the peer port authenticates other nodes.
+    pub peer_auth: PeerAuth,
+    /// TLS on the RESP client port (`--tls-cert-file` …); `None`, the default, is plaintext.
+    pub client_tls: Option<ServerTls>,
     /// Whether the logs fsync (the default; turning it off loses acknowledged writes on a
     /// machine crash).
     pub fsync: bool,
@@ -68,14 +75,18 @@ pub struct NodeOptions {
 
 impl NodeOptions {
     /// Options with the defaults: fsync on, 64 MiB segments, cluster `kvstore`, 3 partitions
-    /// of 3 replicas.
+    /// of 3 replicas; peers authenticated as `peer_auth` says (no default: see
+    /// [`crate::peer_auth`]).
     pub fn new(
         peer: SocketAddr,
         client: SocketAddr,
         data_dir: PathBuf,
         role: BootstrapRole,
+        peer_auth: PeerAuth,
     ) -> Self {
         NodeOptions {
+            peer_auth,
+            client_tls: None,
             peer,
             client,
             data_dir,
@@ -98,8 +109,10 @@ impl NodeOptions {
 pub enum LaunchError {
     /// The data directory cannot be created.
     DataDir(PathBuf, io::Error),
-    /// The peer address cannot be bound.
+    /// The peer address cannot be bound, or its authentication cannot be set up.
     PeerPort(SocketAddr, io::Error),
+    /// The peer credentials are unusable (says why).
+    PeerAuth(String),
     /// The client address cannot be bound.
     ClientPort(SocketAddr, io::Error),
 }
@@ -109,6 +122,7 @@ impl fmt::Display for LaunchError {
         match self {
             LaunchError::DataDir(p, e) => write!(f, "data directory {}: {e}", p.display()),
             LaunchError::PeerPort(a, e) => write!(f, "peer address {a}: {e}"),
+            LaunchError::PeerAuth(why) => f.write_str(why),
             LaunchError::ClientPort(a, e) => write!(f, "client address {a}: {e}"),
         }
     }
@@ -216,10 +230,14 @@ pub fn partition_dir(data_dir: &Path, partition: u32) -> PathBuf {
 pub fn start_node(system: &System, options: &NodeOptions) -> Result<RunningNode, LaunchError> {
     let data_dir = options.data_dir.clone();
     std::fs::create_dir_all(&data_dir).map_err(|e| LaunchError::DataDir(data_dir.clone(), e))?;
-    let network = TcpNetwork::create(system, TcpConfig::new(options.peer))
+    let security =
+        options.peer_auth.security(&options.cluster_name).map_err(LaunchError::PeerAuth)?;
+    let network = TcpNetwork::create(system, TcpConfig::new(options.peer, security))
         .map_err(|e| LaunchError::PeerPort(options.peer, e))?;
     let peer = network.on_definition(|n| n.addr()).expect("the network exists");
-    let server = match StreamServer::create(system, StreamConfig::new(options.client)) {
+    let mut stream_config = StreamConfig::new(options.client);
+    stream_config.tls = options.client_tls.clone();
+    let server = match StreamServer::create(system, stream_config) {
         Ok(s) => s,
         Err(e) => {
             network.kill();

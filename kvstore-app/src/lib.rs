@@ -74,6 +74,7 @@ pub mod launch;
 pub mod node;
 pub mod overlay;
 pub mod partition;
+pub mod peer_auth;
 pub mod ports;
 pub mod replica;
 pub mod resp;

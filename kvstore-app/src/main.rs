@@ -23,9 +23,11 @@ use std::time::{Duration, Instant};
 
 use clap::{Args, Parser, Subcommand};
 use kompics_core::{Runtime, RuntimeConfig};
+use kompics_net::tls::{ClientAuth, ServerTls};
 use kompics_net::NodeAddr;
 use kvstore_app::bootstrap::BootstrapRole;
 use kvstore_app::launch::{parse_memory_size, start_node, NodeOptions, RunningNode};
+use kvstore_app::peer_auth::{self, PeerAuth};
 use kvstore_app::tools::bench::{self, BenchConfig};
 use kvstore_app::tools::status;
 
@@ -43,7 +45,7 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Run one node of a cluster of processes.
-    Node(NodeArgs),
+    Node(Box<NodeArgs>),
     /// Run a whole cluster in this process, on loopback.
     Demo(DemoArgs),
     /// Closed-loop load over RESP; prints throughput and latency percentiles.
@@ -108,6 +110,79 @@ struct NodeArgs {
     join: Option<SocketAddr>,
     #[command(flatten)]
     cluster: ClusterArgs,
+    #[command(flatten)]
+    peer_auth: PeerAuthArgs,
+    #[command(flatten)]
+    client_tls: ClientTlsArgs,
+}
+
+/// TLS on the RESP client port, with Redis' option names. Without `--tls-cert-file` the
+/// port is plaintext; with it, TLS only (1.3), and clients must speak TLS (`redis-cli --tls`).
+#[derive(Args)]
+struct ClientTlsArgs {
+    /// The client port's certificate chain (PEM, leaf first); turns TLS on.
+    #[arg(long, requires = "tls_key_file")]
+    tls_cert_file: Option<PathBuf>,
+    /// The client port's private key (PEM; keep it mode 600).
+    #[arg(long, requires = "tls_cert_file")]
+    tls_key_file: Option<PathBuf>,
+    /// The CA that client certificates must chain to (needed unless --tls-auth-clients no).
+    #[arg(long, requires = "tls_cert_file")]
+    tls_ca_cert_file: Option<PathBuf>,
+    /// Ask clients for a certificate: no, optional (the default here, unlike Redis) or yes.
+    #[arg(long, default_value = "optional", requires = "tls_cert_file")]
+    tls_auth_clients: ClientAuth,
+}
+
+impl ClientTlsArgs {
+    fn resolve(&self) -> Result<Option<ServerTls>, String> {
+        let (Some(cert), Some(key)) = (&self.tls_cert_file, &self.tls_key_file) else {
+            return Ok(None);
+        };
+        // Without a CA there is nothing to check a client certificate against: "optional"
+        // then means "not asked for"; "yes" is an error.
+        let auth = match (self.tls_auth_clients, &self.tls_ca_cert_file) {
+            (ClientAuth::Optional, None) => ClientAuth::No,
+            (auth, _) => auth,
+        };
+        ServerTls::from_pem_files(cert, key, self.tls_ca_cert_file.as_deref(), auth)
+            .map(Some)
+            .map_err(|e| format!("client port TLS: {e}"))
+    }
+}
+
+/// How the peer port authenticates other nodes: exactly one of the three is required.
+#[derive(Args)]
+struct PeerAuthArgs {
+    /// Mutual TLS: this node's certificate chain (PEM, leaf first). Its URI subject
+    /// alternative name must be kompics-net://CLUSTER-NAME/PEER-ADDRESS.
+    #[arg(long)]
+    peer_tls_cert: Option<PathBuf>,
+    /// Mutual TLS: this node's private key (PEM; keep it mode 600).
+    #[arg(long)]
+    peer_tls_key: Option<PathBuf>,
+    /// Mutual TLS: the CA certificate every member's certificate chains to (PEM).
+    #[arg(long)]
+    peer_tls_ca: Option<PathBuf>,
+    /// Shared secret: a file holding it (32 random bytes or more, e.g. `openssl rand -hex 32`;
+    /// keep it mode 600). Or set KVSTORE_CLUSTER_SECRET.
+    #[arg(long)]
+    cluster_secret_file: Option<PathBuf>,
+    /// Run the peer port without authentication or encryption: any host that reaches it can
+    /// act as a member. Only for trusted networks and tests.
+    #[arg(long)]
+    insecure: bool,
+}
+
+impl PeerAuthArgs {
+    fn resolve(&self) -> Result<PeerAuth, String> {
+        PeerAuth::from_sources(
+            (self.peer_tls_cert.clone(), self.peer_tls_key.clone(), self.peer_tls_ca.clone()),
+            self.cluster_secret_file.as_deref(),
+            std::env::var(peer_auth::SECRET_ENV).ok(),
+            self.insecure,
+        )
+    }
 }
 
 #[derive(Args)]
@@ -178,7 +253,7 @@ fn main() -> ExitCode {
         .init();
     let cli = Cli::parse();
     let result = match cli.command {
-        Command::Node(args) => run_node(args),
+        Command::Node(args) => run_node(*args),
         Command::Demo(args) => run_demo(args),
         Command::Bench(args) => run_bench(args),
         Command::Status(args) => run_status(args),
@@ -216,12 +291,20 @@ fn run_node(args: NodeArgs) -> Result<(), String> {
         (None, Some(server)) => BootstrapRole::Join { server: NodeAddr(server) },
         _ => return Err("give exactly one of --expect N and --join ADDR".into()),
     };
-    let mut options = NodeOptions::new(args.peer, args.client, args.data_dir, role);
+    let peer_auth = args.peer_auth.resolve()?;
+    let mut options = NodeOptions::new(args.peer, args.client, args.data_dir, role, peer_auth);
+    options.client_tls = args.client_tls.resolve()?;
     apply_cluster_args(&mut options, &args.cluster);
     let stop = stop_flag();
     let rt = runtime(&args.cluster);
     let node = start_node(&rt.system(), &options).map_err(|e| e.to_string())?;
-    println!("kvstore node {}: RESP on {}; waiting for the cluster", node.peer, node.client);
+    println!(
+        "kvstore node {}: RESP on {} ({}); peers: {}; waiting for the cluster",
+        node.peer,
+        node.client,
+        if options.client_tls.is_some() { "TLS" } else { "plaintext" },
+        options.peer_auth.describe()
+    );
     let mut announced = false;
     while !stop.load(Ordering::SeqCst) {
         if let Some(reason) = node.fatal() {
@@ -280,6 +363,9 @@ fn demo(args: &DemoArgs, data_dir: &std::path::Path, stop: &AtomicBool) -> Resul
     let system = rt.system();
     let mut nodes: Vec<RunningNode> = Vec::new();
     let started = Instant::now();
+    // The demo's nodes all live here: a fresh random secret authenticates them to each other
+    // with no set-up, and nothing outside this process can join.
+    let peer_auth = PeerAuth::random_secret();
     for i in 0..args.nodes {
         let peer: SocketAddr = ([127, 0, 0, 1], port(args.peer_port, i)).into();
         let client: SocketAddr = ([127, 0, 0, 1], port(args.client_port, i)).into();
@@ -287,7 +373,8 @@ fn demo(args: &DemoArgs, data_dir: &std::path::Path, stop: &AtomicBool) -> Resul
             None => BootstrapRole::Server { expected_nodes: args.nodes },
             Some(first) => BootstrapRole::Join { server: first.peer },
         };
-        let mut options = NodeOptions::new(peer, client, data_dir.join(format!("node{i}")), role);
+        let dir = data_dir.join(format!("node{i}"));
+        let mut options = NodeOptions::new(peer, client, dir, role, peer_auth.clone());
         apply_cluster_args(&mut options, &args.cluster);
         // Small segments: a demo needs no 64 MiB preallocation per partition.
         options.segment_bytes = 4 * 1024 * 1024;

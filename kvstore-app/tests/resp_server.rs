@@ -48,7 +48,8 @@ impl TestCluster {
                 Some(first) => BootstrapRole::Join { server: first.peer },
             };
             let any: SocketAddr = "127.0.0.1:0".parse().unwrap();
-            let mut options = NodeOptions::new(any, any, dir.join(format!("n{i}")), role);
+            let auth = kvstore_app::peer_auth::PeerAuth::secret(&[8; 32]);
+            let mut options = NodeOptions::new(any, any, dir.join(format!("n{i}")), role, auth);
             options.segment_bytes = 1 << 20;
             tune(&mut options);
             nodes.push(start_node(&rt.system(), &options).expect("start node"));

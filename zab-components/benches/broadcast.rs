@@ -217,8 +217,11 @@ fn group(n: usize, disk: Disk) -> Group {
     let runtime = Runtime::new(RuntimeConfig::default());
     let nets: Vec<_> = (0..n)
         .map(|_| {
-            TcpNetwork::create(&runtime.system(), TcpConfig::new("127.0.0.1:0".parse().unwrap()))
-                .unwrap()
+            TcpNetwork::create(
+                &runtime.system(),
+                TcpConfig::new("127.0.0.1:0".parse().unwrap(), tcp_security()),
+            )
+            .unwrap()
         })
         .collect();
     let addrs: Vec<NodeAddr> =
@@ -371,4 +374,9 @@ fn main() {
         "failover (simulated, 20 seeds, leader crash to next commit): connection reset p50 {:?} max {:?}; silent host (timeouts only) p50 {:?} max {:?}",
         reset[10], reset[19], silent[10], silent[19]
     );
+}
+
+/// The nodes' shared secret: sessions run over TLS, as in production.
+fn tcp_security() -> kompics_net::PeerSecurity {
+    kompics_net::PeerSecurity::shared_secret("zab-bench", &[6; 32]).unwrap()
 }

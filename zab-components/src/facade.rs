@@ -37,8 +37,10 @@
 //!
 //! let members = vec!["127.0.0.1:7201".parse().unwrap(), "127.0.0.1:7202".parse().unwrap(),
 //!                    "127.0.0.1:7203".parse().unwrap()];
-//! let zab = Zab::start(ZabOptions::new(members[0], members.clone()), Box::new(SimDisk::new()),
-//!                      Counter(0))?;
+//! // Every member holds the same secret (32 random bytes from a file, in real use).
+//! let security = kompics_net::PeerSecurity::shared_secret("counter", &[9; 32]).unwrap();
+//! let zab = Zab::start(ZabOptions::new(members[0], members.clone(), security),
+//!                      Box::new(SimDisk::new()), Counter(0))?;
 //! match zab.propose(b"+1".to_vec()).committed(Duration::from_secs(5)) {
 //!     Ok(zxid) => println!("committed at {zxid:?}"),
 //!     Err(e) => println!("not committed: {e}"),
@@ -58,7 +60,7 @@ use kompics_core::{
     connect, Component, ComponentDefinition, Context, Mailbox, Receive, Require, RequiredPort,
     Runtime, RuntimeConfig,
 };
-use kompics_net::{Network, NodeAddr, TcpConfig, TcpNetwork};
+use kompics_net::{Network, NodeAddr, PeerSecurity, TcpConfig, TcpNetwork};
 use parking_lot::Mutex;
 
 use crate::component::{
@@ -91,6 +93,8 @@ pub struct ZabOptions {
     pub listen: SocketAddr,
     /// Every member's address, this node's included.
     pub members: Vec<SocketAddr>,
+    /// How members authenticate each other (and the cluster identity they share).
+    pub security: PeerSecurity,
     /// Worker threads of the private runtime (default 2: one can run the callback while
     /// another runs the protocol). Values below 2 are raised to 2.
     pub workers: usize,
@@ -101,11 +105,13 @@ pub struct ZabOptions {
 }
 
 impl ZabOptions {
-    /// Defaults for a member listening at `listen` among `members`.
-    pub fn new(listen: SocketAddr, members: Vec<SocketAddr>) -> ZabOptions {
+    /// Defaults for a member listening at `listen` among `members`, authenticating its peers as
+    /// `security` says.
+    pub fn new(listen: SocketAddr, members: Vec<SocketAddr>, security: PeerSecurity) -> ZabOptions {
         ZabOptions {
             listen,
             members,
+            security,
             workers: 2,
             failure_detector: FdConfig::default(),
             tune: |_| {},
@@ -319,7 +325,10 @@ impl Zab {
         })?;
         // Two workers at least, so that a long callback never starves the Zab component.
         let runtime = Runtime::new(RuntimeConfig::default().workers(options.workers.max(2)));
-        let net = TcpNetwork::create(&runtime.system(), TcpConfig::new(options.listen))?;
+        let net = TcpNetwork::create(
+            &runtime.system(),
+            TcpConfig::new(options.listen, options.security.clone()),
+        )?;
         let system = runtime.system();
         let network = net.provided::<Network>();
         let fd = FailureDetector::create(&system, &network, me, options.failure_detector.clone());

@@ -78,6 +78,11 @@ fn commit(zab: &Zab, payload: u8) -> Zxid {
     }
 }
 
+/// The members' shared secret: the tests run their sessions over TLS, as production does.
+fn security() -> kompics_net::PeerSecurity {
+    kompics_net::PeerSecurity::shared_secret("zab-facade-tests", &[4; 32]).unwrap()
+}
+
 #[test]
 fn three_members_keep_one_counter() {
     let members = free_ports(3);
@@ -87,7 +92,7 @@ fn three_members_keep_one_counter() {
         .zip(&seen)
         .map(|(m, s)| {
             Zab::start(
-                ZabOptions::new(*m, members.clone()),
+                ZabOptions::new(*m, members.clone(), security()),
                 Box::new(SimDisk::new()),
                 Counter(s.clone()),
             )
@@ -140,7 +145,7 @@ fn start_refuses_a_node_that_is_not_a_member() {
     let members = free_ports(3);
     let outsider = free_ports(1)[0];
     let r = Zab::start(
-        ZabOptions::new(outsider, members),
+        ZabOptions::new(outsider, members, security()),
         Box::new(SimDisk::new()),
         Counter(Arc::default()),
     );
@@ -163,7 +168,7 @@ fn members_on_files_snapshot_beside_the_log_thread() {
     let seen: Vec<Arc<Mutex<Seen>>> = (0..3).map(|_| Arc::default()).collect();
     let zabs: Vec<Zab> = (0..3)
         .map(|i| {
-            let mut options = ZabOptions::new(members[i], members.clone());
+            let mut options = ZabOptions::new(members[i], members.clone(), security());
             options.tune = |config| config.protocol.snapshot_entries_trigger = 40;
             let wal = WalOptions { segment_bytes: 1 << 16, ..WalOptions::default() };
             let storage = FileStorage::open(&dirs[i], wal).expect("open");

@@ -500,7 +500,11 @@ impl TcpGroup {
         let system = runtime.system();
         let nets: Vec<_> = (0..3)
             .map(|_| {
-                TcpNetwork::create(&system, TcpConfig::new("127.0.0.1:0".parse().unwrap())).unwrap()
+                TcpNetwork::create(
+                    &system,
+                    TcpConfig::new("127.0.0.1:0".parse().unwrap(), tcp_security()),
+                )
+                .unwrap()
             })
             .collect();
         let addrs: Vec<NodeAddr> =
@@ -593,4 +597,9 @@ fn a_burst_of_proposals_shares_syncs_on_the_log_thread() {
         p.kill();
     }
     g.runtime.shutdown();
+}
+
+/// The nodes' shared secret: sessions run over TLS, as in production.
+fn tcp_security() -> kompics_net::PeerSecurity {
+    kompics_net::PeerSecurity::shared_secret("zab-group-commit", &[6; 32]).unwrap()
 }

@@ -58,7 +58,8 @@ fn member_process() {
     let members: Vec<SocketAddr> = parts[2].split(',').map(|m| m.parse().unwrap()).collect();
     let options = WalOptions { segment_bytes: 1 << 20, ..WalOptions::default() };
     let storage = FileStorage::open(&dir, options).expect("open the write-ahead log");
-    let mut zab_options = ZabOptions::new(listen, members);
+    let security = kompics_net::PeerSecurity::shared_secret("zab-multiprocess", &[5; 32]).unwrap();
+    let mut zab_options = ZabOptions::new(listen, members, security);
     zab_options.tune = no_snapshots;
     let zab = Zab::start(zab_options, Box::new(storage), Printer).expect("start");
     // Propose forever; the parent kills us. Payloads are unique: member, incarnation, sequence.

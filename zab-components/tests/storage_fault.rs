@@ -171,7 +171,9 @@ fn a_write_failing_on_the_log_thread_reaches_the_fault_handler_typed() {
         let _ = tx.send(f.clone());
     }));
     let system = runtime.system();
-    let net = TcpNetwork::create(&system, TcpConfig::new("127.0.0.1:0".parse().unwrap())).unwrap();
+    let net =
+        TcpNetwork::create(&system, TcpConfig::new("127.0.0.1:0".parse().unwrap(), tcp_security()))
+            .unwrap();
     let me = net.on_definition(|n| n.addr()).unwrap();
     let network = net.provided::<Network>();
     let fd = FailureDetector::create(&system, &network, me, FdConfig::default());
@@ -207,4 +209,9 @@ fn a_write_failing_on_the_log_thread_reaches_the_fault_handler_typed() {
     let error = fault.storage_error().expect("a storage fault");
     assert_eq!(error.root(), &full(), "{error}");
     assert_eq!(app.on_definition(|a| a.committed.clone()), Some(vec![]));
+}
+
+/// The nodes' shared secret: sessions run over TLS, as in production.
+fn tcp_security() -> kompics_net::PeerSecurity {
+    kompics_net::PeerSecurity::shared_secret("zab-storage-fault", &[6; 32]).unwrap()
 }

@@ -4,6 +4,8 @@ use std::io;
 use std::net::SocketAddr;
 use std::time::Duration;
 
+use crate::tls::ServerTls;
+
 /// Settings of a [`super::StreamServer`]. Build with [`StreamConfig::new`] and adjust fields as
 /// needed; [`super::StreamServer::create`] rejects invalid ones with `InvalidInput`.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -26,6 +28,11 @@ pub struct StreamConfig {
     /// meanwhile) before it is closed anyway. Zero closes at once, at the risk of a reset that
     /// destroys the reply in flight if the client sent more. Default: 2 s.
     pub linger: Duration,
+    /// Serve TLS (and only TLS) with this configuration; `None`, the default, is plaintext.
+    pub tls: Option<ServerTls>,
+    /// With TLS: time a client has to complete its TLS handshake before it is closed, so
+    /// half-open handshakes cannot hold connection slots. Default: 10 s.
+    pub tls_handshake_timeout: Duration,
 }
 
 impl StreamConfig {
@@ -37,6 +44,8 @@ impl StreamConfig {
     pub const READ_CHUNK_DEFAULT: usize = 64 * 1024;
     /// Default `linger`.
     pub const LINGER_DEFAULT: Duration = Duration::from_secs(2);
+    /// Default `tls_handshake_timeout`.
+    pub const TLS_HANDSHAKE_TIMEOUT_DEFAULT: Duration = Duration::from_secs(10);
 
     /// A configuration listening on `listen` with the documented defaults.
     pub fn new(listen: SocketAddr) -> Self {
@@ -46,6 +55,8 @@ impl StreamConfig {
             output_buffer_max: Self::OUTPUT_BUFFER_MAX_DEFAULT,
             read_chunk: Self::READ_CHUNK_DEFAULT,
             linger: Self::LINGER_DEFAULT,
+            tls: None,
+            tls_handshake_timeout: Self::TLS_HANDSHAKE_TIMEOUT_DEFAULT,
         }
     }
 

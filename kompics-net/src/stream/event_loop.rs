@@ -11,6 +11,11 @@
 //! most [`WRITE_BUDGET_BYTES`]; a connection with more to do is revisited after the other
 //! events of the round, before the loop sleeps again. Resuming a paused connection revisits it
 //! the same way, since its readable edge may have passed while it was paused.
+//!
+//! With [`StreamConfig::tls`], every connection is a [`TlsStream`] (the pump the peer
+//! transport uses too): the component sees plaintext only, a client must finish its handshake
+//! within `tls_handshake_timeout`, and a requested close sends `close_notify` before shutting
+//! down the socket's sending side.
 
 use std::collections::{HashMap, VecDeque};
 use std::io::{self, Read};
@@ -30,6 +35,8 @@ use super::out_queue::{Flushed, OutQueue};
 use super::{CloseReason, ConnId, StreamEvent, StreamRequest};
 use crate::hasher::FastHashBuilder;
 use crate::poll_loop::{self, PollLoop, Wakeup, LISTENER};
+use crate::tls::link::Link;
+use crate::tls::TlsStream;
 
 /// A connection's token is its id plus this.
 const TOKEN_OFFSET: u64 = 2;
@@ -90,7 +97,7 @@ enum State {
 
 /// One client connection.
 struct Conn {
-    stream: TcpStream,
+    link: Link,
     peer: SocketAddr,
     out: OutQueue,
     state: State,
@@ -124,6 +131,8 @@ pub(crate) struct EventLoop {
     again: Vec<u64>,
     /// Lingering connections by deadline (deadlines only grow, so this is in order).
     lingering: VecDeque<(Instant, u64)>,
+    /// TLS connections by handshake deadline (in order, as for `lingering`).
+    handshaking: VecDeque<(Instant, u64)>,
     /// Connections refused since the last warning, and when that was.
     refused: u64,
     refusal_logged: Option<Instant>,
@@ -170,6 +179,7 @@ impl EventLoop {
             to_flush: Vec::new(),
             again: Vec::new(),
             lingering: VecDeque::new(),
+            handshaking: VecDeque::new(),
             refused: 0,
             refusal_logged: None,
         };
@@ -210,10 +220,24 @@ impl EventLoop {
             );
             return;
         }
+        let link = match &self.config.tls {
+            None => Link::Plain(stream),
+            Some(tls) => match tls.accept() {
+                Ok(server) => {
+                    let deadline = Instant::now() + self.config.tls_handshake_timeout;
+                    self.handshaking.push_back((deadline, id));
+                    Link::Tls(Box::new(TlsStream::new(stream, server)))
+                }
+                Err(e) => {
+                    log::warn!("kstream {}: cannot start TLS with {peer}: {e}", self.shared.local);
+                    return;
+                }
+            },
+        };
         self.conns.insert(
             id,
             Conn {
-                stream,
+                link,
                 peer,
                 out: OutQueue::default(),
                 state: State::Open,
@@ -280,7 +304,7 @@ impl EventLoop {
             // an end of stream waits for reading to resume, after the bytes before it.
             State::Open | State::Closing => {
                 if ready.error {
-                    if let Ok(Some(e)) | Err(e) = conn.stream.take_error() {
+                    if let Ok(Some(e)) | Err(e) = conn.link.socket().take_error() {
                         return self.close(id, CloseReason::Error(e.to_string()));
                     }
                 }
@@ -298,10 +322,19 @@ impl EventLoop {
             return;
         }
         if !conn.out.is_empty() && !conn.write_blocked {
-            match conn.out.write_to(&mut conn.stream, WRITE_BUDGET_BYTES) {
+            match conn.out.write_to(&mut conn.link, WRITE_BUDGET_BYTES) {
                 Ok(Flushed::Empty) => {}
                 Ok(Flushed::Blocked) => conn.write_blocked = true,
                 Ok(Flushed::Budget) => self.again.push(id),
+                Err(e) => return self.close(id, CloseReason::Error(e.to_string())),
+            }
+        }
+        // TLS records can wait in the pump with the queue empty (a handshake answer, the tail
+        // of a write): only a blocked socket stops them, and its writable edge comes back here.
+        if !conn.write_blocked {
+            match conn.link.flush_tls() {
+                Ok(true) => {}
+                Ok(false) => conn.write_blocked = true,
                 Err(e) => return self.close(id, CloseReason::Error(e.to_string())),
             }
         }
@@ -352,7 +385,7 @@ impl EventLoop {
                 conn.out.push(data);
                 if conn.out.len() > self.config.output_buffer_max && !conn.write_blocked {
                     // Make room by writing now, if the socket takes it.
-                    match conn.out.write_to(&mut conn.stream, usize::MAX) {
+                    match conn.out.write_to(&mut conn.link, usize::MAX) {
                         Ok(Flushed::Blocked) => conn.write_blocked = true,
                         Ok(_) => {}
                         Err(e) => return self.close(id, CloseReason::Error(e.to_string())),
@@ -392,7 +425,7 @@ impl EventLoop {
         let Some(mut conn) = self.conns.remove(&id) else {
             return;
         };
-        let _ = self.poll.registry().deregister(&mut conn.stream);
+        let _ = self.poll.registry().deregister(conn.link.socket_mut());
         if conn.state == State::Lingering {
             return;
         }
@@ -418,11 +451,13 @@ impl EventLoop {
         let Some(conn) = self.conns.get_mut(&id) else {
             return;
         };
+        // TLS: the client learns the end is deliberate, not a truncation.
+        conn.link.close();
         if self.config.linger.is_zero() {
-            let _ = conn.stream.shutdown(Shutdown::Write);
+            let _ = conn.link.socket().shutdown(Shutdown::Write);
             return self.close(id, CloseReason::Requested);
         }
-        if let Err(e) = conn.stream.shutdown(Shutdown::Write) {
+        if let Err(e) = conn.link.socket().shutdown(Shutdown::Write) {
             // Already reset or gone: what was written may not have arrived.
             return self.close(id, CloseReason::Error(e.to_string()));
         }
@@ -450,7 +485,7 @@ impl EventLoop {
                 self.again.push(id);
                 break false;
             }
-            match conn.stream.read(&mut self.scratch) {
+            match conn.link.read(&mut self.scratch) {
                 Ok(0) => break true,
                 Ok(n) => discarded += n,
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => break false,
@@ -472,6 +507,30 @@ impl EventLoop {
             self.lingering.pop_front();
             // Gone already if the client closed first (ids are never reused).
             self.close(id, CloseReason::Requested);
+        }
+    }
+
+    /// Closes the TLS connections whose handshake did not finish in time.
+    fn expire_handshakes(&mut self) {
+        let now = Instant::now();
+        while let Some(&(at, id)) = self.handshaking.front() {
+            if at > now {
+                break;
+            }
+            self.handshaking.pop_front();
+            let pending = self
+                .conns
+                .get(&id)
+                .and_then(|c| c.link.tls())
+                .is_some_and(|tls| tls.is_handshaking());
+            if pending {
+                log::debug!(
+                    "kstream {}: conn#{id}: no TLS handshake within {:?}",
+                    self.shared.local,
+                    self.config.tls_handshake_timeout
+                );
+                self.close(id, CloseReason::Error("TLS handshake not completed in time".into()));
+            }
         }
     }
 
@@ -501,7 +560,9 @@ impl PollLoop for EventLoop {
     }
 
     fn next_deadline(&self) -> Option<Instant> {
-        self.lingering.front().map(|&(at, _)| at)
+        let lingering = self.lingering.front().map(|&(at, _)| at);
+        let handshaking = self.handshaking.front().map(|&(at, _)| at);
+        lingering.into_iter().chain(handshaking).min()
     }
 
     fn accept_all(&mut self) {
@@ -535,6 +596,7 @@ impl PollLoop for EventLoop {
     fn end_round(&mut self) {
         self.revisit();
         self.expire_lingering();
+        self.expire_handshakes();
         self.send_events();
     }
 }
@@ -555,18 +617,23 @@ fn read_chunk(
         if filled == scratch.len() {
             break Ok(true);
         }
-        match conn.stream.read(&mut scratch[filled..]) {
+        match conn.link.read(&mut scratch[filled..]) {
             Ok(0) => break Err(CloseReason::PeerClosed),
             // A short read drained the socket: data arriving later raises a new edge, so the
             // `read` that would return `WouldBlock` can be saved. Not so for an end of stream
-            // already queued (its edge has passed): `drain` reads on to find it.
-            Ok(n) if !drain && filled + n < scratch.len() => {
+            // already queued (its edge has passed): `drain` reads on to find it. Nor under
+            // TLS, where a short read of plaintext says nothing about the socket.
+            Ok(n) if !drain && !conn.link.is_tls() && filled + n < scratch.len() => {
                 filled += n;
                 break Ok(false);
             }
             Ok(n) => filled += n,
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => break Ok(false),
             Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            // A TLS client that closes without close_notify (many do) has still closed.
+            Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => {
+                break Err(CloseReason::PeerClosed)
+            }
             Err(e) => break Err(CloseReason::Error(e.to_string())),
         }
     };

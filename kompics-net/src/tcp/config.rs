@@ -5,16 +5,24 @@ use std::fmt;
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use crate::frame::{FRAME_BYTES_MAX_DEFAULT, FRAME_BYTES_MAX_LIMIT, FRAME_HEADER_BYTES};
+use crate::frame::{FRAME_BYTES_MAX_DEFAULT, FRAME_BYTES_MAX_LIMIT};
+use crate::tls::PeerSecurity;
 
 /// Settings of a TCP transport. Build with [`TcpConfig::new`] and adjust fields as needed; the
 /// transport calls [`TcpConfig::validate`] when it starts.
+///
+/// How peers are authenticated ([`TcpConfig::security`]) has no default: [`TcpConfig::new`]
+/// takes it, so a plaintext transport is always asked for by name
+/// ([`PeerSecurity::insecure`]).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct TcpConfig {
     /// Address to listen on, which becomes the node's identity ([`crate::NodeAddr`]). Port 0
     /// picks a free port (read it back with [`super::TcpTransport::local_addr`]). The IP must be
     /// a specific one that peers can connect to, not `0.0.0.0` or `::`.
     pub listen: SocketAddr,
+    /// How peers are authenticated (mutual TLS, shared secret, or insecure) and the cluster
+    /// identity every handshake carries; see [`crate::tls`].
+    pub security: PeerSecurity,
     /// Largest frame accepted or sent, counting the bytes after the 4-byte length field.
     /// A peer sending a larger one is disconnected; sending a message that would need a larger
     /// one fails. Default: 16 MiB.
@@ -28,12 +36,17 @@ pub struct TcpConfig {
     pub reconnect_backoff_min: Duration,
     /// Cap on the retry delay. Default: 5 s.
     pub reconnect_backoff_max: Duration,
-    /// Time a new connection has to complete its handshake (the connect itself and the hello /
-    /// welcome exchange) before it is closed. Default: 5 s.
+    /// Time a new connection has to complete its handshake (the connect itself, the TLS
+    /// handshake in the secure modes, and the hello / welcome exchange) before it is closed.
+    /// Default: 5 s.
     pub handshake_timeout: Duration,
     /// Open connections at most, established or handshaking; further incoming connections
     /// are closed as they are accepted. Default: 1024.
     pub connections_max: usize,
+    /// Incoming connections at most that have not completed their handshake (unauthenticated);
+    /// further ones are closed as they are accepted, so a flood of half-open handshakes cannot
+    /// take every slot of `connections_max` from real peers. Default: 64.
+    pub handshakes_max: usize,
     /// Distinct peers a transport keeps state for (one send queue each). Sending to a new peer
     /// beyond this fails. Default: 1024.
     pub peers_max: usize,
@@ -53,19 +66,25 @@ impl TcpConfig {
     pub const CONNECTIONS_MAX_DEFAULT: usize = 1024;
     /// Default `peers_max`.
     pub const PEERS_MAX_DEFAULT: usize = 1024;
-    /// Smallest allowed `frame_bytes_max`: room for a handshake frame with an IPv6 address.
-    pub const FRAME_BYTES_MIN: usize = 64 - FRAME_HEADER_BYTES;
+    /// Default `handshakes_max`.
+    pub const HANDSHAKES_MAX_DEFAULT: usize = 64;
+    /// Smallest allowed `frame_bytes_max`: room for a handshake frame with an IPv6 address, the
+    /// longest cluster identity, a nonce and a proof.
+    pub const FRAME_BYTES_MIN: usize = 512;
 
-    /// A configuration listening on `listen` with the documented defaults.
-    pub fn new(listen: SocketAddr) -> Self {
+    /// A configuration listening on `listen`, authenticating peers as `security` says, with
+    /// the documented defaults.
+    pub fn new(listen: SocketAddr, security: PeerSecurity) -> Self {
         TcpConfig {
             listen,
+            security,
             frame_bytes_max: FRAME_BYTES_MAX_DEFAULT,
             send_queue_frames_max: Self::SEND_QUEUE_FRAMES_MAX_DEFAULT,
             reconnect_backoff_min: Self::RECONNECT_BACKOFF_MIN_DEFAULT,
             reconnect_backoff_max: Self::RECONNECT_BACKOFF_MAX_DEFAULT,
             handshake_timeout: Self::HANDSHAKE_TIMEOUT_DEFAULT,
             connections_max: Self::CONNECTIONS_MAX_DEFAULT,
+            handshakes_max: Self::HANDSHAKES_MAX_DEFAULT,
             peers_max: Self::PEERS_MAX_DEFAULT,
         }
     }
@@ -105,6 +124,9 @@ impl TcpConfig {
         }
         if self.connections_max == 0 {
             return Err(ConfigError::Zero("connections_max"));
+        }
+        if self.handshakes_max == 0 {
+            return Err(ConfigError::Zero("handshakes_max"));
         }
         if self.peers_max == 0 {
             return Err(ConfigError::Zero("peers_max"));
@@ -173,7 +195,7 @@ mod tests {
     use super::*;
 
     fn config() -> TcpConfig {
-        TcpConfig::new("127.0.0.1:0".parse().unwrap())
+        TcpConfig::new("127.0.0.1:0".parse().unwrap(), PeerSecurity::insecure("test").unwrap())
     }
 
     #[test]
@@ -183,7 +205,8 @@ mod tests {
 
     #[test]
     fn unspecified_listen_ip_is_rejected() {
-        let c = TcpConfig::new("0.0.0.0:7000".parse().unwrap());
+        let mut c = config();
+        c.listen = "0.0.0.0:7000".parse().unwrap();
         assert!(matches!(c.validate(), Err(ConfigError::UnspecifiedListenIp(_))));
     }
 
@@ -198,6 +221,7 @@ mod tests {
             (|c| c.reconnect_backoff_max = Duration::from_millis(1), "reconnect_backoff_min"),
             (|c| c.handshake_timeout = Duration::ZERO, "handshake_timeout"),
             (|c| c.connections_max = 0, "connections_max"),
+            (|c| c.handshakes_max = 0, "handshakes_max"),
             (|c| c.peers_max = 0, "peers_max"),
         ];
         for (change, field) in cases {

@@ -1,5 +1,6 @@
-//! [`Connection`]: one TCP connection of the event loop: its socket, where it stands in the
-//! handshake, its frame decoder and its write buffer.
+//! [`Connection`]: one TCP connection of the event loop: its socket (plain, or under TLS
+//! through [`TlsStream`]), where it stands in the handshake, its frame decoder and its write
+//! buffer.
 //!
 //! The connection knows how to move bytes; what the bytes mean (handshake rules, sessions,
 //! delivering messages) is the event loop's business.
@@ -8,12 +9,12 @@ use std::io::{self, Write};
 use std::net::SocketAddr;
 use std::time::Instant;
 
-use mio::net::TcpStream;
 use mio::Token;
 
 use super::shared::Outbox;
 use crate::address::NodeAddr;
-use crate::frame::{Frame, FrameDecoder};
+use crate::frame::{Frame, FrameDecoder, Handshake};
+use crate::tls::link::Link;
 
 /// Which side opened the connection.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -27,8 +28,12 @@ pub(crate) enum Role {
 /// Where a connection stands.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum ConnState {
-    /// Outbound: the TCP connect has not completed yet. The hello is already buffered.
+    /// Outbound: the TCP connect has not completed yet. In insecure mode the hello is already
+    /// buffered.
     Connecting,
+    /// Either side: the TLS handshake is running (secure modes). The hello is sent, or
+    /// awaited, once it is done and the peer's certificate checked.
+    Securing,
     /// Outbound: hello sent (or being sent), waiting for the peer's welcome.
     AwaitingWelcome,
     /// Inbound: waiting for the peer's hello.
@@ -43,8 +48,9 @@ pub(crate) enum ConnState {
 /// One TCP connection.
 pub(crate) struct Connection {
     pub(crate) token: Token,
-    pub(crate) stream: TcpStream,
-    /// The socket's remote address (for logs; an inbound peer's identity comes from its hello).
+    pub(crate) link: Link,
+    /// The socket's remote address (for logs; an inbound peer's identity comes from its hello,
+    /// checked against its certificate or proof).
     pub(crate) remote: SocketAddr,
     pub(crate) role: Role,
     /// The peer's identity: known from the start for outbound connections, after the hello for
@@ -54,6 +60,13 @@ pub(crate) struct Connection {
     /// When the handshake must be complete (none once established).
     pub(crate) deadline: Option<Instant>,
     pub(crate) decoder: FrameDecoder,
+    /// Secure modes, once the TLS handshake is done: the session's exporter value, which the
+    /// shared-secret proofs are bound to.
+    pub(crate) exporter: Option<Vec<u8>>,
+    /// Mutual TLS, once the TLS handshake is done: the node the peer's certificate names.
+    pub(crate) certified: Option<NodeAddr>,
+    /// Outbound: the hello sent, which the welcome's proof answers.
+    pub(crate) hello_sent: Option<Handshake>,
     /// `out[out_pos..]` is still to be written.
     out: Vec<u8>,
     out_pos: usize,
@@ -66,10 +79,11 @@ pub(crate) struct Connection {
 const OUT_RETAIN_MAX: usize = 4 * 1024 * 1024;
 
 impl Connection {
-    /// A connection this node is opening to `peer`; `hello` is the encoded hello frame.
+    /// A connection this node is opening to `peer`; `hello` is the encoded hello frame in
+    /// insecure mode (in the secure modes it is built after the TLS handshake).
     pub(crate) fn outbound(
         token: Token,
-        stream: TcpStream,
+        link: Link,
         peer: NodeAddr,
         hello: Vec<u8>,
         frame_bytes_max: usize,
@@ -77,13 +91,16 @@ impl Connection {
     ) -> Self {
         Connection {
             token,
-            stream,
+            link,
             remote: peer.socket_addr(),
             role: Role::Outbound,
             peer: Some(peer),
             state: ConnState::Connecting,
             deadline: Some(deadline),
             decoder: FrameDecoder::new(frame_bytes_max),
+            exporter: None,
+            certified: None,
+            hello_sent: None,
             out: hello,
             out_pos: 0,
             write_blocked: false,
@@ -93,20 +110,24 @@ impl Connection {
     /// A connection a peer opened to this node.
     pub(crate) fn inbound(
         token: Token,
-        stream: TcpStream,
+        link: Link,
         remote: SocketAddr,
         frame_bytes_max: usize,
         deadline: Instant,
     ) -> Self {
+        let state = if link.is_tls() { ConnState::Securing } else { ConnState::AwaitingHello };
         Connection {
             token,
-            stream,
+            link,
             remote,
             role: Role::Inbound,
             peer: None,
-            state: ConnState::AwaitingHello,
+            state,
             deadline: Some(deadline),
             decoder: FrameDecoder::new(frame_bytes_max),
+            exporter: None,
+            certified: None,
+            hello_sent: None,
             out: Vec::new(),
             out_pos: 0,
             write_blocked: false,
@@ -124,10 +145,10 @@ impl Connection {
     /// Checks whether an outbound connect has completed: `Ok(true)` once connected,
     /// `Ok(false)` while still in progress, `Err` if it failed.
     pub(crate) fn finish_connect(&mut self) -> io::Result<bool> {
-        if let Some(e) = self.stream.take_error()? {
+        if let Some(e) = self.link.socket().take_error()? {
             return Err(e);
         }
-        match self.stream.peer_addr() {
+        match self.link.socket().peer_addr() {
             Ok(addr) => {
                 self.remote = addr;
                 Ok(true)
@@ -137,7 +158,7 @@ impl Connection {
         }
     }
 
-    /// Appends a control frame (a welcome) to the write buffer.
+    /// Appends a control frame (a hello, welcome or refusal) to the write buffer.
     pub(crate) fn buffer_frame(&mut self, frame: &Frame, frame_bytes_max: usize) {
         // Handshake frames are far below any valid `frame_bytes_max` (see `TcpConfig`).
         frame
@@ -145,11 +166,11 @@ impl Connection {
             .expect("handshake frame fits frame_bytes_max");
     }
 
-    /// Writes buffered bytes until the buffer is empty (`Ok(true)`) or the socket would block
-    /// (`Ok(false)`, and `write_blocked` is set).
+    /// Writes buffered bytes (and, under TLS, the records they became) until the buffer is
+    /// empty (`Ok(true)`) or the socket would block (`Ok(false)`, and `write_blocked` is set).
     pub(crate) fn write_buffered(&mut self) -> io::Result<bool> {
         while self.out_pos < self.out.len() {
-            match self.stream.write(&self.out[self.out_pos..]) {
+            match self.link.write(&self.out[self.out_pos..]) {
                 Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
                 Ok(n) => self.out_pos += n,
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
@@ -164,6 +185,12 @@ impl Connection {
         self.out_pos = 0;
         if self.out.capacity() > OUT_RETAIN_MAX {
             self.out = Vec::new();
+        }
+        // Records left in rustls (a partial write, a handshake answer) count as buffered: the
+        // writable edge must come back here to send them.
+        if !self.link.flush_tls()? {
+            self.write_blocked = true;
+            return Ok(false);
         }
         Ok(true)
     }

@@ -1,6 +1,7 @@
 //! The event loop: one thread that owns every socket of a transport.
 //!
-//! It accepts connections, runs the hello / welcome handshake, resolves duplicate connections,
+//! It accepts connections, runs the TLS handshake (secure modes) and the hello / welcome
+//! handshake (authentication, cluster identity), resolves duplicate connections,
 //! moves queued frames from the peers' outboxes to their sockets, decodes incoming frames and
 //! reports everything to the sink. It sleeps in `mio::Poll` until a socket is ready, a sender
 //! wakes it, or a timer (handshake deadline, reconnect backoff) is due.
@@ -16,6 +17,17 @@
 //! the loop (and every other peer, timer and sender) for long, each visit to a connection reads
 //! and writes at most a budget of bytes; a connection that used up its budget is revisited
 //! after the other events of the round, before the loop sleeps again.
+//!
+//! Unauthenticated work is bounded: each handshake has a deadline (TLS included), at most
+//! `handshakes_max` incoming connections may be unauthenticated at once, and one round accepts
+//! at most [`ACCEPTS_PER_ROUND`] connections (the rest wait in the backlog for the next round),
+//! so a flood of connection attempts cannot starve established sessions.
+//!
+//! # Identity
+//!
+//! Message frames carry no sender: everything delivered on a session is attributed to the
+//! session's peer, the node the handshake authenticated (mutual TLS: named by its certificate;
+//! shared secret: proved knowledge of the secret; insecure: as claimed).
 
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap, VecDeque};
@@ -34,10 +46,15 @@ use super::connection::{ConnState, Connection, Role};
 use super::event::TransportEvent;
 use super::shared::{Outbox, Overflow, Shared};
 use crate::address::NodeAddr;
-use crate::frame::Frame;
+use crate::frame::{Frame, Handshake};
 use crate::hasher::FastHashBuilder;
 use crate::message::NetMessage;
 use crate::poll_loop::{self, PollLoop};
+use crate::tls::auth::{self, AuthKey};
+use crate::tls::context::{peer_identity, TlsContext};
+use crate::tls::link::Link;
+use crate::tls::security::Kind;
+use crate::tls::{SecurityMode, TlsStream};
 
 /// Tokens from here on name connections; they are never reused.
 const FIRST_CONNECTION_TOKEN: usize = 2;
@@ -45,6 +62,9 @@ const FIRST_CONNECTION_TOKEN: usize = 2;
 const READ_BUDGET_BYTES: usize = 1024 * 1024;
 /// Bytes written to one connection per visit before the loop moves on.
 const WRITE_BUDGET_BYTES: usize = 4 * 1024 * 1024;
+/// Connections accepted per round at most; the rest wait in the listen backlog for the next
+/// round, so accepting (and the TLS work it starts) cannot starve established sessions.
+const ACCEPTS_PER_ROUND: usize = 32;
 
 /// Where the transport reports its events. With each session event comes the peer's count of
 /// session ends at that point (`Outbox::downs`; 0 with a delivery): a sender that passes it
@@ -84,8 +104,11 @@ enum Close {
     Io(io::Error),
     /// An outbound connect failed.
     ConnectFailed(io::Error),
-    /// The peer sent something invalid (bad frame, bad handshake, cut-off frame).
+    /// The peer sent something invalid (bad frame, bad handshake, cut-off frame, failed TLS
+    /// or authentication).
     Bad(String),
+    /// The peer refused this node's hello, saying why.
+    Refused(String),
     /// A bound was reached.
     Limit(String),
     /// A duplicate connection lost the tie-break.
@@ -123,8 +146,15 @@ pub(crate) struct EventLoop {
     timers: BinaryHeap<Reverse<(Instant, TimerKey)>>,
     next_token: usize,
     next_session: u64,
-    /// This node's hello frame, encoded once.
+    /// This node's hello frame in insecure mode, encoded once (the secure modes build one per
+    /// connection, bound to its TLS session).
     hello: Vec<u8>,
+    /// The rustls configurations (secure modes).
+    tls: Option<TlsContext>,
+    /// The shared-secret MAC key (shared-secret mode).
+    auth_key: Option<AuthKey>,
+    /// The listener has connections left after this round's accept budget.
+    accept_pending: bool,
     /// Reused buffers for draining the shared lists.
     ready: Vec<NodeAddr>,
     local: VecDeque<NetMessage>,
@@ -142,17 +172,29 @@ impl Drop for StoppedGuard {
 }
 
 impl EventLoop {
-    /// A loop over an already registered listener and waker.
+    /// A loop over an already registered listener and waker, with the TLS configurations
+    /// `tls` built from `config.security`.
     pub(crate) fn new(
         poll: Poll,
         listener: TcpListener,
         shared: Arc<Shared>,
         sink: Sink,
         config: TcpConfig,
+        tls: Option<TlsContext>,
     ) -> Self {
-        let hello =
-            Frame::Hello { node: shared.local }.to_bytes().expect("a hello frame always encodes");
+        let hello = Frame::Hello(Handshake::insecure(shared.local, config.security.cluster()))
+            .to_bytes()
+            .expect("a hello frame always encodes");
+        let auth_key = match config.security.kind() {
+            Kind::SharedSecret(secret) => {
+                Some(AuthKey::derive(&secret.0, config.security.cluster()))
+            }
+            _ => None,
+        };
         EventLoop {
+            tls,
+            auth_key,
+            accept_pending: false,
             poll,
             listener,
             shared,
@@ -290,19 +332,28 @@ impl EventLoop {
         }
         let token = Token(self.next_token);
         let registry = self.poll.registry();
+        let tls = self.tls.as_ref();
         let connected = TcpStream::connect(addr.socket_addr()).and_then(|mut stream| {
             poll_loop::register_connection(registry, &mut stream, token)?;
-            Ok(stream)
+            match tls {
+                None => Ok(Link::Plain(stream)),
+                Some(ctx) => {
+                    let client = ctx.client().map_err(io::Error::other)?;
+                    Ok(Link::Tls(Box::new(TlsStream::new(stream, client))))
+                }
+            }
         });
         match connected {
-            Ok(stream) => {
+            Ok(link) => {
                 self.next_token += 1;
                 let deadline = now + self.config.handshake_timeout;
+                // In the secure modes the hello is built once TLS is up (it is bound to it).
+                let hello = if link.is_tls() { Vec::new() } else { self.hello.clone() };
                 let conn = Connection::outbound(
                     token,
-                    stream,
+                    link,
                     addr,
-                    self.hello.clone(),
+                    hello,
                     self.config.frame_bytes_max,
                     deadline,
                 );
@@ -324,6 +375,7 @@ impl EventLoop {
         self.with_connection(token, |this, conn| {
             if conn.state == ConnState::Connecting {
                 match conn.finish_connect() {
+                    Ok(true) if conn.link.is_tls() => conn.state = ConnState::Securing,
                     Ok(true) => conn.state = ConnState::AwaitingWelcome,
                     Ok(false) => return Ok(()),
                     Err(e) => return Err(Close::ConnectFailed(e)),
@@ -372,7 +424,7 @@ impl EventLoop {
                 self.again.push(conn.token);
                 return Ok(());
             }
-            match conn.decoder.read_some(&mut conn.stream) {
+            match conn.decoder.read_some(&mut conn.link) {
                 Ok((0, _)) => {
                     return Err(match conn.decoder.finish() {
                         Ok(()) => Close::Eof,
@@ -381,17 +433,32 @@ impl EventLoop {
                 }
                 Ok((n, filled)) => {
                     budget = budget.saturating_sub(n);
+                    self.check_secured(conn)?;
                     while let Some(frame) =
-                        conn.decoder.next_frame().map_err(|e| Close::Bad(e.to_string()))?
+                        conn.decoder.next_frame().map_err(|e| bad_frame(conn, e))?
                     {
                         self.on_frame(conn, frame)?;
                     }
-                    if !filled && how == Read::UntilShort {
+                    // A short read of plaintext says nothing about the socket under TLS: only
+                    // `WouldBlock` means it is drained.
+                    if !filled && how == Read::UntilShort && !conn.link.is_tls() {
                         return Ok(());
                     }
                 }
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(()),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    // The TLS handshake may have completed on bytes that carried no plaintext.
+                    return self.check_secured(conn);
+                }
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                // What the pump reports for a TLS failure (bad record, rejected certificate,
+                // an alert from the peer): the peer's fault, logged as such.
+                Err(e) if e.kind() == io::ErrorKind::InvalidData => return Err(tls_failure(e)),
+                Err(e) if e.kind() == io::ErrorKind::UnexpectedEof && conn.link.is_tls() => {
+                    return Err(Close::Io(io::Error::new(
+                        e.kind(),
+                        "the peer closed the TCP connection without a TLS close_notify",
+                    )))
+                }
                 Err(e) => return Err(Close::Io(e)),
             }
         }
@@ -448,13 +515,15 @@ impl EventLoop {
     fn on_frame(&mut self, conn: &mut Connection, frame: Frame) -> Result<(), Close> {
         match (conn.state, frame) {
             (ConnState::Established { .. }, Frame::Message { route, payload }) => {
+                // Frames carry no sender: the session's authenticated peer is the source.
                 let src = conn.peer.expect("an established connection knows its peer");
                 let dst = self.shared.local;
                 self.emit(TransportEvent::Deliver(NetMessage::new(src, dst, route, payload)), 0);
                 Ok(())
             }
-            (ConnState::AwaitingHello, Frame::Hello { node }) => self.on_hello(conn, node),
-            (ConnState::AwaitingWelcome, Frame::Welcome { node }) => self.on_welcome(conn, node),
+            (ConnState::AwaitingHello, Frame::Hello(hello)) => self.on_hello(conn, hello),
+            (ConnState::AwaitingWelcome, Frame::Welcome(welcome)) => self.on_welcome(conn, welcome),
+            (ConnState::AwaitingWelcome, Frame::Refuse { reason }) => Err(Close::Refused(reason)),
             (ConnState::AwaitingHello, other) => Err(Close::Bad(format!(
                 "expected a hello frame first, got a {} frame",
                 other.kind()
@@ -469,14 +538,132 @@ impl EventLoop {
         }
     }
 
-    /// An inbound connection introduced itself as `node`.
+    /// Moves a connection whose TLS handshake just completed to the hello exchange: records
+    /// the exporter value, reads the peer's certificate identity (mutual TLS; a dialer checks
+    /// it names the node dialled) and, outbound, sends the hello.
+    fn check_secured(&mut self, conn: &mut Connection) -> Result<(), Close> {
+        if conn.state != ConnState::Securing {
+            return Ok(());
+        }
+        let Some(tls) = conn.link.tls().filter(|tls| !tls.is_handshaking()) else {
+            return Ok(());
+        };
+        let mut exporter = vec![0; auth::EXPORTER_BYTES];
+        tls.export_keying_material(&mut exporter[..], auth::EXPORTER_LABEL, None)
+            .map_err(|e| Close::Bad(format!("TLS exporter: {e}")))?;
+        conn.exporter = Some(exporter);
+        if self.config.security.mode() == SecurityMode::MutualTls {
+            let (cluster, node) = peer_identity(tls).map_err(Close::Bad)?;
+            let own = self.config.security.cluster();
+            if cluster != own {
+                return Err(Close::Bad(format!(
+                    "the peer's certificate is for cluster {cluster:?}, this node is in cluster {own:?}"
+                )));
+            }
+            if conn.role == Role::Outbound && conn.peer != Some(node) {
+                return Err(Close::Bad(format!(
+                    "the certificate names node {node}, not the node this node dialled"
+                )));
+            }
+            conn.certified = Some(node);
+        }
+        match conn.role {
+            Role::Inbound => conn.state = ConnState::AwaitingHello,
+            Role::Outbound => {
+                let mut hello = self.own_handshake();
+                if let (Some(key), Some(exporter)) = (&self.auth_key, &conn.exporter) {
+                    hello.proof = key.dialer_proof(exporter, &hello);
+                }
+                conn.buffer_frame(&Frame::Hello(hello.clone()), self.config.frame_bytes_max);
+                conn.hello_sent = Some(hello);
+                conn.state = ConnState::AwaitingWelcome;
+            }
+        }
+        Ok(())
+    }
+
+    /// This node's hello or welcome, without a proof.
+    fn own_handshake(&self) -> Handshake {
+        let mode = self.config.security.mode();
+        Handshake {
+            node: self.shared.local,
+            cluster: self.config.security.cluster().to_string(),
+            mode: mode.as_byte(),
+            nonce: if mode == SecurityMode::Insecure { Vec::new() } else { auth::nonce() },
+            proof: Vec::new(),
+        }
+    }
+
+    /// Checks what `theirs` (a hello, or a welcome answering `hello_sent`) says against this
+    /// node's settings and the connection: same cluster, same mode, and the identity the
+    /// connection established (certificate, proof). `Err` says why, for logs and refusals.
+    fn check_handshake(
+        &self,
+        conn: &Connection,
+        theirs: &Handshake,
+        hello_sent: Option<&Handshake>,
+    ) -> Result<(), String> {
+        let security = &self.config.security;
+        if theirs.cluster != security.cluster() {
+            return Err(format!(
+                "cluster mismatch: the hello is for cluster {:?}, which is not this node's",
+                theirs.cluster
+            ));
+        }
+        let mode = SecurityMode::from_byte(theirs.mode);
+        if mode != Some(security.mode()) {
+            let theirs =
+                mode.map_or_else(|| format!("unknown ({})", theirs.mode), |m| m.to_string());
+            return Err(format!(
+                "security mode mismatch: the peer runs {theirs}, this node runs {}",
+                security.mode()
+            ));
+        }
+        if let Some(certified) = conn.certified {
+            if theirs.node != certified {
+                return Err(format!(
+                    "the hello claims node {}, but the peer's certificate names {certified}",
+                    theirs.node
+                ));
+            }
+        }
+        if let (Some(key), Some(exporter)) = (&self.auth_key, &conn.exporter) {
+            let valid = match hello_sent {
+                None => key.verify_dialer(exporter, theirs),
+                Some(hello) => key.verify_acceptor(exporter, hello, theirs),
+            };
+            if !valid {
+                return Err(
+                    "authentication failed: the proof does not match this node's cluster secret"
+                        .into(),
+                );
+            }
+        }
+        Ok(())
+    }
+
+    /// Refuses an inbound hello: tells the dialer why (best effort; the reason names only what
+    /// the dialer claimed itself) and closes.
+    fn refuse(&self, conn: &mut Connection, reason: String) -> Close {
+        conn.buffer_frame(&Frame::Refuse { reason: reason.clone() }, self.config.frame_bytes_max);
+        let _ = conn.write_buffered();
+        Close::Bad(format!("refused: {reason}"))
+    }
+
+    /// An inbound connection introduced itself as `hello.node`.
     ///
-    /// At most one connection per pair of nodes carries a session. If this node is also
-    /// connecting to `node` (or connected to it on its own connection), the connection opened
-    /// by the lower address wins: when that is ours, the new one is closed (the peer then
-    /// drops its attempt when ours reaches it); otherwise the new one replaces ours. Queued
-    /// frames stay in the outbox until a session is established, so nothing queued is lost.
-    fn on_hello(&mut self, conn: &mut Connection, node: NodeAddr) -> Result<(), Close> {
+    /// The hello is checked first (cluster, mode, certificate or proof); a hello that fails is
+    /// refused before it touches any peer state. Then: at most one connection per pair of nodes
+    /// carries a session. If this node is also connecting to `node` (or connected to it on its
+    /// own connection), the connection opened by the lower address wins: when that is ours, the
+    /// new one is closed (the peer then drops its attempt when ours reaches it); otherwise the
+    /// new one replaces ours. Queued frames stay in the outbox until a session is established,
+    /// so nothing queued is lost.
+    fn on_hello(&mut self, conn: &mut Connection, hello: Handshake) -> Result<(), Close> {
+        if let Err(reason) = self.check_handshake(conn, &hello, None) {
+            return Err(self.refuse(conn, reason));
+        }
+        let node = hello.node;
         let local = self.shared.local;
         if node == local {
             return Err(Close::Bad("hello claims to be this node".into()));
@@ -502,20 +689,27 @@ impl EventLoop {
                 self.close(old, Close::Replaced);
             }
         }
+        let mut welcome = self.own_handshake();
+        if let (Some(key), Some(exporter)) = (&self.auth_key, &conn.exporter) {
+            welcome.proof = key.acceptor_proof(exporter, &hello, &welcome);
+        }
         let downs = self.establish(conn, node);
-        conn.buffer_frame(&Frame::Welcome { node: local }, self.config.frame_bytes_max);
+        conn.buffer_frame(&Frame::Welcome(welcome), self.config.frame_bytes_max);
         self.emit(TransportEvent::SessionUp(node), downs);
         Ok(())
     }
 
     /// The node this node connected to accepted the connection.
-    fn on_welcome(&mut self, conn: &mut Connection, node: NodeAddr) -> Result<(), Close> {
+    fn on_welcome(&mut self, conn: &mut Connection, welcome: Handshake) -> Result<(), Close> {
         let expected = conn.peer.expect("an outbound connection knows its peer");
+        let node = welcome.node;
         if node != expected {
             return Err(Close::Bad(format!(
                 "welcome names {node}, but this node connected to {expected}"
             )));
         }
+        let hello_sent = conn.hello_sent.take();
+        self.check_handshake(conn, &welcome, hello_sent.as_ref()).map_err(Close::Bad)?;
         let downs = self.establish(conn, node);
         self.emit(TransportEvent::SessionUp(node), downs);
         Ok(())
@@ -569,7 +763,11 @@ impl EventLoop {
     /// reconnect; callers do that when appropriate.
     fn close(&mut self, mut conn: Connection, reason: Close) {
         self.log_close(&conn, &reason);
-        if let Err(e) = self.poll.registry().deregister(&mut conn.stream) {
+        if !matches!(reason, Close::Io(_) | Close::ConnectFailed(_)) {
+            // A TLS peer learns the end was deliberate, not a truncation.
+            conn.link.close();
+        }
+        if let Err(e) = self.poll.registry().deregister(conn.link.socket_mut()) {
             log::debug!("kompics-net {}: deregister failed: {e}", self.shared.local);
         }
         let Some(addr) = conn.peer else {
@@ -618,6 +816,9 @@ impl EventLoop {
         match reason {
             Close::Bad(why) | Close::Limit(why) => {
                 log::warn!("kompics-net {local}: closing connection with {who}: {why}")
+            }
+            Close::Refused(why) => {
+                log::warn!("kompics-net {local}: {who} refused this node's hello: {why}")
             }
             Close::HandshakeTimeout if conn.role == Role::Inbound => log::warn!(
                 "kompics-net {local}: closing connection with {who}: no hello within {:?}",
@@ -695,7 +896,7 @@ impl PollLoop for EventLoop {
     }
 
     fn revisits_pending(&self) -> bool {
-        !self.again.is_empty()
+        !self.again.is_empty() || self.accept_pending
     }
 
     fn next_deadline(&self) -> Option<Instant> {
@@ -704,33 +905,58 @@ impl PollLoop for EventLoop {
 
     fn accept_all(&mut self) {
         let local = self.shared.local;
-        while let Some((mut stream, remote)) =
-            poll_loop::accept_next(&self.listener, format_args!("kompics-net {local}"))
-        {
+        self.accept_pending = false;
+        let mut unauthenticated = self
+            .conns
+            .values()
+            .filter(|c| c.role == Role::Inbound && c.session().is_none())
+            .count();
+        for _ in 0..ACCEPTS_PER_ROUND {
+            let Some((mut stream, remote)) =
+                poll_loop::accept_next(&self.listener, format_args!("kompics-net {local}"))
+            else {
+                return;
+            };
             if self.conns.len() >= self.config.connections_max {
                 log::warn!(
-                    "kompics-net {}: refusing connection from {remote}: connections_max ({}) reached",
-                    self.shared.local,
+                    "kompics-net {local}: refusing connection from {remote}: connections_max ({}) reached",
                     self.config.connections_max
+                );
+                continue;
+            }
+            if unauthenticated >= self.config.handshakes_max {
+                log::warn!(
+                    "kompics-net {local}: refusing connection from {remote}: handshakes_max ({}) connections are already handshaking",
+                    self.config.handshakes_max
                 );
                 continue;
             }
             let token = Token(self.next_token);
             if let Err(e) = poll_loop::register_connection(self.poll.registry(), &mut stream, token)
             {
-                log::warn!(
-                    "kompics-net {}: cannot register connection from {remote}: {e}",
-                    self.shared.local
-                );
+                log::warn!("kompics-net {local}: cannot register connection from {remote}: {e}");
                 continue;
             }
+            let link = match &self.tls {
+                None => Link::Plain(stream),
+                Some(ctx) => match ctx.server() {
+                    Ok(server) => Link::Tls(Box::new(TlsStream::new(stream, server))),
+                    Err(e) => {
+                        log::warn!("kompics-net {local}: cannot start TLS with {remote}: {e}");
+                        continue;
+                    }
+                },
+            };
             self.next_token += 1;
+            unauthenticated += 1;
             let deadline = Instant::now() + self.config.handshake_timeout;
             self.timers.push(Reverse((deadline, TimerKey::Handshake(token))));
             let conn =
-                Connection::inbound(token, stream, remote, self.config.frame_bytes_max, deadline);
+                Connection::inbound(token, link, remote, self.config.frame_bytes_max, deadline);
             self.conns.insert(token, conn);
         }
+        // Budget used up: more may wait in the backlog, which raises no new edge.
+        self.accept_pending = true;
     }
 
     fn on_socket(&mut self, token: Token, event: &Event) {
@@ -756,9 +982,34 @@ impl PollLoop for EventLoop {
     }
 
     fn end_round(&mut self) {
+        if self.accept_pending {
+            self.accept_all();
+        }
         self.revisit();
         self.fire_timers();
     }
+}
+
+/// What a TLS failure means: the peer's `close_notify` before the handshake ended is a peer
+/// giving up its attempt (a lost duplicate-connection tie-break, a shutdown), not bad input;
+/// anything else (bad record, rejected certificate, another alert) is the peer's fault.
+fn tls_failure(e: io::Error) -> Close {
+    let alert = e.get_ref().and_then(|inner| inner.downcast_ref::<rustls::Error>());
+    if matches!(alert, Some(rustls::Error::AlertReceived(rustls::AlertDescription::CloseNotify))) {
+        return Close::Eof;
+    }
+    Close::Bad(format!("TLS: {e}"))
+}
+
+/// A frame error, explained when it is probably a TLS peer talking to this plaintext node (TLS
+/// records read as an absurd frame length), so a mixed cluster is diagnosed at a glance.
+fn bad_frame(conn: &Connection, e: crate::frame::FrameError) -> Close {
+    if !conn.link.is_tls() && conn.session().is_none() {
+        return Close::Bad(format!(
+            "{e} (if the peer runs TLS: this node is in insecure mode, the peer is not)"
+        ));
+    }
+    Close::Bad(e.to_string())
 }
 
 /// Drops what is queued in `ob` and counts the `SessionDown` about to be reported for it; both

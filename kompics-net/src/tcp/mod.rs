@@ -20,9 +20,13 @@
 //!
 //! # Sessions
 //!
-//! A session is one TCP connection after its handshake: the connecting node sends a hello
-//! frame naming its listening address, the accepting node answers with a welcome naming its
-//! own, and from then on both sides report [`TransportEvent::SessionUp`]. Within a session,
+//! A session is one TCP connection after its handshake: in the secure modes a TLS 1.3
+//! handshake first, then the connecting node sends a hello frame naming its listening
+//! address, cluster identity and security mode (and, with a shared secret, its proof), the
+//! accepting node checks it (its certificate or proof, see [`crate::tls`]) and answers with a
+//! welcome naming its own (or a refusal saying why), and from then on both sides report
+//! [`TransportEvent::SessionUp`]. The peer of a session is the node the handshake
+//! authenticated, and every message delivered on it has that peer as its source. Within a session,
 //! messages arrive in the order they were sent, without gaps. The session ends when the
 //! connection does (closed, reset, bad input from the peer, a full send queue, shutdown);
 //! both sides then report [`TransportEvent::SessionDown`], which means messages sent before
@@ -103,6 +107,9 @@ pub use event::TransportEvent;
 use crate::address::NodeAddr;
 use crate::message::NetMessage;
 use crate::poll_loop::{Wakeup, LISTENER};
+use crate::tls::context::{certificate_identity, TlsContext};
+use crate::tls::security::Kind;
+use crate::tls::{PeerSecurity, SecurityError, SecurityMode};
 use event_loop::EventLoop;
 use shared::Shared;
 
@@ -136,9 +143,12 @@ impl TcpTransport {
         sink: event_loop::Sink,
     ) -> io::Result<TcpTransport> {
         config.validate().map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
+        let invalid = |e: SecurityError| io::Error::new(io::ErrorKind::InvalidInput, e);
+        let tls = TlsContext::new(&config.security).map_err(invalid)?;
         let poll = Poll::new()?;
         let mut listener = TcpListener::bind(config.listen)?;
         let local = NodeAddr(listener.local_addr()?);
+        check_own_identity(&config.security, local).map_err(invalid)?;
         poll.registry().register(&mut listener, LISTENER, Interest::READABLE)?;
         let wakeup = Wakeup::new(poll.registry(), format!("kompics-net {local}"))?;
         let shared = Arc::new(Shared::new(
@@ -148,11 +158,17 @@ impl TcpTransport {
             config.peers_max,
             wakeup,
         ));
-        let event_loop = EventLoop::new(poll, listener, Arc::clone(&shared), sink, config);
+        let mode = config.security.mode();
+        let event_loop = EventLoop::new(poll, listener, Arc::clone(&shared), sink, config, tls);
         let thread = std::thread::Builder::new()
             .name(format!("kompics-net {local}"))
             .spawn(move || event_loop.run())?;
-        log::info!("kompics-net {local}: listening");
+        log::info!("kompics-net {local}: listening; peers authenticated by {mode}");
+        if mode == SecurityMode::Insecure {
+            log::warn!(
+                "kompics-net {local}: insecure mode: any host that reaches this port can act as a node"
+            );
+        }
         Ok(TcpTransport { shared, thread: Some(thread) })
     }
 
@@ -211,6 +227,23 @@ impl TcpTransport {
     }
 }
 
+/// Mutual TLS: this node's own certificate must name it (its cluster and bound address), or
+/// every peer would refuse it; better to say so at start.
+fn check_own_identity(security: &PeerSecurity, local: NodeAddr) -> Result<(), SecurityError> {
+    let Kind::MutualTls(creds) = security.kind() else {
+        return Ok(());
+    };
+    let (cluster, node) =
+        certificate_identity(&creds.chain[0]).map_err(SecurityError::Credentials)?;
+    if cluster != security.cluster() || node != local {
+        return Err(SecurityError::Credentials(format!(
+            "this node's certificate names node {node} of cluster {cluster:?}, but this node is {local} of cluster {:?}",
+            security.cluster()
+        )));
+    }
+    Ok(())
+}
+
 impl Drop for TcpTransport {
     fn drop(&mut self) {
         self.stop_and_join();
@@ -250,7 +283,8 @@ mod tests {
     /// A transport whose sink (with `SessionDown` counts) forwards to a channel.
     fn counting(listen: std::net::SocketAddr) -> (TcpTransport, Receiver<(TransportEvent, u64)>) {
         let (tx, rx) = channel();
-        let mut config = TcpConfig::new(listen);
+        let security = PeerSecurity::shared_secret("unit", &[3; 32]).unwrap();
+        let mut config = TcpConfig::new(listen, security);
         config.reconnect_backoff_min = Duration::from_millis(10);
         config.reconnect_backoff_max = Duration::from_millis(100);
         let sink = Box::new(move |event, downs| {
@@ -319,7 +353,8 @@ mod tests {
 
     #[test]
     fn bad_config_is_rejected_at_start() {
-        let config = TcpConfig::new("0.0.0.0:0".parse().unwrap());
+        let config =
+            TcpConfig::new("0.0.0.0:0".parse().unwrap(), PeerSecurity::insecure("unit").unwrap());
         let err = TcpTransport::start(config, Box::new(|_| {})).unwrap_err();
         assert_eq!(err.kind(), io::ErrorKind::InvalidInput);
         assert!(err.get_ref().unwrap().is::<ConfigError>());

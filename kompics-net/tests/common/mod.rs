@@ -12,7 +12,8 @@ use std::time::{Duration, Instant};
 use crossbeam_channel::{Receiver, RecvTimeoutError};
 use kompics_net::frame::FRAME_BYTES_MAX_DEFAULT;
 use kompics_net::{
-    Frame, FrameDecoder, NetMessage, NodeAddr, Route, TcpConfig, TcpTransport, TransportEvent,
+    Frame, FrameDecoder, Handshake, NetMessage, NodeAddr, PeerSecurity, Route, TcpConfig,
+    TcpTransport, TransportEvent,
 };
 
 /// How long a test waits for anything before failing.
@@ -21,6 +22,22 @@ pub const WAIT: Duration = Duration::from_secs(5);
 /// The route every test message uses.
 pub const ROUTE: Route = Route::new(1, 0);
 
+/// The cluster identity of test nodes.
+pub const CLUSTER: &str = "kompics-net-tests";
+
+/// The shared secret test nodes use by default (so the session tests run over TLS).
+pub const SECRET: [u8; 32] = [0x5e; 32];
+
+/// Shared-secret mode for `CLUSTER` with `SECRET`: the test nodes' default.
+pub fn secret_security() -> PeerSecurity {
+    PeerSecurity::shared_secret(CLUSTER, &SECRET).unwrap()
+}
+
+/// For `Node::start_with`: plaintext, so a `RawPeer` can speak the wire format by hand.
+pub fn plaintext(c: &mut TcpConfig) {
+    c.security = PeerSecurity::insecure(CLUSTER).unwrap();
+}
+
 /// A transport whose sink forwards events to a channel.
 pub struct Node {
     pub transport: TcpTransport,
@@ -28,7 +45,7 @@ pub struct Node {
 }
 
 impl Node {
-    /// A node on 127.0.0.1 with a free port and test-friendly timings.
+    /// A node on 127.0.0.1 with a free port, test-friendly timings and shared-secret mode.
     pub fn start() -> Node {
         Node::start_with(|_| {})
     }
@@ -41,7 +58,7 @@ impl Node {
     /// A node listening on `listen`.
     pub fn start_on(listen: SocketAddr, adjust: impl FnOnce(&mut TcpConfig)) -> Node {
         init_logger();
-        let mut config = TcpConfig::new(listen);
+        let mut config = TcpConfig::new(listen, secret_security());
         config.reconnect_backoff_min = Duration::from_millis(10);
         config.reconnect_backoff_max = Duration::from_millis(200);
         config.handshake_timeout = Duration::from_secs(2);
@@ -146,11 +163,11 @@ impl RawPeer {
         RawPeer { stream, decoder: FrameDecoder::new(FRAME_BYTES_MAX_DEFAULT) }
     }
 
-    /// Connects to `node` as `me` and completes the handshake.
+    /// Connects to `node` (a plaintext one) as `me` and completes the handshake.
     pub fn handshake(node: NodeAddr, me: NodeAddr) -> RawPeer {
         let mut raw = RawPeer::connect(node);
-        raw.write_frame(&Frame::Hello { node: me });
-        assert_eq!(raw.read_frame(), Some(Frame::Welcome { node }));
+        raw.write_frame(&hello(me));
+        assert_eq!(raw.read_frame(), Some(welcome(node)));
         raw
     }
 
@@ -196,6 +213,16 @@ impl RawPeer {
         }
         panic!("the node did not close the connection within {WAIT:?}");
     }
+}
+
+/// The hello a plaintext node `node` of `CLUSTER` sends.
+pub fn hello(node: NodeAddr) -> Frame {
+    Frame::Hello(Handshake::insecure(node, CLUSTER))
+}
+
+/// The welcome a plaintext node `node` of `CLUSTER` sends.
+pub fn welcome(node: NodeAddr) -> Frame {
+    Frame::Welcome(Handshake::insecure(node, CLUSTER))
 }
 
 /// A fresh routable address nobody else in this process uses, for a raw peer's identity.

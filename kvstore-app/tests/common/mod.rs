@@ -20,7 +20,7 @@ pub use history::history_entry;
 
 /// Free loopback ports (bound and released: another process could take one meanwhile, which
 /// would fail the test loudly, not wrongly).
-fn free_ports(n: usize) -> Vec<u16> {
+pub fn free_ports(n: usize) -> Vec<u16> {
     let listeners: Vec<TcpListener> =
         (0..n).map(|_| TcpListener::bind("127.0.0.1:0").expect("bind")).collect();
     listeners.iter().map(|l| l.local_addr().unwrap().port()).collect()
@@ -38,6 +38,25 @@ pub struct ProcessCluster {
     partitions: u32,
     replication: usize,
     children: Vec<Option<Child>>,
+    /// Each node's peer authentication options: by default `--cluster-secret-file` with a
+    /// secret written at creation (mode 600); see [`ProcessCluster::set_peer_auth`].
+    peer_auth: Vec<Vec<String>>,
+}
+
+/// Writes `secret` to `path` (creating its directory), readable by its owner only, as an
+/// operator should.
+pub fn write_secret_file(path: &std::path::Path, secret: &str) {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    std::fs::create_dir_all(path.parent().expect("a file in a directory")).expect("mkdir");
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(path)
+        .expect("create the secret file");
+    writeln!(file, "{secret}").expect("write the secret");
 }
 
 impl ProcessCluster {
@@ -55,7 +74,13 @@ impl ProcessCluster {
         let dir = std::env::temp_dir().join(format!("{name}-{}-{seed}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         let loopback = |port: u16| SocketAddr::from(([127, 0, 0, 1], port));
+        let secret_file = dir.join("cluster.secret");
+        let secret: String = (0..32).map(|_| format!("{:02x}", rand::random::<u8>())).collect();
+        write_secret_file(&secret_file, &secret);
+        let secret_args =
+            vec!["--cluster-secret-file".to_string(), secret_file.display().to_string()];
         ProcessCluster {
+            peer_auth: vec![secret_args; nodes],
             peers: ports[..nodes].iter().copied().map(loopback).collect(),
             clients: ports[nodes..].iter().copied().map(loopback).collect(),
             dir,
@@ -86,12 +111,23 @@ impl ProcessCluster {
             "--replication".into(),
             self.replication.to_string(),
         ];
+        args.extend(self.peer_auth[i].iter().cloned());
         if i == 0 {
             args.extend(["--expect".to_string(), self.nodes().to_string()]);
         } else {
             args.extend(["--join".to_string(), self.peers[0].to_string()]);
         }
         args
+    }
+
+    /// Replaces node `i`'s peer authentication options (for mutual TLS, or a wrong secret).
+    pub fn set_peer_auth(&mut self, i: usize, args: Vec<String>) {
+        self.peer_auth[i] = args;
+    }
+
+    /// The directory holding the nodes' data directories (and any files a test puts there).
+    pub fn dir(&self) -> &std::path::Path {
+        &self.dir
     }
 
     /// Node `i`'s data directory.
