@@ -22,6 +22,7 @@ use kompics_net::{Network, NodeAddr, TcpConfig, TcpNetwork};
 use zab_components::storage::{StorageError, ZabStorage};
 use zab_components::wal::{FileStorage, WalOptions};
 
+use crate::auth::ClientAuth;
 use crate::bootstrap::{BootstrapConfig, BootstrapRole, FileTableStore, TableStore};
 use crate::frontend::{FrontendConfig, RespFrontend};
 use crate::node::{KvNode, NodeConfig};
@@ -64,6 +65,8 @@ pub struct NodeOptions {
     /// Bytes of delivered payloads each partition's log keeps in memory for followers that
     /// fall a little behind (older ones are read back from the log files).
     pub log_cache_bytes: u64,
+    /// The password RESP clients must give (`AUTH`) before anything else; none by default.
+    pub client_auth: ClientAuth,
 }
 
 impl NodeOptions {
@@ -89,6 +92,7 @@ impl NodeOptions {
             snapshot_entries: zab_components::protocol::Config::SNAPSHOT_ENTRIES_DEFAULT,
             snapshot_bytes: zab_components::protocol::Config::SNAPSHOT_BYTES_DEFAULT,
             log_cache_bytes: zab_components::protocol::Config::LOG_CACHE_BYTES_DEFAULT as u64,
+            client_auth: ClientAuth::none(),
         }
     }
 }
@@ -268,6 +272,7 @@ pub fn start_node(system: &System, options: &NodeOptions) -> Result<RunningNode,
     let node = system.create(move |s| KvNode::new(s, config.clone()));
     let mut frontend_config = FrontendConfig::new(client);
     frontend_config.memory = memory;
+    frontend_config.auth = options.client_auth.clone();
     let frontend = system.create(move |s| RespFrontend::new(s, frontend_config.clone()));
     connect(&server.provided::<ByteStream>(), &frontend.required::<ByteStream>());
     connect(&node.exported_provided::<KvPort>(), &frontend.required::<KvPort>());
