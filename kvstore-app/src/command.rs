@@ -20,7 +20,7 @@
 //! | `COMMAND COUNT` | the number of commands in this table |
 //! | `COMMAND LIST` | the command names |
 //! | `COMMAND INFO name…` | one null per name (no command metadata is published) |
-//! | `CONFIG GET pattern…` | the parameters matching the glob patterns, a map of name → value (a flat array of pairs in RESP2): `appendonly` → `no`, `databases` → `1`, `save` → empty (redis-benchmark reads `save` and `appendonly` at start-up); the front end adds `maxmemory` → the node's limit in bytes |
+//! | `CONFIG GET pattern…` | the parameters matching the glob patterns, a map of name → value (a flat array of pairs in RESP2): `appendonly` → `yes` (every write is in the Zab log before it is acknowledged), `databases` → `1`, `save` → empty (redis-benchmark reads `save` and `appendonly` at start-up); the front end adds `maxmemory` → the node's limit in bytes and `appendfsync` → `always` or `no` (`--no-fsync`) |
 //! | `CLIENT SETNAME name` | `+OK` (the server may remember the name) |
 //! | `CLIENT SETINFO attr value`, `CLIENT NO-EVICT on/off`, `CLIENT NO-TOUCH on/off` | `+OK`, ignored (redis-py sends `SETINFO` on connect) |
 //! | `HELLO [2\|3 [AUTH user pass] [SETNAME name]]` | switches the connection to that protocol version ([`Handling::Hello`]) and describes the server in it: a map of `server`, `version`, `proto`, `id`, `mode`, `role`, `modules` (a flat array in RESP2). Without a version, the connection keeps its protocol |
@@ -186,7 +186,7 @@ pub const COMMAND_TABLE: &[CommandSpec] = &[
 
 /// The parameters `CONFIG GET` reports, with their fixed values.
 pub const CONFIG_PARAMETERS: &[(&str, &str)] =
-    &[("appendonly", "no"), ("databases", "1"), ("save", "")];
+    &[("appendonly", "yes"), ("databases", "1"), ("save", "")];
 
 /// What the server is to do with a command.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -997,14 +997,17 @@ mod tests {
         // In RESP2 (redis-benchmark's), a flat array of name, value pairs, as Redis sends.
         let wire = |words: &[&str]| reply(words).to_bytes();
         assert_eq!(wire(&["CONFIG", "GET", "save"]), bulks(&["save", ""]).to_bytes());
-        assert_eq!(wire(&["config", "get", "appendonly"]), bulks(&["appendonly", "no"]).to_bytes());
+        assert_eq!(
+            wire(&["config", "get", "appendonly"]),
+            bulks(&["appendonly", "yes"]).to_bytes()
+        );
         assert_eq!(
             wire(&["config", "get", "SAVE", "app*"]),
-            bulks(&["appendonly", "no", "save", ""]).to_bytes()
+            bulks(&["appendonly", "yes", "save", ""]).to_bytes()
         );
         assert_eq!(
             wire(&["config", "get", "*"]),
-            bulks(&["appendonly", "no", "databases", "1", "save", ""]).to_bytes()
+            bulks(&["appendonly", "yes", "databases", "1", "save", ""]).to_bytes()
         );
         assert_eq!(wire(&["config", "get", "nosuch"]), b"*0\r\n");
         assert_eq!(

@@ -62,6 +62,41 @@ pub struct FrontendConfig {
     /// Whether clients must authenticate, and with which password ([`crate::auth`]).
     /// Default: no password.
     pub auth: ClientAuth,
+    /// When the node's logs fsync, shown by `INFO` and `CONFIG GET appendfsync` so that a
+    /// client can tell what an acknowledged write survives. Default: [`AppendFsync::Always`],
+    /// the logs' default.
+    pub appendfsync: AppendFsync,
+}
+
+/// When a node's partition logs reach the disk, named after Redis' `appendfsync`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum AppendFsync {
+    /// A write is acknowledged once its log entry is fsynced on a quorum (group commit): it
+    /// survives the machine crash of any minority.
+    #[default]
+    Always,
+    /// Logs are written but not fsynced (`--no-fsync`): a crash of a quorum's machines can lose
+    /// the last acknowledged writes (epoch files are fsynced still, so Zab stays safe).
+    No,
+}
+
+impl AppendFsync {
+    /// The mode for a log whose `fsync` option is `fsync`.
+    pub fn from_fsync(fsync: bool) -> AppendFsync {
+        if fsync {
+            AppendFsync::Always
+        } else {
+            AppendFsync::No
+        }
+    }
+
+    /// Redis' name of the mode: `always` or `no`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AppendFsync::Always => "always",
+            AppendFsync::No => "no",
+        }
+    }
 }
 
 impl FrontendConfig {
@@ -74,6 +109,7 @@ impl FrontendConfig {
             pipeline_max: 1024,
             memory: MemoryLimit::default(),
             auth: ClientAuth::none(),
+            appendfsync: AppendFsync::default(),
         }
     }
 }
@@ -326,6 +362,16 @@ impl RespFrontend {
                 field("maxmemory_policy", "noeviction".into()),
             ],
         });
+        sections.push(InfoSection {
+            name: "Persistence".into(),
+            fields: vec![
+                // Every write is in a Zab log before it is acknowledged: Redis' AOF, always on.
+                field("aof_enabled", "1".into()),
+                field("appendfsync", self.config.appendfsync.as_str().into()),
+                // Never skipped, whatever appendfsync says (see zab-components' wal::epochs).
+                field("epoch_fsync", "always".into()),
+            ],
+        });
         sections
     }
 }
@@ -336,7 +382,9 @@ fn handling_of(config: &FrontendConfig, command: Command, connection: &Connectio
     match command {
         Command::ConfigGet(patterns) => {
             let maxmemory = config.memory.max_bytes.to_string();
-            Handling::Reply(config_get_reply(&patterns, &[("maxmemory", &maxmemory)]))
+            let parameters =
+                [("maxmemory", maxmemory.as_str()), ("appendfsync", config.appendfsync.as_str())];
+            Handling::Reply(config_get_reply(&patterns, &parameters))
         }
         command => command.into_handling(connection),
     }

@@ -24,7 +24,7 @@ use zab_components::wal::{FileStorage, WalOptions};
 
 use crate::auth::ClientAuth;
 use crate::bootstrap::{BootstrapConfig, BootstrapRole, FileTableStore, TableStore};
-use crate::frontend::{FrontendConfig, RespFrontend};
+use crate::frontend::{AppendFsync, FrontendConfig, RespFrontend};
 use crate::node::{KvNode, NodeConfig};
 use crate::overlay::OverlayControl;
 use crate::ports::KvPort;
@@ -273,6 +273,7 @@ pub fn start_node(system: &System, options: &NodeOptions) -> Result<RunningNode,
     let mut frontend_config = FrontendConfig::new(client);
     frontend_config.memory = memory;
     frontend_config.auth = options.client_auth.clone();
+    frontend_config.appendfsync = AppendFsync::from_fsync(options.fsync);
     let frontend = system.create(move |s| RespFrontend::new(s, frontend_config.clone()));
     connect(&server.provided::<ByteStream>(), &frontend.required::<ByteStream>());
     connect(&node.exported_provided::<KvPort>(), &frontend.required::<KvPort>());

@@ -66,7 +66,8 @@ struct ClusterArgs {
     /// The cluster's name (nodes of other clusters are refused).
     #[arg(long, default_value = "kvstore")]
     cluster_name: String,
-    /// Do not fsync the logs: faster, but a machine crash can lose acknowledged writes.
+    /// Do not fsync the logs: faster, but a machine crash can lose the last acknowledged
+    /// writes. The epoch files are fsynced still; INFO and CONFIG GET show `appendfsync:no`.
     #[arg(long)]
     no_fsync: bool,
     /// Worker threads of the component runtime (default: one per core). Fewer when several

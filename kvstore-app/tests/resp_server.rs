@@ -183,6 +183,8 @@ fn front_end_serves_pipelines_and_refuses_bad_input() {
         "ERR AUTH <password> called without any password configured for the default user."
     ));
 
+    check_persistence_reported(a, "always");
+
     // Unknown command: an error, the connection stays usable.
     let (replies, closed) = raw_exchange(a, b"*1\r\n$5\r\nNOPE!\r\n*1\r\n$4\r\nPING\r\n", 2);
     assert!(matches!(&replies[0], RespValue::Error(e) if e.starts_with("ERR unknown command")));
@@ -244,7 +246,11 @@ fn request(words: &[&str]) -> Vec<u8> {
 
 #[test]
 fn maxmemory_refuses_growing_writes_with_redis_oom_and_del_still_works() {
-    let c = TestCluster::start_with("oom", |o| o.maxmemory = 1000);
+    // Without fsync too: the persistence fields must say so.
+    let c = TestCluster::start_with("oom", |o| {
+        o.maxmemory = 1000;
+        o.fsync = false;
+    });
     let [a, b, _] = c.endpoints()[..] else { unreachable!() };
     let big = "x".repeat(600);
     let oom = RespValue::Error("OOM command not allowed when used memory > 'maxmemory'.".into());
@@ -270,6 +276,20 @@ fn maxmemory_refuses_growing_writes_with_redis_oom_and_del_still_works() {
         one(a, &["CONFIG", "GET", "maxmem*"]),
         RespValue::array(vec![RespValue::bulk("maxmemory"), RespValue::bulk("1000")])
     );
+    check_persistence_reported(a, "no");
+}
+
+/// `INFO persistence` and `CONFIG GET append*` tell the node's fsync mode as it is.
+fn check_persistence_reported(addr: SocketAddr, appendfsync: &str) {
+    let (replies, _) = raw_exchange(addr, &request(&["INFO", "persistence"]), 1);
+    let RespValue::BulkString(Some(text)) = &replies[0] else { panic!("INFO: {replies:?}") };
+    let expected = format!(
+        "# Persistence\r\naof_enabled:1\r\nappendfsync:{appendfsync}\r\nepoch_fsync:always\r\n"
+    );
+    assert_eq!(String::from_utf8_lossy(text), expected);
+    let (replies, _) = raw_exchange(addr, &request(&["CONFIG", "GET", "append*"]), 1);
+    let pairs = ["appendonly", "yes", "appendfsync", appendfsync];
+    assert_eq!(replies[0], RespValue::array(pairs.iter().map(|p| RespValue::bulk(*p)).collect()));
 }
 
 /// Issue 12's outage: one connection pipelining 40 `SET bigkey <1 MiB>` (the documented value
