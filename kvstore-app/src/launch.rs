@@ -6,8 +6,9 @@
 //! client address. `kvstore node` runs one; `kvstore demo` runs several in one process.
 //!
 //! The data directory holds `cluster.table` (the cluster's table, see
-//! [`crate::bootstrap::FileTableStore`]) and one directory per partition replicated here,
-//! `p<N>/`, with that partition's Zab log and snapshots.
+//! [`crate::bootstrap::FileTableStore`]), `incarnation` (the number of the last process start,
+//! see [`crate::incarnation`]) and one directory per partition replicated here, `p<N>/`, with
+//! that partition's Zab log and snapshots.
 
 use std::fmt;
 use std::io;
@@ -25,6 +26,7 @@ use zab_components::wal::{FileStorage, WalOptions};
 use crate::auth::ClientAuth;
 use crate::bootstrap::{BootstrapConfig, BootstrapRole, FileTableStore, TableStore};
 use crate::frontend::{AppendFsync, FrontendConfig, RespFrontend};
+use crate::incarnation::IncarnationError;
 use crate::node::{KvNode, NodeConfig};
 use crate::overlay::OverlayControl;
 use crate::ports::KvPort;
@@ -106,6 +108,9 @@ pub enum LaunchError {
     PeerPort(SocketAddr, io::Error),
     /// The client address cannot be bound.
     ClientPort(SocketAddr, io::Error),
+    /// The data directory's incarnation number cannot be advanced (see
+    /// [`crate::incarnation`]).
+    Incarnation(IncarnationError),
 }
 
 impl fmt::Display for LaunchError {
@@ -114,6 +119,7 @@ impl fmt::Display for LaunchError {
             LaunchError::DataDir(p, e) => write!(f, "data directory {}: {e}", p.display()),
             LaunchError::PeerPort(a, e) => write!(f, "peer address {a}: {e}"),
             LaunchError::ClientPort(a, e) => write!(f, "client address {a}: {e}"),
+            LaunchError::Incarnation(e) => write!(f, "incarnation: {e}"),
         }
     }
 }
@@ -220,6 +226,8 @@ pub fn partition_dir(data_dir: &Path, partition: u32) -> PathBuf {
 pub fn start_node(system: &System, options: &NodeOptions) -> Result<RunningNode, LaunchError> {
     let data_dir = options.data_dir.clone();
     std::fs::create_dir_all(&data_dir).map_err(|e| LaunchError::DataDir(data_dir.clone(), e))?;
+    // Before anything is sent: replies to an earlier process must not match this one's ids.
+    let incarnation = crate::incarnation::advance(&data_dir).map_err(LaunchError::Incarnation)?;
     let network = TcpNetwork::create(system, TcpConfig::new(options.peer))
         .map_err(|e| LaunchError::PeerPort(options.peer, e))?;
     let peer = network.on_definition(|n| n.addr()).expect("the network exists");
@@ -256,6 +264,8 @@ pub fn start_node(system: &System, options: &NodeOptions) -> Result<RunningNode,
         Arc::new(move || Box::new(FileTableStore::new(&tables)) as Box<dyn TableStore>);
     let mut config =
         NodeConfig::new(bootstrap, network.provided::<Network>(), storage, table_store);
+    config.overlay.incarnation = incarnation;
+    log::info!("node {peer}: {incarnation}");
     // Real threads here: serialize snapshots on one, off the replicas' hot path.
     config.replica.snapshots = SnapshotWriter::Thread;
     let (entries, bytes) = (options.snapshot_entries, options.snapshot_bytes);

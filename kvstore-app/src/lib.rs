@@ -72,6 +72,7 @@ pub mod auth;
 pub mod bootstrap;
 pub mod command;
 pub mod frontend;
+pub mod incarnation;
 pub mod info;
 pub mod launch;
 pub mod node;
