@@ -8,12 +8,13 @@
 //! The data directory holds `cluster.table` (the cluster's table, see
 //! [`crate::bootstrap::FileTableStore`]), `incarnation` (the number of the last process start,
 //! see [`crate::incarnation`]) and one directory per partition replicated here, `p<N>/`, with
-//! that partition's Zab log and snapshots.
+//! that partition's Zab log and snapshots, stamped with the cluster's id (see
+//! [`crate::data_dir`]).
 
 use std::fmt;
 use std::io;
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -217,10 +218,7 @@ impl RunningNode {
     }
 }
 
-/// The directory of partition `p`'s log under `data_dir`.
-pub fn partition_dir(data_dir: &Path, partition: u32) -> PathBuf {
-    data_dir.join(format!("p{partition}"))
-}
+pub use crate::data_dir::partition_dir;
 
 /// Starts a node in `system`.
 pub fn start_node(system: &System, options: &NodeOptions) -> Result<RunningNode, LaunchError> {
@@ -259,12 +257,16 @@ pub fn start_node(system: &System, options: &NodeOptions) -> Result<RunningNode,
             .map_err(|e| StorageError::io(&dir, "create the partition directory", &e))?;
         FileStorage::open(&dir, wal.clone()).map(|s| Box::new(s) as Box<dyn ZabStorage>)
     });
+    let stamps = data_dir.clone();
     let tables = data_dir.clone();
     let table_store =
         Arc::new(move || Box::new(FileTableStore::new(&tables)) as Box<dyn TableStore>);
     let mut config =
         NodeConfig::new(bootstrap, network.provided::<Network>(), storage, table_store);
     config.overlay.incarnation = incarnation;
+    // Before any group opens its log: no partition directory of another cluster is used.
+    config.data_check =
+        Arc::new(move |cluster, mine| crate::data_dir::check_and_stamp(&stamps, cluster, mine));
     log::info!("node {peer}: {incarnation}");
     // Real threads here: serialize snapshots on one, off the replicas' hot path.
     config.replica.snapshots = SnapshotWriter::Thread;

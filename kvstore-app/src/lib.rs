@@ -71,6 +71,7 @@
 pub mod auth;
 pub mod bootstrap;
 pub mod command;
+pub mod data_dir;
 pub mod frontend;
 pub mod incarnation;
 pub mod info;

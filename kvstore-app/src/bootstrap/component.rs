@@ -477,14 +477,15 @@ impl Bootstrap {
             let reason = format!(
                 "node {} holds the table of cluster {:?} ({:016x}) in {}, but {} of the {others} \
                  other nodes of that table refuse it ({}). This node's data belongs to another \
-                 cluster: move {} away to join as a new node",
+                 cluster: move all of it away to join as a new node: {} (the partition \
+                 directories hold that cluster's logs)",
                 self.me(),
                 table.cluster_name,
                 table.cluster_id,
                 self.store.location(),
                 rejections.len(),
                 rejections.join("; "),
-                self.store.location()
+                self.store.data_locations()
             );
             self.refuse(ctx, reason);
         } else if self.unanswered().is_empty() {
