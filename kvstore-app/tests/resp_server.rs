@@ -551,6 +551,15 @@ fn check_auth_replies(a: SocketAddr) {
     assert_eq!(replies, [RespValue::error("ERR Protocol error: unauthenticated bulk length")]);
     assert!(closed);
 
+    // The request right behind AUTH, in the same write, already gets the normal bounds.
+    let value = "v".repeat(20_000);
+    let mut req = request(&["AUTH", PASSWORD]);
+    req.extend(request(&["SET", "after-auth", &value]));
+    req.extend(request(&["GET", "after-auth"]));
+    let (replies, closed) = raw_exchange(a, &req, 3);
+    assert_eq!(replies, [RespValue::ok(), RespValue::ok(), RespValue::bulk(value)]);
+    assert!(!closed);
+
     // kvstore's own client authenticates; nothing was written before AUTH.
     let password = Password::new(PASSWORD.as_bytes().to_vec());
     let mut client = RespClient::connect_auth(a, Duration::from_secs(10), Some(&password)).unwrap();
