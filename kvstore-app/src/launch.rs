@@ -224,8 +224,6 @@ pub use crate::data_dir::partition_dir;
 pub fn start_node(system: &System, options: &NodeOptions) -> Result<RunningNode, LaunchError> {
     let data_dir = options.data_dir.clone();
     std::fs::create_dir_all(&data_dir).map_err(|e| LaunchError::DataDir(data_dir.clone(), e))?;
-    // Before anything is sent: replies to an earlier process must not match this one's ids.
-    let incarnation = crate::incarnation::advance(&data_dir).map_err(LaunchError::Incarnation)?;
     let network = TcpNetwork::create(system, TcpConfig::new(options.peer))
         .map_err(|e| LaunchError::PeerPort(options.peer, e))?;
     let peer = network.on_definition(|n| n.addr()).expect("the network exists");
@@ -237,6 +235,15 @@ pub fn start_node(system: &System, options: &NodeOptions) -> Result<RunningNode,
         }
     };
     let client = server.on_definition(|s| s.local_addr()).expect("the server exists");
+    // Before anything is sent: replies to an earlier process must not match this one's ids.
+    let incarnation = match crate::incarnation::advance(&data_dir) {
+        Ok(incarnation) => incarnation,
+        Err(e) => {
+            server.kill();
+            network.kill();
+            return Err(LaunchError::Incarnation(e));
+        }
+    };
 
     let bootstrap = BootstrapConfig::new(
         peer,
