@@ -20,13 +20,15 @@
 //! | `COMMAND COUNT` | the number of commands in this table |
 //! | `COMMAND LIST` | the command names |
 //! | `COMMAND INFO name…` | one null per name (no command metadata is published) |
-//! | `CONFIG GET pattern…` | the parameters matching the glob patterns, a map of name → value (a flat array of pairs in RESP2): `appendonly` → `no`, `databases` → `1`, `save` → empty (redis-benchmark reads `save` and `appendonly` at start-up); the front end adds `maxmemory` → the node's limit in bytes |
+//! | `CONFIG GET pattern…` | the parameters matching the glob patterns, a map of name → value (a flat array of pairs in RESP2): `appendonly` → `yes` (every write is in the Zab log before it is acknowledged), `databases` → `1`, `save` → empty (redis-benchmark reads `save` and `appendonly` at start-up); the front end adds `maxmemory` → the node's limit in bytes and `appendfsync` → `always` or `no` (`--no-fsync`) |
 //! | `CLIENT SETNAME name` | `+OK` (the server may remember the name) |
 //! | `CLIENT SETINFO attr value`, `CLIENT NO-EVICT on/off`, `CLIENT NO-TOUCH on/off` | `+OK`, ignored (redis-py sends `SETINFO` on connect) |
 //! | `HELLO [2\|3 [AUTH user pass] [SETNAME name]]` | switches the connection to that protocol version ([`Handling::Hello`]) and describes the server in it: a map of `server`, `version`, `proto`, `id`, `mode`, `role`, `modules` (a flat array in RESP2). Without a version, the connection keeps its protocol |
 //! | `HELLO` with any other version | `-NOPROTO sorry, this protocol version is not supported` |
 //! | `SELECT 0` | `+OK`; any other database is `-ERR DB index is out of range` |
 //! | `QUIT` | `+OK`, then the server closes the connection |
+//! | `AUTH [user] password` | `+OK` once [`crate::auth`] accepts the credentials (it checks them, and refuses other commands before them) |
+//! | `RESET` | `+RESET`; the connection is back to RESP2 and, when the node has a password, unauthenticated ([`Handling::Reset`]) |
 //!
 //! Anything else is `-ERR unknown command 'name', with args beginning with: …`; a wrong
 //! argument count is `-ERR wrong number of arguments for 'name' command`.
@@ -49,6 +51,7 @@
 
 use std::fmt;
 
+use crate::auth::Password;
 use crate::resp::{Oversized, Protocol, Request, RespValue};
 use crate::store::{Op, OpResult};
 
@@ -116,6 +119,8 @@ pub enum Command {
     Hello {
         /// The protocol version asked for, if any.
         protocol: Option<i64>,
+        /// The `AUTH` option: user name and password (checked by [`crate::auth`]).
+        auth: Option<(Vec<u8>, Password)>,
         /// The `SETNAME` option.
         client_name: Option<Vec<u8>>,
     },
@@ -123,6 +128,16 @@ pub enum Command {
     Select(i64),
     /// `QUIT`.
     Quit,
+    /// `AUTH [user] password`; the credentials are checked by
+    /// [`ClientAuth::admit`](crate::auth::ClientAuth::admit) before the command is handled.
+    Auth {
+        /// The user name; `None` for one-argument `AUTH` (the `default` user).
+        user: Option<Vec<u8>>,
+        /// The password.
+        password: Password,
+    },
+    /// `RESET`: back to the state of a new connection.
+    Reset,
 }
 
 /// The forms of `COMMAND`.
@@ -165,11 +180,13 @@ pub const COMMAND_TABLE: &[CommandSpec] = &[
     CommandSpec { name: "hello", arity: -1 },
     CommandSpec { name: "select", arity: 2 },
     CommandSpec { name: "quit", arity: -1 },
+    CommandSpec { name: "auth", arity: -2 },
+    CommandSpec { name: "reset", arity: 1 },
 ];
 
 /// The parameters `CONFIG GET` reports, with their fixed values.
 pub const CONFIG_PARAMETERS: &[(&str, &str)] =
-    &[("appendonly", "no"), ("databases", "1"), ("save", "")];
+    &[("appendonly", "yes"), ("databases", "1"), ("save", "")];
 
 /// What the server is to do with a command.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -193,6 +210,9 @@ pub enum Handling {
         /// The section asked for, lowercased; `None` for the default sections.
         section: Option<String>,
     },
+    /// `RESET`: the connection speaks RESP2 again and, if the node has a password, must
+    /// authenticate again; then this reply (`+RESET`, in RESP2).
+    Reset(RespValue),
 }
 
 /// What a reply may need to know about the connection it goes to.
@@ -268,6 +288,8 @@ impl Command {
             "hello" => parse_hello(args)?,
             "select" => Command::Select(parse_integer(&args[1])?),
             "quit" => Command::Quit,
+            "auth" => parse_auth(args)?,
+            "reset" => Command::Reset,
             other => unreachable!("command {other} is in the table but not parsed"),
         };
         Ok(command)
@@ -297,6 +319,9 @@ impl Command {
             }
             Command::Info(section) => return Handling::Info { section },
             Command::Quit => return Handling::ReplyAndClose(RespValue::ok()),
+            Command::Reset => return Handling::Reset(RespValue::simple("RESET")),
+            // Reaching here means the credentials were accepted (see `crate::auth`).
+            Command::Auth { .. } => RespValue::ok(),
             Command::Ping(None) => RespValue::simple("PONG"),
             Command::Ping(Some(message)) | Command::Echo(message) => RespValue::bulk(message),
             Command::Command(CommandQuery::All | CommandQuery::Docs) => RespValue::array(vec![]),
@@ -425,13 +450,17 @@ fn parse_hello(mut args: Vec<Vec<u8>>) -> Result<Command, CommandError> {
         }
     };
     let mut client_name = None;
+    let mut auth = None;
     let mut index = 2;
     while index < args.len() {
         let option = lowercase(&args[index]);
         let remaining = args.len() - index - 1;
         match option.as_str() {
-            // No passwords here: like Redis' passwordless default user, any credentials pass.
-            "auth" if remaining >= 2 => index += 3,
+            "auth" if remaining >= 2 => {
+                let password = Password::new(std::mem::take(&mut args[index + 2]));
+                auth = Some((std::mem::take(&mut args[index + 1]), password));
+                index += 3;
+            }
             "setname" if remaining >= 1 => {
                 let name = std::mem::take(&mut args[index + 1]);
                 check_client_name(&name)?;
@@ -441,7 +470,19 @@ fn parse_hello(mut args: Vec<Vec<u8>>) -> Result<Command, CommandError> {
             _ => return Err(CommandError::HelloOption(option)),
         }
     }
-    Ok(Command::Hello { protocol, client_name })
+    Ok(Command::Hello { protocol, auth, client_name })
+}
+
+/// `AUTH password` or `AUTH user password`; more arguments are a syntax error, as in Redis.
+fn parse_auth(mut args: Vec<Vec<u8>>) -> Result<Command, CommandError> {
+    match args.len() {
+        2 => Ok(Command::Auth { user: None, password: Password::new(args.swap_remove(1)) }),
+        3 => {
+            let password = Password::new(args.swap_remove(2));
+            Ok(Command::Auth { user: Some(args.swap_remove(1)), password })
+        }
+        _ => Err(CommandError::Syntax),
+    }
 }
 
 fn hello_reply(connection: &ConnectionInfo, protocol: Protocol) -> RespValue {
@@ -726,6 +767,7 @@ mod tests {
             Ok(command) => match command.into_handling(&CONNECTION) {
                 Handling::Reply(reply)
                 | Handling::ReplyAndClose(reply)
+                | Handling::Reset(reply)
                 | Handling::Hello { reply, .. } => reply,
                 other => panic!("{words:?} is handled as {other:?}"),
             },
@@ -955,14 +997,17 @@ mod tests {
         // In RESP2 (redis-benchmark's), a flat array of name, value pairs, as Redis sends.
         let wire = |words: &[&str]| reply(words).to_bytes();
         assert_eq!(wire(&["CONFIG", "GET", "save"]), bulks(&["save", ""]).to_bytes());
-        assert_eq!(wire(&["config", "get", "appendonly"]), bulks(&["appendonly", "no"]).to_bytes());
+        assert_eq!(
+            wire(&["config", "get", "appendonly"]),
+            bulks(&["appendonly", "yes"]).to_bytes()
+        );
         assert_eq!(
             wire(&["config", "get", "SAVE", "app*"]),
-            bulks(&["appendonly", "no", "save", ""]).to_bytes()
+            bulks(&["appendonly", "yes", "save", ""]).to_bytes()
         );
         assert_eq!(
             wire(&["config", "get", "*"]),
-            bulks(&["appendonly", "no", "databases", "1", "save", ""]).to_bytes()
+            bulks(&["appendonly", "yes", "databases", "1", "save", ""]).to_bytes()
         );
         assert_eq!(wire(&["config", "get", "nosuch"]), b"*0\r\n");
         assert_eq!(
@@ -1032,7 +1077,7 @@ mod tests {
         assert!(description(2).to_bytes().starts_with(flat_start.as_bytes()));
         assert_eq!(
             parse(&["hello", "2", "setname", "me"]),
-            Ok(Command::Hello { protocol: Some(2), client_name: Some(b"me".to_vec()) })
+            Ok(Command::Hello { protocol: Some(2), auth: None, client_name: Some(b"me".to_vec()) })
         );
         let noproto = RespValue::error("NOPROTO sorry, this protocol version is not supported");
         assert_eq!(reply(&["HELLO", "4"]), noproto);
@@ -1044,6 +1089,40 @@ mod tests {
         assert_eq!(
             reply(&["hello", "2", "auth", "user"]),
             RespValue::error("ERR Syntax error in HELLO option 'auth'")
+        );
+    }
+
+    #[test]
+    fn auth_takes_one_or_two_arguments_and_hello_keeps_its_credentials() {
+        let password = |text: &str| Password::new(text.as_bytes().to_vec());
+        assert_eq!(
+            parse(&["AUTH", "pw"]),
+            Ok(Command::Auth { user: None, password: password("pw") })
+        );
+        assert_eq!(
+            parse(&["auth", "default", "pw"]),
+            Ok(Command::Auth { user: Some(b"default".to_vec()), password: password("pw") })
+        );
+        assert_eq!(error_text(&["auth"]), "ERR wrong number of arguments for 'auth' command");
+        assert_eq!(error_text(&["auth", "a", "b", "c"]), "ERR syntax error");
+        // Credentials reaching the handling were accepted by `crate::auth`.
+        assert_eq!(reply(&["auth", "pw"]), RespValue::ok());
+        assert_eq!(
+            parse(&["HELLO", "3", "auth", "default", "pw", "setname", "me"]),
+            Ok(Command::Hello {
+                protocol: Some(3),
+                auth: Some((b"default".to_vec(), password("pw"))),
+                client_name: Some(b"me".to_vec()),
+            })
+        );
+    }
+
+    #[test]
+    fn reset_returns_the_connection_to_its_initial_state() {
+        assert_eq!(handling(&["RESET"], &CONNECTION), Handling::Reset(RespValue::simple("RESET")));
+        assert_eq!(
+            error_text(&["reset", "x"]),
+            "ERR wrong number of arguments for 'reset' command"
         );
     }
 

@@ -32,6 +32,7 @@ use std::net::SocketAddr;
 use kompics_core::{ComponentDefinition, Context, Require, RequiredPort, Setup, Time};
 use kompics_net::stream::{ByteStream, ConnId, StreamEvent, StreamRequest};
 
+use crate::auth::{Admission, ClientAuth};
 use crate::command::{
     config_get_reply, info_reply, op_reply, Command, CommandLimits, ConnectionInfo, Handling,
     InfoSection,
@@ -58,6 +59,44 @@ pub struct FrontendConfig {
     /// The node's memory limit and use, for `INFO` and `CONFIG GET maxmemory` (share the one
     /// its replicas enforce). Default: no limit.
     pub memory: MemoryLimit,
+    /// Whether clients must authenticate, and with which password ([`crate::auth`]).
+    /// Default: no password.
+    pub auth: ClientAuth,
+    /// When the node's logs fsync, shown by `INFO` and `CONFIG GET appendfsync` so that a
+    /// client can tell what an acknowledged write survives. Default: [`AppendFsync::Always`],
+    /// the logs' default.
+    pub appendfsync: AppendFsync,
+}
+
+/// When a node's partition logs reach the disk, named after Redis' `appendfsync`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum AppendFsync {
+    /// A write is acknowledged once its log entry is fsynced on a quorum (group commit): it
+    /// survives the machine crash of any minority.
+    #[default]
+    Always,
+    /// Logs are written but not fsynced (`--no-fsync`): a crash of a quorum's machines can lose
+    /// the last acknowledged writes (epoch files are fsynced still, so Zab stays safe).
+    No,
+}
+
+impl AppendFsync {
+    /// The mode for a log whose `fsync` option is `fsync`.
+    pub fn from_fsync(fsync: bool) -> AppendFsync {
+        if fsync {
+            AppendFsync::Always
+        } else {
+            AppendFsync::No
+        }
+    }
+
+    /// Redis' name of the mode: `always` or `no`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AppendFsync::Always => "always",
+            AppendFsync::No => "no",
+        }
+    }
 }
 
 impl FrontendConfig {
@@ -69,6 +108,8 @@ impl FrontendConfig {
             command_limits: CommandLimits::default(),
             pipeline_max: 1024,
             memory: MemoryLimit::default(),
+            auth: ClientAuth::none(),
+            appendfsync: AppendFsync::default(),
         }
     }
 }
@@ -91,6 +132,9 @@ struct Connection {
     client_id: u64,
     /// The protocol of replies to requests read from now on.
     protocol: Protocol,
+    /// Whether the connection may run every command (see [`crate::auth`]): from the start
+    /// when the node has no password, else once `AUTH` or `HELLO … AUTH` succeeded.
+    authenticated: bool,
     /// Operations sent to the overlay and not yet answered, all reads or all writes.
     ops_in_flight: usize,
     /// Whether those are reads.
@@ -183,14 +227,20 @@ impl RespFrontend {
             };
             let connection = ConnectionInfo { client_id: c.client_id, protocol: c.protocol };
             c.slots.push_back(Slot::Waiting(c.protocol));
+            // Unknown commands and wrong arities are refused before authentication is looked
+            // at, as in Redis.
             let handling = match Command::parse(request, &self.config.command_limits) {
                 Err(e) => Handling::Reply(e.to_reply()),
-                // The one parameter whose value is the node's, not fixed.
-                Ok(Command::ConfigGet(patterns)) => {
-                    let maxmemory = self.config.memory.max_bytes.to_string();
-                    Handling::Reply(config_get_reply(&patterns, &[("maxmemory", &maxmemory)]))
-                }
-                Ok(command) => command.into_handling(&connection),
+                Ok(command) => match self.config.auth.admit(command, c.authenticated) {
+                    Admission::Refuse(reply) => Handling::Reply(reply),
+                    Admission::Run(command) => handling_of(&self.config, command, &connection),
+                    Admission::Authenticated(command) => {
+                        // Before the next request is parsed, so it gets the normal bounds.
+                        c.authenticated = true;
+                        c.parser.set_authenticated(true);
+                        handling_of(&self.config, command, &connection)
+                    }
+                },
             };
             let waiter = Waiter { conn, seq };
             match handling {
@@ -220,6 +270,14 @@ impl RespFrontend {
                 Handling::Info { section } => {
                     self.infos.push_back((waiter, section));
                     self.control.request(InfoQuery);
+                }
+                Handling::Reset(reply) => {
+                    let c = self.connections.get_mut(&conn).expect("checked above");
+                    c.protocol = Protocol::Resp2;
+                    c.authenticated = !self.config.auth.is_required();
+                    c.parser.set_authenticated(c.authenticated);
+                    *c.slots.back_mut().expect("pushed above") =
+                        Slot::Ready(reply, Protocol::Resp2);
                 }
             }
         }
@@ -304,7 +362,31 @@ impl RespFrontend {
                 field("maxmemory_policy", "noeviction".into()),
             ],
         });
+        sections.push(InfoSection {
+            name: "Persistence".into(),
+            fields: vec![
+                // Every write is in a Zab log before it is acknowledged: Redis' AOF, always on.
+                field("aof_enabled", "1".into()),
+                field("appendfsync", self.config.appendfsync.as_str().into()),
+                // Never skipped, whatever appendfsync says (see zab-components' wal::epochs).
+                field("epoch_fsync", "always".into()),
+            ],
+        });
         sections
+    }
+}
+
+/// What the front end does with an admitted command: what [`Command::into_handling`] says,
+/// except for the `CONFIG GET` parameters whose values are this node's.
+fn handling_of(config: &FrontendConfig, command: Command, connection: &ConnectionInfo) -> Handling {
+    match command {
+        Command::ConfigGet(patterns) => {
+            let maxmemory = config.memory.max_bytes.to_string();
+            let parameters =
+                [("maxmemory", maxmemory.as_str()), ("appendfsync", config.appendfsync.as_str())];
+            Handling::Reply(config_get_reply(&patterns, &parameters))
+        }
+        command => command.into_handling(connection),
     }
 }
 
@@ -375,8 +457,10 @@ impl Require<ByteStream> for RespFrontend {
         match event {
             StreamEvent::Opened { conn, .. } => {
                 self.next_client_id += 1;
-                let parser = RequestParser::new(self.config.resp_limits.clone())
+                let mut parser = RequestParser::new(self.config.resp_limits.clone())
                     .expect("limits validated at creation");
+                let authenticated = !self.config.auth.is_required();
+                parser.set_authenticated(authenticated);
                 self.connections.insert(
                     conn,
                     Connection {
@@ -387,6 +471,7 @@ impl Require<ByteStream> for RespFrontend {
                         paused: false,
                         client_id: self.next_client_id,
                         protocol: Protocol::Resp2,
+                        authenticated,
                         ops_in_flight: 0,
                         reads_in_flight: false,
                         held: VecDeque::new(),

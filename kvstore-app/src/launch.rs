@@ -6,13 +6,15 @@
 //! client address. `kvstore node` runs one; `kvstore demo` runs several in one process.
 //!
 //! The data directory holds `cluster.table` (the cluster's table, see
-//! [`crate::bootstrap::FileTableStore`]) and one directory per partition replicated here,
-//! `p<N>/`, with that partition's Zab log and snapshots.
+//! [`crate::bootstrap::FileTableStore`]), `incarnation` (the number of the last process start,
+//! see [`crate::incarnation`]) and one directory per partition replicated here, `p<N>/`, with
+//! that partition's Zab log and snapshots, stamped with the cluster's id (see
+//! [`crate::data_dir`]).
 
 use std::fmt;
 use std::io;
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -23,8 +25,10 @@ use kompics_net::{Network, NodeAddr, TcpConfig, TcpNetwork};
 use zab_components::storage::{StorageError, ZabStorage};
 use zab_components::wal::{FileStorage, WalOptions};
 
+use crate::auth::ClientAuth;
 use crate::bootstrap::{BootstrapConfig, BootstrapRole, FileTableStore, TableStore};
-use crate::frontend::{FrontendConfig, RespFrontend};
+use crate::frontend::{AppendFsync, FrontendConfig, RespFrontend};
+use crate::incarnation::IncarnationError;
 use crate::node::{KvNode, NodeConfig};
 use crate::overlay::OverlayControl;
 use crate::peer_auth::PeerAuth;
@@ -71,6 +75,8 @@ pub struct NodeOptions {
     /// Bytes of delivered payloads each partition's log keeps in memory for followers that
     /// fall a little behind (older ones are read back from the log files).
     pub log_cache_bytes: u64,
+    /// The password RESP clients must give (`AUTH`) before anything else; none by default.
+    pub client_auth: ClientAuth,
 }
 
 impl NodeOptions {
@@ -100,6 +106,7 @@ impl NodeOptions {
             snapshot_entries: zab_components::protocol::Config::SNAPSHOT_ENTRIES_DEFAULT,
             snapshot_bytes: zab_components::protocol::Config::SNAPSHOT_BYTES_DEFAULT,
             log_cache_bytes: zab_components::protocol::Config::LOG_CACHE_BYTES_DEFAULT as u64,
+            client_auth: ClientAuth::none(),
         }
     }
 }
@@ -115,6 +122,9 @@ pub enum LaunchError {
     PeerAuth(String),
     /// The client address cannot be bound.
     ClientPort(SocketAddr, io::Error),
+    /// The data directory's incarnation number cannot be advanced (see
+    /// [`crate::incarnation`]).
+    Incarnation(IncarnationError),
 }
 
 impl fmt::Display for LaunchError {
@@ -124,6 +134,7 @@ impl fmt::Display for LaunchError {
             LaunchError::PeerPort(a, e) => write!(f, "peer address {a}: {e}"),
             LaunchError::PeerAuth(why) => f.write_str(why),
             LaunchError::ClientPort(a, e) => write!(f, "client address {a}: {e}"),
+            LaunchError::Incarnation(e) => write!(f, "incarnation: {e}"),
         }
     }
 }
@@ -221,10 +232,7 @@ impl RunningNode {
     }
 }
 
-/// The directory of partition `p`'s log under `data_dir`.
-pub fn partition_dir(data_dir: &Path, partition: u32) -> PathBuf {
-    data_dir.join(format!("p{partition}"))
-}
+pub use crate::data_dir::partition_dir;
 
 /// Starts a node in `system`.
 pub fn start_node(system: &System, options: &NodeOptions) -> Result<RunningNode, LaunchError> {
@@ -245,6 +253,15 @@ pub fn start_node(system: &System, options: &NodeOptions) -> Result<RunningNode,
         }
     };
     let client = server.on_definition(|s| s.local_addr()).expect("the server exists");
+    // Before anything is sent: replies to an earlier process must not match this one's ids.
+    let incarnation = match crate::incarnation::advance(&data_dir) {
+        Ok(incarnation) => incarnation,
+        Err(e) => {
+            server.kill();
+            network.kill();
+            return Err(LaunchError::Incarnation(e));
+        }
+    };
 
     let bootstrap = BootstrapConfig::new(
         peer,
@@ -265,11 +282,17 @@ pub fn start_node(system: &System, options: &NodeOptions) -> Result<RunningNode,
             .map_err(|e| StorageError::io(&dir, "create the partition directory", &e))?;
         FileStorage::open(&dir, wal.clone()).map(|s| Box::new(s) as Box<dyn ZabStorage>)
     });
+    let stamps = data_dir.clone();
     let tables = data_dir.clone();
     let table_store =
         Arc::new(move || Box::new(FileTableStore::new(&tables)) as Box<dyn TableStore>);
     let mut config =
         NodeConfig::new(bootstrap, network.provided::<Network>(), storage, table_store);
+    config.overlay.incarnation = incarnation;
+    // Before any group opens its log: no partition directory of another cluster is used.
+    config.data_check =
+        Arc::new(move |cluster, mine| crate::data_dir::check_and_stamp(&stamps, cluster, mine));
+    log::info!("node {peer}: {incarnation}");
     // Real threads here: serialize snapshots on one, off the replicas' hot path.
     config.replica.snapshots = SnapshotWriter::Thread;
     let (entries, bytes) = (options.snapshot_entries, options.snapshot_bytes);
@@ -286,6 +309,8 @@ pub fn start_node(system: &System, options: &NodeOptions) -> Result<RunningNode,
     let node = system.create(move |s| KvNode::new(s, config.clone()));
     let mut frontend_config = FrontendConfig::new(client);
     frontend_config.memory = memory;
+    frontend_config.auth = options.client_auth.clone();
+    frontend_config.appendfsync = AppendFsync::from_fsync(options.fsync);
     let frontend = system.create(move |s| RespFrontend::new(s, frontend_config.clone()));
     connect(&server.provided::<ByteStream>(), &frontend.required::<ByteStream>());
     connect(&node.exported_provided::<KvPort>(), &frontend.required::<KvPort>());

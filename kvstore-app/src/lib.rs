@@ -11,6 +11,7 @@
 //! - [`ports`]: the ports between them ([`ports::KvPort`], [`ports::ReplicaStatusPort`]) and
 //!   [`ports::KvError`], why an operation has no result;
 //! - [`frontend`]: the RESP (Redis protocol) front end over kompics-net's byte-stream server;
+//!   [`auth`] decides what a connection may run before it authenticates (`--requirepass`);
 //! - [`launch`]: a real node (TCP network, file storage, client port), as the `kvstore` binary
 //!   runs it; [`info`] is what a node reports of itself in `INFO`.
 //!
@@ -57,6 +58,7 @@
 //!             }
 //!             Handling::Reply(reply)
 //!             | Handling::ReplyAndClose(reply)
+//!             | Handling::Reset(reply)
 //!             | Handling::Hello { reply, .. } => reply,
 //!             Handling::Info { .. } => RespValue::bulk("# Server\r\n"),
 //!         },
@@ -66,9 +68,12 @@
 //! assert_eq!(replies, b"+OK\r\n$3\r\nada\r\n");
 //! ```
 
+pub mod auth;
 pub mod bootstrap;
 pub mod command;
+pub mod data_dir;
 pub mod frontend;
+pub mod incarnation;
 pub mod info;
 pub mod launch;
 pub mod node;

@@ -23,8 +23,9 @@ use std::time::{Duration, Instant};
 
 use clap::{Args, Parser, Subcommand};
 use kompics_core::{Runtime, RuntimeConfig};
-use kompics_net::tls::{ClientAuth, ServerTls};
+use kompics_net::tls::{ClientAuth as TlsClientAuth, ServerTls};
 use kompics_net::NodeAddr;
+use kvstore_app::auth::{self, ClientAuth, Password};
 use kvstore_app::bootstrap::BootstrapRole;
 use kvstore_app::launch::{parse_memory_size, start_node, NodeOptions, RunningNode};
 use kvstore_app::peer_auth::{self, PeerAuth};
@@ -56,6 +57,8 @@ enum Command {
 
 #[derive(Args, Clone)]
 struct ClusterArgs {
+    #[command(flatten)]
+    client_auth: ClientAuthArgs,
     /// Number of partitions (every node of a cluster must agree).
     #[arg(long, default_value_t = 3)]
     partitions: u32,
@@ -65,7 +68,8 @@ struct ClusterArgs {
     /// The cluster's name (nodes of other clusters are refused).
     #[arg(long, default_value = "kvstore")]
     cluster_name: String,
-    /// Do not fsync the logs: faster, but a machine crash can lose acknowledged writes.
+    /// Do not fsync the logs: faster, but a machine crash can lose the last acknowledged
+    /// writes. The epoch files are fsynced still; INFO and CONFIG GET show `appendfsync:no`.
     #[arg(long)]
     no_fsync: bool,
     /// Worker threads of the component runtime (default: one per core). Fewer when several
@@ -89,6 +93,41 @@ struct ClusterArgs {
     /// followers a little behind; older ones are read back from the log files.
     #[arg(long, default_value = "8mb", value_parser = parse_memory_size)]
     log_cache: u64,
+}
+
+/// Client authentication (Redis' `requirepass`): the password comes from the flag, the file,
+/// or `KVSTORE_REQUIREPASS`, in that order. It is never printed.
+#[derive(Args, Clone)]
+struct ClientAuthArgs {
+    /// RESP clients must send `AUTH <password>` (or `HELLO 3 AUTH default <password>`) first.
+    /// Visible to other local users in the process list: prefer the file or the environment.
+    #[arg(long, value_name = "PASSWORD", conflicts_with = "requirepass_file")]
+    requirepass: Option<String>,
+    /// Read the client password from the first line of this file (keep it mode 600).
+    #[arg(long, value_name = "FILE")]
+    requirepass_file: Option<PathBuf>,
+}
+
+impl ClientAuthArgs {
+    fn load(&self) -> Result<ClientAuth, String> {
+        let env = std::env::var(auth::REQUIREPASS_ENV).ok();
+        auth::load_requirepass(self.requirepass.clone(), self.requirepass_file.as_deref(), env)
+    }
+}
+
+/// The password of `kvstore bench` and `kvstore status`, for nodes with `--requirepass`.
+#[derive(Args)]
+struct ClientPasswordArgs {
+    /// Send `AUTH <password>` on every connection (default: `REDISCLI_AUTH`, as redis-cli).
+    #[arg(short = 'a', long = "password", value_name = "PASSWORD")]
+    password: Option<String>,
+}
+
+impl ClientPasswordArgs {
+    fn get(&self) -> Option<Password> {
+        let password = self.password.clone().or_else(|| std::env::var("REDISCLI_AUTH").ok())?;
+        Some(Password::new(password.into_bytes()))
+    }
 }
 
 #[derive(Args)]
@@ -131,7 +170,7 @@ struct ClientTlsArgs {
     tls_ca_cert_file: Option<PathBuf>,
     /// Ask clients for a certificate: no, optional (the default here, unlike Redis) or yes.
     #[arg(long, default_value = "optional", requires = "tls_cert_file")]
-    tls_auth_clients: ClientAuth,
+    tls_auth_clients: TlsClientAuth,
 }
 
 impl ClientTlsArgs {
@@ -142,7 +181,7 @@ impl ClientTlsArgs {
         // Without a CA there is nothing to check a client certificate against: "optional"
         // then means "not asked for"; "yes" is an error.
         let auth = match (self.tls_auth_clients, &self.tls_ca_cert_file) {
-            (ClientAuth::Optional, None) => ClientAuth::No,
+            (TlsClientAuth::Optional, None) => TlsClientAuth::No,
             (auth, _) => auth,
         };
         ServerTls::from_pem_files(cert, key, self.tls_ca_cert_file.as_deref(), auth)
@@ -238,6 +277,8 @@ struct BenchArgs {
     /// SET every key once before measuring (so GETs find values).
     #[arg(long)]
     populate: bool,
+    #[command(flatten)]
+    auth: ClientPasswordArgs,
 }
 
 #[derive(Args)]
@@ -245,6 +286,8 @@ struct StatusArgs {
     /// RESP endpoints of the nodes, comma-separated.
     #[arg(long, value_delimiter = ',', required = true)]
     endpoints: Vec<SocketAddr>,
+    #[command(flatten)]
+    auth: ClientPasswordArgs,
 }
 
 fn main() -> ExitCode {
@@ -295,6 +338,7 @@ fn run_node(args: NodeArgs) -> Result<(), String> {
     let mut options = NodeOptions::new(args.peer, args.client, args.data_dir, role, peer_auth);
     options.client_tls = args.client_tls.resolve()?;
     apply_cluster_args(&mut options, &args.cluster);
+    options.client_auth = args.cluster.client_auth.load()?;
     let stop = stop_flag();
     let rt = runtime(&args.cluster);
     let node = start_node(&rt.system(), &options).map_err(|e| e.to_string())?;
@@ -359,6 +403,9 @@ fn port(base: u16, i: usize) -> u16 {
 }
 
 fn demo(args: &DemoArgs, data_dir: &std::path::Path, stop: &AtomicBool) -> Result<(), String> {
+    let client_auth = args.cluster.client_auth.load()?;
+    // The demo's own clients (status, workload) use the password it serves with.
+    let password = client_auth.password().cloned();
     let rt = runtime(&args.cluster);
     let system = rt.system();
     let mut nodes: Vec<RunningNode> = Vec::new();
@@ -376,6 +423,7 @@ fn demo(args: &DemoArgs, data_dir: &std::path::Path, stop: &AtomicBool) -> Resul
         let dir = data_dir.join(format!("node{i}"));
         let mut options = NodeOptions::new(peer, client, dir, role, peer_auth.clone());
         apply_cluster_args(&mut options, &args.cluster);
+        options.client_auth = client_auth.clone();
         // Small segments: a demo needs no 64 MiB preallocation per partition.
         options.segment_bytes = 4 * 1024 * 1024;
         let node = start_node(&system, &options).map_err(|e| e.to_string())?;
@@ -385,7 +433,7 @@ fn demo(args: &DemoArgs, data_dir: &std::path::Path, stop: &AtomicBool) -> Resul
         node.wait_ready(Duration::from_secs(30)).map_err(|e| e.to_string())?;
     }
     let endpoints: Vec<SocketAddr> = nodes.iter().map(|n| n.client).collect();
-    wait_for_leaders(&endpoints, Duration::from_secs(30))?;
+    wait_for_leaders(&endpoints, password.as_ref(), Duration::from_secs(30))?;
     println!(
         "kvstore demo: {} nodes, {} partitions × {} replicas, ready in {:.1} s (data in {})",
         args.nodes,
@@ -398,13 +446,12 @@ fn demo(args: &DemoArgs, data_dir: &std::path::Path, stop: &AtomicBool) -> Resul
         println!("  node {}  RESP {}", n.peer, n.client);
     }
     let first = endpoints[0];
-    println!("try:  redis-cli -h {} -p {} SET greeting hello", first.ip(), first.port());
-    println!(
-        "      redis-cli -h {} -p {} GET greeting",
-        endpoints[endpoints.len() - 1].ip(),
-        endpoints[endpoints.len() - 1].port()
-    );
-    println!("{}", status::collect(&endpoints, Duration::from_secs(2)));
+    let last = endpoints[endpoints.len() - 1];
+    // The password is never printed: redis-cli prompts for it.
+    let ask = if password.is_some() { " --askpass" } else { "" };
+    println!("try:  redis-cli -h {} -p {}{ask} SET greeting hello", first.ip(), first.port());
+    println!("      redis-cli -h {} -p {}{ask} GET greeting", last.ip(), last.port());
+    println!("{}", status::collect_auth(&endpoints, Duration::from_secs(2), password.as_ref()));
     if let Some(seconds) = args.workload {
         let config = BenchConfig {
             endpoints: endpoints.clone(),
@@ -412,6 +459,7 @@ fn demo(args: &DemoArgs, data_dir: &std::path::Path, stop: &AtomicBool) -> Resul
             duration: Duration::from_secs(seconds),
             warmup: Duration::from_millis(500),
             read_ratio: 0.5,
+            password: password.clone(),
             ..BenchConfig::default()
         };
         println!("workload: {} clients, 50% GET / 50% SET, {seconds} s", config.clients);
@@ -442,10 +490,14 @@ fn demo(args: &DemoArgs, data_dir: &std::path::Path, stop: &AtomicBool) -> Resul
 }
 
 /// Waits until every partition has a leader, as the nodes report it.
-fn wait_for_leaders(endpoints: &[SocketAddr], timeout: Duration) -> Result<(), String> {
+fn wait_for_leaders(
+    endpoints: &[SocketAddr],
+    password: Option<&Password>,
+    timeout: Duration,
+) -> Result<(), String> {
     let deadline = Instant::now() + timeout;
     loop {
-        let s = status::collect(endpoints, Duration::from_secs(1));
+        let s = status::collect_auth(endpoints, Duration::from_secs(1), password);
         let partitions = s.reachable().next().map_or(0, |n| n.partitions as usize);
         let groups = s.groups();
         if partitions > 0 && groups.len() == partitions && groups.iter().all(|g| g.leader.is_some())
@@ -469,6 +521,7 @@ fn run_bench(args: BenchArgs) -> Result<(), String> {
         value_size: args.value_size,
         keys: args.keys,
         read_ratio: args.read_ratio,
+        password: args.auth.get(),
         ..BenchConfig::default()
     };
     if args.populate {
@@ -489,7 +542,7 @@ fn run_bench(args: BenchArgs) -> Result<(), String> {
 }
 
 fn run_status(args: StatusArgs) -> Result<(), String> {
-    let s = status::collect(&args.endpoints, Duration::from_secs(2));
+    let s = status::collect_auth(&args.endpoints, Duration::from_secs(2), args.auth.get().as_ref());
     println!("{s}");
     Ok(())
 }

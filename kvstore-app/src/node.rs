@@ -54,6 +54,11 @@ pub type StorageFactory =
 /// Opens the store of this node's copy of the cluster table.
 pub type TableStoreFactory = Arc<dyn Fn() -> Box<dyn TableStore> + Send + Sync>;
 
+/// Checks, once the table is known and before any group starts, that the node's stored data
+/// belongs to that cluster (and prepares it for the node's partitions, given as the second
+/// argument); the error, a message naming what is foreign, refuses the node.
+pub type DataCheck = Arc<dyn Fn(&ClusterTable, &[PartitionId]) -> Result<(), String> + Send + Sync>;
+
 /// Adjusts the settings of a partition's Zab instance (timeouts, snapshot thresholds, a
 /// simulated disk's speed) before it is created.
 pub type ZabTuning = Arc<dyn Fn(&mut ZabConfig) + Send + Sync>;
@@ -75,6 +80,9 @@ pub struct NodeConfig {
     pub storage: StorageFactory,
     /// Where the cluster table is kept.
     pub table_store: TableStoreFactory,
+    /// Checks the stored data against the table before the groups start. Default: accepts
+    /// all (a simulated node's storage knows no other cluster).
+    pub data_check: DataCheck,
     /// The node's network, shared by all its components.
     pub network: ProvidedRef<Network>,
 }
@@ -96,6 +104,7 @@ impl NodeConfig {
             zab_tuning: Arc::new(|_| {}),
             storage,
             table_store,
+            data_check: Arc::new(|_, _| Ok(())),
             network,
         }
     }
@@ -226,7 +235,11 @@ impl KvNode {
         let network = self.config.network.clone();
         let table = &cluster.table;
         let partition_count = table.partition_count();
-        for partition in table.partitions_of(&me) {
+        let mine = table.partitions_of(&me);
+        if let Err(reason) = (self.config.data_check)(&cluster, &mine) {
+            return self.fail(ctx, reason);
+        }
+        for partition in mine {
             let members = table.group(partition).to_vec();
             let mut zab_config = ZabConfig::new(partition.0, me, &members);
             (self.config.zab_tuning)(&mut zab_config);

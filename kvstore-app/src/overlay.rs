@@ -32,6 +32,11 @@
 //!
 //! The overlay receives the table from its node (see [`OverlayRequest::Install`]); until then
 //! requests wait, like requests to a group without a leader.
+//!
+//! Request ids start again from 1 in every process, so a forwarded request carries the
+//! node's [`Incarnation`] and its reply echoes it: a reply meant for a previous process of
+//! this node (still in flight when it restarted) is dropped instead of answering the new
+//! request that happens to have its id.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::sync::Arc;
@@ -45,6 +50,7 @@ use serde::{Deserialize, Serialize};
 use zab_components::component::ZabStatus;
 use zab_components::failure_detector::{FailureDetectorPort, FdEvent, FdRequest};
 
+use crate::incarnation::Incarnation;
 use crate::partition::{LookupTable, PartitionId};
 use crate::ports::{KvError, KvPort, KvReply, KvRequest, ReplicaStatus, ReplicaStatusPort};
 use crate::store::{Op, OpResult};
@@ -65,6 +71,9 @@ pub struct OverlayConfig {
     pub request_timeout: Duration,
     /// How long to wait before routing again a request that found no reachable member.
     pub retry_interval: Duration,
+    /// This process start of the node (see [`crate::incarnation`]); replies to requests of
+    /// other incarnations are dropped. Default 0 (a node that keeps none, e.g. simulated).
+    pub incarnation: Incarnation,
 }
 
 impl OverlayConfig {
@@ -74,6 +83,7 @@ impl OverlayConfig {
             me,
             request_timeout: Duration::from_secs(5),
             retry_interval: Duration::from_millis(50),
+            incarnation: Incarnation::default(),
         }
     }
 }
@@ -87,10 +97,15 @@ pub use crate::ports::{
 /// Messages between overlays.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 enum OverlayMsg {
-    /// Serve `op` and answer with a `Reply` carrying `id`.
-    Forward { id: u64, op: Op },
+    /// Serve `op` and answer with a `Reply` carrying `id` and `incarnation` (the sender's).
+    Forward { id: u64, incarnation: Incarnation, op: Op },
     /// The answer to a `Forward`, with the group's leader as the server knows it.
-    Reply { id: u64, result: Result<OpResult, KvError>, leader: Option<NodeAddr> },
+    Reply {
+        id: u64,
+        incarnation: Incarnation,
+        result: Result<OpResult, KvError>,
+        leader: Option<NodeAddr>,
+    },
 }
 
 /// Who is waiting for a request.
@@ -98,8 +113,8 @@ enum OverlayMsg {
 enum Origin {
     /// A client of this node, with the id it chose.
     Client(u64),
-    /// Another node's overlay, with the id it chose.
-    Remote(NodeAddr, u64),
+    /// Another node's overlay, with the id it chose in its incarnation.
+    Remote(NodeAddr, u64, Incarnation),
 }
 
 /// Where a request is being served.
@@ -304,7 +319,8 @@ impl Overlay {
         match choice {
             Some(member) => {
                 p.target = Target::Remote(member);
-                let msg = OverlayMsg::Forward { id, op: p.op.clone() };
+                let incarnation = self.config.incarnation;
+                let msg = OverlayMsg::Forward { id, incarnation, op: p.op.clone() };
                 self.stats.forwarded += 1;
                 self.send(member, &msg);
             }
@@ -374,7 +390,8 @@ impl Overlay {
             writes.in_flight = Some((member, in_flight.map_or(0, |(_, n)| n) + 1));
             let p = self.pending.get_mut(&id).expect("checked above");
             p.target = Target::Remote(member);
-            let msg = OverlayMsg::Forward { id, op: p.op.clone() };
+            let incarnation = self.config.incarnation;
+            let msg = OverlayMsg::Forward { id, incarnation, op: p.op.clone() };
             self.stats.forwarded += 1;
             self.send(member, &msg);
         }
@@ -444,9 +461,9 @@ impl Overlay {
             Origin::Client(client_id) => {
                 self.clients.trigger(KvReply { id: client_id, result });
             }
-            Origin::Remote(from, their_id) => {
+            Origin::Remote(from, id, incarnation) => {
                 let leader = self.leader_of(p.partition);
-                self.send(from, &OverlayMsg::Reply { id: their_id, result, leader });
+                self.send(from, &OverlayMsg::Reply { id, incarnation, result, leader });
             }
         }
         released
@@ -501,13 +518,13 @@ impl Overlay {
 
     fn on_message(&mut self, ctx: &mut Context<Self>, from: NodeAddr, msg: OverlayMsg) {
         match msg {
-            OverlayMsg::Forward { id, op } => {
+            OverlayMsg::Forward { id, incarnation, op } => {
                 let serves = self.table.as_ref().is_some_and(|t| {
                     t.group(t.partition_of_key(op.key())).contains(&self.config.me)
                 });
                 if serves {
                     self.stats.served_for_others += 1;
-                    self.accept(ctx, Origin::Remote(from, id), op);
+                    self.accept(ctx, Origin::Remote(from, id, incarnation), op);
                 } else {
                     // Not ready yet, or not a member (the tables differ): nothing happened.
                     let partition = self
@@ -516,13 +533,24 @@ impl Overlay {
                         .map_or(PartitionId(0), |t| t.partition_of_key(op.key()));
                     let reply = OverlayMsg::Reply {
                         id,
+                        incarnation,
                         result: Err(KvError::TryAgain { partition }),
                         leader: None,
                     };
                     self.send(from, &reply);
                 }
             }
-            OverlayMsg::Reply { id, result, leader } => {
+            OverlayMsg::Reply { id, incarnation, result, leader } => {
+                if incarnation != self.config.incarnation {
+                    // Sent to an earlier process of this node: its id may now name another
+                    // request.
+                    log::debug!(
+                        "overlay: dropped a reply from {from} to request {id} of {incarnation} \
+                         (this is {})",
+                        self.config.incarnation
+                    );
+                    return;
+                }
                 let Some(p) = self.pending.get(&id) else { return };
                 if p.target != Target::Remote(from) {
                     return; // an answer from a member given up on
@@ -679,6 +707,88 @@ mod tests {
 
     fn addr(i: u8) -> NodeAddr {
         NodeAddr(([10, 0, 0, i], 5000).into())
+    }
+
+    /// Stands in for the network: keeps what the overlay sends; the test delivers messages.
+    struct FakeNet {
+        net: ProvidedPort<Network>,
+        sent: Vec<NetMessage>,
+    }
+
+    impl ComponentDefinition for FakeNet {}
+
+    impl Provide<Network> for FakeNet {
+        fn handle(&mut self, _ctx: &mut Context<Self>, message: NetMessage) {
+            self.sent.push(message);
+        }
+    }
+
+    /// A front end: sends requests, keeps the replies.
+    struct FakeClient {
+        kv: RequiredPort<KvPort>,
+        replies: Vec<KvReply>,
+    }
+
+    impl ComponentDefinition for FakeClient {}
+
+    impl Require<KvPort> for FakeClient {
+        fn handle(&mut self, _ctx: &mut Context<Self>, reply: KvReply) {
+            self.replies.push(reply);
+        }
+    }
+
+    /// Issue 13: request ids restart in every process, so a late reply meant for the node's
+    /// previous incarnation must not answer the new request that reuses its id.
+    #[test]
+    fn a_reply_for_a_previous_incarnation_does_not_answer_a_new_request() {
+        let sim = Simulation::new(7);
+        let me = addr(1);
+        let mut config = OverlayConfig::new(me);
+        config.incarnation = Incarnation(2);
+        let overlay = sim.create(move |s| Overlay::new(s, config.clone()));
+        let net = sim.create(|s| FakeNet { net: s.provided(), sent: Vec::new() });
+        let client = sim.create(|s| FakeClient { kv: s.required(), replies: Vec::new() });
+        connect(&net.provided::<Network>(), &overlay.required::<Network>());
+        connect(&overlay.provided::<KvPort>(), &client.required::<KvPort>());
+        overlay.start();
+        net.start();
+        client.start();
+        // A table in which this node is no member: every request is forwarded.
+        let members = [addr(2), addr(3), addr(4)];
+        let table = Arc::new(LookupTable::build(&members, 1, 3).unwrap());
+        let install = OverlayRequest::Install { table, cluster_name: "c".into(), cluster_id: 1 };
+        let node = sim.create(|s| Asker { control: s.required(), asks: 0, answers: Vec::new() });
+        connect(&overlay.provided::<OverlayControl>(), &node.required::<OverlayControl>());
+        node.start();
+        node.on_definition(|n| n.control.trigger(install));
+        let key = b"k".to_vec();
+        client.on_definition(|c| c.kv.trigger(KvRequest { id: 70, op: Op::Get { key } }));
+        sim.run_until_quiescent(Duration::from_secs(1));
+
+        let sent = net.on_definition(|n| n.sent.clone()).unwrap();
+        let [forward] = &sent[..] else { panic!("one forward expected: {sent:?}") };
+        let OverlayMsg::Forward { id, incarnation, .. } = forward.decode().unwrap() else {
+            panic!("not a forward")
+        };
+        assert_eq!(incarnation, Incarnation(2), "the request carries the incarnation");
+        let reply = |incarnation, value: &[u8]| {
+            let result = Ok(OpResult::Value(Some(value.to_vec())));
+            let msg = OverlayMsg::Reply { id, incarnation, result, leader: None };
+            NetEvent::Deliver(NetMessage::encode(forward.dst, me, OVERLAY_ROUTE, &msg).unwrap())
+        };
+        // The previous process's request `id` got this answer late: dropped.
+        net.on_definition(|n| n.net.trigger(reply(Incarnation(1), b"stale")));
+        sim.run_until_quiescent(Duration::from_secs(1));
+        assert_eq!(client.on_definition(|c| c.replies.len()), Some(0));
+        assert_eq!(overlay.on_definition(|o| o.pending_count()), Some(1));
+        // The answer for this incarnation is the one the client gets.
+        net.on_definition(|n| n.net.trigger(reply(Incarnation(2), b"fresh")));
+        sim.run_until_quiescent(Duration::from_secs(1));
+        let replies = client.on_definition(|c| c.replies.clone()).unwrap();
+        let [KvReply { id: 70, result: Ok(OpResult::Value(Some(value))) }] = &replies[..] else {
+            panic!("{replies:?}")
+        };
+        assert_eq!(value, b"fresh");
     }
 
     #[test]

@@ -350,7 +350,12 @@ fn a_node_with_another_clusters_table_is_refused_and_the_cluster_is_not() {
         c.stores[4].set(Some(old.clone()));
         c.start(4);
         let reason = c.until_refused(4);
-        assert!(matches!(c.events(4)[0], BootstrapEvent::Ready(_)), "seed {seed}: ready first");
+        // Refused before it ever reported Ready: its groups never started (issue 13).
+        let events = c.events(4);
+        assert!(
+            matches!(&events[..], [BootstrapEvent::Refused { .. }]),
+            "seed {seed}: never ready: {events:?}"
+        );
         assert!(reason.contains("of the 4 other nodes"), "seed {seed}: {reason}");
         assert!(reason.contains(&format!("{:016x}", table.cluster_id)), "seed {seed}: {reason}");
         assert_eq!(c.stores[4].get(), Some(old), "seed {seed}: the stale table is left alone");

@@ -254,6 +254,7 @@ fn bench_config(endpoints: Vec<SocketAddr>) -> BenchConfig {
         seed: 7,
         key_prefix: "bench:".to_owned(),
         timeout: TIMEOUT,
+        password: None,
     }
 }
 

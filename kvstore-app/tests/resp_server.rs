@@ -10,10 +10,12 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use kompics_core::{Runtime, RuntimeConfig};
+use kvstore_app::auth::{self, ClientAuth, Password};
 use kvstore_app::bootstrap::BootstrapRole;
 use kvstore_app::info::Role;
 use kvstore_app::launch::{start_node, NodeOptions, RunningNode};
 use kvstore_app::resp::{ReplyParser, RespValue};
+use kvstore_app::tools::bench::{self, BenchConfig};
 use kvstore_app::tools::client::RespClient;
 use kvstore_app::tools::status;
 
@@ -21,6 +23,8 @@ struct TestCluster {
     _rt: Runtime,
     nodes: Vec<RunningNode>,
     dir: PathBuf,
+    /// The nodes' client password, if they have one.
+    password: Option<Password>,
 }
 
 impl Drop for TestCluster {
@@ -42,6 +46,7 @@ impl TestCluster {
         let dir = std::env::temp_dir().join(format!("kvstore-resp-{name}-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         let mut nodes: Vec<RunningNode> = Vec::new();
+        let mut password = None;
         for i in 0..3 {
             let role = match nodes.first() {
                 None => BootstrapRole::Server { expected_nodes: 3 },
@@ -52,9 +57,10 @@ impl TestCluster {
             let mut options = NodeOptions::new(any, any, dir.join(format!("n{i}")), role, auth);
             options.segment_bytes = 1 << 20;
             tune(&mut options);
+            password = options.client_auth.password().cloned();
             nodes.push(start_node(&rt.system(), &options).expect("start node"));
         }
-        let cluster = TestCluster { _rt: rt, nodes, dir };
+        let cluster = TestCluster { _rt: rt, nodes, dir, password };
         for n in &cluster.nodes {
             n.wait_ready(Duration::from_secs(30)).expect("node ready");
         }
@@ -69,7 +75,8 @@ impl TestCluster {
     fn wait_led(&self) {
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
-            let s = status::collect(&self.endpoints(), Duration::from_secs(1));
+            let timeout = Duration::from_secs(1);
+            let s = status::collect_auth(&self.endpoints(), timeout, self.password.as_ref());
             let groups = s.groups();
             if groups.len() == 3 && groups.iter().all(|g| g.leader.is_some()) {
                 return;
@@ -170,6 +177,15 @@ fn front_end_serves_pipelines_and_refuses_bad_input() {
     let (replies, _) = raw_exchange(a, b"PING\r\nGET k7\r\n", 2);
     assert_eq!(replies, vec![RespValue::simple("PONG"), RespValue::bulk("v7")]);
 
+    // AUTH on a node without a password: Redis' exact text (redis-py matches it).
+    let (replies, _) = raw_exchange(a, &request(&["AUTH", "pw"]), 1);
+    assert_eq!(replies, [RespValue::error(auth::NO_PASSWORD_CONFIGURED)]);
+    assert!(auth::NO_PASSWORD_CONFIGURED.starts_with(
+        "ERR AUTH <password> called without any password configured for the default user."
+    ));
+
+    check_persistence_reported(a, "always");
+
     // Unknown command: an error, the connection stays usable.
     let (replies, closed) = raw_exchange(a, b"*1\r\n$5\r\nNOPE!\r\n*1\r\n$4\r\nPING\r\n", 2);
     assert!(matches!(&replies[0], RespValue::Error(e) if e.starts_with("ERR unknown command")));
@@ -231,7 +247,11 @@ fn request(words: &[&str]) -> Vec<u8> {
 
 #[test]
 fn maxmemory_refuses_growing_writes_with_redis_oom_and_del_still_works() {
-    let c = TestCluster::start_with("oom", |o| o.maxmemory = 1000);
+    // Without fsync too: the persistence fields must say so.
+    let c = TestCluster::start_with("oom", |o| {
+        o.maxmemory = 1000;
+        o.fsync = false;
+    });
     let [a, b, _] = c.endpoints()[..] else { unreachable!() };
     let big = "x".repeat(600);
     let oom = RespValue::Error("OOM command not allowed when used memory > 'maxmemory'.".into());
@@ -257,6 +277,20 @@ fn maxmemory_refuses_growing_writes_with_redis_oom_and_del_still_works() {
         one(a, &["CONFIG", "GET", "maxmem*"]),
         RespValue::array(vec![RespValue::bulk("maxmemory"), RespValue::bulk("1000")])
     );
+    check_persistence_reported(a, "no");
+}
+
+/// `INFO persistence` and `CONFIG GET append*` tell the node's fsync mode as it is.
+fn check_persistence_reported(addr: SocketAddr, appendfsync: &str) {
+    let (replies, _) = raw_exchange(addr, &request(&["INFO", "persistence"]), 1);
+    let RespValue::BulkString(Some(text)) = &replies[0] else { panic!("INFO: {replies:?}") };
+    let expected = format!(
+        "# Persistence\r\naof_enabled:1\r\nappendfsync:{appendfsync}\r\nepoch_fsync:always\r\n"
+    );
+    assert_eq!(String::from_utf8_lossy(text), expected);
+    let (replies, _) = raw_exchange(addr, &request(&["CONFIG", "GET", "append*"]), 1);
+    let pairs = ["appendonly", "yes", "appendfsync", appendfsync];
+    assert_eq!(replies[0], RespValue::array(pairs.iter().map(|p| RespValue::bulk(*p)).collect()));
 }
 
 /// Issue 12's outage: one connection pipelining 40 `SET bigkey <1 MiB>` (the documented value
@@ -443,4 +477,196 @@ fn redis_py_works() {
         String::from_utf8_lossy(&out.stderr)
     );
     eprintln!("redis-py {version}: ok");
+}
+
+/// The password of [`TestCluster`]s started with [`with_password`].
+const PASSWORD: &str = "correct horse";
+
+fn with_password(options: &mut NodeOptions) {
+    let password = Password::new(PASSWORD.as_bytes().to_vec());
+    options.client_auth = ClientAuth::with_password(password);
+}
+
+/// The exact replies of the authentication gate, byte for byte on the wire: what a connection
+/// may do before `AUTH`, Redis' error texts, pre-auth bounds, `HELLO 3 AUTH`, `RESET`.
+fn check_auth_replies(a: SocketAddr) {
+    // Before AUTH: NOAUTH for known commands (PING too); unknown commands and wrong arities
+    // keep their own errors; nothing is written.
+    let mut req = request(&["SET", "locked", "v"]);
+    req.extend(request(&["PING"]));
+    req.extend(request(&["NOSUCH", "x"]));
+    req.extend(request(&["GET"]));
+    req.extend(request(&["HELLO", "3"]));
+    req.extend(request(&["AUTH", "wrong"]));
+    req.extend(request(&["AUTH", "alice", PASSWORD]));
+    req.extend(request(&["AUTH", "a", "b", "c"]));
+    req.extend(request(&["AUTH", PASSWORD]));
+    req.extend(request(&["GET", "locked"]));
+    req.extend(request(&["AUTH", "wrong-again"]));
+    req.extend(request(&["PING"]));
+    let (replies, closed) = raw_exchange(a, &req, 12);
+    let expected = [
+        RespValue::error(auth::NOAUTH),
+        RespValue::error("NOAUTH Authentication required."),
+        RespValue::error("ERR unknown command 'NOSUCH', with args beginning with: 'x' "),
+        RespValue::error("ERR wrong number of arguments for 'get' command"),
+        RespValue::error(
+            "NOAUTH HELLO must be called with the client already authenticated, otherwise the \
+             HELLO <proto> AUTH <user> <pass> option can be used to authenticate the client and \
+             select the RESP protocol version at the same time",
+        ),
+        RespValue::error("WRONGPASS invalid username-password pair or user is disabled."),
+        RespValue::error(auth::WRONGPASS),
+        RespValue::error("ERR syntax error"),
+        RespValue::ok(),
+        RespValue::null_bulk(),
+        // A failed AUTH leaves an authenticated connection authenticated.
+        RespValue::error(auth::WRONGPASS),
+        RespValue::simple("PONG"),
+    ];
+    assert_eq!(replies, expected);
+    assert!(!closed);
+
+    // HELLO 3 AUTH authenticates and switches to RESP3 in one step; RESET goes back to RESP2
+    // and unauthenticated.
+    let bytes = raw_bytes_until(
+        a,
+        format!(
+            "HELLO 3 AUTH default \"{PASSWORD}\" SETNAME me\r\nGET nosuch\r\nRESET\r\nGET x\r\n"
+        )
+        .as_bytes(),
+        b"\r\n-NOAUTH Authentication required.\r\n",
+        1,
+    );
+    let text = String::from_utf8_lossy(&bytes);
+    assert!(text.starts_with("%7\r\n$6\r\nserver\r\n"), "{text}");
+    assert!(text.ends_with("_\r\n+RESET\r\n-NOAUTH Authentication required.\r\n"), "{text}");
+
+    // Pre-auth bounds: Redis' protocol errors, and the connection is closed.
+    let eleven: Vec<&str> = std::iter::repeat_n("x", 11).collect();
+    let (replies, closed) = raw_exchange(a, &request(&eleven), 1);
+    assert_eq!(replies, [RespValue::error("ERR Protocol error: unauthenticated multibulk length")]);
+    assert!(closed);
+    let long = "p".repeat(16 * 1024 + 1);
+    let (replies, closed) = raw_exchange(a, &request(&["AUTH", &long]), 1);
+    assert_eq!(replies, [RespValue::error("ERR Protocol error: unauthenticated bulk length")]);
+    assert!(closed);
+
+    // The request right behind AUTH, in the same write, already gets the normal bounds.
+    let value = "v".repeat(20_000);
+    let mut req = request(&["AUTH", PASSWORD]);
+    req.extend(request(&["SET", "after-auth", &value]));
+    req.extend(request(&["GET", "after-auth"]));
+    let (replies, closed) = raw_exchange(a, &req, 3);
+    assert_eq!(replies, [RespValue::ok(), RespValue::ok(), RespValue::bulk(value)]);
+    assert!(!closed);
+
+    // kvstore's own client authenticates; nothing was written before AUTH.
+    let password = Password::new(PASSWORD.as_bytes().to_vec());
+    let mut client = RespClient::connect_auth(a, Duration::from_secs(10), Some(&password)).unwrap();
+    assert_eq!(client.get(b"locked").unwrap(), None);
+    let wrong = Password::new(b"nope".to_vec());
+    let error = RespClient::connect_auth(a, Duration::from_secs(10), Some(&wrong)).unwrap_err();
+    assert!(error.to_string().contains("WRONGPASS"), "{error}");
+}
+
+/// redis-cli with and without `-a`, and redis-benchmark `-a`.
+fn check_redis_tools_with_password(a: SocketAddr, b: SocketAddr) {
+    let cli = |addr: SocketAddr, auth: &[&str], args: &[&str]| {
+        let out = Command::new("redis-cli")
+            .args(["-h", &addr.ip().to_string(), "-p", &addr.port().to_string()])
+            .args(auth)
+            .args(args)
+            .output()
+            .expect("run redis-cli");
+        assert!(out.status.success(), "redis-cli {args:?}: {out:?}");
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    };
+    let with = ["--no-auth-warning", "-a", PASSWORD];
+    assert_eq!(cli(a, &with, &["SET", "tool-key", "hello"]), "OK");
+    assert_eq!(cli(b, &with, &["GET", "tool-key"]), "hello");
+    assert_eq!(cli(b, &[], &["GET", "tool-key"]), "NOAUTH Authentication required.");
+    // redis-cli reports the failed AUTH on stderr, then the refused command.
+    let out = Command::new("redis-cli")
+        .args(["-h", &a.ip().to_string(), "-p", &a.port().to_string()])
+        .args(["--no-auth-warning", "-a", "wrong", "PING"])
+        .output()
+        .expect("run redis-cli");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("AUTH failed: WRONGPASS"), "{out:?}");
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "NOAUTH Authentication required.");
+
+    let out = Command::new("redis-benchmark")
+        .args(["-h", &a.ip().to_string(), "-p", &a.port().to_string(), "-a", PASSWORD])
+        .args(["-t", "set,get", "-n", "2000", "-c", "16", "-r", "1000", "-q"])
+        .output()
+        .expect("run redis-benchmark");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "redis-benchmark failed: {out:?}");
+    assert_eq!(text.matches("requests per second").count(), 2, "{text}");
+    assert!(!text.contains("NOAUTH") && !text.contains("ERR"), "{text}");
+}
+
+/// redis-py with `password=` in RESP3 (its default: `HELLO 3 AUTH default pw`) and RESP2
+/// (`AUTH pw`), and without a password (`AuthenticationError`). Prints `ok` at the end.
+const REDIS_PY_AUTH_SCRIPT: &str = r#"
+import sys, redis
+port, password = int(sys.argv[1]), sys.argv[2]
+for protocol in (3, 2):
+    r = redis.Redis(host="127.0.0.1", port=port, protocol=protocol, password=password)
+    assert r.set(f"py-auth{protocol}", "v") is True
+    assert r.get(f"py-auth{protocol}") == b"v"
+    anonymous = redis.Redis(host="127.0.0.1", port=port, protocol=protocol)
+    try:
+        anonymous.get(f"py-auth{protocol}")
+        raise AssertionError("read without a password")
+    except redis.AuthenticationError:
+        pass
+    wrong = redis.Redis(host="127.0.0.1", port=port, protocol=protocol, password="wrong")
+    try:
+        wrong.ping()
+        raise AssertionError("wrong password accepted")
+    except redis.AuthenticationError:
+        pass
+print("ok")
+"#;
+
+#[test]
+fn requirepass_is_enforced_with_redis_semantics() {
+    let c = TestCluster::start_with("auth", with_password);
+    let [a, b, _] = c.endpoints()[..] else { unreachable!() };
+    check_auth_replies(a);
+
+    // `kvstore bench` with the password: every request is served (none gets -NOAUTH);
+    // without it, the run is refused up front.
+    let config = BenchConfig {
+        endpoints: vec![a, b],
+        clients: 4,
+        duration: Duration::from_millis(600),
+        warmup: Duration::from_millis(100),
+        keys: 50,
+        password: Some(Password::new(PASSWORD.as_bytes().to_vec())),
+        ..BenchConfig::default()
+    };
+    assert_eq!(bench::populate(&config).expect("populate with the password"), 50);
+    let report = bench::run(&config, |_| {}).expect("bench with the password");
+    assert!(report.ops > 0 && report.errors() == 0, "{report}");
+    let anonymous = BenchConfig { password: None, ..config };
+    assert!(bench::populate(&anonymous).unwrap_err().to_string().contains("NOAUTH"));
+    let have = |tool: &str| runs(Command::new(tool).arg("--version"));
+    if installed(have("redis-cli") && have("redis-benchmark"), "redis-tools") {
+        check_redis_tools_with_password(a, b);
+    }
+    if installed(runs(Command::new("python3").args(["-c", "import redis"])), "redis-py") {
+        let out = Command::new("python3")
+            .args(["-c", REDIS_PY_AUTH_SCRIPT, &a.port().to_string(), PASSWORD])
+            .output()
+            .expect("run python3");
+        assert!(
+            out.status.success() && String::from_utf8_lossy(&out.stdout).trim() == "ok",
+            "redis-py:\n{}\n{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
 }

@@ -35,6 +35,10 @@ enum Phase {
     Idle,
     /// Waiting for the cluster to form (server: collecting hellos; joiner: saying hello).
     Forming,
+    /// The table came from the store and names other nodes: the node announces itself and
+    /// waits for one of them to confirm it (a `Welcome`) before it reports `Ready`, so that a
+    /// node holding another cluster's table is refused before any of its groups starts.
+    Confirming,
     /// The table is on disk; the node belongs to the cluster (unless later refused).
     Ready,
     /// The node must not serve.
@@ -142,7 +146,9 @@ impl Bootstrap {
         self.port.trigger(BootstrapEvent::Refused { reason });
     }
 
-    /// Persists `table` (unless it came from the store), then becomes ready and announces.
+    /// Persists `table` (unless it came from the store), then becomes ready and announces. A
+    /// table from the store that names other nodes is only reported once one of them confirms
+    /// it (see [`Phase::Confirming`]); one just formed or received from the server needs not.
     fn accept(&mut self, ctx: &mut Context<Self>, table: ClusterTable, persist: bool) -> bool {
         if persist {
             if let Err(e) = self.store.save(&table) {
@@ -150,14 +156,28 @@ impl Bootstrap {
                 return false;
             }
         }
-        log::info!("bootstrap {}: ready in {table}", self.me());
+        let alone = table.nodes().iter().all(|&n| n == self.me());
         let table = Arc::new(table);
         self.table = Some(table.clone());
-        self.phase = Phase::Ready;
         self.cancel_timer(ctx);
-        self.port.trigger(BootstrapEvent::Ready(table));
+        if persist || alone {
+            self.become_ready();
+        } else {
+            log::info!(
+                "bootstrap {}: stored {table}; waiting for another of its nodes to confirm it",
+                self.me()
+            );
+            self.phase = Phase::Confirming;
+        }
         self.announce(ctx);
         true
+    }
+
+    fn become_ready(&mut self) {
+        let table = self.table.clone().expect("a node becomes ready with a table");
+        log::info!("bootstrap {}: ready in {table}", self.me());
+        self.phase = Phase::Ready;
+        self.port.trigger(BootstrapEvent::Ready(table));
     }
 
     /// Where the component goes at start (or resumes after a stop).
@@ -221,7 +241,7 @@ impl Bootstrap {
                 let (server, hello) = (*server, Wire::Hello(self.config.hello()));
                 self.send(server, &hello);
             }
-            (Phase::Ready, _) => {
+            (Phase::Ready | Phase::Confirming, _) => {
                 let pending = self.unanswered();
                 if pending.is_empty() {
                     self.cancel_timer(ctx);
@@ -384,7 +404,9 @@ impl Bootstrap {
                  (check {from}'s configuration)",
                 self.me()
             ),
-            (Phase::Idle | Phase::Refused(_), _) => {}
+            // A node confirming a stored table does not hand it out before it is confirmed;
+            // the hello comes again.
+            (Phase::Idle | Phase::Confirming | Phase::Refused(_), _) => {}
         }
     }
 
@@ -453,7 +475,7 @@ impl Bootstrap {
     }
 
     fn on_answer(&mut self, ctx: &mut Context<Self>, from: NodeAddr, answer: Answer) {
-        if !matches!(self.phase, Phase::Ready) {
+        if !matches!(self.phase, Phase::Ready | Phase::Confirming) {
             return;
         }
         let Some(table) = self.table.clone() else { return };
@@ -463,6 +485,7 @@ impl Bootstrap {
         if let Answer::Reject(reason) = &answer {
             log::warn!("bootstrap {}: {from} refuses this node: {reason}", self.me());
         }
+        let answer_kind = answer.clone();
         self.answers.insert(from, answer);
         let others = table.nodes().len() - 1;
         let rejections: Vec<String> = self
@@ -477,17 +500,24 @@ impl Bootstrap {
             let reason = format!(
                 "node {} holds the table of cluster {:?} ({:016x}) in {}, but {} of the {others} \
                  other nodes of that table refuse it ({}). This node's data belongs to another \
-                 cluster: move {} away to join as a new node",
+                 cluster: move all of it away to join as a new node: {} (the partition \
+                 directories hold that cluster's logs)",
                 self.me(),
                 table.cluster_name,
                 table.cluster_id,
                 self.store.location(),
                 rejections.len(),
                 rejections.join("; "),
-                self.store.location()
+                self.store.data_locations()
             );
             self.refuse(ctx, reason);
-        } else if self.unanswered().is_empty() {
+            return;
+        }
+        if matches!(self.phase, Phase::Confirming) && matches!(answer_kind, Answer::Welcome) {
+            // A node of the table is in its cluster: the table is this cluster's.
+            self.become_ready();
+        }
+        if self.unanswered().is_empty() {
             self.cancel_timer(ctx);
         }
     }
@@ -501,7 +531,7 @@ impl ComponentDefinition for Bootstrap {
             Phase::Forming if matches!(self.config.role, BootstrapRole::Join { .. }) => {
                 self.arm_timer(ctx)
             }
-            Phase::Ready => self.announce(ctx),
+            Phase::Ready | Phase::Confirming => self.announce(ctx),
             Phase::Forming | Phase::Refused(_) => {}
         }
     }
@@ -522,7 +552,7 @@ impl Provide<BootstrapPort> for Bootstrap {
             Phase::Refused(reason) => {
                 self.port.trigger(BootstrapEvent::Refused { reason: reason.clone() })
             }
-            Phase::Idle | Phase::Forming => {}
+            Phase::Idle | Phase::Forming | Phase::Confirming => {}
         }
     }
 }

@@ -154,6 +154,16 @@ impl TableStore for FileTableStore {
     fn location(&self) -> String {
         self.path().display().to_string()
     }
+
+    /// The table file and the partition directories (`p<N>/`) beside it.
+    fn data_locations(&self) -> String {
+        let mut locations = vec![self.location()];
+        // A listing error only shortens the message; the table is named in any case.
+        if let Ok(dirs) = crate::data_dir::partition_dirs(&self.dir) {
+            locations.extend(dirs.iter().map(|(_, dir)| format!("{}/", dir.display())));
+        }
+        locations.join(", ")
+    }
 }
 
 #[cfg(test)]

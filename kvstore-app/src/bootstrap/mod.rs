@@ -10,9 +10,12 @@
 //! reports `Ready`; so nothing ever acts on a table that is not on disk.
 //!
 //! A node that finds a table in its store at start checks it against its configuration (cluster
-//! name, `P`, `R`, and that the table contains the node) and is `Ready` at once, without the
-//! network: a restarted node rejoins without the bootstrap server. A node that crashed before it
-//! persisted the table sends `Hello` again and the server sends it the same table.
+//! name, `P`, `R`, and that the table contains the node), announces itself to the table's other
+//! nodes and is `Ready` as soon as one of them welcomes it (at once if the table has no other
+//! node): a restarted node rejoins without the bootstrap server, and a node holding another
+//! cluster's table is refused (below) before its groups start with that cluster's logs. A node
+//! that crashed before it persisted the table sends `Hello` again and the server sends it the
+//! same table.
 //!
 //! Refusals, each reported as [`BootstrapEvent::Refused`] with a message that says what to do
 //! (and logged):
@@ -27,8 +30,11 @@
 //!   node announces its cluster id to the other nodes of its table, retrying until each has
 //!   answered. A node of another cluster, or whose table lacks the announcer, answers with a
 //!   refusal. A node reports `Refused` when a majority of the other nodes of its table refuse it:
-//!   one stale node cannot stop a healthy cluster, but the stale node itself is stopped. So
-//!   `Refused` may follow `Ready`; the node must then stop serving.
+//!   one stale node cannot stop a healthy cluster, but the stale node itself is stopped. A node
+//!   whose table came from its store reports `Ready` only after a welcome, so a stale node is
+//!   normally refused before it is ever `Ready`; but `Refused` may still follow `Ready` (a
+//!   welcome from one stale peer, then refusals from the majority): the node must then stop
+//!   serving.
 //!
 //! A `Ready` node never changes its table. Time is read only through timers and randomness only
 //! through the context's generator, so simulated runs are deterministic.

@@ -89,6 +89,13 @@ pub trait TableStore: Send {
     fn location(&self) -> String {
         "the table store".to_owned()
     }
+
+    /// Everything of the node's data that belongs to the table's cluster, for the message that
+    /// tells the operator what to move away when the node is refused as another cluster's:
+    /// the table and the partitions' logs kept beside it. Default: [`location`](Self::location).
+    fn data_locations(&self) -> String {
+        self.location()
+    }
 }
 
 /// A [`TableStore`] in memory, for tests and the simulator. Clones share the table, so a

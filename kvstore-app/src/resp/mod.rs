@@ -47,6 +47,14 @@ pub use reply::ReplyParser;
 pub use request::{Oversized, Request, RequestParser};
 pub use value::{encode_request, Protocol, RespValue};
 
+/// The most arguments of one request before the connection authenticated (Redis' bound: `AUTH`
+/// and `HELLO 3 AUTH user pass SETNAME name` fit), so that an unauthenticated client cannot
+/// make the node hold large requests.
+pub const UNAUTHENTICATED_ARGS_MAX: usize = 10;
+
+/// The longest argument before the connection authenticated, in bytes (Redis' bound).
+pub const UNAUTHENTICATED_BULK_BYTES_MAX: usize = 16 * 1024;
+
 /// The bounds of the RESP parsers. Every field has a default, documented on it; a server should
 /// keep `bulk_bytes_max` in step with the value size limit of its commands.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -164,6 +172,11 @@ pub enum RespError {
     },
     /// A simple string or error line that is not UTF-8 (replies only).
     InvalidUtf8,
+    /// More than [`UNAUTHENTICATED_ARGS_MAX`] arguments before the connection authenticated.
+    UnauthenticatedMultibulkLength,
+    /// An argument longer than [`UNAUTHENTICATED_BULK_BYTES_MAX`] before the connection
+    /// authenticated.
+    UnauthenticatedBulkLength,
 }
 
 impl RespError {
@@ -199,6 +212,10 @@ impl fmt::Display for RespError {
                 write!(f, "reply nested deeper than {limit} levels")
             }
             RespError::InvalidUtf8 => f.write_str("status line is not UTF-8"),
+            RespError::UnauthenticatedMultibulkLength => {
+                f.write_str("unauthenticated multibulk length")
+            }
+            RespError::UnauthenticatedBulkLength => f.write_str("unauthenticated bulk length"),
         }
     }
 }

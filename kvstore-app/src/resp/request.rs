@@ -1,6 +1,9 @@
 //! [`RequestParser`]: the server side of RESP, incremental and bounded.
 
-use super::{find_header_end, parse_i64, InvalidLimits, RespError, RespLimits};
+use super::{
+    find_header_end, parse_i64, InvalidLimits, RespError, RespLimits, UNAUTHENTICATED_ARGS_MAX,
+    UNAUTHENTICATED_BULK_BYTES_MAX,
+};
 
 /// One client request: the command name and its arguments, as bytes.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -67,6 +70,9 @@ pub struct RequestParser {
     pos: usize,
     state: State,
     failed: Option<RespError>,
+    /// Whether the connection authenticated; until it does, requests are bounded by
+    /// [`UNAUTHENTICATED_ARGS_MAX`] and [`UNAUTHENTICATED_BULK_BYTES_MAX`].
+    authenticated: bool,
 }
 
 #[derive(Debug)]
@@ -162,7 +168,23 @@ impl RequestParser {
     }
 
     fn with_valid_limits(limits: RespLimits) -> Self {
-        RequestParser { limits, buf: Vec::new(), pos: 0, state: State::Idle, failed: None }
+        RequestParser {
+            limits,
+            buf: Vec::new(),
+            pos: 0,
+            state: State::Idle,
+            failed: None,
+            authenticated: true,
+        }
+    }
+
+    /// Tells the parser whether its connection has authenticated (a new parser assumes it
+    /// has). Before it has, an array of more than [`UNAUTHENTICATED_ARGS_MAX`] elements or a
+    /// bulk string longer than [`UNAUTHENTICATED_BULK_BYTES_MAX`] is a protocol error, as in
+    /// Redis. It applies to headers parsed from now on: call it before asking for the request
+    /// after the one that authenticated.
+    pub fn set_authenticated(&mut self, authenticated: bool) {
+        self.authenticated = authenticated;
     }
 
     /// The limits in force.
@@ -251,6 +273,9 @@ impl RequestParser {
                 Err(RespError::InvalidMultibulkLength)
             };
         }
+        if !self.authenticated && count as u64 > UNAUTHENTICATED_ARGS_MAX as u64 {
+            return Err(RespError::UnauthenticatedMultibulkLength);
+        }
         if count as u64 > self.limits.args_max as u64 {
             return Err(RespError::TooManyArgs {
                 count: count as u64,
@@ -330,6 +355,7 @@ impl RequestParser {
             self.arg_limit(request.kept_bytes)
         };
         let protocol_bulk_bytes_max = self.limits.protocol_bulk_bytes_max;
+        let authenticated = self.authenticated;
         let State::Multibulk(request) = &mut self.state else {
             unreachable!("parse_multibulk outside an array request");
         };
@@ -347,6 +373,9 @@ impl RequestParser {
                 let len = parse_i64(&self.buf[self.pos + 1..cr])
                     .filter(|&len| len >= 0)
                     .ok_or(RespError::InvalidBulkLength)? as u64;
+                if !authenticated && len > UNAUTHENTICATED_BULK_BYTES_MAX as u64 {
+                    return Err(RespError::UnauthenticatedBulkLength);
+                }
                 if len > protocol_bulk_bytes_max as u64 {
                     return Err(RespError::BulkTooLarge { len, limit: protocol_bulk_bytes_max });
                 }
@@ -521,6 +550,7 @@ fn hex(byte: u8) -> Option<u8> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::resp::RespValue;
 
     fn args(words: &[&str]) -> Vec<Vec<u8>> {
         words.iter().map(|w| w.as_bytes().to_vec()).collect()
@@ -538,6 +568,35 @@ mod tests {
 
     fn first_error(input: &[u8]) -> RespError {
         parse_all(input).expect_err("input should be refused")
+    }
+
+    #[test]
+    fn unauthenticated_connections_get_redis_pre_auth_bounds() {
+        let unauthenticated = |input: &[u8]| {
+            let mut parser = RequestParser::default();
+            parser.set_authenticated(false);
+            parser.feed(input);
+            parser.next_request()
+        };
+        let eleven = format!("*11\r\n{}", "$1\r\na\r\n".repeat(11));
+        assert_eq!(
+            unauthenticated(eleven.as_bytes()),
+            Err(RespError::UnauthenticatedMultibulkLength)
+        );
+        let big = format!("*2\r\n$4\r\nAUTH\r\n$16385\r\n{}\r\n", "x".repeat(16385));
+        let error = unauthenticated(big.as_bytes()).unwrap_err();
+        assert_eq!(error, RespError::UnauthenticatedBulkLength);
+        assert_eq!(
+            error.to_reply(),
+            RespValue::error("ERR Protocol error: unauthenticated bulk length")
+        );
+        // At the bounds, and once authenticated, the same requests parse.
+        let ten = format!("*10\r\n{}", "$1\r\na\r\n".repeat(10));
+        assert_eq!(unauthenticated(ten.as_bytes()).unwrap().unwrap().args().len(), 10);
+        let at_bound = format!("*2\r\n$4\r\nAUTH\r\n$16384\r\n{}\r\n", "x".repeat(16384));
+        assert!(unauthenticated(at_bound.as_bytes()).unwrap().is_some());
+        assert_eq!(parse_all(eleven.as_bytes()).unwrap().len(), 1);
+        assert_eq!(parse_all(big.as_bytes()).unwrap().len(), 1);
     }
 
     #[test]

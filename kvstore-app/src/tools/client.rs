@@ -30,6 +30,7 @@ use std::io::{self, Read, Write};
 use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
 use std::time::Duration;
 
+use crate::auth::Password;
 use crate::resp::{encode_request, ReplyParser, RespValue};
 
 /// The code starting the server's reply when a partition has no leader yet (after waiting up to
@@ -305,6 +306,29 @@ impl RespClient {
             RespValue::Integer(0) => Ok(false),
             reply => Err(ClientError::Unexpected { command: "CAS", reply }),
         }
+    }
+
+    /// `AUTH password` (the `default` user), expecting `+OK`; a node with a password refuses
+    /// everything else until then (`-NOAUTH`). Wrong credentials are a
+    /// [`ClientError::Server`] with `WRONGPASS …`.
+    pub fn auth(&mut self, password: &Password) -> Result<(), ClientError> {
+        match self.typed_call(&[b"AUTH", password.expose()])? {
+            RespValue::SimpleString(text) if text == "OK" => Ok(()),
+            reply => Err(ClientError::Unexpected { command: "AUTH", reply }),
+        }
+    }
+
+    /// [`connect`](Self::connect), then [`auth`](Self::auth) if a password is given.
+    pub fn connect_auth(
+        addr: impl ToSocketAddrs,
+        timeout: Duration,
+        password: Option<&Password>,
+    ) -> Result<Self, ClientError> {
+        let mut client = RespClient::connect(addr, timeout)?;
+        if let Some(password) = password {
+            client.auth(password)?;
+        }
+        Ok(client)
     }
 
     /// `PING`, expecting `+PONG`.

@@ -10,6 +10,7 @@ use std::thread;
 use std::time::Duration;
 
 use super::client::RespClient;
+use crate::auth::Password;
 use crate::info::{GroupInfo, InfoParseError, InfoZxid, NodeInfo, Role};
 
 /// One endpoint's answer: its [`NodeInfo`], or why there is none.
@@ -252,11 +253,24 @@ impl ClusterStatus {
 /// Asks every endpoint (a node's client address) for `INFO`, all in parallel, each connection
 /// and call bounded by `timeout`.
 pub fn collect(endpoints: &[SocketAddr], timeout: Duration) -> ClusterStatus {
+    collect_auth(endpoints, timeout, None)
+}
+
+/// [`collect`] from nodes that require a password (`--requirepass`): each connection sends
+/// `AUTH password` first.
+pub fn collect_auth(
+    endpoints: &[SocketAddr],
+    timeout: Duration,
+    password: Option<&Password>,
+) -> ClusterStatus {
     let nodes = thread::scope(|scope| {
         let handles: Vec<_> = endpoints
             .iter()
             .map(|&endpoint| {
-                scope.spawn(move || NodeStatus { endpoint, info: query(endpoint, timeout) })
+                scope.spawn(move || NodeStatus {
+                    endpoint,
+                    info: query(endpoint, timeout, password),
+                })
             })
             .collect();
         handles
@@ -270,9 +284,16 @@ pub fn collect(endpoints: &[SocketAddr], timeout: Duration) -> ClusterStatus {
     ClusterStatus { nodes }
 }
 
-fn query(endpoint: SocketAddr, timeout: Duration) -> Result<NodeInfo, QueryError> {
+fn query(
+    endpoint: SocketAddr,
+    timeout: Duration,
+    password: Option<&Password>,
+) -> Result<NodeInfo, QueryError> {
     let mut client = RespClient::connect(endpoint, timeout)
         .map_err(|error| QueryError::Connect(error.to_string()))?;
+    if let Some(password) = password {
+        client.auth(password).map_err(|error| QueryError::Info(format!("AUTH: {error}")))?;
+    }
     let text = client.info(None).map_err(|error| QueryError::Info(error.to_string()))?;
     NodeInfo::parse(&text).map_err(QueryError::Parse)
 }

@@ -36,7 +36,21 @@ pub(crate) fn fsync_dir(dir: &Path, fsync: bool) -> Result<(), StorageError> {
         return Ok(());
     }
     let d = File::open(dir).map_err(|e| io_error(dir, "open the directory to sync it", e))?;
+    count_fsync();
     d.sync_all().map_err(|e| io_error(dir, "sync the directory", e))
+}
+
+#[cfg(test)]
+thread_local! {
+    /// The fsyncs of small files and directories done on this thread, for tests that check
+    /// which steps are durable (a test's storage calls run on its own thread).
+    pub(crate) static FSYNCS: std::cell::Cell<u64> = const { std::cell::Cell::new(0) };
+}
+
+/// Counts an fsync in [`FSYNCS`] (tests only).
+fn count_fsync() {
+    #[cfg(test)]
+    FSYNCS.with(|count| count.set(count.get() + 1));
 }
 
 /// The temporary name under which `path` is written before being renamed over it.
@@ -63,6 +77,7 @@ pub(crate) fn write_temp(path: &Path, bytes: &[u8], fsync: bool) -> Result<PathB
         .map_err(|e| io_error(&tmp, "create", e))?;
     f.write_all(bytes).map_err(|e| io_error(&tmp, "write", e))?;
     if fsync {
+        count_fsync();
         f.sync_all().map_err(|e| io_error(&tmp, "sync", e))?;
     }
     Ok(tmp)

@@ -91,8 +91,9 @@ pub struct WalOptions {
     /// at least [`WalOptions::SEGMENT_BYTES_MIN`].
     pub segment_bytes: u64,
     /// Whether `sync` (and the other durable steps) really fsync. Default `true`. `false` is
-    /// for benchmarks and tests that want speed: **unsafe in production**, since an OS crash
-    /// or power loss can then lose acknowledged writes.
+    /// for benchmarks and tests that want speed: an OS crash or power loss can then lose
+    /// acknowledged writes (the last ones before the crash). The epoch files are fsynced
+    /// either way, so Zab's guarantees about epochs hold in both modes.
     pub fsync: bool,
     /// The largest payload one entry may have; `append` refuses bigger ones. Default 16 MiB.
     pub payload_bytes_max: u32,
@@ -451,7 +452,8 @@ impl ZabStorage for FileStorage {
         self.usable()?;
         self.recovered = None;
         self.log.sync()?;
-        epochs::write(&self.dir, kind, epoch, self.options.fsync)
+        // Always durable, even without fsync: see `epochs`.
+        epochs::write(&self.dir, kind, epoch)
     }
 
     fn save_snapshot(&mut self, snapshot: &Snapshot) -> Result<(), StorageError> {

@@ -60,6 +60,9 @@ struct Client {
     /// The batch's encoded requests and how much of them is written.
     out: Vec<u8>,
     written: usize,
+    /// Whether the batch starts with an `AUTH` (the first on a connection, when the run has a
+    /// password) whose reply is not counted as an operation.
+    auth_pending: bool,
 }
 
 impl Client {
@@ -82,6 +85,7 @@ impl Client {
             deadline: now,
             out: Vec::new(),
             written: 0,
+            auth_pending: false,
         }
     }
 }
@@ -241,6 +245,7 @@ impl Run<'_> {
         };
         client.state = State::Up { stream };
         client.parser = ReplyParser::default();
+        client.auth_pending = self.config.password.is_some();
         self.send_batch(client, key);
     }
 
@@ -254,6 +259,10 @@ impl Run<'_> {
         }
         client.out.clear();
         client.written = 0;
+        if let (true, Some(password)) = (client.auth_pending, &self.config.password) {
+            // Pipelined ahead of the batch: the server handles it first.
+            encode_request(&[&b"AUTH"[..], password.expose()], &mut client.out);
+        }
         for _ in 0..self.config.pipeline {
             let read = client.rng.random_bool(self.config.read_ratio);
             self.config.write_key(client.rng.random_range(0..self.config.keys), key);
@@ -300,6 +309,14 @@ impl Run<'_> {
                     Ok(None) => break,
                     Err(_) => return self.fail(client, Instant::now()),
                 };
+                if client.auth_pending {
+                    client.auth_pending = false;
+                    if let RespValue::Error(text) = &reply {
+                        // The batch's requests fail too (-NOAUTH) and are counted as errors.
+                        self.count_error(ErrorKind::of_error_reply(text), 1, client.sent_at);
+                    }
+                    continue;
+                }
                 let Some(&read) = client.is_read.get(client.answered) else {
                     // A reply nobody asked for: the stream is out of step.
                     return self.fail(client, Instant::now());

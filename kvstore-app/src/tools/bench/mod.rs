@@ -42,7 +42,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use super::client::{is_outcome_unknown_text, is_tryagain_text, RespClient};
+use super::client::{is_outcome_unknown_text, is_tryagain_text, ClientError, RespClient};
+use crate::auth::Password;
 use crate::resp::RespValue;
 
 mod driver;
@@ -75,6 +76,9 @@ pub struct BenchConfig {
     pub key_prefix: String,
     /// The connect, read and write timeout of each connection.
     pub timeout: Duration,
+    /// The password each connection sends (`AUTH`) before its first request, for nodes run
+    /// with `--requirepass`.
+    pub password: Option<Password>,
 }
 
 impl Default for BenchConfig {
@@ -92,6 +96,7 @@ impl Default for BenchConfig {
             seed: 1,
             key_prefix: "key:".to_owned(),
             timeout: Duration::from_secs(5),
+            password: None,
         }
     }
 }
@@ -499,9 +504,16 @@ impl BenchReport {
 fn check_reachable(config: &BenchConfig) -> io::Result<()> {
     let mut errors = Vec::new();
     for endpoint in &config.endpoints {
-        match RespClient::connect(endpoint, config.timeout) {
+        match RespClient::connect_auth(endpoint, config.timeout, config.password.as_ref()) {
             Ok(_) => return Ok(()),
-            Err(error) => errors.push(format!("{endpoint}: {error}")),
+            Err(ClientError::Io(error)) => errors.push(format!("{endpoint}: {error}")),
+            // Reachable, but refused our credentials: no point trying the others.
+            Err(refused) => {
+                return Err(io::Error::new(
+                    io::ErrorKind::PermissionDenied,
+                    format!("{endpoint}: {refused}"),
+                ))
+            }
         }
     }
     Err(io::Error::new(
@@ -549,7 +561,11 @@ fn populate_share(
     value: &[u8],
 ) -> io::Result<u64> {
     let endpoint = config.endpoints[index % config.endpoints.len()];
-    let mut client = RespClient::connect(endpoint, config.timeout)?;
+    let mut client = RespClient::connect_auth(endpoint, config.timeout, config.password.as_ref())
+        .map_err(|error| match error {
+        ClientError::Io(error) => error,
+        other => io::Error::other(format!("AUTH to {endpoint} failed: {other}")),
+    })?;
     let keys: Vec<u64> = (index as u64..config.keys).step_by(config.clients).collect();
     let failed = |reply: &RespValue| {
         io::Error::other(format!(
