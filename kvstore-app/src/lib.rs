@@ -59,6 +59,10 @@
 //!             | Handling::ReplyAndClose(reply)
 //!             | Handling::Hello { reply, .. } => reply,
 //!             Handling::Info { .. } => RespValue::bulk("# Server\r\n"),
+//!             // Several ops, the partition count, the node's connections: see the front end.
+//!             Handling::Plan(_) | Handling::Keyspace(_) | Handling::Client(_) => {
+//!                 unreachable!("not in this pipeline")
+//!             }
 //!         },
 //!     };
 //!     reply.encode(&mut replies);
@@ -69,6 +73,7 @@
 pub mod bootstrap;
 pub mod command;
 pub mod frontend;
+pub mod glob;
 pub mod info;
 pub mod launch;
 pub mod node;

@@ -123,6 +123,7 @@ impl fmt::Display for HistoryOp {
             Op::Cas { key, expected, new } => {
                 write!(f, "CAS {} {} {}", text(key), text(expected), text(new))?
             }
+            other => write!(f, "{other:?}")?,
         }
         match self.result() {
             None => write!(f, " -> unknown"),
@@ -131,6 +132,7 @@ impl fmt::Display for HistoryOp {
             Some(OpResult::Stored) => write!(f, " -> OK"),
             Some(OpResult::Deleted(existed)) => write!(f, " -> {}", u8::from(*existed)),
             Some(OpResult::Swapped(swapped)) => write!(f, " -> {}", u8::from(*swapped)),
+            Some(other) => write!(f, " -> {other:?}"),
         }
     }
 }
@@ -234,6 +236,12 @@ pub fn check(history: &[HistoryOp]) -> Result<(), CheckError> {
 fn validate(history: &[HistoryOp]) -> Result<(), CheckError> {
     for (index, entry) in history.iter().enumerate() {
         if let Outcome::Returned { at, result } = &entry.outcome {
+            if !models(&entry.op) {
+                return Err(CheckError::Malformed {
+                    index,
+                    reason: "an operation the checker does not model",
+                });
+            }
             if *at < entry.invoke {
                 return Err(CheckError::Malformed { index, reason: "response before invocation" });
             }
@@ -246,6 +254,12 @@ fn validate(history: &[HistoryOp]) -> Result<(), CheckError> {
         }
     }
     Ok(())
+}
+
+/// Whether the register model covers `op`: the single-key ops whose effect on one key is
+/// all there is to them.
+fn models(op: &Op) -> bool {
+    matches!(op, Op::Get { .. } | Op::Set { .. } | Op::Del { .. } | Op::Cas { .. })
 }
 
 /// A register value: 0 is "no such key", others are interned values.
@@ -361,6 +375,7 @@ impl Register {
                     },
                 },
                 (Op::Get { .. }, Some(_)) => unreachable!("validated: results match their ops"),
+                (other, _) => unreachable!("validated: {other:?} is modelled"),
             };
             ops.push(RegisterOp { index, invoke: entry.invoke, response: entry.response(), kind });
         }
