@@ -451,9 +451,9 @@ fn redis_py_works() {
 
 /// The string and key commands through redis-cli, as a user types them: counters, appends,
 /// `SET NX`, `GETDEL`, `MGET`/`MSET`, `DBSIZE`, `KEYS`, `redis-cli --scan`, `CLIENT LIST/KILL`,
-/// `TIME`, with Redis' error texts.
+/// `TIME`, with Redis' error texts; then the same through redis-py's methods.
 #[test]
-fn string_and_key_commands_work_through_redis_cli() {
+fn string_and_key_commands_work_through_redis_cli_and_redis_py() {
     if !installed(runs(Command::new("redis-cli").arg("--version")), "redis-cli") {
         return;
     }
@@ -567,4 +567,69 @@ fn string_and_key_commands_work_through_redis_cli() {
     assert!(seconds.abs_diff(now.as_secs()) < 60, "{time}");
     assert_eq!(cli(a, &["FLUSHDB"]), "OK");
     assert_eq!(cli(b, &["DBSIZE"]), "0");
+
+    // The same through redis-py's own methods, in RESP3 and RESP2.
+    if !installed(runs(Command::new("python3").args(["-c", "import redis"])), "redis-py") {
+        return;
+    }
+    let out = Command::new("python3")
+        .args(["-c", REDIS_PY_STRINGS_SCRIPT, &a.port().to_string(), &b.port().to_string()])
+        .output()
+        .expect("run python3");
+    assert!(
+        out.status.success() && String::from_utf8_lossy(&out.stdout).trim() == "ok",
+        "{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
+
+/// redis-py's methods for the string and key commands. Prints `ok` at the end.
+const REDIS_PY_STRINGS_SCRIPT: &str = r#"
+import sys, time, redis
+ports = [int(p) for p in sys.argv[1:]]
+for protocol in (3, 2):
+    r = redis.Redis(host="127.0.0.1", port=ports[0], protocol=protocol)
+    other = redis.Redis(host="127.0.0.1", port=ports[1], protocol=protocol)
+    p = f"py{protocol}:"
+    assert r.incr(p + "n") == 1
+    assert other.incrby(p + "n", 41) == 42
+    assert r.decr(p + "n") == 41
+    assert r.incrbyfloat(p + "f", 0.1) == 0.1
+    assert r.incrbyfloat(p + "f", 0.2) == 0.3
+    assert r.append(p + "s", "ab") == 2 and r.append(p + "s", "cd") == 4
+    assert r.strlen(p + "s") == 4 and r.getrange(p + "s", 1, 2) == b"bc"
+    assert r.setrange(p + "s", 6, "z") == 7 and other.get(p + "s") == b"abcd\x00\x00z"
+    assert r.set(p + "lock", "a", nx=True) is True
+    assert r.set(p + "lock", "b", nx=True) is None
+    assert r.setnx(p + "lock", "b") is False
+    assert r.set(p + "lock", "c", xx=True, get=True) == b"a"
+    assert r.getset(p + "lock", "d") == b"c"
+    assert other.getdel(p + "lock") == b"d" and r.getdel(p + "lock") is None
+    assert r.type(p + "s") in (b"string", "string") and r.type(p + "lock") in (b"none", "none")
+    try:
+        r.incr(p + "s")
+        raise AssertionError("INCR of a string was accepted")
+    except redis.ResponseError as e:
+        assert str(e) == "value is not an integer or out of range", e
+    keys = [f"{p}k{i}" for i in range(30)]
+    assert r.mset({k: i for i, k in enumerate(keys)}) is True
+    assert other.mget(keys[:3] + [p + "none"]) == [b"0", b"1", b"2", None]
+    assert r.exists(*keys) == 30
+    assert sorted(r.keys(p + "k*")) == sorted(k.encode() for k in keys)
+    assert sorted(other.scan_iter(match=p + "k*", count=4)) == sorted(k.encode() for k in keys)
+    assert r.delete(*keys[:10]) == 10 and r.unlink(*keys[10:]) == 20
+    assert r.dbsize() == other.dbsize() == 3  # n, f, s
+    r.client_setname(f"py{protocol}")
+    assert r.client_getname() in (f"py{protocol}", f"py{protocol}".encode())
+    me = r.client_id()
+    clients = r.client_list()  # this node's connections only
+    assert any(c["id"] == str(me) and c["name"] == f"py{protocol}" for c in clients), clients
+    victim = redis.Redis(host="127.0.0.1", port=ports[0], protocol=protocol)
+    victim.ping()
+    assert r.client_kill_filter(_id=victim.client_id()) == 1
+    seconds, micros = r.time()
+    assert abs(seconds - time.time()) < 60 and 0 <= micros < 1000000
+    assert r.flushall() is True and other.dbsize() == 0
+print("ok")
+"#;
