@@ -24,7 +24,7 @@
 //!
 //! - a command of several ops ([`Handling::Plan`]: `MGET`, `DEL k…`, `DBSIZE`…) takes one slot;
 //!   its ops go out like single ones (in order with the connection's other reads or writes),
-//!   and the slot is filled when the last is answered (see [`multi`]);
+//!   and the slot is filled when the last is answered (see `frontend/multi.rs`);
 //! - a command that must know the partition count ([`Handling::Keyspace`]: `DBSIZE`, `SCAN`,
 //!   `MSET`…) waits for the overlay to tell it, once, and the connection reads nothing more
 //!   meanwhile, so its commands still take effect in order.

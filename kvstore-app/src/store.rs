@@ -515,13 +515,11 @@ impl Store {
     ) -> (Vec<Vec<u8>>, Option<u64>) {
         let start: (u64, Bytes) = (from, Arc::from(&[][..]));
         let mut keys = Vec::new();
-        let mut examined = 0u64;
         let mut last_position = None;
-        for (position, key) in self.scan_index.range(start..) {
-            if examined >= count_max.max(1) && last_position != Some(*position) {
+        for (examined, (position, key)) in self.scan_index.range(start..).enumerate() {
+            if examined as u64 >= count_max.max(1) && last_position != Some(*position) {
                 return (keys, Some(*position));
             }
-            examined += 1;
             last_position = Some(*position);
             if pattern.is_none_or(|pattern| glob_match(pattern, key)) {
                 keys.push(key.to_vec());

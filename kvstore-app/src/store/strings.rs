@@ -1,8 +1,8 @@
 //! The string writes beyond `SET`/`DEL`/`CAS`: how the state machine decides each one.
 //!
-//! Every op here is decided by [`Store::decide`] from the store's contents and the op alone:
+//! Every op here is decided by `Store::decide` from the store's contents and the op alone:
 //! the same on every replica, so each is one linearizable log entry, like `SET`. A decision is
-//! a list of [`Change`]s and the result; a [`Refusal`] (not an integer, overflow, too long…)
+//! a list of changes and the result; a [`Refusal`] (not an integer, overflow, too long…)
 //! comes with no change, so a refused op leaves the store as it was. The number rules are
 //! Redis': integers are what its `string2ll` accepts (no sign `+`, no leading zeros, no
 //! spaces), and a float result is printed without exponent.
