@@ -518,15 +518,22 @@ fn string_and_key_commands_work_through_redis_cli_and_redis_py() {
     assert_eq!(cli(a, &["MSETNX", "x", "1", &together, "2"]), "1");
     assert_eq!(cli(b, &["MSETNX", "x", "9", &together, "9"]), "0");
     assert_eq!(cli(b, &["MGET", "x", &together]), "1\n2");
-    // The whole keyspace.
+    // Keys with one hash tag share a partition, whatever the rest of the key.
+    assert_eq!(
+        cli(a, &["MSETNX", "{user:7}:name", "ada", "{user:7}:mail", "a@b", "user:7", "u"]),
+        "1"
+    );
+    assert_eq!(cli(b, &["MSETNX", "{user:7}:name", "bob", "{user:7}:age", "9"]), "0");
+    assert_eq!(cli(b, &["MGET", "{user:7}:name", "{user:7}:age"]), "ada"); // then an empty line (nil), trimmed
+                                                                           // The whole keyspace.
     let mut expected: Vec<String> = (0..60).map(|i| format!("key:{i}")).collect();
     let mut mset = vec!["MSET".to_string()];
     for key in &expected {
         mset.extend([key.clone(), "v".to_string()]);
     }
     assert_eq!(cli(a, &mset.iter().map(String::as_str).collect::<Vec<_>>()), "OK");
-    // counter, float, max, s, x, together, and the 60.
-    assert_eq!(cli(b, &["DBSIZE"]), "66");
+    // counter, float, max, s, x, together, the three of user 7, and the 60.
+    assert_eq!(cli(b, &["DBSIZE"]), "69");
     expected.sort();
     let sorted = |text: String| {
         let mut keys: Vec<String> = text.lines().map(str::to_owned).collect();
@@ -535,7 +542,7 @@ fn string_and_key_commands_work_through_redis_cli_and_redis_py() {
     };
     assert_eq!(sorted(cli(a, &["KEYS", "key:*"])), expected);
     assert_eq!(sorted(cli(b, &["--scan", "--pattern", "key:*"])), expected);
-    assert_eq!(sorted(cli(b, &["--scan"])).len(), 66);
+    assert_eq!(sorted(cli(b, &["--scan"])).len(), 69);
     // Connections.
     let mut victim = TcpStream::connect(a).unwrap();
     victim.set_read_timeout(Some(Duration::from_secs(10))).unwrap();

@@ -784,6 +784,17 @@ mod tests {
     }
 
     #[test]
+    fn keys_with_one_hash_tag_are_written_atomically() {
+        let plan =
+            keyspace(&["msetnx", "{user:1}:name", "ada", "{user:1}:email", "a@b", "user:1", "x"])
+                .plan(64)
+                .unwrap();
+        assert!(
+            matches!(&plan.ops[..], [Op::MultiSet { only_if_none_exist: true, pairs }] if pairs.len() == 3)
+        );
+    }
+
+    #[test]
     fn whole_keyspace_commands_fan_out_to_every_partition() {
         let dbsize = keyspace(&["dbsize"]).plan(3).unwrap();
         assert_eq!(dbsize.ops, (0..3).map(|partition| Op::Count { partition }).collect::<Vec<_>>());
