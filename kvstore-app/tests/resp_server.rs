@@ -490,6 +490,7 @@ fn string_and_key_commands_work_through_redis_cli_and_redis_py() {
     assert_eq!(cli(b, &["GET", "s"]), "aXcdef");
     assert_eq!(cli(a, &["TYPE", "s"]), "string");
     assert_eq!(cli(a, &["TYPE", "nosuch"]), "none");
+    assert_eq!(cli(b, &["GETEX", "s"]), "aXcdef");
     // SET's conditions, GETSET, GETDEL.
     assert_eq!(cli(a, &["SET", "lock", "t1", "NX"]), "OK");
     assert_eq!(cli(b, &["SET", "lock", "t2", "NX"]), "");

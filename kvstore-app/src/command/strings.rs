@@ -11,7 +11,7 @@
 //! | Command | Ops | Guarantee |
 //! |---|---|---|
 //! | `INCR`, `DECR`, `INCRBY`, `DECRBY`, `INCRBYFLOAT`, `APPEND`, `SETRANGE`, `SETNX`, `SET … NX\|XX GET`, `GETSET`, `GETDEL` | one write op | linearizable, like `SET` |
-//! | `STRLEN`, `GETRANGE`, `TYPE`, `EXISTS key` | one `GET` | linearizable, like `GET` (the value travels to the front end, which measures or cuts it) |
+//! | `STRLEN`, `GETRANGE`, `TYPE`, `EXISTS key`, `GETEX key` | one `GET` | linearizable, like `GET` (the value travels to the front end, which measures or cuts it) |
 //! | `MGET`, `EXISTS k…`, `DEL k…`, `UNLINK k…` | one op per key | each key's op linearizable; not atomic as a whole |
 //! | `MSET` | one `MultiSet` if every key is in one partition, else one `SET` per key | atomic in one partition; per key across partitions |
 //! | `MSETNX` | one `MultiSet` | atomic; keys of several partitions get `-CROSSSLOT` |
@@ -38,6 +38,7 @@ pub const COMMAND_TABLE: &[CommandSpec] = &[
     CommandSpec { name: "setnx", arity: 3 },
     CommandSpec { name: "getset", arity: 3 },
     CommandSpec { name: "getdel", arity: 2 },
+    CommandSpec { name: "getex", arity: -2 },
     CommandSpec { name: "strlen", arity: 2 },
     CommandSpec { name: "getrange", arity: 4 },
     CommandSpec { name: "exists", arity: -2 },
@@ -200,6 +201,11 @@ pub fn parse(
             one(Op::SetIf { key, value, condition }, shape)
         }
         "getdel" => one(Op::GetDel { key: check_key(take(1), limits)? }, Shape::Plain),
+        "getex" => {
+            let key = check_key(take(1), limits)?;
+            parse_getex_options(&args[2..])?;
+            one(Op::Get { key }, Shape::Plain)
+        }
         "strlen" | "type" => {
             let shape = if name == "strlen" { Shape::Length } else { Shape::Type };
             one(Op::Get { key: check_key(take(1), limits)? }, shape)
@@ -312,6 +318,35 @@ pub fn parse_set(mut args: Vec<Vec<u8>>, limits: &CommandLimits) -> Result<Work,
         ops: vec![Op::SetIf { key, value, condition }],
         combine: Combine::Single(shape),
     }))
+}
+
+/// `GETEX`'s options, checked as Redis checks them; any of them is refused, since keys cannot
+/// expire yet (without options, `GETEX` is a `GET`).
+fn parse_getex_options(options: &[Vec<u8>]) -> Result<(), CommandError> {
+    let mut index = 0;
+    let mut seen = false;
+    while index < options.len() {
+        match options[index].to_ascii_uppercase().as_slice() {
+            b"PERSIST" if !seen => {}
+            b"EX" | b"PX" | b"EXAT" | b"PXAT" if !seen => {
+                let Some(amount) = options.get(index + 1) else { return Err(CommandError::Syntax) };
+                let amount = parse_integer(amount).ok_or(CommandError::NotAnInteger)?;
+                if amount <= 0 {
+                    return Err(CommandError::Invalid("invalid expire time in 'getex' command"));
+                }
+                index += 1;
+            }
+            _ => return Err(CommandError::Syntax),
+        }
+        seen = true;
+        index += 1;
+    }
+    if seen {
+        return Err(CommandError::Unsupported(
+            "key expiry (EX, PX, EXAT, PXAT, PERSIST) is not supported yet",
+        ));
+    }
+    Ok(())
 }
 
 fn parse_scan(args: Vec<Vec<u8>>) -> Result<Work, CommandError> {
@@ -693,6 +728,17 @@ mod tests {
                 .reply(&[OpResult::Written { written: false, old: None }]),
             RespValue::null_bulk()
         );
+    }
+
+    #[test]
+    fn getex_without_options_is_a_get_and_expiry_options_are_refused() {
+        assert_eq!(plan(&["getex", "k"]).ops, vec![Op::Get { key: k("k") }]);
+        let refused = "ERR key expiry (EX, PX, EXAT, PXAT, PERSIST) is not supported yet";
+        assert_eq!(error(&["getex", "k", "ex", "10"]), refused);
+        assert_eq!(error(&["getex", "k", "persist"]), refused);
+        assert_eq!(error(&["getex", "k", "ex", "10", "persist"]), "ERR syntax error");
+        assert_eq!(error(&["getex", "k", "px"]), "ERR syntax error");
+        assert_eq!(error(&["getex", "k", "px", "0"]), "ERR invalid expire time in 'getex' command");
     }
 
     #[test]

@@ -155,9 +155,12 @@ impl RespFrontend {
                             c.close_at = Some(waiter.seq + 1);
                         }
                     } else if let Some(c) = self.connections.get_mut(&conn) {
-                        // Nothing more is read or answered; its Closed event removes it.
+                        // Nothing more is read, run or answered (as Redis drops a killed
+                        // client's pending commands); its Closed event removes it.
                         c.close_at = Some(c.front_seq);
                         c.slots.clear();
+                        c.held.clear();
+                        self.parked.retain(|(parked, _)| parked.conn != conn);
                         self.stream.trigger(StreamRequest::Close { conn });
                     }
                 }
