@@ -507,6 +507,38 @@ fn string_and_key_commands_work_through_redis_cli_and_redis_py() {
     assert_eq!(cli(a, &["EXISTS", "a", "b", "nosuch"]), "2");
     assert_eq!(cli(a, &["DEL", "a", "b", "nosuch"]), "2");
     assert_eq!(cli(a, &["UNLINK", "c"]), "1");
+    // A pipeline mixing single- and multi-key commands: replies come in request order, and
+    // each command sees the effects of those before it on the connection.
+    let mut pipeline = Vec::new();
+    for words in [
+        &["SET", "p1", "1"][..],
+        &["MGET", "p1", "p2"],
+        &["MSET", "p2", "2", "p3", "3"],
+        &["INCR", "p1"],
+        &["MGET", "p1", "p2", "p3"],
+        &["DEL", "p1", "p2", "p3"],
+        &["EXISTS", "p1", "p2", "p3"],
+    ] {
+        pipeline.extend(request(words));
+    }
+    let (replies, _) = raw_exchange(a, &pipeline, 7);
+    let bulks = |items: &[Option<&str>]| {
+        RespValue::array(
+            items.iter().map(|i| i.map_or(RespValue::null_bulk(), RespValue::bulk)).collect(),
+        )
+    };
+    assert_eq!(
+        replies,
+        vec![
+            RespValue::ok(),
+            bulks(&[Some("1"), None]),
+            RespValue::ok(),
+            RespValue::Integer(2),
+            bulks(&[Some("2"), Some("2"), Some("3")]),
+            RespValue::Integer(3),
+            RespValue::Integer(0),
+        ]
+    );
     // MSETNX is atomic in one partition and refused across partitions.
     let partition = |key: &str| kvstore_app::partition::partition_of(key.as_bytes(), 3);
     let apart = (0..100).map(|i| format!("x{i}")).find(|k| partition(k) != partition("x")).unwrap();

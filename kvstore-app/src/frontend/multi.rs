@@ -190,3 +190,56 @@ impl RespFrontend {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::command::strings::Combine;
+    use crate::partition::PartitionId;
+    use crate::store::Op;
+
+    fn gather(
+        ops: Vec<Op>,
+        combine: Combine,
+        results: Vec<Result<OpResult, KvError>>,
+    ) -> RespValue {
+        let missing = 0;
+        let results = results.into_iter().map(Some).collect();
+        Gather { plan: Plan { ops, combine }, results, missing }.reply()
+    }
+
+    fn del(key: &str) -> Op {
+        Op::Del { key: key.as_bytes().to_vec() }
+    }
+
+    #[test]
+    fn a_plan_replies_its_combination_or_its_first_error() {
+        let partition = PartitionId(1);
+        assert_eq!(
+            gather(
+                vec![del("a"), del("b")],
+                Combine::CountFound,
+                vec![Ok(OpResult::Deleted(true)), Ok(OpResult::Deleted(true))]
+            ),
+            RespValue::Integer(2)
+        );
+        // Nothing happened anywhere: the error as it is, TRYAGAIN.
+        let nothing = gather(
+            vec![Op::Get { key: b"a".to_vec() }, Op::Get { key: b"b".to_vec() }],
+            Combine::Values,
+            vec![Ok(OpResult::Value(None)), Err(KvError::TryAgain { partition })],
+        );
+        assert!(
+            matches!(&nothing, RespValue::Error(e) if e.starts_with("TRYAGAIN")),
+            "{nothing:?}"
+        );
+        // A write that took effect in part must not say it did not happen.
+        let partial = gather(
+            vec![del("a"), del("b")],
+            Combine::CountFound,
+            vec![Ok(OpResult::Deleted(true)), Err(KvError::TryAgain { partition })],
+        );
+        let RespValue::Error(text) = partial else { panic!("{partial:?}") };
+        assert!(text.starts_with("OUTCOME_UNKNOWN partially applied: 1 of 2"), "{text}");
+    }
+}
