@@ -520,6 +520,12 @@ pub fn op_reply(result: &OpResult) -> RespValue {
             RespValue::array(keys.iter().map(|key| RespValue::bulk(key.0.clone())).collect())
         }
         OpResult::Refused(refusal) => strings::refusal_reply(*refusal),
+        OpResult::Values(values) => RespValue::array(
+            values
+                .iter()
+                .map(|value| RespValue::BulkString(value.as_ref().map(|v| v.0.clone())))
+                .collect(),
+        ),
     }
 }
 

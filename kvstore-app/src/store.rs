@@ -172,6 +172,18 @@ pub enum Op {
         /// The partition.
         partition: u32,
     },
+    /// Read several keys of one partition at one instant (`MGET`, `EXISTS` of keys that share
+    /// a partition).
+    MultiGet {
+        /// The keys, in request order.
+        keys: Vec<Bin>,
+    },
+    /// Remove several keys of one partition in one log entry (`DEL`, `UNLINK` of keys that
+    /// share a partition); the result is how many existed (a key named twice counts once).
+    MultiDel {
+        /// The keys, in request order.
+        keys: Vec<Bin>,
+    },
 }
 
 /// A key and its value, encoded as two binary strings.
@@ -235,6 +247,8 @@ pub enum OpResult {
     },
     /// The op changed nothing, for this reason.
     Refused(Refusal),
+    /// The result of [`Op::MultiGet`]: each key's value, or `None`, in the op's order.
+    Values(Vec<Option<Bin>>),
 }
 
 /// Why a write was refused by the state machine (every replica refuses it alike, and it
@@ -272,6 +286,9 @@ impl Op {
             | Op::SetIf { key, .. }
             | Op::GetDel { key } => key,
             Op::MultiSet { pairs, .. } => pairs.first().map_or(&[][..], |pair| &pair.key[..]),
+            Op::MultiGet { keys } | Op::MultiDel { keys } => {
+                keys.first().map_or(&[][..], |key| &key.0[..])
+            }
             Op::Count { .. } | Op::Scan { .. } | Op::Flush { .. } => &[],
         }
     }
@@ -290,7 +307,7 @@ impl Op {
     /// Whether the op never changes the store. Such ops are served by a read barrier, not
     /// through the log (see [`Store::read`]).
     pub fn is_read_only(&self) -> bool {
-        matches!(self, Op::Get { .. } | Op::Count { .. } | Op::Scan { .. })
+        matches!(self, Op::Get { .. } | Op::Count { .. } | Op::Scan { .. } | Op::MultiGet { .. })
     }
 
     /// Whether `result` is of a kind this op returns (a `Get` returns a `Value`, …).
@@ -308,6 +325,8 @@ impl Op {
             Op::SetIf { .. } | Op::MultiSet { .. } => matches!(result, R::Written { .. }),
             Op::Count { .. } => matches!(result, R::Integer(_)),
             Op::Scan { .. } => matches!(result, R::Page { .. }),
+            Op::MultiGet { .. } => matches!(result, R::Values(_)),
+            Op::MultiDel { .. } => matches!(result, R::Integer(_)),
         }
     }
 
@@ -431,6 +450,9 @@ impl Store {
                 let (keys, next) = self.scan(*from, *count_max, pattern);
                 OpResult::Page { keys: keys.into_iter().map(Bin).collect(), next }
             }
+            Op::MultiGet { keys } => OpResult::Values(
+                keys.iter().map(|key| self.get(&key.0).map(|value| Bin(value.to_vec()))).collect(),
+            ),
             _ => return None,
         })
     }
@@ -950,6 +972,8 @@ mod scan_and_compatibility_tests {
             Op::Count { partition: 3 },
             Op::Scan { partition: 1, from: 5, count_max: 10, pattern: Some(Bin(b"*".to_vec())) },
             Op::Flush { partition: 2 },
+            Op::MultiGet { keys: vec![Bin(b"a".to_vec()), Bin(b"b".to_vec())] },
+            Op::MultiDel { keys: vec![Bin(b"a".to_vec())] },
         ];
         for op in ops {
             assert_eq!(Op::from_bytes(&op.to_bytes()), Ok(op));
@@ -959,6 +983,7 @@ mod scan_and_compatibility_tests {
             OpResult::Written { written: false, old: Some(b"o".to_vec()) },
             OpResult::Page { keys: vec![Bin(b"k".to_vec())], next: Some(4) },
             OpResult::Refused(Refusal::Overflow),
+            OpResult::Values(vec![None, Some(Bin(b"v".to_vec()))]),
         ];
         for result in results {
             assert_eq!(OpResult::from_bytes(&result.to_bytes()), Ok(result));
@@ -1035,6 +1060,10 @@ mod scan_and_compatibility_tests {
                 only_if_none_exist: false,
             },
             Op::IncrByFloat { key: b"f".to_vec(), by_bits: 0.25f64.to_bits() },
+            Op::MultiDel {
+                keys: vec![Bin(b"f".to_vec()), Bin(b"f".to_vec()), Bin(b"no".to_vec())],
+            },
+            Op::Set { key: b"g".to_vec(), value: b"1".to_vec() },
             Op::Flush { partition: 0 },
         ];
         for op in ops {

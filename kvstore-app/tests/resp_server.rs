@@ -558,7 +558,11 @@ fn string_and_key_commands_work_through_redis_cli_and_redis_py() {
     );
     assert_eq!(cli(b, &["MSETNX", "{user:7}:name", "bob", "{user:7}:age", "9"]), "0");
     assert_eq!(cli(b, &["MGET", "{user:7}:name", "{user:7}:age"]), "ada"); // then an empty line (nil), trimmed
-                                                                           // The whole keyspace.
+                                                                           // ...and several of them are read and removed in one operation.
+    assert_eq!(cli(a, &["EXISTS", "{user:7}:name", "{user:7}:mail", "{user:7}:age"]), "2");
+    assert_eq!(cli(a, &["SET", "{user:7}:tmp", "t"]), "OK");
+    assert_eq!(cli(b, &["DEL", "{user:7}:tmp", "{user:7}:tmp", "{user:7}:none"]), "1");
+    // The whole keyspace.
     let mut expected: Vec<String> = (0..60).map(|i| format!("key:{i}")).collect();
     let mut mset = vec!["MSET".to_string()];
     for key in &expected {

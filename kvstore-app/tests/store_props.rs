@@ -2,7 +2,7 @@
 
 use std::collections::HashMap;
 
-use kvstore_app::store::{Op, OpResult, Pair, Refusal, SetCondition, Store};
+use kvstore_app::store::{Bin, Op, OpResult, Pair, Refusal, SetCondition, Store};
 use proptest::prelude::*;
 
 fn op() -> impl Strategy<Value = Op> {
@@ -32,6 +32,10 @@ fn op() -> impl Strategy<Value = Op> {
             }
         }),
         key.clone().prop_map(|key| Op::GetDel { key }),
+        prop::collection::vec(key.clone(), 1..4)
+            .prop_map(|keys| Op::MultiGet { keys: keys.into_iter().map(Bin).collect() }),
+        prop::collection::vec(key.clone(), 1..4)
+            .prop_map(|keys| Op::MultiDel { keys: keys.into_iter().map(Bin).collect() }),
         (prop::collection::vec((key, value), 1..3), any::<bool>()).prop_map(|(pairs, nx)| {
             Op::MultiSet {
                 pairs: pairs.into_iter().map(|(key, value)| Pair { key, value }).collect(),
@@ -129,6 +133,12 @@ fn model_apply(model: &mut HashMap<Vec<u8>, Vec<u8>>, op: &Op) -> OpResult {
             }
             OpResult::Written { written, old: None }
         }
+        Op::MultiGet { keys } => {
+            OpResult::Values(keys.iter().map(|key| model.get(&key.0).cloned().map(Bin)).collect())
+        }
+        Op::MultiDel { keys } => OpResult::Integer(
+            keys.iter().filter(|key| model.remove(&key.0).is_some()).count() as i64,
+        ),
         other => unreachable!("the generator makes no {other:?}"),
     }
 }

@@ -12,7 +12,7 @@
 //! |---|---|---|
 //! | `INCR`, `DECR`, `INCRBY`, `DECRBY`, `INCRBYFLOAT`, `APPEND`, `SETRANGE`, `SETNX`, `SET … NX\|XX GET`, `GETSET`, `GETDEL` | one write op | linearizable, like `SET` |
 //! | `STRLEN`, `GETRANGE`, `TYPE`, `EXISTS key`, `GETEX key` | one `GET` | linearizable, like `GET` (the value travels to the front end, which measures or cuts it) |
-//! | `MGET`, `EXISTS k…`, `DEL k…`, `UNLINK k…` | one op per key | each key's op linearizable; not atomic as a whole |
+//! | `MGET`, `EXISTS k…`, `DEL k…`, `UNLINK k…` | one `MultiGet`/`MultiDel` if every key is in one partition, else one op per key | atomic in one partition (e.g. keys with one hash tag); per key across partitions, each linearizable |
 //! | `MSET` | one `MultiSet` if every key is in one partition, else one `SET` per key | atomic in one partition; per key across partitions |
 //! | `MSETNX` | one `MultiSet` | atomic; keys of several partitions get `-CROSSSLOT` |
 //! | `DBSIZE` | one `Count` per partition | the sum of per-partition counts, each linearizable; not a snapshot of the whole store |
@@ -113,6 +113,8 @@ pub enum Shape {
     Type,
     /// `GETRANGE start end` of a `GET`.
     Range(i64, i64),
+    /// `EXISTS` of a `MultiGet`: how many values are there.
+    CountSome,
 }
 
 /// A command that reaches every partition, or must know whether its keys share one.
@@ -133,6 +135,13 @@ pub enum Keyspace {
     },
     /// `FLUSHALL`, `FLUSHDB`.
     Flush,
+    /// `MGET`, `EXISTS`, `DEL` or `UNLINK` of several keys.
+    Several {
+        /// Which.
+        command: Several,
+        /// The keys, in request order.
+        keys: Vec<Vec<u8>>,
+    },
     /// `MSET` (`only_if_none_exist: false`) or `MSETNX`.
     MultiSet {
         /// The pairs, in request order.
@@ -140,6 +149,17 @@ pub enum Keyspace {
         /// `MSETNX`.
         only_if_none_exist: bool,
     },
+}
+
+/// The commands of several keys that read or remove each.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Several {
+    /// `MGET`.
+    Get,
+    /// `EXISTS`.
+    Exists,
+    /// `DEL`, `UNLINK`.
+    Del,
 }
 
 /// Whether `name` (lowercase) is a command of this module.
@@ -241,8 +261,19 @@ pub fn parse(
     Ok(work)
 }
 
-/// `EXISTS`, `MGET`, `DEL`, `UNLINK`: one op per key.
+/// `EXISTS`, `MGET`, `DEL`, `UNLINK`: one op for one key; for several, a [`Keyspace::Several`]
+/// (one op if they share a partition, else one per key).
 fn per_key(name: &str, args: Vec<Vec<u8>>, limits: &CommandLimits) -> Result<Work, CommandError> {
+    if args.len() > 2 {
+        let keys: Result<Vec<Vec<u8>>, _> =
+            args.into_iter().skip(1).map(|key| check_key(key, limits)).collect();
+        let command = match name {
+            "exists" => Several::Exists,
+            "mget" => Several::Get,
+            _ => Several::Del,
+        };
+        return Ok(Work::Keyspace(Keyspace::Several { command, keys: keys? }));
+    }
     let keys = args.into_iter().skip(1).map(|key| check_key(key, limits));
     let (ops, combine): (Result<Vec<Op>, _>, _) = match name {
         "exists" => (keys.map(|key| key.map(|key| Op::Get { key })).collect(), Combine::CountFound),
@@ -425,6 +456,7 @@ impl Keyspace {
                 };
                 Plan { ops: vec![op], combine: Combine::Scan { partition, partition_count } }
             }
+            Keyspace::Several { command, keys } => several(command, keys, partition_count),
             Keyspace::MultiSet { pairs, only_if_none_exist } => {
                 let first = partition_of(&pairs[0].key, partition_count);
                 let together =
@@ -453,6 +485,31 @@ impl Keyspace {
             }
         })
     }
+}
+
+/// The plan of `MGET`/`EXISTS`/`DEL` of several keys: one op, atomic, if every key is in one
+/// partition; else one op per key, each linearizable on its own.
+fn several(command: Several, keys: Vec<Vec<u8>>, partition_count: u32) -> Plan {
+    let first = partition_of(&keys[0], partition_count);
+    if keys.iter().all(|key| partition_of(key, partition_count) == first) {
+        let keys = keys.into_iter().map(Bin).collect();
+        let (op, shape) = match command {
+            Several::Get => (Op::MultiGet { keys }, Shape::Plain),
+            Several::Exists => (Op::MultiGet { keys }, Shape::CountSome),
+            Several::Del => (Op::MultiDel { keys }, Shape::Plain),
+        };
+        return Plan { ops: vec![op], combine: Combine::Single(shape) };
+    }
+    let (ops, combine) = match command {
+        Several::Get => (keys.into_iter().map(|key| Op::Get { key }).collect(), Combine::Values),
+        Several::Exists => {
+            (keys.into_iter().map(|key| Op::Get { key }).collect(), Combine::CountFound)
+        }
+        Several::Del => {
+            (keys.into_iter().map(|key| Op::Del { key }).collect(), Combine::CountFound)
+        }
+    };
+    Plan { ops, combine }
 }
 
 /// How many partitions a `SCAN` cursor can name: its high 16 bits.
@@ -542,6 +599,9 @@ fn shape_reply(shape: Shape, result: &OpResult) -> RespValue {
         }
         (Shape::Type, OpResult::Value(value)) => {
             RespValue::simple(if value.is_some() { "string" } else { "none" })
+        }
+        (Shape::CountSome, OpResult::Values(values)) => {
+            RespValue::Integer(values.iter().filter(|value| value.is_some()).count() as i64)
         }
         (Shape::Range(start, end), OpResult::Value(value)) => {
             RespValue::bulk(range(value.as_deref().unwrap_or_default(), start, end).to_vec())
@@ -764,39 +824,76 @@ mod tests {
         assert_eq!(get(&["getrange", "k", "0", "3"], None), RespValue::bulk(""));
     }
 
+    /// Two keys in different partitions of 4, and a key in the same partition as `a`.
+    fn apart_and_together() -> (String, String) {
+        let part = |key: &str| partition_of(key.as_bytes(), 4);
+        let apart = (0..100).map(|i| format!("k{i}")).find(|key| part(key) != part("a")).unwrap();
+        let together =
+            (0..100).map(|i| format!("k{i}")).find(|key| part(key) == part("a")).unwrap();
+        (apart, together)
+    }
+
     #[test]
-    fn multi_key_commands_run_one_op_per_key_and_combine_in_order() {
-        let mget = plan(&["mget", "a", "b", "c"]);
+    fn multi_key_commands_across_partitions_run_one_op_per_key_and_combine_in_order() {
+        let (b, _) = apart_and_together();
+        let several = |words: &[&str]| keyspace(words).plan(4).unwrap();
+        let mget = several(&["mget", "a", &b, "a"]);
         assert_eq!(mget.ops.len(), 3);
         assert!(mget.is_read_only());
         assert_eq!(
-            mget.reply(&[value("1"), OpResult::Value(None), value("3")]),
+            mget.reply(&[value("1"), OpResult::Value(None), value("1")]),
             RespValue::array(vec![
                 RespValue::bulk("1"),
                 RespValue::null_bulk(),
-                RespValue::bulk("3")
+                RespValue::bulk("1")
             ])
         );
-        let exists = plan(&["exists", "a", "a", "b"]);
+        let exists = several(&["exists", "a", "a", &b]);
         assert_eq!(
             exists.reply(&[value("1"), value("1"), OpResult::Value(None)]),
             RespValue::Integer(2),
             "a key named twice counts twice, as in Redis"
         );
         for name in ["del", "unlink"] {
-            let del = plan(&[name, "a", "b"]);
-            assert_eq!(del.ops, vec![Op::Del { key: k("a") }, Op::Del { key: k("b") }]);
+            let del = several(&[name, "a", &b]);
+            assert_eq!(del.ops, vec![Op::Del { key: k("a") }, Op::Del { key: k(&b) }]);
             assert!(!del.is_read_only());
             assert_eq!(
                 del.reply(&[OpResult::Deleted(true), OpResult::Deleted(false)]),
                 RespValue::Integer(1)
             );
         }
+        // One key: one op, no partition count needed.
+        assert_eq!(plan(&["exists", "a"]).ops, vec![Op::Get { key: k("a") }]);
         assert_eq!(
             error(&["mset", "a", "1", "b"]),
             "ERR wrong number of arguments for 'mset' command"
         );
         assert_eq!(error(&["msetnx", "a"]), "ERR wrong number of arguments for 'msetnx' command");
+    }
+
+    #[test]
+    fn multi_key_commands_in_one_partition_are_one_atomic_op() {
+        let (_, c) = apart_and_together();
+        let several = |words: &[&str]| keyspace(words).plan(4).unwrap();
+        let keys = vec![Bin(k("a")), Bin(k(&c)), Bin(k("a"))];
+        let mget = several(&["mget", "a", &c, "a"]);
+        assert_eq!(mget.ops, vec![Op::MultiGet { keys: keys.clone() }]);
+        let values = OpResult::Values(vec![Some(Bin(k("1"))), None, Some(Bin(k("1")))]);
+        assert_eq!(
+            mget.reply(std::slice::from_ref(&values)),
+            RespValue::array(vec![
+                RespValue::bulk("1"),
+                RespValue::null_bulk(),
+                RespValue::bulk("1")
+            ])
+        );
+        let exists = several(&["exists", "a", &c, "a"]);
+        assert_eq!(exists.ops, vec![Op::MultiGet { keys: keys.clone() }]);
+        assert_eq!(exists.reply(&[values]), RespValue::Integer(2));
+        let del = several(&["unlink", "a", &c, "a"]);
+        assert_eq!(del.ops, vec![Op::MultiDel { keys }]);
+        assert_eq!(del.reply(&[OpResult::Integer(1)]), RespValue::Integer(1));
     }
 
     #[test]

@@ -84,12 +84,23 @@ impl Store {
                 (changes, OpResult::Written { written: true, old: None })
             }
             Op::Flush { .. } => (vec![Change::Clear], OpResult::Stored),
+            Op::MultiDel { keys } => {
+                let mut removed: Vec<&[u8]> = Vec::new();
+                for key in keys {
+                    if self.get(&key.0).is_some() && !removed.contains(&&key.0[..]) {
+                        removed.push(&key.0);
+                    }
+                }
+                let count = removed.len() as i64;
+                (removed.into_iter().map(Change::Remove).collect(), OpResult::Integer(count))
+            }
             Op::Get { .. }
             | Op::Set { .. }
             | Op::Del { .. }
             | Op::Cas { .. }
             | Op::Count { .. }
-            | Op::Scan { .. } => {
+            | Op::Scan { .. }
+            | Op::MultiGet { .. } => {
                 unreachable!("{op:?} is applied by Store::apply or read, not decided")
             }
         }
@@ -359,6 +370,22 @@ mod tests {
         assert_eq!(store.apply(&mset(&[("c", "1"), ("d", "9")], true)), done(true));
         assert_eq!(store.len(), 4);
         assert_eq!(store.apply(&Op::Count { partition: 0 }), OpResult::Integer(4));
+        let bins = |keys: &[&str]| keys.iter().map(|key| crate::store::Bin(k(key))).collect();
+        assert_eq!(
+            store.apply(&Op::MultiGet { keys: bins(&["a", "zz", "c"]) }),
+            OpResult::Values(vec![
+                Some(crate::store::Bin(k("3"))),
+                None,
+                Some(crate::store::Bin(k("1")))
+            ])
+        );
+        let data_bytes = store.data_bytes();
+        assert_eq!(
+            store.apply(&Op::MultiDel { keys: bins(&["a", "a", "zz", "c"]) }),
+            OpResult::Integer(2)
+        );
+        assert_eq!(store.data_bytes(), data_bytes - 4, "a and c, key and value each");
+        assert_eq!(store.len(), 2);
         assert_eq!(store.apply(&Op::Flush { partition: 0 }), OpResult::Stored);
         assert!(store.is_empty());
         assert_eq!(store.data_bytes(), 0);
