@@ -145,6 +145,8 @@ impl RespFrontend {
                 let victims: Vec<_> = self
                     .connections
                     .iter()
+                    // One already closing (killed, or after QUIT) is not killed twice.
+                    .filter(|(_, c)| c.close_at.is_none())
                     .filter(|(_, c)| filter.matches(&self.entry(c, now), asking))
                     .map(|(&conn, _)| conn)
                     .collect();
@@ -241,5 +243,233 @@ mod tests {
         );
         let RespValue::Error(text) = partial else { panic!("{partial:?}") };
         assert!(text.starts_with("OUTCOME_UNKNOWN partially applied: 1 of 2"), "{text}");
+    }
+}
+
+/// The front end in the simulator between a fake byte-stream server and a fake overlay that
+/// serves every partition from a [`Store`](crate::store::Store) of its own: the paths of plans,
+/// of commands that wait for the partition count, and of `CLIENT KILL`, step by step.
+#[cfg(test)]
+mod simulated {
+    use std::collections::BTreeMap;
+    use std::net::SocketAddr;
+    use std::time::Duration;
+
+    use kompics_core::{
+        connect, Component, ComponentDefinition, Context, Provide, ProvidedPort, Setup, Simulation,
+    };
+    use kompics_net::stream::{ByteStream, CloseReason, ConnId, StreamEvent, StreamRequest};
+    use kompics_net::NodeAddr;
+
+    use crate::frontend::{FrontendConfig, RespFrontend};
+    use crate::overlay::{GroupView, OverlayControl, OverlayInfo, OverlayRequest, OverlayStats};
+    use crate::partition::PartitionId;
+    use crate::ports::{KvPort, KvReply, KvRequest};
+    use crate::resp::{ReplyParser, RespValue};
+    use crate::store::Store;
+
+    /// Records what the front end writes and closes; clients' bytes are triggered into it.
+    struct FakeServer {
+        port: ProvidedPort<ByteStream>,
+        written: BTreeMap<u64, Vec<u8>>,
+        closed: Vec<u64>,
+    }
+
+    impl ComponentDefinition for FakeServer {}
+
+    impl Provide<ByteStream> for FakeServer {
+        fn handle(&mut self, _ctx: &mut Context<Self>, request: StreamRequest) {
+            match request {
+                StreamRequest::Write { conn, data } => {
+                    self.written.entry(conn.0).or_default().extend(data)
+                }
+                StreamRequest::Close { conn } => self.closed.push(conn.0),
+                _ => {}
+            }
+        }
+    }
+
+    /// Serves ops from one store per partition; tells the partition count once `installed`.
+    struct FakeOverlay {
+        kv: ProvidedPort<KvPort>,
+        /// Answers go back through `Request::reply`; nothing is triggered on it.
+        _control: ProvidedPort<OverlayControl>,
+        stores: Vec<Store>,
+        installed: bool,
+    }
+
+    impl ComponentDefinition for FakeOverlay {}
+
+    impl Provide<KvPort> for FakeOverlay {
+        fn handle(&mut self, _ctx: &mut Context<Self>, request: KvRequest) {
+            let partition = request.op.partition(self.stores.len() as u32);
+            let result = self.stores[partition.0 as usize].apply(&request.op);
+            self.kv.trigger(KvReply { id: request.id, result: Ok(result) });
+        }
+    }
+
+    impl Provide<OverlayControl> for FakeOverlay {
+        fn handle(&mut self, _ctx: &mut Context<Self>, request: OverlayRequest) {
+            let OverlayRequest::Info(request) = request else { return };
+            let partitions = if self.installed { self.stores.len() as u32 } else { 0 };
+            let groups = (0..partitions)
+                .map(|p| GroupView {
+                    partition: PartitionId(p),
+                    members: vec![],
+                    local: None,
+                    leader: None,
+                })
+                .collect();
+            request.reply(OverlayInfo {
+                me: NodeAddr(([10, 0, 0, 1], 7000).into()),
+                cluster: None,
+                replication: 1,
+                groups,
+                suspected: vec![],
+                stats: OverlayStats::default(),
+            });
+        }
+    }
+
+    struct Bench {
+        sim: Simulation,
+        server: Component<FakeServer>,
+        overlay: Component<FakeOverlay>,
+    }
+
+    impl Bench {
+        fn new() -> Bench {
+            let sim = Simulation::new(3);
+            let addr: SocketAddr = "10.0.0.1:6379".parse().unwrap();
+            let frontend = sim.create(move |s| RespFrontend::new(s, FrontendConfig::new(addr)));
+            let server = sim.create(|s: &mut Setup<FakeServer>| FakeServer {
+                port: s.provided(),
+                written: BTreeMap::new(),
+                closed: vec![],
+            });
+            let overlay = sim.create(|s: &mut Setup<FakeOverlay>| FakeOverlay {
+                kv: s.provided(),
+                _control: s.provided(),
+                stores: vec![Store::new(); 4],
+                installed: false,
+            });
+            connect(&server.provided::<ByteStream>(), &frontend.required::<ByteStream>());
+            connect(&overlay.provided::<KvPort>(), &frontend.required::<KvPort>());
+            connect(&overlay.provided::<OverlayControl>(), &frontend.required::<OverlayControl>());
+            frontend.start();
+            server.start();
+            overlay.start();
+            let bench = Bench { sim, server, overlay };
+            bench.settle();
+            bench
+        }
+
+        fn settle(&self) {
+            self.sim.run_until_quiescent(Duration::from_secs(5));
+        }
+
+        fn event(&self, event: StreamEvent) {
+            self.server.on_definition(|s| s.port.trigger(event));
+            self.settle();
+        }
+
+        fn open(&self, conn: u64, port: u16) {
+            let peer = SocketAddr::from(([127, 0, 0, 1], port));
+            self.event(StreamEvent::Opened { conn: ConnId(conn), peer });
+        }
+
+        fn send(&self, conn: u64, text: &str) {
+            self.event(StreamEvent::Data { conn: ConnId(conn), data: text.as_bytes().to_vec() });
+        }
+
+        /// Every reply written to `conn` so far, parsed.
+        fn replies(&self, conn: u64) -> Vec<RespValue> {
+            let bytes = self.server.on_definition(|s| s.written.get(&conn).cloned()).flatten();
+            let mut parser = ReplyParser::default();
+            parser.feed(&bytes.unwrap_or_default());
+            std::iter::from_fn(|| parser.next_value().unwrap()).collect()
+        }
+    }
+
+    #[test]
+    fn keyspace_commands_wait_for_the_table_and_keep_request_order() {
+        let bench = Bench::new();
+        bench.open(1, 5001);
+        // No table yet: DBSIZE did not run, and the SET after it did, in order.
+        bench.send(1, "DBSIZE\r\nSET a 1\r\n");
+        let replies = bench.replies(1);
+        assert!(
+            matches!(&replies[0], RespValue::Error(e) if e.starts_with("TRYAGAIN")),
+            "{replies:?}"
+        );
+        assert_eq!(replies[1], RespValue::ok());
+        // The table is known now: the first keyspace command learns it, and the commands
+        // after it (read in the same batch) wait for it, then run in order.
+        bench.overlay.on_definition(|o| o.installed = true);
+        bench.send(1, "MSET b 2 c 3 d 4\r\nDBSIZE\r\nMGET a b nosuch\r\nDEL a b c\r\nDBSIZE\r\n");
+        let bulks = |items: &[Option<&str>]| {
+            RespValue::array(
+                items.iter().map(|i| i.map_or(RespValue::null_bulk(), RespValue::bulk)).collect(),
+            )
+        };
+        assert_eq!(
+            bench.replies(1)[2..],
+            [
+                RespValue::ok(),
+                RespValue::Integer(4),
+                bulks(&[Some("1"), Some("2"), None]),
+                RespValue::Integer(3),
+                RespValue::Integer(1),
+            ]
+        );
+        // SCAN walks all four partitions with COUNT 1 and finds the one key left.
+        let mut cursor = "0".to_string();
+        let mut found = Vec::new();
+        let mut calls = 0;
+        loop {
+            bench.send(1, &format!("SCAN {cursor} COUNT 1\r\n"));
+            let RespValue::Array(Some(page)) = bench.replies(1).pop().unwrap() else { panic!() };
+            let RespValue::BulkString(Some(next)) = &page[0] else { panic!("{page:?}") };
+            let RespValue::Array(Some(keys)) = &page[1] else { panic!("{page:?}") };
+            found.extend(keys.iter().cloned());
+            cursor = String::from_utf8(next.clone()).unwrap();
+            calls += 1;
+            if cursor == "0" {
+                break;
+            }
+        }
+        assert_eq!(found, vec![RespValue::bulk("d")]);
+        assert!(calls >= 4, "one page per partition at least: {calls}");
+    }
+
+    #[test]
+    fn client_kill_closes_the_other_connection_and_list_shows_both() {
+        let bench = Bench::new();
+        bench.open(1, 5001);
+        bench.open(2, 5002);
+        bench.send(2, "CLIENT SETNAME worker\r\n");
+        bench.send(
+            1,
+            "CLIENT LIST\r\nCLIENT GETNAME\r\nCLIENT KILL 127.0.0.1:5002\r\nCLIENT KILL ID 2\r\n",
+        );
+        let replies = bench.replies(1);
+        let RespValue::BulkString(Some(list)) = &replies[0] else { panic!("{replies:?}") };
+        let list = String::from_utf8(list.clone()).unwrap();
+        assert_eq!(list.lines().count(), 2, "{list}");
+        assert!(
+            list.contains("id=2 addr=127.0.0.1:5002 laddr=10.0.0.1:6379 name=worker "),
+            "{list}"
+        );
+        assert!(
+            list.contains("id=1 addr=127.0.0.1:5001") && list.contains("cmd=client|list"),
+            "{list}"
+        );
+        assert_eq!(replies[1], RespValue::null_bulk());
+        assert_eq!(replies[2], RespValue::ok());
+        assert_eq!(replies[3], RespValue::Integer(0), "already being closed: not killed twice");
+        assert_eq!(bench.server.on_definition(|s| s.closed.clone()), Some(vec![2]));
+        bench.event(StreamEvent::Closed { conn: ConnId(2), reason: CloseReason::Requested });
+        bench.send(1, "CLIENT KILL ID 2\r\nCLIENT ID\r\n");
+        assert_eq!(bench.replies(1)[4..], [RespValue::Integer(0), RespValue::Integer(1)]);
     }
 }
