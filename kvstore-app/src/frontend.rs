@@ -15,8 +15,9 @@
 //!   together, and so do consecutive reads, but a read waits for the writes before it to be
 //!   answered, and a write for the reads before it (a read is served by a barrier at the
 //!   group's leader, not through the log, so it would otherwise overtake a write in flight);
-//! - a connection with [`FrontendConfig::pipeline_max`] requests in flight is not read from until
-//!   half of them are answered (the server pauses the socket), so a client cannot make the node
+//! - a connection with [`FrontendConfig::pipeline_max`] requests in flight, or as many ops
+//!   (an `MGET` of 1,000 keys in several partitions is 1,000 ops), is not read from until half
+//!   of them are answered (the server pauses the socket), so a client cannot make the node
 //!   buffer without bound;
 //! - malformed input gets its RESP error, then the connection is closed (as Redis does: the
 //!   stream cannot be resynchronised); oversized and unknown commands get an error and the
@@ -63,7 +64,8 @@ pub struct FrontendConfig {
     pub resp_limits: RespLimits,
     /// Key and value size limits.
     pub command_limits: CommandLimits,
-    /// The most requests of one connection in flight before it is paused. Default 1024.
+    /// The most requests of one connection in flight, and the most ops (sent or held), before
+    /// it is paused. Default 1024.
     pub pipeline_max: usize,
     /// The node's memory limit and use, for `INFO` and `CONFIG GET maxmemory` (share the one
     /// its replicas enforce). Default: no limit.
@@ -209,7 +211,7 @@ impl RespFrontend {
             if c.close_at.is_some() || c.awaiting_table {
                 break;
             }
-            if c.slots.len() >= self.config.pipeline_max {
+            if c.slots.len().max(c.ops_in_flight + c.held.len()) >= self.config.pipeline_max {
                 if !c.paused {
                     c.paused = true;
                     self.stream.trigger(StreamRequest::PauseReading { conn });
@@ -349,7 +351,8 @@ impl RespFrontend {
             c.slots.clear();
             return;
         }
-        if c.paused && c.slots.len() <= self.config.pipeline_max / 2 {
+        let load = c.slots.len().max(c.ops_in_flight + c.held.len());
+        if c.paused && load <= self.config.pipeline_max / 2 {
             c.paused = false;
             self.stream.trigger(StreamRequest::ResumeReading { conn });
         }

@@ -273,6 +273,8 @@ mod simulated {
         port: ProvidedPort<ByteStream>,
         written: BTreeMap<u64, Vec<u8>>,
         closed: Vec<u64>,
+        /// `true` for each PauseReading, `false` for each ResumeReading, in order.
+        pauses: Vec<bool>,
     }
 
     impl ComponentDefinition for FakeServer {}
@@ -284,7 +286,8 @@ mod simulated {
                     self.written.entry(conn.0).or_default().extend(data)
                 }
                 StreamRequest::Close { conn } => self.closed.push(conn.0),
-                _ => {}
+                StreamRequest::PauseReading { .. } => self.pauses.push(true),
+                StreamRequest::ResumeReading { .. } => self.pauses.push(false),
             }
         }
     }
@@ -339,13 +342,19 @@ mod simulated {
 
     impl Bench {
         fn new() -> Bench {
+            Bench::with_pipeline_max(1024)
+        }
+
+        fn with_pipeline_max(pipeline_max: usize) -> Bench {
             let sim = Simulation::new(3);
             let addr: SocketAddr = "10.0.0.1:6379".parse().unwrap();
-            let frontend = sim.create(move |s| RespFrontend::new(s, FrontendConfig::new(addr)));
+            let config = FrontendConfig { pipeline_max, ..FrontendConfig::new(addr) };
+            let frontend = sim.create(move |s| RespFrontend::new(s, config.clone()));
             let server = sim.create(|s: &mut Setup<FakeServer>| FakeServer {
                 port: s.provided(),
                 written: BTreeMap::new(),
                 closed: vec![],
+                pauses: vec![],
             });
             let overlay = sim.create(|s: &mut Setup<FakeOverlay>| FakeOverlay {
                 kv: s.provided(),
@@ -440,6 +449,22 @@ mod simulated {
         }
         assert_eq!(found, vec![RespValue::bulk("d")]);
         assert!(calls >= 4, "one page per partition at least: {calls}");
+    }
+
+    #[test]
+    fn a_command_of_many_ops_counts_against_the_pipeline_bound() {
+        let bench = Bench::with_pipeline_max(4);
+        bench.open(1, 5001);
+        bench.overlay.on_definition(|o| o.installed = true);
+        // Six keys over four partitions: six ops for one request, beyond the bound of 4.
+        let keys = (0..6).map(|i| format!("key{i}")).collect::<Vec<_>>().join(" ");
+        bench.send(1, &format!("MGET {keys}\r\nGET key0\r\n"));
+        assert_eq!(bench.replies(1).len(), 2, "both answered once the ops returned");
+        assert_eq!(
+            bench.server.on_definition(|s| s.pauses.clone()),
+            Some(vec![true, false]),
+            "paused while the six ops were out, resumed after"
+        );
     }
 
     #[test]
