@@ -19,7 +19,7 @@
 //! | `COMMAND`, `COMMAND DOCS [name…]` | an empty array (redis-cli asks for docs at start-up; it needs only an array) |
 //! | `COMMAND COUNT` | the number of commands in this table |
 //! | `COMMAND LIST` | the command names |
-//! | `COMMAND INFO name…` | one null per name (no command metadata is published) |
+//! | `COMMAND INFO name…` | per name, Redis' entry (arity, flags, key positions; see [`introspection`]), or null for an unknown name |
 //! | `CONFIG GET pattern…` | the parameters matching the glob patterns, a map of name → value (a flat array of pairs in RESP2): `appendonly` → `no`, `databases` → `1`, `save` → empty (redis-benchmark reads `save` and `appendonly` at start-up); the front end adds `maxmemory` → the node's limit in bytes |
 //! | `CLIENT SETNAME name` | `+OK` (the server may remember the name) |
 //! | `CLIENT SETINFO attr value`, `CLIENT NO-EVICT on/off`, `CLIENT NO-TOUCH on/off` | `+OK`, ignored (redis-py sends `SETINFO` on connect) |
@@ -54,6 +54,7 @@
 use std::fmt;
 
 pub mod clients;
+pub mod introspection;
 pub mod strings;
 
 use crate::resp::{Oversized, Protocol, Request, RespValue};
@@ -324,9 +325,7 @@ impl Command {
             Command::Command(CommandQuery::List) => {
                 RespValue::array(all_commands().map(|spec| RespValue::bulk(spec.name)).collect())
             }
-            Command::Command(CommandQuery::Info(names)) => {
-                RespValue::array(names.iter().map(|_| RespValue::null_bulk()).collect())
-            }
+            Command::Command(CommandQuery::Info(names)) => introspection::info_reply(&names),
             Command::ConfigGet(patterns) => config_get_reply(&patterns, &[]),
             Command::ClientSetName(_) | Command::ClientOther(_) => RespValue::ok(),
             Command::Hello { protocol: None, .. } => hello_reply(connection, connection.protocol),
@@ -935,7 +934,7 @@ mod tests {
             assert!(names.contains(&RespValue::bulk(name)), "{name}");
         }
         assert_eq!(
-            reply(&["command", "info", "get", "x"]),
+            reply(&["command", "info", "x", "y"]),
             RespValue::array(vec![RespValue::null_bulk(), RespValue::null_bulk()])
         );
     }

@@ -490,6 +490,8 @@ fn string_and_key_commands_work_through_redis_cli_and_redis_py() {
     assert_eq!(cli(b, &["GET", "s"]), "aXcdef");
     assert_eq!(cli(a, &["TYPE", "s"]), "string");
     assert_eq!(cli(a, &["TYPE", "nosuch"]), "none");
+    let info = cli(a, &["COMMAND", "INFO", "incr"]);
+    assert!(info.starts_with("incr\n2\nwrite\ndenyoom\nfast\n1\n1\n1"), "{info}");
     assert_eq!(cli(b, &["GETEX", "s"]), "aXcdef");
     // SET's conditions, GETSET, GETDEL.
     assert_eq!(cli(a, &["SET", "lock", "t1", "NX"]), "OK");
