@@ -177,26 +177,9 @@ pub fn parse(
     let one =
         |op: Op, shape: Shape| Work::Plan(Plan { ops: vec![op], combine: Combine::Single(shape) });
     let work = match name {
-        "incr" | "decr" => {
-            let by = if name == "incr" { 1 } else { -1 };
-            one(Op::IncrBy { key: check_key(take(1), limits)?, by }, Shape::Plain)
-        }
-        "incrby" | "decrby" => {
+        "incr" | "decr" | "incrby" | "decrby" | "incrbyfloat" => {
             let key = check_key(take(1), limits)?;
-            let by = parse_integer(&take(2)).ok_or(CommandError::NotAnInteger)?;
-            let by = if name == "incrby" {
-                by
-            } else {
-                // Redis refuses to negate i64::MIN rather than overflow.
-                by.checked_neg().ok_or(CommandError::Invalid("decrement would overflow"))?
-            };
-            one(Op::IncrBy { key, by }, Shape::Plain)
-        }
-        "incrbyfloat" => {
-            let key = check_key(take(1), limits)?;
-            let by =
-                parse_float(&take(2)).ok_or(CommandError::Invalid("value is not a valid float"))?;
-            one(Op::IncrByFloat { key, by_bits: by.to_bits() }, Shape::Plain)
+            one(parse_counter(name, key, args.get(2))?, Shape::Plain)
         }
         "append" => {
             let key = check_key(take(1), limits)?;
@@ -259,6 +242,29 @@ pub fn parse(
         other => unreachable!("{other} is in strings::COMMAND_TABLE but not parsed"),
     };
     Ok(work)
+}
+
+/// `INCR`, `DECR`, `INCRBY n`, `DECRBY n`, `INCRBYFLOAT f` on `key`; `amount` is the third
+/// argument, present exactly when the arity says so.
+fn parse_counter(name: &str, key: Vec<u8>, amount: Option<&Vec<u8>>) -> Result<Op, CommandError> {
+    let integer =
+        || amount.and_then(|amount| parse_integer(amount)).ok_or(CommandError::NotAnInteger);
+    let by = match name {
+        "incr" => 1,
+        "decr" => -1,
+        "incrby" => integer()?,
+        // Redis refuses to negate i64::MIN rather than overflow.
+        "decrby" => {
+            integer()?.checked_neg().ok_or(CommandError::Invalid("decrement would overflow"))?
+        }
+        _ => {
+            let by = amount
+                .and_then(|amount| parse_float(amount))
+                .ok_or(CommandError::Invalid("value is not a valid float"))?;
+            return Ok(Op::IncrByFloat { key, by_bits: by.to_bits() });
+        }
+    };
+    Ok(Op::IncrBy { key, by })
 }
 
 /// `EXISTS`, `MGET`, `DEL`, `UNLINK`: one op for one key; for several, a [`Keyspace::Several`]
