@@ -12,6 +12,13 @@
 //! writes (which copy only the tree nodes they touch while the view is alive). Keys and values
 //! are reference-counted byte strings, so copying a node copies no data.
 //!
+//! Besides `GET`, `SET`, `DEL` and `CAS`, the ops are the string writes (`INCRBY`, `APPEND`,
+//! `SET NX|XX GET`, `GETDEL`, `MSET` of one partition…), decided in [`strings`] from the store
+//! and the op alone, and the whole-partition ops (`Count`, `Scan`, `Flush`) that the front end
+//! sends to every partition for `DBSIZE`, `SCAN`/`KEYS` and `FLUSHALL`. A derived index keeps
+//! the keys in scan order ([`scan_position`]), so a `SCAN` cursor survives any write between
+//! two pages; it is rebuilt on restore and never part of a snapshot, whose format is unchanged.
+//!
 //! ```
 //! use kvstore_app::store::{Op, OpResult, Store};
 //!
