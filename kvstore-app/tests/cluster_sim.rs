@@ -108,7 +108,7 @@ impl Client {
         let v = vec![b'0' + ctx.rng().random_range(0..4u8)];
         // Values are digits, so INCR mostly counts, and an APPEND makes them non-integers
         // (INCR is refused) until a SET; APPEND is refused beyond 4 bytes.
-        let op = match ctx.rng().random_range(0..14) {
+        let op = match ctx.rng().random_range(0..15) {
             0..=3 => Op::Get { key },
             4..=5 => Op::Set { key, value: v },
             6 => Op::Del { key },
@@ -120,7 +120,8 @@ impl Client {
                 value: v,
                 condition: SetCondition { if_missing: true, if_exists: false, get_old: false },
             },
-            _ => Op::GetDel { key },
+            12 => Op::GetDel { key },
+            _ => Op::IncrByFloat { key, by_bits: 0.5f64.to_bits() },
         };
         let id = self.send(ctx.now().as_nanos(), op);
         ctx.schedule_once(CLIENT_TIMEOUT, move |c: &mut Client, ctx| {
@@ -1196,6 +1197,7 @@ fn linearizable_through_overlays_under_random_faults() {
                 ("APPEND", &|op: &Op| matches!(op, Op::Append { .. })),
                 ("SET NX", &|op: &Op| matches!(op, Op::SetIf { .. })),
                 ("GETDEL", &|op: &Op| matches!(op, Op::GetDel { .. })),
+                ("INCRBYFLOAT", &|op: &Op| matches!(op, Op::IncrByFloat { .. })),
             ] {
                 if !history.iter().any(|h| h.response().is_some() && made(&h.op)) {
                     return Err(format!("no {name} returned"));

@@ -40,7 +40,7 @@
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fmt;
 
-use crate::store::strings::parse_integer;
+use crate::store::strings::{format_float, parse_float, parse_integer};
 use crate::store::{Op, OpResult, Refusal, SetCondition};
 
 /// Which client issued an operation (for the explanation; the check does not need it).
@@ -258,7 +258,7 @@ fn validate(history: &[HistoryOp]) -> Result<(), CheckError> {
 }
 
 /// Whether the register model covers `op`: the single-key ops whose effect on one key is
-/// all there is to them (`INCRBYFLOAT`'s float printing is not modelled).
+/// all there is to them.
 fn models(op: &Op) -> bool {
     matches!(
         op,
@@ -267,6 +267,7 @@ fn models(op: &Op) -> bool {
             | Op::Del { .. }
             | Op::Cas { .. }
             | Op::IncrBy { .. }
+            | Op::IncrByFloat { .. }
             | Op::Append { .. }
             | Op::SetIf { .. }
             | Op::GetDel { .. }
@@ -329,6 +330,11 @@ enum Kind {
         by: i64,
         seen: Option<Result<i64, Refusal>>,
     },
+    /// `INCRBYFLOAT`, with the new value (as printed) or the refusal seen.
+    IncrByFloat {
+        by_bits: u64,
+        seen: Option<Result<Value, Refusal>>,
+    },
     /// `APPEND suffix`, with the new length or the refusal seen.
     Append {
         suffix: Value,
@@ -376,6 +382,24 @@ impl Kind {
                     Err(_) => state,
                 })
             }
+            Kind::IncrByFloat { by_bits, seen } => {
+                let old = match values.bytes(state) {
+                    None => Ok(0.0),
+                    Some(bytes) => parse_float(bytes).ok_or(Refusal::NotAFloat),
+                };
+                let outcome = old.and_then(|old| {
+                    let new = old + f64::from_bits(by_bits);
+                    if new.is_finite() {
+                        Ok(values.intern(format_float(new).as_bytes()))
+                    } else {
+                        Err(Refusal::NanOrInfinity)
+                    }
+                });
+                if seen.is_some_and(|seen| seen != outcome) {
+                    return None;
+                }
+                Some(outcome.unwrap_or(state))
+            }
             Kind::Append { suffix, len_max, seen } => {
                 let mut new = values.bytes(state).unwrap_or_default().to_vec();
                 new.extend_from_slice(values.bytes(suffix).unwrap_or_default());
@@ -406,7 +430,7 @@ impl Kind {
     /// Whether the value this operation writes depends on the register's value (so removing
     /// an earlier write changes what it writes, not only what later reads see).
     fn computes(self) -> bool {
-        matches!(self, Kind::IncrBy { .. } | Kind::Append { .. })
+        matches!(self, Kind::IncrBy { .. } | Kind::IncrByFloat { .. } | Kind::Append { .. })
     }
 
     /// The same operation with its observation forgotten; `None` for a read, which without its
@@ -418,6 +442,7 @@ impl Kind {
             Kind::Del(_) => Some(Kind::Del(None)),
             Kind::Cas { expected, new, .. } => Some(Kind::Cas { expected, new, swapped: None }),
             Kind::IncrBy { by, .. } => Some(Kind::IncrBy { by, seen: None }),
+            Kind::IncrByFloat { by_bits, .. } => Some(Kind::IncrByFloat { by_bits, seen: None }),
             Kind::Append { suffix, len_max, .. } => {
                 Some(Kind::Append { suffix, len_max, seen: None })
             }
@@ -449,7 +474,7 @@ impl Kind {
             }
             Kind::Del(_) | Kind::GetDel(_) => Some(ABSENT),
             // Computed from the register: not known statically (see `computes`).
-            Kind::IncrBy { .. } | Kind::Append { .. } => None,
+            Kind::IncrBy { .. } | Kind::IncrByFloat { .. } | Kind::Append { .. } => None,
         }
     }
 }
@@ -494,6 +519,14 @@ impl Register {
                 (Op::IncrBy { by, .. }, result) => {
                     Kind::IncrBy { by: *by, seen: integer_seen(result) }
                 }
+                (Op::IncrByFloat { by_bits, .. }, result) => Kind::IncrByFloat {
+                    by_bits: *by_bits,
+                    seen: match result {
+                        Some(OpResult::Value(Some(text))) => Some(Ok(intern(text))),
+                        Some(OpResult::Refused(refusal)) => Some(Err(*refusal)),
+                        _ => None,
+                    },
+                },
                 (Op::Append { value, len_max, .. }, result) => Kind::Append {
                     suffix: intern(value),
                     len_max: *len_max,
@@ -1120,6 +1153,17 @@ mod tests {
         assert!(check(&[unknown.clone(), get(2, 5, 6, Some("1"))]).is_ok());
         assert!(check(&[unknown.clone(), get(2, 5, 6, None)]).is_ok());
         assert!(check(&[unknown, get(2, 5, 6, Some("2"))]).is_err());
+    }
+
+    #[test]
+    fn float_increments_are_checked_against_their_printed_sums() {
+        let float = |c: u64, invoke: u64, response: u64, by: f64, seen: &str| {
+            let op = Op::IncrByFloat { key: key("k"), by_bits: by.to_bits() };
+            HistoryOp::returned(ClientId(c), invoke, response, op, OpResult::Value(Some(key(seen))))
+        };
+        assert!(check(&[float(1, 0, 1, 0.1, "0.1"), float(2, 2, 3, 0.2, "0.3")]).is_ok());
+        assert!(check(&[float(1, 0, 1, 0.1, "0.1"), float(2, 2, 3, 0.2, "0.2")]).is_err());
+        assert!(check(&[float(1, 0, 5, 0.1, "0.3"), float(2, 1, 6, 0.2, "0.2")]).is_ok());
     }
 
     #[test]
