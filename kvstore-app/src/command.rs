@@ -10,8 +10,8 @@
 //! | Command | Reply |
 //! |---|---|
 //! | `GET key` | the value as a bulk string, or the null bulk string if the key is missing |
-//! | `SET key value` | `+OK`. Options (`EX`, `NX`, …) are not supported: `-ERR syntax error` |
-//! | `DEL key` | `:1` if the key existed, else `:0`. One key only (keys of one request could live in different partitions): more is an error |
+//! | `SET key value` | `+OK`. With options (`NX`, `XX`, `GET`; expiry is refused for now), see [`strings`] |
+//! | `DEL key` | `:1` if the key existed, else `:0`. Several keys: see [`strings`] |
 //! | `CAS key expected new` | `:1` if the key held `expected` and now holds `new`, else `:0`; a missing key never matches |
 //! | `PING [message]` | `+PONG`, or the message as a bulk string |
 //! | `ECHO message` | the message as a bulk string |
@@ -19,8 +19,8 @@
 //! | `COMMAND`, `COMMAND DOCS [name…]` | an empty array (redis-cli asks for docs at start-up; it needs only an array) |
 //! | `COMMAND COUNT` | the number of commands in this table |
 //! | `COMMAND LIST` | the command names |
-//! | `COMMAND INFO name…` | one null per name (no command metadata is published) |
 //! | `CONFIG GET pattern…` | the parameters matching the glob patterns, a map of name → value (a flat array of pairs in RESP2): `appendonly` → `yes` (every write is in the Zab log before it is acknowledged), `databases` → `1`, `save` → empty (redis-benchmark reads `save` and `appendonly` at start-up); the front end adds `maxmemory` → the node's limit in bytes and `appendfsync` → `always` or `no` (`--no-fsync`) |
+//! | `COMMAND INFO name…` | per name, Redis' entry (arity, flags, key positions; see [`introspection`]), or null for an unknown name |
 //! | `CLIENT SETNAME name` | `+OK` (the server may remember the name) |
 //! | `CLIENT SETINFO attr value`, `CLIENT NO-EVICT on/off`, `CLIENT NO-TOUCH on/off` | `+OK`, ignored (redis-py sends `SETINFO` on connect) |
 //! | `HELLO [2\|3 [AUTH user pass] [SETNAME name]]` | switches the connection to that protocol version ([`Handling::Hello`]) and describes the server in it: a map of `server`, `version`, `proto`, `id`, `mode`, `role`, `modules` (a flat array in RESP2). Without a version, the connection keeps its protocol |
@@ -29,6 +29,10 @@
 //! | `QUIT` | `+OK`, then the server closes the connection |
 //! | `AUTH [user] password` | `+OK` once [`crate::auth`] accepts the credentials (it checks them, and refuses other commands before them) |
 //! | `RESET` | `+RESET`; the connection is back to RESP2 and, when the node has a password, unauthenticated ([`Handling::Reset`]) |
+//!
+//! The string and key commands (`INCR`, `APPEND`, `MGET`, `MSET`, `SCAN`, `DBSIZE`, …) and what
+//! each guarantees across partitions are in [`strings`]; `CLIENT ID|GETNAME|LIST|INFO|KILL`
+//! and `TIME` in [`clients`].
 //!
 //! Anything else is `-ERR unknown command 'name', with args beginning with: …`; a wrong
 //! argument count is `-ERR wrong number of arguments for 'name' command`.
@@ -52,6 +56,10 @@
 use std::fmt;
 
 use crate::auth::Password;
+pub mod clients;
+pub mod introspection;
+pub mod strings;
+
 use crate::resp::{Oversized, Protocol, Request, RespValue};
 use crate::store::{Op, OpResult};
 
@@ -138,6 +146,10 @@ pub enum Command {
     },
     /// `RESET`: back to the state of a new connection.
     Reset,
+    /// A string or key command of [`strings`] (`INCR`, `MGET`, `SCAN`, `SET` with options…).
+    Strings(strings::Work),
+    /// `CLIENT ID|GETNAME|LIST|INFO|KILL` or `TIME` (see [`clients`]).
+    Client(clients::ClientCommand),
 }
 
 /// The forms of `COMMAND`.
@@ -184,6 +196,12 @@ pub const COMMAND_TABLE: &[CommandSpec] = &[
     CommandSpec { name: "reset", arity: 1 },
 ];
 
+/// Every command the server accepts: [`COMMAND_TABLE`], then those of [`strings`] and
+/// [`clients`].
+pub fn all_commands() -> impl Iterator<Item = &'static CommandSpec> {
+    COMMAND_TABLE.iter().chain(strings::COMMAND_TABLE).chain(clients::COMMAND_TABLE)
+}
+
 /// The parameters `CONFIG GET` reports, with their fixed values.
 pub const CONFIG_PARAMETERS: &[(&str, &str)] =
     &[("appendonly", "yes"), ("databases", "1"), ("save", "")];
@@ -213,6 +231,13 @@ pub enum Handling {
     /// `RESET`: the connection speaks RESP2 again and, if the node has a password, must
     /// authenticate again; then this reply (`+RESET`, in RESP2).
     Reset(RespValue),
+    /// Run these ops, each on its key's partition, then reply with
+    /// [`Plan::reply`](strings::Plan::reply) of their results.
+    Plan(strings::Plan),
+    /// Learn the partition count, then run [`Keyspace::plan`](strings::Keyspace::plan)'s plan.
+    Keyspace(strings::Keyspace),
+    /// Answer from the node's connections or clock (see [`clients`]).
+    Client(clients::ClientCommand),
 }
 
 /// What a reply may need to know about the connection it goes to.
@@ -234,7 +259,7 @@ impl Command {
             return Err(CommandError::unknown_command(&[]));
         };
         let name = String::from_utf8_lossy(name_bytes).to_ascii_lowercase();
-        let Some(spec) = COMMAND_TABLE.iter().find(|spec| spec.name == name) else {
+        let Some(spec) = all_commands().find(|spec| spec.name == name) else {
             return Err(CommandError::unknown_command(&args));
         };
         if let Some(oversized) = oversized {
@@ -251,21 +276,13 @@ impl Command {
         let take = |args: &mut Vec<Vec<u8>>, index: usize| std::mem::take(&mut args[index]);
         let command = match spec.name {
             "get" => Command::Get { key: check_key(take(&mut args, 1), limits)? },
+            "set" if args.len() > 3 => Command::Strings(strings::parse_set(args, limits)?),
             "set" => {
-                if args.len() > 3 {
-                    return Err(CommandError::Syntax);
-                }
                 let key = check_key(take(&mut args, 1), limits)?;
                 Command::Set { key, value: check_value(take(&mut args, 2), limits)? }
             }
-            "del" => {
-                if args.len() > 2 {
-                    return Err(CommandError::Unsupported(
-                        "DEL of several keys is not supported (they may live in different partitions)",
-                    ));
-                }
-                Command::Del { key: check_key(take(&mut args, 1), limits)? }
-            }
+            "del" if args.len() > 2 => Command::Strings(strings::parse("del", args, limits)?),
+            "del" => Command::Del { key: check_key(take(&mut args, 1), limits)? },
             "cas" => {
                 let key = check_key(take(&mut args, 1), limits)?;
                 let expected = check_value(take(&mut args, 2), limits)?;
@@ -290,6 +307,8 @@ impl Command {
             "quit" => Command::Quit,
             "auth" => parse_auth(args)?,
             "reset" => Command::Reset,
+            "time" => Command::Client(clients::ClientCommand::Time),
+            name if strings::handles(name) => Command::Strings(strings::parse(name, args, limits)?),
             other => unreachable!("command {other} is in the table but not parsed"),
         };
         Ok(command)
@@ -325,13 +344,13 @@ impl Command {
             Command::Ping(None) => RespValue::simple("PONG"),
             Command::Ping(Some(message)) | Command::Echo(message) => RespValue::bulk(message),
             Command::Command(CommandQuery::All | CommandQuery::Docs) => RespValue::array(vec![]),
-            Command::Command(CommandQuery::Count) => RespValue::Integer(COMMAND_TABLE.len() as i64),
-            Command::Command(CommandQuery::List) => RespValue::array(
-                COMMAND_TABLE.iter().map(|spec| RespValue::bulk(spec.name)).collect(),
-            ),
-            Command::Command(CommandQuery::Info(names)) => {
-                RespValue::array(names.iter().map(|_| RespValue::null_bulk()).collect())
+            Command::Command(CommandQuery::Count) => {
+                RespValue::Integer(all_commands().count() as i64)
             }
+            Command::Command(CommandQuery::List) => {
+                RespValue::array(all_commands().map(|spec| RespValue::bulk(spec.name)).collect())
+            }
+            Command::Command(CommandQuery::Info(names)) => introspection::info_reply(&names),
             Command::ConfigGet(patterns) => config_get_reply(&patterns, &[]),
             Command::ClientSetName(_) | Command::ClientOther(_) => RespValue::ok(),
             Command::Hello { protocol: None, .. } => hello_reply(connection, connection.protocol),
@@ -347,6 +366,14 @@ impl Command {
                 };
                 return Handling::Hello { protocol, reply: hello_reply(connection, protocol) };
             }
+            Command::Strings(strings::Work::Plan(plan)) => return Handling::Plan(plan),
+            Command::Strings(strings::Work::Keyspace(keyspace)) => {
+                return Handling::Keyspace(keyspace)
+            }
+            Command::Client(clients::ClientCommand::Id) => {
+                RespValue::Integer(i64::try_from(connection.client_id).unwrap_or(i64::MAX))
+            }
+            Command::Client(client) => return Handling::Client(client),
             Command::Select(0) => RespValue::ok(),
             Command::Select(_) => RespValue::error("ERR DB index is out of range"),
         };
@@ -412,6 +439,9 @@ fn parse_config(mut args: Vec<Vec<u8>>) -> Result<Command, CommandError> {
 
 fn parse_client(mut args: Vec<Vec<u8>>) -> Result<Command, CommandError> {
     let subcommand = lowercase(&args[1]);
+    if clients::SUBCOMMANDS.contains(&subcommand.as_str()) {
+        return clients::parse(&subcommand, &args).map(Command::Client);
+    }
     let arity = match subcommand.as_str() {
         "setname" | "no-evict" | "no-touch" => 3,
         "setinfo" => 4,
@@ -510,73 +540,9 @@ pub fn config_get_reply(patterns: &[Vec<u8>], parameters: &[(&str, &str)]) -> Re
     RespValue::Map(pairs)
 }
 
-/// Case-insensitive glob matching as `CONFIG GET` uses it: `*` (any run), `?` (any byte),
-/// `[abc]`, `[^abc]`, `[a-z]` and `\` escapes. Greedy with one backtrack point, so hostile
-/// patterns (`*a*a*a…`) take time linear in pattern × text, not exponential.
+/// Case-insensitive glob matching, as `CONFIG GET` uses it (see [`crate::glob`]).
 pub fn glob_match(pattern: &[u8], text: &[u8]) -> bool {
-    let (mut p, mut t) = (0, 0);
-    let mut backtrack: Option<(usize, usize)> = None;
-    while t < text.len() {
-        if p < pattern.len() {
-            if pattern[p] == b'*' {
-                backtrack = Some((p, t));
-                p += 1;
-                continue;
-            }
-            if let Some(next) = match_one(pattern, p, text[t]) {
-                p = next;
-                t += 1;
-                continue;
-            }
-        }
-        match backtrack {
-            Some((star, start)) => {
-                backtrack = Some((star, start + 1));
-                p = star + 1;
-                t = start + 1;
-            }
-            None => return false,
-        }
-    }
-    pattern[p..].iter().all(|&byte| byte == b'*')
-}
-
-/// Matches one text byte against the pattern element at `p` (not `*`); returns the index after
-/// the element on a match.
-fn match_one(pattern: &[u8], p: usize, byte: u8) -> Option<usize> {
-    let same = |a: u8, b: u8| a.eq_ignore_ascii_case(&b);
-    match pattern[p] {
-        b'?' => Some(p + 1),
-        b'\\' if p + 1 < pattern.len() => same(pattern[p + 1], byte).then_some(p + 2),
-        b'[' => {
-            let mut i = p + 1;
-            let negated = pattern.get(i) == Some(&b'^');
-            if negated {
-                i += 1;
-            }
-            let mut matched = false;
-            while i < pattern.len() && pattern[i] != b']' {
-                if pattern[i] == b'\\' && i + 1 < pattern.len() {
-                    matched |= same(pattern[i + 1], byte);
-                    i += 2;
-                } else if i + 2 < pattern.len() && pattern[i + 1] == b'-' && pattern[i + 2] != b']'
-                {
-                    let (low, high) =
-                        (pattern[i].min(pattern[i + 2]), pattern[i].max(pattern[i + 2]));
-                    let lower = byte.to_ascii_lowercase();
-                    let upper = byte.to_ascii_uppercase();
-                    matched |= (low..=high).contains(&lower) || (low..=high).contains(&upper);
-                    i += 3;
-                } else {
-                    matched |= same(pattern[i], byte);
-                    i += 1;
-                }
-            }
-            // An unclosed class ends with the pattern, as in Redis' stringmatchlen.
-            (matched != negated).then_some((i + 1).min(pattern.len()))
-        }
-        literal => same(literal, byte).then_some(p + 1),
-    }
+    crate::glob::glob_match_nocase(pattern, text)
 }
 
 /// The reply to an op's result: `GET` → the value or null, `SET` → `+OK`, `DEL` → `:1`/`:0`,
@@ -587,6 +553,19 @@ pub fn op_reply(result: &OpResult) -> RespValue {
         OpResult::Stored => RespValue::ok(),
         OpResult::Deleted(existed) => RespValue::Integer(i64::from(*existed)),
         OpResult::Swapped(swapped) => RespValue::Integer(i64::from(*swapped)),
+        OpResult::Integer(n) => RespValue::Integer(*n),
+        OpResult::Written { written: true, .. } => RespValue::ok(),
+        OpResult::Written { written: false, .. } => RespValue::null_bulk(),
+        OpResult::Page { keys, .. } => {
+            RespValue::array(keys.iter().map(|key| RespValue::bulk(key.0.clone())).collect())
+        }
+        OpResult::Refused(refusal) => strings::refusal_reply(*refusal),
+        OpResult::Values(values) => RespValue::array(
+            values
+                .iter()
+                .map(|value| RespValue::BulkString(value.as_ref().map(|v| v.0.clone())))
+                .collect(),
+        ),
     }
 }
 
@@ -670,6 +649,9 @@ pub enum CommandError {
     ArgumentTooLarge(Oversized),
     /// A form of a known command this server does not offer.
     Unsupported(&'static str),
+    /// An argument of the wrong form, with Redis' text after `ERR ` (`value is not a valid
+    /// float`).
+    Invalid(&'static str),
 }
 
 impl CommandError {
@@ -739,7 +721,9 @@ impl fmt::Display for CommandError {
                 "ERR argument {} too large ({} bytes; the limit is {})",
                 oversized.arg_index, oversized.len, oversized.limit
             ),
-            CommandError::Unsupported(what) => write!(f, "ERR {what}"),
+            CommandError::Unsupported(what) | CommandError::Invalid(what) => {
+                write!(f, "ERR {what}")
+            }
         }
     }
 }
@@ -862,8 +846,8 @@ mod tests {
             "ERR unknown subcommand 'set'. Try CONFIG HELP."
         );
         assert_eq!(
-            error_text(&["client", "kill", "x"]),
-            "ERR unknown subcommand 'kill'. Try CLIENT HELP."
+            error_text(&["client", "pause", "x"]),
+            "ERR unknown subcommand 'pause'. Try CLIENT HELP."
         );
         assert_eq!(
             error_text(&["command", "getkeys"]),
@@ -917,10 +901,12 @@ mod tests {
     }
 
     #[test]
-    fn set_options_and_multi_key_del_are_refused() {
-        assert_eq!(parse(&["set", "k", "v", "EX", "10"]), Err(CommandError::Syntax));
-        assert_eq!(error_text(&["set", "k", "v", "nx"]), "ERR syntax error");
-        assert!(error_text(&["del", "a", "b"]).starts_with("ERR DEL of several keys"));
+    fn set_expiry_is_refused_until_keys_can_expire() {
+        assert_eq!(
+            error_text(&["set", "k", "v", "EX", "10"]),
+            "ERR key expiry (EX, PX, EXAT, PXAT, KEEPTTL) is not supported yet"
+        );
+        assert_eq!(error_text(&["set", "k", "v", "nx", "xx"]), "ERR syntax error");
     }
 
     #[test]
@@ -981,13 +967,16 @@ mod tests {
         assert_eq!(reply(&["COMMAND"]), RespValue::array(vec![]));
         assert_eq!(reply(&["command", "DOCS"]), RespValue::array(vec![]));
         assert_eq!(reply(&["command", "docs", "get", "set"]), RespValue::array(vec![]));
-        assert_eq!(reply(&["command", "count"]), RespValue::Integer(COMMAND_TABLE.len() as i64));
+        assert_eq!(reply(&["command", "count"]), RespValue::Integer(all_commands().count() as i64));
+        assert!(all_commands().count() > COMMAND_TABLE.len(), "the string commands are listed");
         let RespValue::Array(Some(names)) = reply(&["command", "list"]) else {
             panic!("not an array")
         };
-        assert!(names.contains(&RespValue::bulk("cas")));
+        for name in ["cas", "incr", "mget", "scan", "time"] {
+            assert!(names.contains(&RespValue::bulk(name)), "{name}");
+        }
         assert_eq!(
-            reply(&["command", "info", "get", "x"]),
+            reply(&["command", "info", "x", "y"]),
             RespValue::array(vec![RespValue::null_bulk(), RespValue::null_bulk()])
         );
     }

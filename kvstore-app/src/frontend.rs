@@ -15,12 +15,20 @@
 //!   together, and so do consecutive reads, but a read waits for the writes before it to be
 //!   answered, and a write for the reads before it (a read is served by a barrier at the
 //!   group's leader, not through the log, so it would otherwise overtake a write in flight);
-//! - a connection with [`FrontendConfig::pipeline_max`] requests in flight is not read from until
-//!   half of them are answered (the server pauses the socket), so a client cannot make the node
+//! - a connection with [`FrontendConfig::pipeline_max`] requests in flight, or as many ops
+//!   (an `MGET` of 1,000 keys in several partitions is 1,000 ops), is not read from until half
+//!   of them are answered (the server pauses the socket), so a client cannot make the node
 //!   buffer without bound;
 //! - malformed input gets its RESP error, then the connection is closed (as Redis does: the
 //!   stream cannot be resynchronised); oversized and unknown commands get an error and the
 //!   connection stays usable.
+//!
+//! - a command of several ops ([`Handling::Plan`]: `MGET`, `DEL k…`, `DBSIZE`…) takes one slot;
+//!   its ops go out like single ones (in order with the connection's other reads or writes),
+//!   and the slot is filled when the last is answered (see `frontend/multi.rs`);
+//! - a command that must know the partition count ([`Handling::Keyspace`]: `DBSIZE`, `SCAN`,
+//!   `MSET`…) waits for the overlay to tell it, once, and the connection reads nothing more
+//!   meanwhile, so its commands still take effect in order.
 //!
 //! Errors of the store become RESP errors that say what happened: `-TRYAGAIN` when the
 //! operation did not happen (the partition had no leader, or was overloaded), and
@@ -28,11 +36,14 @@
 
 use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
+use std::time::{Duration, SystemTime};
 
 use kompics_core::{ComponentDefinition, Context, Require, RequiredPort, Setup, Time};
 use kompics_net::stream::{ByteStream, ConnId, StreamEvent, StreamRequest};
 
 use crate::auth::{Admission, ClientAuth};
+use crate::command::clients;
+use crate::command::strings::Keyspace;
 use crate::command::{
     config_get_reply, info_reply, op_reply, Command, CommandLimits, ConnectionInfo, Handling,
     InfoSection,
@@ -54,7 +65,8 @@ pub struct FrontendConfig {
     pub resp_limits: RespLimits,
     /// Key and value size limits.
     pub command_limits: CommandLimits,
-    /// The most requests of one connection in flight before it is paused. Default 1024.
+    /// The most requests of one connection in flight, and the most ops (sent or held), before
+    /// it is paused. Default 1024.
     pub pipeline_max: usize,
     /// The node's memory limit and use, for `INFO` and `CONFIG GET maxmemory` (share the one
     /// its replicas enforce). Default: no limit.
@@ -66,6 +78,8 @@ pub struct FrontendConfig {
     /// client can tell what an acknowledged write survives. Default: [`AppendFsync::Always`],
     /// the logs' default.
     pub appendfsync: AppendFsync,
+    /// The wall clock `TIME` reads: the time since the Unix epoch. Default: the system's.
+    pub wall_clock: fn() -> Duration,
 }
 
 /// When a node's partition logs reach the disk, named after Redis' `appendfsync`.
@@ -110,9 +124,16 @@ impl FrontendConfig {
             memory: MemoryLimit::default(),
             auth: ClientAuth::none(),
             appendfsync: AppendFsync::default(),
+            wall_clock: system_wall_clock,
         }
     }
 }
+
+fn system_wall_clock() -> Duration {
+    SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).unwrap_or_default()
+}
+
+mod multi;
 
 /// The reply slot of one request, with the protocol its reply is sent in (the connection's
 /// when the request was read: a `HELLO` changes it for the requests after it).
@@ -139,8 +160,16 @@ struct Connection {
     ops_in_flight: usize,
     /// Whether those are reads.
     reads_in_flight: bool,
-    /// Operations held back until those in flight are answered: (sequence number, op).
-    held: VecDeque<(u64, Op)>,
+    /// Operations held back until those in flight are answered, with their waiters.
+    held: VecDeque<(Waiter, Op)>,
+    /// A [`Handling::Keyspace`] command waits for the partition count: read nothing more.
+    awaiting_table: bool,
+    /// What `CLIENT LIST` shows.
+    peer: SocketAddr,
+    name: Vec<u8>,
+    opened: Time,
+    last_command_at: Time,
+    last_command: String,
 }
 
 impl Connection {
@@ -154,6 +183,16 @@ impl Connection {
 struct Waiter {
     conn: ConnId,
     seq: u64,
+    /// For an op of a [`Handling::Plan`], its index among the plan's ops.
+    part: Option<usize>,
+}
+
+/// What an `OverlayInfo` asked of the overlay is for.
+enum InfoWant {
+    /// An `INFO` reply, limited to this section.
+    Section(Waiter, Option<String>),
+    /// The partition count, for the commands in [`RespFrontend::parked`].
+    Table,
 }
 
 /// The RESP front end of a node.
@@ -165,10 +204,16 @@ pub struct RespFrontend {
     connections: HashMap<ConnId, Connection>,
     /// Operations in flight, by request id.
     ops: HashMap<u64, Waiter>,
-    /// `INFO`s asked of the overlay, oldest first, with the section each asked for. The
-    /// overlay answers each in its handler, so the answers come back in the order asked (one
-    /// channel is FIFO) and to this front end alone: the oldest waiter takes the next answer.
-    infos: VecDeque<(Waiter, Option<String>)>,
+    /// `INFO`s asked of the overlay, oldest first, with what each is for. The overlay
+    /// answers each in its handler, so the answers come back in the order asked (one channel
+    /// is FIFO) and to this front end alone: the oldest waiter takes the next answer.
+    infos: VecDeque<InfoWant>,
+    /// The cluster's partition count, once an `OverlayInfo` told it (it never changes).
+    partition_count: Option<u32>,
+    /// Commands waiting for the partition count (at most one per connection).
+    parked: Vec<(Waiter, Keyspace)>,
+    /// Plans with ops in flight, by (connection, sequence number).
+    gathers: HashMap<(ConnId, u64), multi::Gather>,
     next_id: u64,
     next_client_id: u64,
     started: Option<Time>,
@@ -189,6 +234,9 @@ impl RespFrontend {
             connections: HashMap::new(),
             ops: HashMap::new(),
             infos: VecDeque::new(),
+            partition_count: None,
+            parked: Vec::new(),
+            gathers: HashMap::new(),
             next_id: 0,
             next_client_id: 0,
             started: None,
@@ -201,13 +249,13 @@ impl RespFrontend {
     }
 
     /// Parses and dispatches what connection `conn` has buffered, as far as its pipeline allows.
-    fn serve(&mut self, conn: ConnId) {
+    fn serve(&mut self, conn: ConnId, now: Time) {
         loop {
             let Some(c) = self.connections.get_mut(&conn) else { return };
-            if c.close_at.is_some() {
+            if c.close_at.is_some() || c.awaiting_table {
                 break;
             }
-            if c.slots.len() >= self.config.pipeline_max {
+            if c.slots.len().max(c.ops_in_flight + c.held.len()) >= self.config.pipeline_max {
                 if !c.paused {
                     c.paused = true;
                     self.stream.trigger(StreamRequest::PauseReading { conn });
@@ -227,33 +275,31 @@ impl RespFrontend {
             };
             let connection = ConnectionInfo { client_id: c.client_id, protocol: c.protocol };
             c.slots.push_back(Slot::Waiting(c.protocol));
+            c.last_command = clients::command_name(request.args());
+            c.last_command_at = now;
             // Unknown commands and wrong arities are refused before authentication is looked
             // at, as in Redis.
             let handling = match Command::parse(request, &self.config.command_limits) {
                 Err(e) => Handling::Reply(e.to_reply()),
                 Ok(command) => match self.config.auth.admit(command, c.authenticated) {
                     Admission::Refuse(reply) => Handling::Reply(reply),
-                    Admission::Run(command) => handling_of(&self.config, command, &connection),
+                    Admission::Run(command) => {
+                        handling_of(&self.config, command, &connection, &mut c.name)
+                    }
                     Admission::Authenticated(command) => {
                         // Before the next request is parsed, so it gets the normal bounds.
                         c.authenticated = true;
                         c.parser.set_authenticated(true);
-                        handling_of(&self.config, command, &connection)
+                        handling_of(&self.config, command, &connection, &mut c.name)
                     }
                 },
             };
-            let waiter = Waiter { conn, seq };
+            let waiter = Waiter { conn, seq, part: None };
             match handling {
-                Handling::Op(op) => {
-                    let c = self.connections.get_mut(&conn).expect("checked above");
-                    let read = op.is_read_only();
-                    let joins = c.ops_in_flight == 0 || c.reads_in_flight == read;
-                    if c.held.is_empty() && joins {
-                        self.send_op(waiter, op);
-                    } else {
-                        c.held.push_back((seq, op));
-                    }
-                }
+                Handling::Op(op) => self.submit(waiter, op),
+                Handling::Plan(plan) => self.run_plan(waiter, plan),
+                Handling::Keyspace(keyspace) => self.run_keyspace(waiter, keyspace),
+                Handling::Client(command) => self.client_command(waiter, command, now),
                 Handling::Reply(reply) => self.fill(waiter, reply),
                 Handling::Hello { protocol, reply } => {
                     let c = self.connections.get_mut(&conn).expect("checked above");
@@ -268,12 +314,13 @@ impl RespFrontend {
                     self.fill(waiter, reply);
                 }
                 Handling::Info { section } => {
-                    self.infos.push_back((waiter, section));
+                    self.infos.push_back(InfoWant::Section(waiter, section));
                     self.control.request(InfoQuery);
                 }
                 Handling::Reset(reply) => {
                     let c = self.connections.get_mut(&conn).expect("checked above");
                     c.protocol = Protocol::Resp2;
+                    c.name.clear();
                     c.authenticated = !self.config.auth.is_required();
                     c.parser.set_authenticated(c.authenticated);
                     *c.slots.back_mut().expect("pushed above") =
@@ -282,6 +329,19 @@ impl RespFrontend {
             }
         }
         self.flush(conn);
+    }
+
+    /// Sends an operation of `waiter`'s connection to the overlay, or holds it until the ops
+    /// of the other kind in flight are answered (see the module docs).
+    fn submit(&mut self, waiter: Waiter, op: Op) {
+        let Some(c) = self.connections.get_mut(&waiter.conn) else { return };
+        let read = op.is_read_only();
+        let joins = c.ops_in_flight == 0 || c.reads_in_flight == read;
+        if c.held.is_empty() && joins {
+            self.send_op(waiter, op);
+        } else {
+            c.held.push_back((waiter, op));
+        }
     }
 
     /// Sends an operation of `waiter`'s connection to the overlay.
@@ -307,8 +367,8 @@ impl RespFrontend {
         while c.held.front().is_some_and(|(_, op)| op.is_read_only() == read) {
             batch.extend(c.held.pop_front());
         }
-        for (seq, op) in batch {
-            self.send_op(Waiter { conn, seq }, op);
+        for (waiter, op) in batch {
+            self.send_op(waiter, op);
         }
     }
 
@@ -341,7 +401,8 @@ impl RespFrontend {
             c.slots.clear();
             return;
         }
-        if c.paused && c.slots.len() <= self.config.pipeline_max / 2 {
+        let load = c.slots.len().max(c.ops_in_flight + c.held.len());
+        if c.paused && load <= self.config.pipeline_max / 2 {
             c.paused = false;
             self.stream.trigger(StreamRequest::ResumeReading { conn });
         }
@@ -378,8 +439,22 @@ impl RespFrontend {
 
 /// What the front end does with an admitted command: what [`Command::into_handling`] says,
 /// except for the `CONFIG GET` parameters whose values are this node's.
-fn handling_of(config: &FrontendConfig, command: Command, connection: &ConnectionInfo) -> Handling {
+fn handling_of(
+    config: &FrontendConfig,
+    command: Command,
+    connection: &ConnectionInfo,
+    name: &mut Vec<u8>,
+) -> Handling {
     match command {
+        // The connection's name is the front end's to keep.
+        Command::ClientSetName(new_name) => {
+            *name = new_name;
+            Handling::Reply(RespValue::ok())
+        }
+        Command::Hello { client_name: Some(ref new_name), .. } => {
+            *name = new_name.clone();
+            command.into_handling(connection)
+        }
         Command::ConfigGet(patterns) => {
             let maxmemory = config.memory.max_bytes.to_string();
             let parameters =
@@ -453,9 +528,9 @@ impl ComponentDefinition for RespFrontend {
 }
 
 impl Require<ByteStream> for RespFrontend {
-    fn handle(&mut self, _ctx: &mut Context<Self>, event: StreamEvent) {
+    fn handle(&mut self, ctx: &mut Context<Self>, event: StreamEvent) {
         match event {
-            StreamEvent::Opened { conn, .. } => {
+            StreamEvent::Opened { conn, peer } => {
                 self.next_client_id += 1;
                 let mut parser = RequestParser::new(self.config.resp_limits.clone())
                     .expect("limits validated at creation");
@@ -475,8 +550,19 @@ impl Require<ByteStream> for RespFrontend {
                         ops_in_flight: 0,
                         reads_in_flight: false,
                         held: VecDeque::new(),
+                        awaiting_table: false,
+                        peer,
+                        name: Vec::new(),
+                        opened: ctx.now(),
+                        last_command_at: ctx.now(),
+                        last_command: String::new(),
                     },
                 );
+                if self.partition_count.is_none() {
+                    // Learn it early, so that the connection's first `DBSIZE` need not wait.
+                    self.infos.push_back(InfoWant::Table);
+                    self.control.request(InfoQuery);
+                }
             }
             StreamEvent::Data { conn, data } => {
                 if let Some(c) = self.connections.get_mut(&conn) {
@@ -484,37 +570,52 @@ impl Require<ByteStream> for RespFrontend {
                         c.parser.feed(&data);
                     }
                 }
-                self.serve(conn);
+                self.serve(conn, ctx.now());
             }
             StreamEvent::Closed { conn, .. } => {
                 // Replies still due to it are dropped when they come.
                 self.connections.remove(&conn);
+                self.gathers.retain(|(gathered, _), _| *gathered != conn);
+                self.parked.retain(|(waiter, _)| waiter.conn != conn);
             }
         }
     }
 }
 
 impl Require<KvPort> for RespFrontend {
-    fn handle(&mut self, _ctx: &mut Context<Self>, reply: KvReply) {
+    fn handle(&mut self, ctx: &mut Context<Self>, reply: KvReply) {
         let Some(waiter) = self.ops.remove(&reply.id) else { return };
-        let value = match &reply.result {
-            Ok(result) => op_reply(result),
-            Err(e) => error_reply(e),
-        };
-        self.fill(waiter, value);
+        match waiter.part {
+            Some(part) => self.gathered(waiter, part, reply.result),
+            None => {
+                let value = match &reply.result {
+                    Ok(result) => op_reply(result),
+                    Err(e) => error_reply(e),
+                };
+                self.fill(waiter, value);
+            }
+        }
         self.op_done(waiter.conn);
         self.flush(waiter.conn);
         // A paused connection may have requests buffered that now fit.
-        self.serve(waiter.conn);
+        self.serve(waiter.conn, ctx.now());
     }
 }
 
 impl Require<OverlayControl> for RespFrontend {
     fn handle(&mut self, ctx: &mut Context<Self>, info: OverlayInfo) {
-        let Some((waiter, section)) = self.infos.pop_front() else { return };
-        let value = info_reply(&self.info_sections(ctx.now(), &info), section.as_deref());
-        self.fill(waiter, value);
-        self.flush(waiter.conn);
-        self.serve(waiter.conn);
+        if self.partition_count.is_none() && !info.groups.is_empty() {
+            self.partition_count = u32::try_from(info.groups.len()).ok();
+        }
+        match self.infos.pop_front() {
+            Some(InfoWant::Section(waiter, section)) => {
+                let value = info_reply(&self.info_sections(ctx.now(), &info), section.as_deref());
+                self.fill(waiter, value);
+                self.flush(waiter.conn);
+                self.serve(waiter.conn, ctx.now());
+            }
+            Some(InfoWant::Table) => self.release_parked(ctx.now()),
+            None => {}
+        }
     }
 }

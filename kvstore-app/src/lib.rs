@@ -61,6 +61,10 @@
 //!             | Handling::Reset(reply)
 //!             | Handling::Hello { reply, .. } => reply,
 //!             Handling::Info { .. } => RespValue::bulk("# Server\r\n"),
+//!             // Several ops, the partition count, the node's connections: see the front end.
+//!             Handling::Plan(_) | Handling::Keyspace(_) | Handling::Client(_) => {
+//!                 unreachable!("not in this pipeline")
+//!             }
 //!         },
 //!     };
 //!     reply.encode(&mut replies);
@@ -73,6 +77,7 @@ pub mod bootstrap;
 pub mod command;
 pub mod data_dir;
 pub mod frontend;
+pub mod glob;
 pub mod incarnation;
 pub mod info;
 pub mod launch;

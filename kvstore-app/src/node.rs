@@ -42,7 +42,7 @@ use crate::bootstrap::{
     BOOTSTRAP_SERVICE,
 };
 use crate::overlay::{Overlay, OverlayConfig, OverlayControl, OverlayRequest, OVERLAY_ROUTE};
-use crate::partition::{partition_of, PartitionId};
+use crate::partition::PartitionId;
 use crate::ports::{KvPort, KvRequest, ReplicaStatusPort};
 use crate::replica::{Replica, ReplicaConfig};
 
@@ -276,9 +276,8 @@ impl KvNode {
             connect_with(
                 &replica.provided::<KvPort>(),
                 &overlay.required::<KvPort>(),
-                Selector::new().requests(move |r: &KvRequest| {
-                    partition_of(r.op.key(), partition_count) == partition
-                }),
+                Selector::new()
+                    .requests(move |r: &KvRequest| r.op.partition(partition_count) == partition),
             );
             connect(
                 &replica.provided::<ReplicaStatusPort>(),

@@ -58,9 +58,31 @@ fn fmix64(mut x: u64) -> u64 {
     x
 }
 
-/// The partition of `key` among `partition_count` partitions: the hash scaled onto
-/// `0..partition_count` by a 128-bit multiply (Lemire's reduction, which uses the hash's high
-/// bits and has no modulo bias worth the name).
+/// The part of `key` that decides its partition: its hash tag if it has one, else the whole
+/// key. Redis Cluster's rule: the bytes between the first `{` and the first `}` after it, if
+/// there are any (`{user:1}:name` and `{user:1}:email` → `user:1`; `{}x`, `x{` and `x}{y` have
+/// no tag, and only the first `{` counts: `a{{b}}` → `{b`).
+///
+/// Keys with the same tag are in the same partition, so a command on several of them can be
+/// one atomic log entry (`MSET {u1}a 1 {u1}b 2`, `MSETNX`). Redis hashes the tag with CRC16
+/// into 16384 slots; here it goes through [`stable_hash`] and [`partition_of`]'s reduction like
+/// any key, so the tag picks the partition, not a Redis slot number.
+///
+/// Part of the on-disk contract like the hash: a cluster that stored keys with a non-empty
+/// `{…}` before tags existed would look for them in another partition now.
+pub fn hash_tag(key: &[u8]) -> &[u8] {
+    let Some(open) = key.iter().position(|&byte| byte == b'{') else { return key };
+    let rest = &key[open + 1..];
+    match rest.iter().position(|&byte| byte == b'}') {
+        Some(len) if len > 0 => &rest[..len],
+        _ => key,
+    }
+}
+
+/// The partition of `key` among `partition_count` partitions: the hash of its
+/// [`hash_tag`] (the whole key when it has none) scaled onto `0..partition_count` by a 128-bit
+/// multiply (Lemire's reduction, which uses the hash's high bits and has no modulo bias worth
+/// the name).
 ///
 /// # Panics
 ///
@@ -68,7 +90,7 @@ fn fmix64(mut x: u64) -> u64 {
 /// [`LookupTable`] guarantees it.
 pub fn partition_of(key: &[u8], partition_count: u32) -> PartitionId {
     assert!(partition_count > 0, "partition_of: there must be at least one partition");
-    let scaled = (u128::from(stable_hash(key)) * u128::from(partition_count)) >> 64;
+    let scaled = (u128::from(stable_hash(hash_tag(key))) * u128::from(partition_count)) >> 64;
     PartitionId(scaled as u32)
 }
 
@@ -281,6 +303,29 @@ mod tests {
         assert_eq!(fnv1a64(b""), 0xcbf2_9ce4_8422_2325);
         assert_eq!(fnv1a64(b"a"), 0xaf63_dc4c_8601_ec8c);
         assert_eq!(fnv1a64(b"foobar"), 0x8594_4171_f739_67e8);
+    }
+
+    #[test]
+    fn hash_tags_follow_redis_clusters_rule() {
+        assert_eq!(hash_tag(b"{user:1}:name"), b"user:1");
+        assert_eq!(hash_tag(b"x{user:1}y{z}"), b"user:1");
+        assert_eq!(hash_tag(b"a{{b}}"), b"{b");
+        for untagged in [&b"plain"[..], b"{}x", b"x{", b"x}{y", b"{", b""] {
+            assert_eq!(hash_tag(untagged), untagged, "{untagged:?}");
+        }
+        for partitions in [2, 7, 64] {
+            assert_eq!(
+                partition_of(b"{u1}:a", partitions),
+                partition_of(b"u1", partitions),
+                "a tagged key goes where its tag goes"
+            );
+            assert_eq!(partition_of(b"{u1}:a", partitions), partition_of(b"x{u1}", partitions));
+        }
+        // Untagged keys are placed as before tags existed.
+        assert_eq!(
+            partition_of(b"user:42", 1 << 20),
+            PartitionId(((u128::from(stable_hash(b"user:42")) << 20) >> 64) as u32)
+        );
     }
 
     #[test]

@@ -369,10 +369,10 @@ impl Require<AtomicBroadcast> for Replica {
             }
             AbEvent::ReadReady { tag } => {
                 // Every write the read must see is applied: answer from the store as it is.
-                // Only `GET`s go through a barrier (`propose`).
-                if let Some(InFlight { op: Op::Get { key }, .. }) = self.in_flight.get(&tag) {
-                    let value = self.store.get(key).map(<[u8]>::to_vec);
-                    self.answer(tag, Ok(OpResult::Value(value)));
+                // Only read-only ops go through a barrier (`propose`).
+                if let Some(result) = self.in_flight.get(&tag).and_then(|f| self.store.read(&f.op))
+                {
+                    self.answer(tag, Ok(result));
                 }
             }
             AbEvent::Committed { tag, zxid } => {

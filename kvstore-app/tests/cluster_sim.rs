@@ -31,7 +31,7 @@ use kvstore_app::node::{KvNode, NodeConfig, StorageFactory, TableStoreFactory};
 use kvstore_app::overlay::{InfoQuery, OverlayControl, OverlayInfo};
 use kvstore_app::partition::{partition_of, PartitionId};
 use kvstore_app::replica::{KvError, KvPort, KvReply, KvRequest, SnapshotWriter};
-use kvstore_app::store::{Op, OpResult};
+use kvstore_app::store::{Op, OpResult, SetCondition};
 use zab_components::component::{ZabConfig, ZabStatus};
 use zab_components::protocol::Zxid;
 use zab_components::storage::{SimDisk, ZabStorage};
@@ -106,11 +106,22 @@ impl Client {
         }
         let key = self.keys[ctx.rng().random_range(0..self.keys.len())].clone();
         let v = vec![b'0' + ctx.rng().random_range(0..4u8)];
-        let op = match ctx.rng().random_range(0..10) {
+        // Values are digits, so INCR mostly counts, and an APPEND makes them non-integers
+        // (INCR is refused) until a SET; APPEND is refused beyond 4 bytes.
+        let op = match ctx.rng().random_range(0..15) {
             0..=3 => Op::Get { key },
-            4..=6 => Op::Set { key, value: v },
-            7 => Op::Del { key },
-            _ => Op::Cas { key, expected: v, new: vec![b'0' + ctx.rng().random_range(0..4u8)] },
+            4..=5 => Op::Set { key, value: v },
+            6 => Op::Del { key },
+            7 => Op::Cas { key, expected: v, new: vec![b'0' + ctx.rng().random_range(0..4u8)] },
+            8..=9 => Op::IncrBy { key, by: 1 },
+            10 => Op::Append { key, value: v, len_max: 4 },
+            11 => Op::SetIf {
+                key,
+                value: v,
+                condition: SetCondition { if_missing: true, if_exists: false, get_old: false },
+            },
+            12 => Op::GetDel { key },
+            _ => Op::IncrByFloat { key, by_bits: 0.5f64.to_bits() },
         };
         let id = self.send(ctx.now().as_nanos(), op);
         ctx.schedule_once(CLIENT_TIMEOUT, move |c: &mut Client, ctx| {
@@ -1179,6 +1190,18 @@ fn linearizable_through_overlays_under_random_faults() {
             ctx.note(format!("{returned} of {} operations returned", history.len()));
             if returned <= 50 {
                 return Err(format!("only {returned} operations returned"));
+            }
+            // The string writes are part of what is checked, not only generated.
+            for (name, made) in [
+                ("INCR", &(|op: &Op| matches!(op, Op::IncrBy { .. })) as &dyn Fn(&Op) -> bool),
+                ("APPEND", &|op: &Op| matches!(op, Op::Append { .. })),
+                ("SET NX", &|op: &Op| matches!(op, Op::SetIf { .. })),
+                ("GETDEL", &|op: &Op| matches!(op, Op::GetDel { .. })),
+                ("INCRBYFLOAT", &|op: &Op| matches!(op, Op::IncrByFloat { .. })),
+            ] {
+                if !history.iter().any(|h| h.response().is_some() && made(&h.op)) {
+                    return Err(format!("no {name} returned"));
+                }
             }
             check(&history).map_err(|e| format!("the history is not linearizable:\n{e}"))?;
             c.assert_converged(secs(5));

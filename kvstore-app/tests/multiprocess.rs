@@ -65,6 +65,7 @@ fn client_loop(
             Op::Set { key, value } => c.set(key, value).map(|()| OpResult::Stored),
             Op::Del { key } => c.del(key).map(|n| OpResult::Deleted(n == 1)),
             Op::Cas { key, expected, new } => c.cas(key, expected, new).map(OpResult::Swapped),
+            other => unreachable!("this workload makes no {other:?}"),
         };
         let client = ClientId(id);
         let mut h = history.lock().unwrap();

@@ -405,12 +405,17 @@ fn redis_tools_work() {
 
     let out = Command::new("redis-benchmark")
         .args(["-h", &a.ip().to_string(), "-p", &a.port().to_string()])
-        .args(["-t", "set,get", "-n", "2000", "-c", "16", "-r", "1000", "-q"])
+        .args(["-t", "set,get,incr,mset", "-n", "2000", "-c", "16", "-r", "1000", "-q"])
         .output()
         .expect("run redis-benchmark");
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "redis-benchmark failed: {out:?}");
-    assert_eq!(text.matches("requests per second").count(), 2, "{text}");
+    // One line per test, none of them an error (redis-benchmark prints errors and goes on).
+    assert_eq!(text.matches("requests per second").count(), 4, "{text}");
+    assert!(
+        !text.contains("ERR") && !String::from_utf8_lossy(&out.stderr).contains("ERR"),
+        "{out:?}"
+    );
     eprintln!(
         "{}",
         text.lines().filter(|l| l.contains("per second")).collect::<Vec<_>>().join("\n")
@@ -670,3 +675,234 @@ fn requirepass_is_enforced_with_redis_semantics() {
         );
     }
 }
+
+/// The string and key commands through redis-cli, as a user types them: counters, appends,
+/// `SET NX`, `GETDEL`, `MGET`/`MSET`, `DBSIZE`, `KEYS`, `redis-cli --scan`, `CLIENT LIST/KILL`,
+/// `TIME`, with Redis' error texts; then the same through redis-py's methods.
+#[test]
+fn string_and_key_commands_work_through_redis_cli_and_redis_py() {
+    if !installed(runs(Command::new("redis-cli").arg("--version")), "redis-cli") {
+        return;
+    }
+    let c = TestCluster::start("strings");
+    let [a, b, _] = c.endpoints()[..] else { unreachable!() };
+    let cli = |addr: SocketAddr, args: &[&str]| {
+        let out = Command::new("redis-cli")
+            .args(["-h", &addr.ip().to_string(), "-p", &addr.port().to_string()])
+            .args(args)
+            .output()
+            .expect("run redis-cli");
+        assert!(out.status.success(), "redis-cli {args:?}: {out:?}");
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    };
+    assert_eq!(cli(a, &["FLUSHALL"]), "OK");
+    assert_eq!(cli(b, &["DBSIZE"]), "0");
+    // Counters.
+    assert_eq!(cli(a, &["INCR", "counter"]), "1");
+    assert_eq!(cli(b, &["INCRBY", "counter", "10"]), "11");
+    assert_eq!(cli(a, &["DECR", "counter"]), "10");
+    assert_eq!(cli(a, &["DECRBY", "counter", "20"]), "-10");
+    assert_eq!(cli(a, &["INCRBYFLOAT", "float", "10.5"]), "10.5");
+    assert_eq!(cli(b, &["INCRBYFLOAT", "float", "0.1"]), "10.6");
+    assert_eq!(cli(a, &["SET", "max", "9223372036854775807"]), "OK");
+    assert_eq!(cli(a, &["INCR", "max"]), "ERR increment or decrement would overflow");
+    assert_eq!(cli(a, &["INCRBY", "counter", "x"]), "ERR value is not an integer or out of range");
+    // Strings.
+    assert_eq!(cli(a, &["SET", "s", "abc"]), "OK");
+    assert_eq!(cli(a, &["INCR", "s"]), "ERR value is not an integer or out of range");
+    assert_eq!(cli(b, &["APPEND", "s", "def"]), "6");
+    assert_eq!(cli(a, &["STRLEN", "s"]), "6");
+    assert_eq!(cli(a, &["GETRANGE", "s", "1", "-2"]), "bcde");
+    assert_eq!(cli(a, &["SETRANGE", "s", "1", "X"]), "6");
+    assert_eq!(cli(b, &["GET", "s"]), "aXcdef");
+    assert_eq!(cli(a, &["TYPE", "s"]), "string");
+    assert_eq!(cli(a, &["TYPE", "nosuch"]), "none");
+    let info = cli(a, &["COMMAND", "INFO", "incr"]);
+    assert!(info.starts_with("incr\n2\nwrite\ndenyoom\nfast\n1\n1\n1"), "{info}");
+    assert_eq!(cli(b, &["GETEX", "s"]), "aXcdef");
+    // SET's conditions, GETSET, GETDEL.
+    assert_eq!(cli(a, &["SET", "lock", "t1", "NX"]), "OK");
+    assert_eq!(cli(b, &["SET", "lock", "t2", "NX"]), "");
+    assert_eq!(cli(a, &["SETNX", "lock", "t2"]), "0");
+    assert_eq!(cli(a, &["SET", "lock", "t3", "XX", "GET"]), "t1");
+    assert_eq!(cli(a, &["GETSET", "lock", "t4"]), "t3");
+    assert_eq!(cli(b, &["GETDEL", "lock"]), "t4");
+    assert_eq!(cli(a, &["EXISTS", "lock"]), "0");
+    assert_eq!(cli(a, &["SET", "lock", "t1", "NX", "XX"]), "ERR syntax error");
+    assert!(cli(a, &["SET", "lock", "t1", "NX", "PX", "30000"]).contains("not supported yet"));
+    // Several keys.
+    assert_eq!(cli(a, &["MSET", "a", "1", "b", "2", "c", "3"]), "OK");
+    assert_eq!(cli(b, &["MGET", "a", "b", "nosuch", "c"]), "1\n2\n\n3");
+    assert_eq!(cli(a, &["EXISTS", "a", "b", "nosuch"]), "2");
+    assert_eq!(cli(a, &["DEL", "a", "b", "nosuch"]), "2");
+    assert_eq!(cli(a, &["UNLINK", "c"]), "1");
+    // A pipeline mixing single- and multi-key commands: replies come in request order, and
+    // each command sees the effects of those before it on the connection.
+    let mut pipeline = Vec::new();
+    for words in [
+        &["SET", "p1", "1"][..],
+        &["MGET", "p1", "p2"],
+        &["MSET", "p2", "2", "p3", "3"],
+        &["INCR", "p1"],
+        &["MGET", "p1", "p2", "p3"],
+        &["DEL", "p1", "p2", "p3"],
+        &["EXISTS", "p1", "p2", "p3"],
+    ] {
+        pipeline.extend(request(words));
+    }
+    let (replies, _) = raw_exchange(a, &pipeline, 7);
+    let bulks = |items: &[Option<&str>]| {
+        RespValue::array(
+            items.iter().map(|i| i.map_or(RespValue::null_bulk(), RespValue::bulk)).collect(),
+        )
+    };
+    assert_eq!(
+        replies,
+        vec![
+            RespValue::ok(),
+            bulks(&[Some("1"), None]),
+            RespValue::ok(),
+            RespValue::Integer(2),
+            bulks(&[Some("2"), Some("2"), Some("3")]),
+            RespValue::Integer(3),
+            RespValue::Integer(0),
+        ]
+    );
+    // MSETNX is atomic in one partition and refused across partitions.
+    let partition = |key: &str| kvstore_app::partition::partition_of(key.as_bytes(), 3);
+    let apart = (0..100).map(|i| format!("x{i}")).find(|k| partition(k) != partition("x")).unwrap();
+    let together =
+        (0..100).map(|i| format!("x{i}")).find(|k| partition(k) == partition("x")).unwrap();
+    assert_eq!(
+        cli(a, &["MSETNX", "x", "1", &apart, "2"]),
+        "CROSSSLOT Keys in request don't hash to the same slot"
+    );
+    assert_eq!(cli(a, &["MSETNX", "x", "1", &together, "2"]), "1");
+    assert_eq!(cli(b, &["MSETNX", "x", "9", &together, "9"]), "0");
+    assert_eq!(cli(b, &["MGET", "x", &together]), "1\n2");
+    // Keys with one hash tag share a partition, whatever the rest of the key.
+    assert_eq!(
+        cli(a, &["MSETNX", "{user:7}:name", "ada", "{user:7}:mail", "a@b", "user:7", "u"]),
+        "1"
+    );
+    assert_eq!(cli(b, &["MSETNX", "{user:7}:name", "bob", "{user:7}:age", "9"]), "0");
+    assert_eq!(cli(b, &["MGET", "{user:7}:name", "{user:7}:age"]), "ada"); // then an empty line (nil), trimmed
+                                                                           // ...and several of them are read and removed in one operation.
+    assert_eq!(cli(a, &["EXISTS", "{user:7}:name", "{user:7}:mail", "{user:7}:age"]), "2");
+    assert_eq!(cli(a, &["SET", "{user:7}:tmp", "t"]), "OK");
+    assert_eq!(cli(b, &["DEL", "{user:7}:tmp", "{user:7}:tmp", "{user:7}:none"]), "1");
+    // The whole keyspace.
+    let mut expected: Vec<String> = (0..60).map(|i| format!("key:{i}")).collect();
+    let mut mset = vec!["MSET".to_string()];
+    for key in &expected {
+        mset.extend([key.clone(), "v".to_string()]);
+    }
+    assert_eq!(cli(a, &mset.iter().map(String::as_str).collect::<Vec<_>>()), "OK");
+    // counter, float, max, s, x, together, the three of user 7, and the 60.
+    assert_eq!(cli(b, &["DBSIZE"]), "69");
+    expected.sort();
+    let sorted = |text: String| {
+        let mut keys: Vec<String> = text.lines().map(str::to_owned).collect();
+        keys.sort();
+        keys
+    };
+    assert_eq!(sorted(cli(a, &["KEYS", "key:*"])), expected);
+    assert_eq!(sorted(cli(b, &["--scan", "--pattern", "key:*"])), expected);
+    assert_eq!(sorted(cli(b, &["--scan"])).len(), 69);
+    // Connections.
+    let mut victim = TcpStream::connect(a).unwrap();
+    victim.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    victim.write_all(&request(&["CLIENT", "SETNAME", "victim"])).unwrap();
+    victim.write_all(&request(&["CLIENT", "ID"])).unwrap();
+    let mut parser = ReplyParser::default();
+    let mut buf = [0u8; 1024];
+    let mut replies = Vec::new();
+    while replies.len() < 2 {
+        let n = victim.read(&mut buf).unwrap();
+        assert!(n > 0, "closed early");
+        parser.feed(&buf[..n]);
+        while let Some(v) = parser.next_value().unwrap() {
+            replies.push(v);
+        }
+    }
+    let RespValue::Integer(id) = replies[1] else { panic!("CLIENT ID: {replies:?}") };
+    let list = cli(a, &["CLIENT", "LIST"]);
+    let line = list.lines().find(|l| l.contains("name=victim")).unwrap_or_else(|| panic!("{list}"));
+    assert!(line.starts_with(&format!("id={id} addr=127.0.0.1:")), "{line}");
+    assert!(line.contains(" cmd=client|id "), "{line}");
+    assert_eq!(cli(a, &["CLIENT", "KILL", "ID", &id.to_string()]), "1");
+    assert!(matches!(victim.read(&mut buf), Ok(0)), "the killed connection is closed");
+    assert_eq!(cli(a, &["CLIENT", "KILL", "ID", &id.to_string()]), "0");
+    assert_eq!(cli(a, &["CLIENT", "KILL", "127.0.0.1:1"]), "ERR No such client");
+    let time = cli(a, &["TIME"]);
+    let seconds: u64 = time.lines().next().unwrap().parse().unwrap();
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap();
+    assert!(seconds.abs_diff(now.as_secs()) < 60, "{time}");
+    assert_eq!(cli(a, &["FLUSHDB"]), "OK");
+    assert_eq!(cli(b, &["DBSIZE"]), "0");
+
+    // The same through redis-py's own methods, in RESP3 and RESP2.
+    if !installed(runs(Command::new("python3").args(["-c", "import redis"])), "redis-py") {
+        return;
+    }
+    let out = Command::new("python3")
+        .args(["-c", REDIS_PY_STRINGS_SCRIPT, &a.port().to_string(), &b.port().to_string()])
+        .output()
+        .expect("run python3");
+    assert!(
+        out.status.success() && String::from_utf8_lossy(&out.stdout).trim() == "ok",
+        "{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// redis-py's methods for the string and key commands. Prints `ok` at the end.
+const REDIS_PY_STRINGS_SCRIPT: &str = r#"
+import sys, time, redis
+ports = [int(p) for p in sys.argv[1:]]
+for protocol in (3, 2):
+    r = redis.Redis(host="127.0.0.1", port=ports[0], protocol=protocol)
+    other = redis.Redis(host="127.0.0.1", port=ports[1], protocol=protocol)
+    p = f"py{protocol}:"
+    assert r.incr(p + "n") == 1
+    assert other.incrby(p + "n", 41) == 42
+    assert r.decr(p + "n") == 41
+    assert r.incrbyfloat(p + "f", 0.1) == 0.1
+    assert r.incrbyfloat(p + "f", 0.2) == 0.3
+    assert r.append(p + "s", "ab") == 2 and r.append(p + "s", "cd") == 4
+    assert r.strlen(p + "s") == 4 and r.getrange(p + "s", 1, 2) == b"bc"
+    assert r.setrange(p + "s", 6, "z") == 7 and other.get(p + "s") == b"abcd\x00\x00z"
+    assert r.set(p + "lock", "a", nx=True) is True
+    assert r.set(p + "lock", "b", nx=True) is None
+    assert r.setnx(p + "lock", "b") is False
+    assert r.set(p + "lock", "c", xx=True, get=True) == b"a"
+    assert r.getset(p + "lock", "d") == b"c"
+    assert other.getdel(p + "lock") == b"d" and r.getdel(p + "lock") is None
+    assert r.type(p + "s") in (b"string", "string") and r.type(p + "lock") in (b"none", "none")
+    try:
+        r.incr(p + "s")
+        raise AssertionError("INCR of a string was accepted")
+    except redis.ResponseError as e:
+        assert str(e) == "value is not an integer or out of range", e
+    keys = [f"{p}k{i}" for i in range(30)]
+    assert r.mset({k: i for i, k in enumerate(keys)}) is True
+    assert other.mget(keys[:3] + [p + "none"]) == [b"0", b"1", b"2", None]
+    assert r.exists(*keys) == 30
+    assert sorted(r.keys(p + "k*")) == sorted(k.encode() for k in keys)
+    assert sorted(other.scan_iter(match=p + "k*", count=4)) == sorted(k.encode() for k in keys)
+    assert r.delete(*keys[:10]) == 10 and r.unlink(*keys[10:]) == 20
+    assert r.dbsize() == other.dbsize() == 3  # n, f, s
+    r.client_setname(f"py{protocol}")
+    assert r.client_getname() in (f"py{protocol}", f"py{protocol}".encode())
+    me = r.client_id()
+    clients = r.client_list()  # this node's connections only
+    assert any(c["id"] == str(me) and c["name"] == f"py{protocol}" for c in clients), clients
+    victim = redis.Redis(host="127.0.0.1", port=ports[0], protocol=protocol)
+    victim.ping()
+    assert r.client_kill_filter(_id=victim.client_id()) == 1
+    seconds, micros = r.time()
+    assert abs(seconds - time.time()) < 60 and 0 <= micros < 1000000
+    assert r.flushall() is True and other.dbsize() == 0
+print("ok")
+"#;

@@ -40,7 +40,8 @@
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fmt;
 
-use crate::store::{Op, OpResult};
+use crate::store::strings::{format_float, parse_float, parse_integer};
+use crate::store::{Op, OpResult, Refusal, SetCondition};
 
 /// Which client issued an operation (for the explanation; the check does not need it).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -123,6 +124,7 @@ impl fmt::Display for HistoryOp {
             Op::Cas { key, expected, new } => {
                 write!(f, "CAS {} {} {}", text(key), text(expected), text(new))?
             }
+            other => write!(f, "{other:?}")?,
         }
         match self.result() {
             None => write!(f, " -> unknown"),
@@ -131,6 +133,7 @@ impl fmt::Display for HistoryOp {
             Some(OpResult::Stored) => write!(f, " -> OK"),
             Some(OpResult::Deleted(existed)) => write!(f, " -> {}", u8::from(*existed)),
             Some(OpResult::Swapped(swapped)) => write!(f, " -> {}", u8::from(*swapped)),
+            Some(other) => write!(f, " -> {other:?}"),
         }
     }
 }
@@ -234,6 +237,12 @@ pub fn check(history: &[HistoryOp]) -> Result<(), CheckError> {
 fn validate(history: &[HistoryOp]) -> Result<(), CheckError> {
     for (index, entry) in history.iter().enumerate() {
         if let Outcome::Returned { at, result } = &entry.outcome {
+            if !models(&entry.op) {
+                return Err(CheckError::Malformed {
+                    index,
+                    reason: "an operation the checker does not model",
+                });
+            }
             if *at < entry.invoke {
                 return Err(CheckError::Malformed { index, reason: "response before invocation" });
             }
@@ -246,6 +255,48 @@ fn validate(history: &[HistoryOp]) -> Result<(), CheckError> {
         }
     }
     Ok(())
+}
+
+/// Whether the register model covers `op`: the single-key ops whose effect on one key is
+/// all there is to them.
+fn models(op: &Op) -> bool {
+    matches!(
+        op,
+        Op::Get { .. }
+            | Op::Set { .. }
+            | Op::Del { .. }
+            | Op::Cas { .. }
+            | Op::IncrBy { .. }
+            | Op::IncrByFloat { .. }
+            | Op::Append { .. }
+            | Op::SetIf { .. }
+            | Op::GetDel { .. }
+    )
+}
+
+/// The byte strings a register holds, numbered: [`ABSENT`] is none, `n ≥ 1` is `bytes[n - 1]`.
+/// Values computed during the search (an `INCR`'s sum, an `APPEND`'s concatenation) get their
+/// number when first met; equal bytes always get the same one, so the memo table stays sound.
+#[derive(Clone, Debug, Default)]
+struct Interner {
+    ids: HashMap<Vec<u8>, Value>,
+    bytes: Vec<Vec<u8>>,
+}
+
+impl Interner {
+    fn intern(&mut self, bytes: &[u8]) -> Value {
+        if let Some(&value) = self.ids.get(bytes) {
+            return value;
+        }
+        self.bytes.push(bytes.to_vec());
+        let value = self.bytes.len() as Value;
+        self.ids.insert(bytes.to_vec(), value);
+        value
+    }
+
+    fn bytes(&self, value: Value) -> Option<&[u8]> {
+        (value != ABSENT).then(|| &self.bytes[value as usize - 1][..])
+    }
 }
 
 /// A register value: 0 is "no such key", others are interned values.
@@ -269,12 +320,40 @@ enum Kind {
     Get(Value),
     Set(Value),
     Del(Option<bool>),
-    Cas { expected: Value, new: Value, swapped: Option<bool> },
+    Cas {
+        expected: Value,
+        new: Value,
+        swapped: Option<bool>,
+    },
+    /// `INCRBY by`, with the new value or the refusal seen.
+    IncrBy {
+        by: i64,
+        seen: Option<Result<i64, Refusal>>,
+    },
+    /// `INCRBYFLOAT`, with the new value (as printed) or the refusal seen.
+    IncrByFloat {
+        by_bits: u64,
+        seen: Option<Result<Value, Refusal>>,
+    },
+    /// `APPEND suffix`, with the new length or the refusal seen.
+    Append {
+        suffix: Value,
+        len_max: u64,
+        seen: Option<Result<i64, Refusal>>,
+    },
+    /// `SET value` under `condition`, with (written, old value or ABSENT) seen.
+    SetIf {
+        value: Value,
+        condition: SetCondition,
+        seen: Option<(bool, Value)>,
+    },
+    /// `GETDEL`, with the value seen.
+    GetDel(Option<Value>),
 }
 
 impl Kind {
     /// The register after this operation, if it can return what was observed from `state`.
-    fn step(self, state: Value) -> Option<Value> {
+    fn step(self, state: Value, values: &mut Interner) -> Option<Value> {
         match self {
             Kind::Get(seen) => (seen == state).then_some(state),
             Kind::Set(value) => Some(value),
@@ -289,7 +368,69 @@ impl Kind {
                     state
                 })
             }
+            Kind::IncrBy { by, seen } => {
+                let old = match values.bytes(state) {
+                    None => Ok(0),
+                    Some(bytes) => parse_integer(bytes).ok_or(Refusal::NotAnInteger),
+                };
+                let outcome = old.and_then(|old| old.checked_add(by).ok_or(Refusal::Overflow));
+                if seen.is_some_and(|seen| seen != outcome) {
+                    return None;
+                }
+                Some(match outcome {
+                    Ok(new) => values.intern(new.to_string().as_bytes()),
+                    Err(_) => state,
+                })
+            }
+            Kind::IncrByFloat { by_bits, seen } => {
+                let old = match values.bytes(state) {
+                    None => Ok(0.0),
+                    Some(bytes) => parse_float(bytes).ok_or(Refusal::NotAFloat),
+                };
+                let outcome = old.and_then(|old| {
+                    let new = old + f64::from_bits(by_bits);
+                    if new.is_finite() {
+                        Ok(values.intern(format_float(new).as_bytes()))
+                    } else {
+                        Err(Refusal::NanOrInfinity)
+                    }
+                });
+                if seen.is_some_and(|seen| seen != outcome) {
+                    return None;
+                }
+                Some(outcome.unwrap_or(state))
+            }
+            Kind::Append { suffix, len_max, seen } => {
+                let mut new = values.bytes(state).unwrap_or_default().to_vec();
+                new.extend_from_slice(values.bytes(suffix).unwrap_or_default());
+                let outcome = if new.len() as u64 > len_max {
+                    Err(Refusal::TooLong)
+                } else {
+                    Ok(new.len() as i64)
+                };
+                if seen.is_some_and(|seen| seen != outcome) {
+                    return None;
+                }
+                Some(if outcome.is_ok() { values.intern(&new) } else { state })
+            }
+            Kind::SetIf { value, condition, seen } => {
+                let exists = state != ABSENT;
+                let write = !(condition.if_missing && exists || condition.if_exists && !exists);
+                let old = if condition.get_old { state } else { ABSENT };
+                seen.is_none_or(|seen| seen == (write, old)).then_some(if write {
+                    value
+                } else {
+                    state
+                })
+            }
+            Kind::GetDel(seen) => seen.is_none_or(|seen| seen == state).then_some(ABSENT),
         }
+    }
+
+    /// Whether the value this operation writes depends on the register's value (so removing
+    /// an earlier write changes what it writes, not only what later reads see).
+    fn computes(self) -> bool {
+        matches!(self, Kind::IncrBy { .. } | Kind::IncrByFloat { .. } | Kind::Append { .. })
     }
 
     /// The same operation with its observation forgotten; `None` for a read, which without its
@@ -300,6 +441,15 @@ impl Kind {
             Kind::Set(value) => Some(Kind::Set(value)),
             Kind::Del(_) => Some(Kind::Del(None)),
             Kind::Cas { expected, new, .. } => Some(Kind::Cas { expected, new, swapped: None }),
+            Kind::IncrBy { by, .. } => Some(Kind::IncrBy { by, seen: None }),
+            Kind::IncrByFloat { by_bits, .. } => Some(Kind::IncrByFloat { by_bits, seen: None }),
+            Kind::Append { suffix, len_max, .. } => {
+                Some(Kind::Append { suffix, len_max, seen: None })
+            }
+            Kind::SetIf { value, condition, .. } => {
+                Some(Kind::SetIf { value, condition, seen: None })
+            }
+            Kind::GetDel(_) => Some(Kind::GetDel(None)),
         }
     }
 
@@ -309,6 +459,8 @@ impl Kind {
             Kind::Get(seen) => Some(seen),
             Kind::Cas { expected, swapped: Some(true), .. } => Some(expected),
             Kind::Del(Some(false)) => Some(ABSENT),
+            Kind::GetDel(Some(seen)) => Some(seen),
+            Kind::SetIf { condition, seen: Some((_, old)), .. } if condition.get_old => Some(old),
             _ => None,
         }
     }
@@ -317,8 +469,12 @@ impl Kind {
     fn written(self) -> Option<Value> {
         match self {
             Kind::Get(_) => None,
-            Kind::Set(value) | Kind::Cas { new: value, .. } => Some(value),
-            Kind::Del(_) => Some(ABSENT),
+            Kind::Set(value) | Kind::Cas { new: value, .. } | Kind::SetIf { value, .. } => {
+                Some(value)
+            }
+            Kind::Del(_) | Kind::GetDel(_) => Some(ABSENT),
+            // Computed from the register: not known statically (see `computes`).
+            Kind::IncrBy { .. } | Kind::IncrByFloat { .. } | Kind::Append { .. } => None,
         }
     }
 }
@@ -326,18 +482,18 @@ impl Kind {
 /// The history of one key, ready to search.
 struct Register {
     ops: Vec<RegisterOp>,
+    /// The values the ops name; the search adds the ones it computes to its own copy.
+    values: Interner,
 }
 
 impl Register {
     fn new(history: &[HistoryOp], indices: &[usize]) -> Register {
-        let mut values: HashMap<Vec<u8>, Value> = HashMap::new();
-        let mut intern = |bytes: &[u8]| -> Value {
-            if let Some(&value) = values.get(bytes) {
-                return value;
-            }
-            let value = values.len() as Value + 1;
-            values.insert(bytes.to_vec(), value);
-            value
+        let mut values = Interner::default();
+        let mut intern = |bytes: &[u8]| values.intern(bytes);
+        let integer_seen = |result: Option<&OpResult>| match result {
+            Some(OpResult::Integer(n)) => Some(Ok(*n)),
+            Some(OpResult::Refused(refusal)) => Some(Err(*refusal)),
+            _ => None,
         };
         let mut ops = Vec::with_capacity(indices.len());
         for &index in indices {
@@ -360,17 +516,50 @@ impl Register {
                         _ => None,
                     },
                 },
+                (Op::IncrBy { by, .. }, result) => {
+                    Kind::IncrBy { by: *by, seen: integer_seen(result) }
+                }
+                (Op::IncrByFloat { by_bits, .. }, result) => Kind::IncrByFloat {
+                    by_bits: *by_bits,
+                    seen: match result {
+                        Some(OpResult::Value(Some(text))) => Some(Ok(intern(text))),
+                        Some(OpResult::Refused(refusal)) => Some(Err(*refusal)),
+                        _ => None,
+                    },
+                },
+                (Op::Append { value, len_max, .. }, result) => Kind::Append {
+                    suffix: intern(value),
+                    len_max: *len_max,
+                    seen: integer_seen(result),
+                },
+                (Op::SetIf { value, condition, .. }, result) => Kind::SetIf {
+                    value: intern(value),
+                    condition: *condition,
+                    seen: match result {
+                        Some(OpResult::Written { written, old }) => {
+                            Some((*written, old.as_deref().map_or(ABSENT, &mut intern)))
+                        }
+                        _ => None,
+                    },
+                },
+                (Op::GetDel { .. }, result) => Kind::GetDel(match result {
+                    Some(OpResult::Value(seen)) => {
+                        Some(seen.as_deref().map_or(ABSENT, &mut intern))
+                    }
+                    _ => None,
+                }),
                 (Op::Get { .. }, Some(_)) => unreachable!("validated: results match their ops"),
+                (other, _) => unreachable!("validated: {other:?} is modelled"),
             };
             ops.push(RegisterOp { index, invoke: entry.invoke, response: entry.response(), kind });
         }
-        Register { ops }
+        Register { ops, values }
     }
 
     /// Searches for a linearization of all returned operations (unknown ones optional).
     /// On failure returns the longest linearization found, as input indices.
     fn search(&self) -> Result<(), Vec<usize>> {
-        Search::new(&self.ops).run()
+        Search::new(&self.ops, self.values.clone()).run()
     }
 
     /// Shrinks the (non-linearizable) history to a small explanation, in two phases, each
@@ -386,8 +575,9 @@ impl Register {
     fn shrink(&self) -> (Vec<usize>, bool) {
         let mut current = self.ops.clone();
         let mut checks_left = SHRINK_CHECKS_MAX;
-        let finished = reduce(&mut current, &mut checks_left, relax_observations)
-            && reduce(&mut current, &mut checks_left, drop_unobserved_writes);
+        let values = &self.values;
+        let finished = reduce(&mut current, &mut checks_left, values, relax_observations)
+            && reduce(&mut current, &mut checks_left, values, drop_unobserved_writes);
         (current.iter().map(|op| op.index).collect(), finished)
     }
 }
@@ -400,6 +590,7 @@ impl Register {
 fn reduce(
     current: &mut Vec<RegisterOp>,
     checks_left: &mut usize,
+    values: &Interner,
     change: fn(&[RegisterOp], std::ops::Range<usize>) -> Option<Vec<RegisterOp>>,
 ) -> bool {
     let mut run = (current.len() / 2).max(1);
@@ -413,7 +604,7 @@ fn reduce(
                     return false;
                 }
                 *checks_left -= 1;
-                let mut search = Search::new(&candidate);
+                let mut search = Search::new(&candidate, values.clone());
                 search.steps_max = Some(SHRINK_SEARCH_STEPS_MAX);
                 if search.run().is_err() {
                     let shrank = candidate.len() < current.len();
@@ -461,6 +652,11 @@ fn drop_unobserved_writes(
     ops: &[RegisterOp],
     range: std::ops::Range<usize>,
 ) -> Option<Vec<RegisterOp>> {
+    if ops.iter().any(|op| op.kind.computes()) {
+        // What an INCR or APPEND writes depends on every write before it: removing any
+        // write could change a value some observation reads. Keep them all.
+        return None;
+    }
     let observed: HashSet<Value> = ops.iter().filter_map(|op| op.kind.observed()).collect();
     let removable = |op: &RegisterOp| {
         op.response.is_none() && op.kind.written().is_none_or(|value| !observed.contains(&value))
@@ -483,6 +679,8 @@ struct Search<'a> {
     prev: Vec<usize>,
     /// Search steps allowed before giving up (`None`: unbounded).
     steps_max: Option<u64>,
+    /// The register's values, growing with those the search computes.
+    values: Interner,
 }
 
 const NIL: usize = usize::MAX;
@@ -494,7 +692,7 @@ const NIL: usize = usize::MAX;
 pub const SHRINK_SEARCH_STEPS_MAX: u64 = 200_000;
 
 impl<'a> Search<'a> {
-    fn new(ops: &'a [RegisterOp]) -> Search<'a> {
+    fn new(ops: &'a [RegisterOp], values: Interner) -> Search<'a> {
         let head = 2 * ops.len();
         let mut events: Vec<(u64, u8, usize)> = Vec::with_capacity(2 * ops.len());
         for (i, op) in ops.iter().enumerate() {
@@ -513,7 +711,7 @@ impl<'a> Search<'a> {
             prev[node] = last;
             last = node;
         }
-        Search { ops, next, prev, steps_max: None }
+        Search { ops, next, prev, steps_max: None, values }
     }
 
     fn head(&self) -> usize {
@@ -559,7 +757,7 @@ impl<'a> Search<'a> {
             }
             if entry != NIL && entry % 2 == 0 {
                 let i = entry / 2;
-                if let Some(after) = self.ops[i].kind.step(state) {
+                if let Some(after) = self.ops[i].kind.step(state, &mut self.values) {
                     linearized.insert(i);
                     if seen.insert((linearized.clone(), after)) {
                         stack.push((i, state));
@@ -908,5 +1106,105 @@ mod tests {
         assert_eq!(check(&history), Ok(()));
         history.push(get(99, 103, 104, Some("8")));
         assert!(check(&history).is_err());
+    }
+
+    fn incr(c: u64, invoke: u64, response: u64, seen: i64) -> HistoryOp {
+        let op = Op::IncrBy { key: key("k"), by: 1 };
+        HistoryOp::returned(ClientId(c), invoke, response, op, OpResult::Integer(seen))
+    }
+    fn append(c: u64, invoke: u64, response: u64, suffix: &str, len: i64) -> HistoryOp {
+        let op = Op::Append { key: key("k"), value: key(suffix), len_max: 100 };
+        HistoryOp::returned(ClientId(c), invoke, response, op, OpResult::Integer(len))
+    }
+    fn set_nx(c: u64, invoke: u64, response: u64, value: &str, written: bool) -> HistoryOp {
+        let condition = SetCondition { if_missing: true, if_exists: false, get_old: false };
+        let op = Op::SetIf { key: key("k"), value: key(value), condition };
+        HistoryOp::returned(
+            ClientId(c),
+            invoke,
+            response,
+            op,
+            OpResult::Written { written, old: None },
+        )
+    }
+    fn getdel(c: u64, invoke: u64, response: u64, seen: Option<&str>) -> HistoryOp {
+        let op = Op::GetDel { key: key("k") };
+        HistoryOp::returned(ClientId(c), invoke, response, op, OpResult::Value(seen.map(key)))
+    }
+
+    #[test]
+    fn increments_count_in_a_single_order() {
+        // Two concurrent INCRs from 0 return 1 and 2, in either order.
+        assert!(check(&[incr(1, 0, 10, 2), incr(2, 1, 11, 1), get(3, 12, 13, Some("2"))]).is_ok());
+        // Both returning 1 is a lost update.
+        assert!(check(&[incr(1, 0, 10, 1), incr(2, 1, 11, 1)]).is_err());
+        // An INCR of a value that is not an integer is refused, and changes nothing.
+        let refused = HistoryOp::returned(
+            ClientId(2),
+            3,
+            4,
+            Op::IncrBy { key: key("k"), by: 1 },
+            OpResult::Refused(Refusal::NotAnInteger),
+        );
+        assert!(check(&[set(1, 0, 2, "x"), refused.clone(), get(3, 5, 6, Some("x"))]).is_ok());
+        assert!(check(&[set(1, 0, 2, "7"), refused]).is_err(), "7 is an integer");
+        // An INCR with an unknown outcome may have happened, once.
+        let unknown = HistoryOp::unknown(ClientId(1), 0, Op::IncrBy { key: key("k"), by: 1 });
+        assert!(check(&[unknown.clone(), get(2, 5, 6, Some("1"))]).is_ok());
+        assert!(check(&[unknown.clone(), get(2, 5, 6, None)]).is_ok());
+        assert!(check(&[unknown, get(2, 5, 6, Some("2"))]).is_err());
+    }
+
+    #[test]
+    fn float_increments_are_checked_against_their_printed_sums() {
+        let float = |c: u64, invoke: u64, response: u64, by: f64, seen: &str| {
+            let op = Op::IncrByFloat { key: key("k"), by_bits: by.to_bits() };
+            HistoryOp::returned(ClientId(c), invoke, response, op, OpResult::Value(Some(key(seen))))
+        };
+        assert!(check(&[float(1, 0, 1, 0.1, "0.1"), float(2, 2, 3, 0.2, "0.3")]).is_ok());
+        assert!(check(&[float(1, 0, 1, 0.1, "0.1"), float(2, 2, 3, 0.2, "0.2")]).is_err());
+        assert!(check(&[float(1, 0, 5, 0.1, "0.3"), float(2, 1, 6, 0.2, "0.2")]).is_ok());
+    }
+
+    #[test]
+    fn appends_keep_real_time_order() {
+        assert!(check(&[
+            append(1, 0, 1, "a", 1),
+            append(2, 2, 3, "b", 2),
+            get(3, 4, 5, Some("ab"))
+        ])
+        .is_ok());
+        // "b" was appended after "a" returned: "ba" is impossible.
+        assert!(check(&[
+            append(1, 0, 1, "a", 1),
+            append(2, 2, 3, "b", 2),
+            get(3, 4, 5, Some("ba"))
+        ])
+        .is_err());
+        // Concurrent: either order, but lengths must agree with it.
+        assert!(check(&[
+            append(1, 0, 5, "a", 2),
+            append(2, 1, 6, "b", 1),
+            get(3, 7, 8, Some("ba"))
+        ])
+        .is_ok());
+        assert!(check(&[append(1, 0, 5, "a", 2), append(2, 1, 6, "b", 2)]).is_err());
+    }
+
+    #[test]
+    fn set_nx_lets_one_writer_win_and_getdel_takes_a_value_once() {
+        assert!(check(&[set_nx(1, 0, 10, "a", true), set_nx(2, 1, 11, "b", false)]).is_ok());
+        assert!(check(&[set_nx(1, 0, 10, "a", true), set_nx(2, 1, 11, "b", true)]).is_err());
+        assert!(check(&[
+            set(1, 0, 1, "v"),
+            getdel(2, 2, 10, Some("v")),
+            getdel(3, 3, 11, None),
+            get(4, 12, 13, None),
+        ])
+        .is_ok());
+        // Two GETDELs cannot both take the one value.
+        let twice = [set(1, 0, 1, "v"), getdel(2, 2, 10, Some("v")), getdel(3, 3, 11, Some("v"))];
+        let violation = violation(&twice);
+        assert!(violation.ops.len() <= 3, "{violation:?}");
     }
 }
