@@ -18,8 +18,11 @@
 //! to the leader once a hint names it, and `SET k 1` then `SET k 2` would leave `k` at 1. So the
 //! overlay sends the writes of a partition to one member at a time: while writes are in flight
 //! at one member, later writes for another wait in the partition's queue until those are
-//! answered (or, if that member is suspected, given up on as [`KvError::OutcomeUnknown`]).
-//! Route changes are rare, and the wait is one round trip.
+//! answered (or, if that member stays suspected for [`OverlayConfig::abandon_after`], given up
+//! on as [`KvError::OutcomeUnknown`]). Route changes are rare, and the wait is one round trip.
+//! The grace matters because a suspicion can be false: a member busy with a burst of large
+//! writes, whose heartbeats queue behind them, is suspected for a moment and then restored; its
+//! writes are answered normally instead of being reported unknown.
 //!
 //! Nothing is dropped silently: every request gets exactly one reply, a result or a
 //! [`KvError`]. The error tells what is known:
@@ -74,16 +77,25 @@ pub struct OverlayConfig {
     /// This process start of the node (see [`crate::incarnation`]); replies to requests of
     /// other incarnations are dropped. Default 0 (a node that keeps none, e.g. simulated).
     pub incarnation: Incarnation,
+    /// How long a member must stay suspected (its session still up) before the writes in
+    /// flight at it are given up as possibly done, so that the writes queued behind them can go
+    /// to another member. Default 1 s: longer than a false suspicion lasts (the failure
+    /// detector restores a member as soon as it is heard again), about what a group takes to
+    /// elect a new leader when the suspicion is true. A member whose session ends is given up
+    /// at once.
+    pub abandon_after: Duration,
 }
 
 impl OverlayConfig {
-    /// Defaults for node `me`: requests time out after 5 s, routing is retried every 50 ms.
+    /// Defaults for node `me`: requests time out after 5 s, routing is retried every 50 ms,
+    /// writes at a suspected member are given up after 1 s.
     pub fn new(me: NodeAddr) -> OverlayConfig {
         OverlayConfig {
             me,
             request_timeout: Duration::from_secs(5),
             retry_interval: Duration::from_millis(50),
             incarnation: Incarnation::default(),
+            abandon_after: Duration::from_secs(1),
         }
     }
 }
@@ -179,7 +191,8 @@ pub struct Overlay {
     /// Forwarded writes, by partition (only partitions this node is not a member of).
     writes: HashMap<PartitionId, ForwardedWrites>,
     local_status: BTreeMap<PartitionId, ReplicaStatus>,
-    suspected: BTreeSet<NodeAddr>,
+    /// Suspected members, with when each suspicion began.
+    suspected: BTreeMap<NodeAddr, Time>,
     stats: OverlayStats,
 }
 
@@ -202,7 +215,7 @@ impl Overlay {
             leaders: HashMap::new(),
             writes: HashMap::new(),
             local_status: BTreeMap::new(),
-            suspected: BTreeSet::new(),
+            suspected: BTreeMap::new(),
             stats: OverlayStats::default(),
         }
     }
@@ -226,7 +239,7 @@ impl Overlay {
             cluster: self.cluster.clone(),
             replication: self.table.as_ref().map_or(0, |t| t.replication()),
             groups,
-            suspected: self.suspected.iter().copied().collect(),
+            suspected: self.suspected.keys().copied().collect(),
             stats: self.stats,
         }
     }
@@ -346,7 +359,7 @@ impl Overlay {
             .into_iter()
             .chain(preferred)
             .chain((0..members.len()).map(|i| members[(start + i) % members.len()]))
-            .find(|m| !self.suspected.contains(m) && !p.failed.contains(m))
+            .find(|m| !self.suspected.contains_key(m) && !p.failed.contains(m))
     }
 
     /// Sends the queued writes of `partition` in order, as far as the rule of one member at a
@@ -377,11 +390,14 @@ impl Overlay {
                 return;
             };
             if let Some((at, _)) = in_flight.filter(|(at, _)| *at != member) {
-                if !self.suspected.contains(&at) {
-                    return; // wait for the writes at `at` to be answered
+                if !self.given_up(ctx.now(), at) {
+                    // Wait for the writes at `at` to be answered (or for its suspicion to last:
+                    // the timer set when it began pumps again).
+                    return;
                 }
-                // Their member is suspected and may never answer: give them up, so that the
-                // writes behind them can go elsewhere. They may still take effect.
+                // Their member has been suspected for a while and may never answer: give them
+                // up, so that the writes behind them can go elsewhere. They may still take
+                // effect.
                 self.abandon_writes_at(partition, at);
                 continue;
             }
@@ -395,6 +411,13 @@ impl Overlay {
             self.stats.forwarded += 1;
             self.send(member, &msg);
         }
+    }
+
+    /// Whether `member` has been suspected for [`OverlayConfig::abandon_after`] by `now`.
+    fn given_up(&self, now: Time, member: NodeAddr) -> bool {
+        self.suspected
+            .get(&member)
+            .is_some_and(|since| now.saturating_since(*since) >= self.config.abandon_after)
     }
 
     /// Answers the writes of `partition` in flight at `member` as possibly done.
@@ -668,8 +691,18 @@ impl Require<FailureDetectorPort> for Overlay {
     fn handle(&mut self, ctx: &mut Context<Self>, event: FdEvent) {
         match event {
             FdEvent::Suspect(node) => {
-                self.suspected.insert(node);
+                let since = ctx.now();
+                self.suspected.insert(node, since);
                 self.member_lost(ctx, node, false);
+                // If the suspicion lasts, the writes waiting behind those at `node` may go on.
+                ctx.schedule_once(self.config.abandon_after, move |o: &mut Overlay, ctx| {
+                    if o.suspected.get(&node) == Some(&since) {
+                        let partitions: Vec<PartitionId> = o.writes.keys().copied().collect();
+                        for partition in partitions {
+                            o.pump(ctx, partition);
+                        }
+                    }
+                });
             }
             FdEvent::Restore(node) => {
                 self.suspected.remove(&node);
@@ -791,6 +824,139 @@ mod tests {
             panic!("{replies:?}")
         };
         assert_eq!(value, b"fresh");
+    }
+
+    /// Stands in for the failure detector: the test triggers its verdicts.
+    struct FakeFd {
+        fd: ProvidedPort<FailureDetectorPort>,
+    }
+
+    impl ComponentDefinition for FakeFd {}
+
+    impl Provide<FailureDetectorPort> for FakeFd {
+        fn handle(&mut self, _ctx: &mut Context<Self>, _request: FdRequest) {}
+    }
+
+    /// What a write-forwarding overlay test drives: the overlay of `addr(1)`, which is no member
+    /// of the one partition (members 2, 3, 4), its network, detector and client.
+    struct Forwarding {
+        sim: Simulation,
+        net: kompics_core::Component<FakeNet>,
+        fd: kompics_core::Component<FakeFd>,
+        client: kompics_core::Component<FakeClient>,
+    }
+
+    impl Forwarding {
+        fn new() -> Forwarding {
+            let sim = Simulation::new(11);
+            let overlay = sim.create(move |s| Overlay::new(s, OverlayConfig::new(addr(1))));
+            let net = sim.create(|s| FakeNet { net: s.provided(), sent: Vec::new() });
+            let fd = sim.create(|s| FakeFd { fd: s.provided() });
+            let client = sim.create(|s| FakeClient { kv: s.required(), replies: Vec::new() });
+            let node = sim.create(|s| Asker { control: s.required(), asks: 0, answers: vec![] });
+            connect(&net.provided::<Network>(), &overlay.required::<Network>());
+            connect(&fd.provided::<FailureDetectorPort>(), &overlay.required());
+            connect(&overlay.provided::<KvPort>(), &client.required::<KvPort>());
+            connect(&overlay.provided::<OverlayControl>(), &node.required::<OverlayControl>());
+            overlay.start();
+            net.start();
+            fd.start();
+            client.start();
+            node.start();
+            let members = [addr(2), addr(3), addr(4)];
+            let table = Arc::new(LookupTable::build(&members, 1, 3).unwrap());
+            let install =
+                OverlayRequest::Install { table, cluster_name: "c".into(), cluster_id: 1 };
+            node.on_definition(|n| n.control.trigger(install));
+            sim.run_for(Duration::from_millis(10));
+            Forwarding { sim, net, fd, client }
+        }
+
+        fn set(&self, id: u64, value: &[u8]) {
+            let op = Op::Set { key: b"k".to_vec(), value: value.to_vec() };
+            self.client.on_definition(|c| c.kv.trigger(KvRequest { id, op }));
+        }
+
+        /// The forwards sent so far: (member, overlay's request id).
+        fn forwards(&self) -> Vec<(NodeAddr, u64)> {
+            let sent = self.net.on_definition(|n| n.sent.clone()).unwrap();
+            sent.iter()
+                .map(|m| match m.decode().unwrap() {
+                    OverlayMsg::Forward { id, .. } => (m.dst, id),
+                    other => panic!("not a forward: {other:?}"),
+                })
+                .collect()
+        }
+
+        fn replies(&self) -> Vec<KvReply> {
+            self.client.on_definition(|c| c.replies.clone()).unwrap()
+        }
+
+        fn verdict(&self, event: FdEvent) {
+            self.fd.on_definition(|f| f.fd.trigger(event));
+        }
+
+        fn answer(&self, from: NodeAddr, id: u64) {
+            let result = Ok(OpResult::Stored);
+            let msg =
+                OverlayMsg::Reply { id, incarnation: Incarnation::default(), result, leader: None };
+            let message = NetMessage::encode(from, addr(1), OVERLAY_ROUTE, &msg).unwrap();
+            self.net.on_definition(|n| n.net.trigger(NetEvent::Deliver(message)));
+        }
+    }
+
+    /// A member suspected for a moment (a false suspicion: its heartbeats queued behind a
+    /// large transfer) keeps the writes in flight at it: they are answered normally, and the
+    /// writes queued behind them go on after, in order.
+    #[test]
+    fn a_brief_suspicion_does_not_give_up_the_writes_in_flight() {
+        let f = Forwarding::new();
+        f.set(1, b"a");
+        f.sim.run_for(Duration::from_millis(10));
+        let [(member, first)] = f.forwards()[..] else { panic!("{:?}", f.forwards()) };
+        f.verdict(FdEvent::Suspect(member));
+        f.set(2, b"b");
+        f.sim.run_for(Duration::from_millis(500));
+        assert!(f.replies().is_empty(), "nothing is given up within the grace");
+        assert_eq!(f.forwards().len(), 1, "the second write waits behind the first");
+        f.verdict(FdEvent::Restore(member));
+        f.answer(member, first);
+        f.sim.run_for(Duration::from_millis(10));
+        let replies = f.replies();
+        assert!(matches!(replies[..], [KvReply { id: 1, result: Ok(OpResult::Stored) }]));
+        let forwards = f.forwards();
+        assert_eq!(forwards.len(), 2, "the second write goes once the first is answered");
+        // Past the grace, nothing more happens: the restored member was never given up.
+        f.sim.run_for(Duration::from_secs(2));
+        assert_eq!(f.replies().len(), 1);
+    }
+
+    /// A member that stays suspected for `abandon_after` is given up: its writes in flight are
+    /// answered as possibly done, and the writes queued behind go to another member.
+    #[test]
+    fn a_lasting_suspicion_gives_up_the_writes_in_flight_after_the_grace() {
+        let f = Forwarding::new();
+        f.set(1, b"a");
+        f.sim.run_for(Duration::from_millis(10));
+        let [(member, _)] = f.forwards()[..] else { panic!("{:?}", f.forwards()) };
+        f.verdict(FdEvent::Suspect(member));
+        f.set(2, b"b");
+        f.sim.run_for(Duration::from_millis(900));
+        assert!(f.replies().is_empty());
+        f.sim.run_for(Duration::from_millis(200));
+        let replies = f.replies();
+        let partition = PartitionId(0);
+        assert!(
+            matches!(
+                replies[..],
+                [KvReply { id: 1, result: Err(KvError::OutcomeUnknown { partition: p }) }]
+                    if p == partition
+            ),
+            "{replies:?}"
+        );
+        let forwards = f.forwards();
+        assert_eq!(forwards.len(), 2, "{forwards:?}");
+        assert_ne!(forwards[1].0, member, "the second write goes to another member");
     }
 
     #[test]

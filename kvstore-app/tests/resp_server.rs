@@ -42,6 +42,7 @@ impl TestCluster {
     }
 
     fn start_with(name: &str, tune: fn(&mut NodeOptions)) -> TestCluster {
+        let _ = env_logger::builder().is_test(true).try_init();
         let rt = Runtime::new(RuntimeConfig::default().workers(2));
         let dir = std::env::temp_dir().join(format!("kvstore-resp-{name}-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);

@@ -926,17 +926,57 @@ fn a_follower_returns_to_election_when_its_leader_session_ends() {
     assert!(actions.contains(&Action::StatusChanged(Status::Looking)));
 }
 
-/// §3.7: a follower abandons a leader the failure detector suspects, or that stays silent.
+/// §3.7: a follower abandons a leader that stays silent for the session timeout, or a leader
+/// the failure detector suspects once it has also been silent for half of it.
 #[test]
 fn a_follower_abandons_a_suspected_or_silent_leader() {
+    // Silent: abandoned after the session timeout (10 ticks), not before.
     let mut a = follower_in_broadcast(vec![], 1);
-    a.peer_suspected(C);
-    assert_eq!(a.phase(), Phase::Election);
-    let mut a = follower_in_broadcast(vec![], 1);
-    for _ in 0..11 {
+    for _ in 0..10 {
         a.tick();
     }
+    assert_eq!(a.phase(), Phase::Broadcast);
+    a.tick();
     assert_eq!(a.phase(), Phase::Election);
+    // Suspected after half the session timeout (5 ticks) of silence: abandoned at once.
+    let mut a = follower_in_broadcast(vec![], 1);
+    for _ in 0..5 {
+        a.tick();
+    }
+    a.peer_suspected(C);
+    assert_eq!(a.phase(), Phase::Election);
+    assert!(a.drain_actions().contains(&Action::StatusChanged(Status::Looking)));
+    // Suspected while its messages keep coming (a large transfer delaying the detector's
+    // heartbeats): kept while it is heard, abandoned once half the session timeout passes
+    // without a message.
+    let mut a = follower_in_broadcast(vec![], 1);
+    a.peer_suspected(C);
+    for _ in 0..6 {
+        a.tick();
+        a.step(C, Message::Ping);
+        assert_eq!(a.phase(), Phase::Broadcast, "the leader is heard: it stays");
+    }
+    for _ in 0..4 {
+        a.tick();
+    }
+    assert_eq!(a.phase(), Phase::Broadcast);
+    a.tick();
+    assert_eq!(a.phase(), Phase::Election, "suspected and silent for half the session timeout");
+    // Restored before the silence: the suspicion no longer counts; only the session timeout.
+    let mut a = follower_in_broadcast(vec![], 1);
+    a.peer_suspected(C);
+    a.peer_restored(C);
+    for _ in 0..10 {
+        a.tick();
+    }
+    assert_eq!(a.phase(), Phase::Broadcast);
+    // A suspicion of another peer is not the leader's.
+    let mut a = follower_in_broadcast(vec![], 1);
+    for _ in 0..8 {
+        a.tick();
+    }
+    a.peer_suspected(B);
+    assert_eq!(a.phase(), Phase::Broadcast);
 }
 
 /// F28 (ZOOKEEPER-1277): once the counter is exhausted the leader refuses proposals and steps

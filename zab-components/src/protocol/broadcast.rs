@@ -273,7 +273,8 @@ impl ZabNode {
         }
     }
 
-    /// Follower timers: a silent leader is abandoned.
+    /// Follower timers: a leader silent for the session timeout is abandoned, and a suspected
+    /// one silent for half of it.
     pub(super) fn follower_tick(&mut self) {
         let Role::Following(follower) = &self.role else { return };
         let limit = if follower.stage == FollowerStage::Broadcast {
@@ -281,8 +282,11 @@ impl ZabNode {
         } else {
             self.config.sync_timeout_ticks
         };
-        if self.now - follower.last_heard > limit {
+        let silent = self.now - follower.last_heard;
+        if silent > limit {
             self.become_looking("leader silent");
+        } else if follower.leader_suspected && silent >= self.config.session_timeout_ticks / 2 {
+            self.become_looking("leader suspected");
         }
     }
 

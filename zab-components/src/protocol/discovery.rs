@@ -51,6 +51,7 @@ impl ZabNode {
             attempt,
             epoch: Epoch(0),
             last_heard: self.now,
+            leader_suspected: false,
             snap: None,
             sync_write: 0,
             newleader_last: Zxid::ZERO,

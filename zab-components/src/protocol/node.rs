@@ -439,11 +439,23 @@ impl ZabNode {
         self.log.cached_delivered_bytes()
     }
 
-    /// The failure detector suspects `peer`. A follower abandons a suspected leader.
+    /// The failure detector suspects `peer`. A follower abandons a suspected leader once it
+    /// has also heard nothing from it for half the session timeout (at once if that is already
+    /// so, else at the tick that finds it so, unless the detector restores the leader first):
+    /// sooner than a silent leader that is not suspected, later than the detector alone.
+    ///
+    /// The detector's heartbeats share the session with everything else, so a leader streaming
+    /// a large transfer to us is suspected while its proposals keep arriving: those prove it is
+    /// alive, and leaving it would fail every write in flight for nothing. Half the session
+    /// timeout leaves room for a busy follower that handles a burst of ticks before the
+    /// messages queued behind them.
     pub fn peer_suspected(&mut self, peer: PeerId) {
         self.flush_batch();
-        if self.leader() == Some(peer) && matches!(self.role, Role::Following(_)) {
-            self.become_looking("leader suspected");
+        if let Role::Following(follower) = &mut self.role {
+            if follower.leader == peer {
+                follower.leader_suspected = true;
+                self.follower_tick();
+            }
         }
         self.check_invariants();
     }
@@ -451,6 +463,11 @@ impl ZabNode {
     /// The failure detector trusts `peer` again. A looking node tells it its vote.
     pub fn peer_restored(&mut self, peer: PeerId) {
         self.flush_batch();
+        if let Role::Following(follower) = &mut self.role {
+            if follower.leader == peer {
+                follower.leader_suspected = false;
+            }
+        }
         if peer != self.id() && self.quorum.is_voter(peer) && matches!(self.role, Role::Looking(_))
         {
             let notification = self.notification();

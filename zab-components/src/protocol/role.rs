@@ -30,6 +30,8 @@ pub(crate) struct Follower {
     pub(crate) epoch: Epoch,
     /// Tick of the last message from the leader.
     pub(crate) last_heard: u64,
+    /// The failure detector suspects the leader (and has not restored it since).
+    pub(crate) leader_suspected: bool,
     /// A SNAP being received.
     pub(crate) snap: Option<SnapReceiver>,
     /// Last write that carries the synchronized history; NEWLEADER is acked once it completed.

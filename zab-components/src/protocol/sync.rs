@@ -248,14 +248,19 @@ impl ZabNode {
     pub(super) fn continue_sync_with(&mut self, peer: PeerId, after: Zxid, entries: Vec<Entry>) {
         let room = self.config.message_bytes_max - Message::OVERHEAD_BYTES_MAX;
         let matches = !entries.is_empty() && self.log.matches_after(after, &entries);
+        let (read_back, base) = (entries.len(), self.log.base());
         let Role::Leading(leader) = &mut self.role else { return };
         let Some(learner) = leader.learners.get_mut(&peer) else { return };
         let Some(stream) = learner.stream.as_mut().filter(|s| s.reading && s.after == after) else {
             return;
         };
         if !matches {
+            // Which case it was tells a trimmed log (a snapshot at `base` removed the segments
+            // the stream was reading: the learner gets a SNAP when it registers again) from a
+            // log that does not read back as it was written.
             log::warn!(
-                "{}: entries after {after} for {peer} could not be read back; dropping it",
+                "{}: entries after {after} for {peer} could not be read back ({read_back} read, \
+                 not matching the log; log base now {base}); dropping it",
                 self.config.id
             );
             leader.learners.remove(&peer);
