@@ -1,5 +1,5 @@
 //! [`Connection`]: one TCP connection of the event loop: its socket (plain, or under TLS
-//! through [`TlsStream`]), where it stands in the handshake, its frame decoder and its write
+//! through [`TlsStream`](crate::tls::TlsStream)), where it stands in the handshake, its frame decoder and its write
 //! buffer.
 //!
 //! The connection knows how to move bytes; what the bytes mean (handshake rules, sessions,

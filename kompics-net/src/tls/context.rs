@@ -2,16 +2,16 @@
 //! start from its [`PeerSecurity`], and the certificate checks rustls cannot do for us.
 //!
 //! - Mutual TLS: the acceptor uses rustls' WebPKI client verifier (chain to the CA, validity,
-//!   key usage); the dialer uses [`ChainOnlyVerifier`], which checks the chain the same way but
-//!   not a DNS name, because a node's identity is the URI subject alternative name
-//!   ([`super::identity_uri`]), which WebPKI does not match. Both ends then read that URI from
-//!   the peer's certificate ([`peer_identity`]) and the event loop compares it with the
+//!   key usage); the dialer uses [`ServerVerifier`] with the CA, which checks the chain the
+//!   same way but not a DNS name, because a node's identity is the URI subject alternative
+//!   name ([`super::identity_uri`]), which WebPKI does not match. Both ends then read that URI
+//!   from the peer's certificate ([`peer_identity`]) and the event loop compares it with the
 //!   hello (acceptor) or the node dialled (dialer).
-//! - Shared secret: the acceptor presents a self-signed certificate minted at start and asks for
-//!   none; the dialer accepts any certificate ([`AnyCertVerifier`], which still checks the
-//!   handshake signature). Authentication is the HMAC proof inside TLS ([`super::auth`]),
-//!   bound to the session's exporter value, which a man in the middle cannot make equal on
-//!   both of his connections.
+//! - Shared secret: the acceptor presents a self-signed certificate minted at start and asks
+//!   for none; the dialer accepts any certificate ([`ServerVerifier`] without a CA, which still
+//!   checks the handshake signature). Authentication is the HMAC proof inside TLS
+//!   ([`super::auth`]), bound to the session's exporter value, which a man in the middle
+//!   cannot make equal on both of his connections.
 //!
 //! Both sides: TLS 1.3 only, the ring provider, no session resumption (peer links are
 //! long-lived, and a resumed session would reuse an old authentication), no SNI.
@@ -119,7 +119,8 @@ fn mutual_tls_configs(
         .with_client_cert_verifier(client_verifier)
         .with_single_cert(chain.clone(), key.clone_key())
         .map_err(|e| credentials("the certificate and key", e))?;
-    let verifier = ChainOnlyVerifier { roots, algs: provider.signature_verification_algorithms };
+    let verifier =
+        ServerVerifier { roots: Some(roots), algs: provider.signature_verification_algorithms };
     let mut client = tls13_client(provider)?
         .dangerous()
         .with_custom_certificate_verifier(Arc::new(verifier))
@@ -142,7 +143,7 @@ fn shared_secret_configs(
         .with_no_client_auth()
         .with_single_cert(vec![cert], key)
         .map_err(|e| credentials("the throwaway certificate", e))?;
-    let verifier = AnyCertVerifier { algs: provider.signature_verification_algorithms };
+    let verifier = ServerVerifier { roots: None, algs: provider.signature_verification_algorithms };
     let mut client = tls13_client(provider)?
         .dangerous()
         .with_custom_certificate_verifier(Arc::new(verifier))
@@ -151,15 +152,18 @@ fn shared_secret_configs(
     Ok((client, server))
 }
 
-/// Dialer side of mutual TLS: the server's chain must lead to the cluster's CA (and be valid
-/// now, for server use); the name is checked after the handshake, from the URI SAN.
+/// The dialer's check of the server's certificate. With `roots` (mutual TLS) the chain must
+/// lead to the cluster's CA and be valid now, for server use; the name is checked after the
+/// handshake, from the URI SAN. Without (shared-secret mode) any certificate is accepted: it is
+/// a throwaway one, and the secret proof authenticates the peer. Either way the handshake
+/// signature is checked, so the server holds the key of the certificate it showed.
 #[derive(Debug)]
-struct ChainOnlyVerifier {
-    roots: Arc<RootCertStore>,
+struct ServerVerifier {
+    roots: Option<Arc<RootCertStore>>,
     algs: WebPkiSupportedAlgorithms,
 }
 
-impl ServerCertVerifier for ChainOnlyVerifier {
+impl ServerCertVerifier for ServerVerifier {
     fn verify_server_cert(
         &self,
         end_entity: &CertificateDer<'_>,
@@ -168,14 +172,16 @@ impl ServerCertVerifier for ChainOnlyVerifier {
         _ocsp_response: &[u8],
         now: UnixTime,
     ) -> Result<ServerCertVerified, rustls::Error> {
-        let cert = ParsedCertificate::try_from(end_entity)?;
-        verify_server_cert_signed_by_trust_anchor(
-            &cert,
-            &self.roots,
-            intermediates,
-            now,
-            self.algs.all,
-        )?;
+        if let Some(roots) = &self.roots {
+            let cert = ParsedCertificate::try_from(end_entity)?;
+            verify_server_cert_signed_by_trust_anchor(
+                &cert,
+                roots,
+                intermediates,
+                now,
+                self.algs.all,
+            )?;
+        }
         Ok(ServerCertVerified::assertion())
     }
 
@@ -186,48 +192,6 @@ impl ServerCertVerifier for ChainOnlyVerifier {
         _dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
         // The configurations allow TLS 1.3 only.
-        Err(rustls::Error::PeerIncompatible(rustls::PeerIncompatible::Tls12NotOffered))
-    }
-
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        verify_tls13_signature(message, cert, dss, &self.algs)
-    }
-
-    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.algs.supported_schemes()
-    }
-}
-
-/// Dialer side of shared-secret mode: any certificate (it is a throwaway one). The handshake
-/// signature is still checked, so the server holds the key of the certificate it showed.
-#[derive(Debug)]
-struct AnyCertVerifier {
-    algs: WebPkiSupportedAlgorithms,
-}
-
-impl ServerCertVerifier for AnyCertVerifier {
-    fn verify_server_cert(
-        &self,
-        _end_entity: &CertificateDer<'_>,
-        _intermediates: &[CertificateDer<'_>],
-        _server_name: &ServerName<'_>,
-        _ocsp_response: &[u8],
-        _now: UnixTime,
-    ) -> Result<ServerCertVerified, rustls::Error> {
-        Ok(ServerCertVerified::assertion())
-    }
-
-    fn verify_tls12_signature(
-        &self,
-        _message: &[u8],
-        _cert: &CertificateDer<'_>,
-        _dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
         Err(rustls::Error::PeerIncompatible(rustls::PeerIncompatible::Tls12NotOffered))
     }
 
