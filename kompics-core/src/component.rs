@@ -133,6 +133,56 @@ impl<C: ComponentDefinition> fmt::Debug for Component<C> {
     }
 }
 
+/// The lifecycle of a component, whatever its definition: what code that handles components of
+/// different types together needs (see [`start_all`]). [`Component`] implements it.
+pub trait Lifecycle {
+    /// Starts the component (see [`Component::start`]).
+    fn start(&self);
+    /// Stops the component (see [`Component::stop`]).
+    fn stop(&self);
+    /// Kills the component (see [`Component::kill`]).
+    fn kill(&self);
+}
+
+impl<C: ComponentDefinition> Lifecycle for Component<C> {
+    fn start(&self) {
+        Component::start(self);
+    }
+
+    fn stop(&self) {
+        Component::stop(self);
+    }
+
+    fn kill(&self) {
+        Component::kill(self);
+    }
+}
+
+/// Starts each of `components`, in order: components of different types wired together are
+/// started in one line.
+///
+/// ```
+/// use kompics_core::{start_all, ComponentDefinition, LifecycleState, Setup, Simulation};
+///
+/// struct Server;
+/// impl ComponentDefinition for Server {}
+/// struct Client;
+/// impl ComponentDefinition for Client {}
+///
+/// let sim = Simulation::new(1);
+/// let server = sim.create(|_: &mut Setup<Server>| Server);
+/// let client = sim.create(|_: &mut Setup<Client>| Client);
+/// start_all(&[&server, &client]);
+/// sim.run_until_quiescent(std::time::Duration::from_secs(1));
+/// assert_eq!(server.state(), LifecycleState::Active);
+/// assert_eq!(client.state(), LifecycleState::Active);
+/// ```
+pub fn start_all(components: &[&dyn Lifecycle]) {
+    for component in components {
+        component.start();
+    }
+}
+
 impl<C: ComponentDefinition> Component<C> {
     /// The component's id.
     pub fn id(&self) -> ComponentId {

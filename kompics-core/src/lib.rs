@@ -111,7 +111,9 @@ mod timer;
 
 pub use channel::{connect, connect_with, Channel, Filter, Selector};
 pub use component::setup::{ExportProvided, ExportRequired, Setup};
-pub use component::{Component, ComponentDefinition, ComponentId, LifecycleState};
+pub use component::{
+    start_all, Component, ComponentDefinition, ComponentId, Lifecycle, LifecycleState,
+};
 pub use context::{ComponentRng, Context};
 pub use dispatch::{EventCase, ProvideEvent, RequireEvent};
 pub use event::Event;

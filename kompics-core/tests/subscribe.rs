@@ -150,10 +150,7 @@ fn a_component_receives_only_the_event_types_it_subscribed_to() {
     connect(&store.provided::<Kv>(), &client.required::<Kv>());
     connect(&store.provided::<Kv>(), &watcher.required::<Kv>());
     connect(&store.provided::<Kv>(), &everything.required::<Kv>());
-    store.start();
-    client.start();
-    watcher.start();
-    everything.start();
+    start_all(&[&store, &client, &watcher, &everything]);
     // Values are answers to the client alone; to see a value go down every channel, trigger one.
     store.on_definition(|s| s.port.trigger(Value(Some(9)).into()));
     sim.run_until_quiescent(WAIT);

@@ -858,11 +858,7 @@ mod tests {
             connect(&fd.provided::<FailureDetectorPort>(), &overlay.required());
             connect(&overlay.provided::<KvPort>(), &client.required::<KvPort>());
             connect(&overlay.provided::<OverlayControl>(), &node.required::<OverlayControl>());
-            overlay.start();
-            net.start();
-            fd.start();
-            client.start();
-            node.start();
+            kompics_core::start_all(&[&overlay, &net, &fd, &client, &node]);
             let members = [addr(2), addr(3), addr(4)];
             let table = Arc::new(LookupTable::build(&members, 1, 3).unwrap());
             let install =

@@ -21,9 +21,7 @@ use kompics_net::{NetEvent, NetMessage, Network, NodeAddr, Route};
 use zab_components::component::*;
 use zab_components::protocol::{Epoch, Message, SyncMode, Zxid};
 use zab_components::storage::SimDisk;
-use zab_components::testing::{
-    addr, sweep_seeds_from, Group, LogApp, NodeApp, NodeSetup, SnapshotAnswer,
-};
+use zab_components::testing::{addr, sweep_seeds_from, Group, LogApp, NodeSetup, SnapshotAnswer};
 
 const MIB: usize = 1 << 20;
 
@@ -123,11 +121,15 @@ struct Parts {
     app: Component<LogApp>,
 }
 
-impl NodeApp for Parts {
+impl Lifecycle for Parts {
     fn start(&self) {
-        self.watch.start();
-        self.inject.start();
-        self.app.start();
+        start_all(&[&self.watch, &self.inject, &self.app]);
+    }
+
+    fn stop(&self) {
+        self.app.stop();
+        self.inject.stop();
+        self.watch.stop();
     }
 
     fn kill(&self) {

@@ -256,7 +256,8 @@ mod simulated {
     use std::time::Duration;
 
     use kompics_core::{
-        connect, Component, ComponentDefinition, Context, Provide, ProvidedPort, Setup, Simulation,
+        connect, start_all, Component, ComponentDefinition, Context, Provide, ProvidedPort, Setup,
+        Simulation,
     };
     use kompics_net::stream::{ByteStream, CloseReason, ConnId, StreamEvent, StreamRequest};
     use kompics_net::NodeAddr;
@@ -365,9 +366,7 @@ mod simulated {
             connect(&server.provided::<ByteStream>(), &frontend.required::<ByteStream>());
             connect(&overlay.provided::<KvPort>(), &frontend.required::<KvPort>());
             connect(&overlay.provided::<OverlayControl>(), &frontend.required::<OverlayControl>());
-            frontend.start();
-            server.start();
-            overlay.start();
+            start_all(&[&frontend, &server, &overlay]);
             let bench = Bench { sim, server, overlay };
             bench.settle();
             bench

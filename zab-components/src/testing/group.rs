@@ -4,32 +4,15 @@
 
 use std::time::Duration;
 
-use kompics_core::{connect, Component, ComponentDefinition, Require, Simulation, System, Time};
+use kompics_core::{
+    connect, Component, ComponentDefinition, Lifecycle, Require, Simulation, System, Time,
+};
 use kompics_net::sim::{SimNet, SimNetConfig, SimNetwork};
 use kompics_net::{Network, NodeAddr};
 
 use crate::component::{AtomicBroadcast, ZabComponent, ZabConfig};
 use crate::failure_detector::{FailureDetector, FdConfig};
 use crate::storage::SimDisk;
-
-/// What a [`Group`] node runs on top of Zab: one application component, or several (a struct
-/// of components). Created at every start of the node, killed at its crash.
-pub trait NodeApp {
-    /// Starts the components (after the failure detector, before Zab).
-    fn start(&self);
-    /// Kills the components (the node crashed).
-    fn kill(&self);
-}
-
-impl<C: ComponentDefinition> NodeApp for Component<C> {
-    fn start(&self) {
-        Component::start(self);
-    }
-
-    fn kill(&self) {
-        Component::kill(self);
-    }
-}
 
 /// What the application factory of a [`Group`] gets to build a node's application with.
 pub struct NodeSetup<'a> {
@@ -61,7 +44,9 @@ pub struct GroupNode<A> {
     pub fd: Component<FailureDetector>,
     /// Its Zab instance.
     pub zab: Component<ZabComponent>,
-    /// The application under test.
+    /// The application under test: one component, or several (a struct of components that
+    /// implements [`Lifecycle`]). Created at every start of the node, killed at its crash; it
+    /// starts after the failure detector and before Zab.
     pub app: A,
 }
 
@@ -108,7 +93,7 @@ type AppFactory<A> = Box<dyn Fn(&NodeSetup<'_>) -> A>;
 /// group.run(Duration::from_secs(2));
 /// assert_eq!(group.up().count(), 3);
 /// ```
-pub struct Group<A: NodeApp> {
+pub struct Group<A: Lifecycle> {
     /// The simulation the group runs in.
     pub sim: Simulation,
     /// The simulated network.
@@ -129,7 +114,7 @@ pub fn addr(i: usize) -> NodeAddr {
     NodeAddr(([10, 0, 0, i as u8 + 1], 5000).into())
 }
 
-impl<A: NodeApp> Group<A> {
+impl<A: Lifecycle> Group<A> {
     /// Creates and starts `n` nodes in `sim` on a network configured by `net`. Each node's Zab
     /// configuration is `ZabConfig::new(0, me, members)` changed by `tune`; `app` builds the
     /// node's application at each start (and connects it, see [`NodeSetup::connect_app`]).

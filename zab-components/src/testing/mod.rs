@@ -67,7 +67,7 @@ mod state;
 
 pub use checks::finish;
 pub use disk::{Disk, StorageOp};
-pub use group::{addr, Group, GroupNode, NodeApp, NodeSetup};
+pub use group::{addr, Group, GroupNode, NodeSetup};
 pub use hooked::{Hooked, StorageHooks};
 pub use log_app::{LogApp, SnapshotAnswer};
 pub use network::Sent;
