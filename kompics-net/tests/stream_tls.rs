@@ -154,3 +154,69 @@ fn a_client_that_never_finishes_its_handshake_is_closed_at_the_deadline() {
         other => panic!("expected Closed, got {other:?}"),
     }
 }
+
+/// Waits until `raw` is closed by the server (end of stream or reset); false on a timeout.
+fn closed_by_server(raw: &mut TcpStream) -> bool {
+    let mut buf = [0u8; 256];
+    loop {
+        match raw.read(&mut buf) {
+            Ok(0) => return true,
+            Ok(_) => {}
+            Err(e) if e.kind() == ErrorKind::ConnectionReset => return true,
+            Err(_) => return false,
+        }
+    }
+}
+
+fn open_fds() -> usize {
+    std::fs::read_dir("/proc/self/fd").map(|d| d.count()).unwrap_or(0)
+}
+
+/// Bad input on a TLS client port: garbage instead of a ClientHello is closed, and hundreds of
+/// half-open handshakes neither stop a real client from being served nor leave a descriptor
+/// behind once their deadline passed.
+#[test]
+fn garbage_and_hundreds_of_half_open_tls_clients_neither_stop_service_nor_leak() {
+    let s = Server::start(Duration::from_millis(500));
+    let echo = |what: &str| {
+        let mut c = s.client();
+        c.write_all(what.as_bytes()).unwrap();
+        let mut back = vec![0; what.len()];
+        c.read_exact(&mut back).unwrap();
+        assert_eq!(back, what.as_bytes(), "{what}");
+    };
+    echo("before");
+    let baseline = open_fds();
+
+    let mut garbage = TcpStream::connect(s.addr).unwrap();
+    garbage.set_read_timeout(Some(WAIT)).unwrap();
+    garbage.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+    assert!(closed_by_server(&mut garbage), "garbage instead of a ClientHello is closed");
+
+    let mut flood = Vec::new();
+    for i in 0..400 {
+        let Ok(mut raw) = TcpStream::connect(s.addr) else { continue };
+        if i % 2 == 0 {
+            let _ = raw.write_all(&[0x16, 0x03, 0x01]); // the start of a record, then nothing
+        }
+        flood.push(raw);
+        if i % 100 == 0 {
+            echo(&format!("during the flood ({i})"));
+        }
+    }
+    assert!(flood.len() > 300, "only {} connections opened", flood.len());
+    echo("after the flood");
+    for raw in &mut flood {
+        raw.set_read_timeout(Some(WAIT)).unwrap();
+        assert!(closed_by_server(raw), "a half-open handshake outlived its deadline");
+    }
+    drop(flood);
+    drop(garbage);
+    // The server's descriptors are back (a little slack for the harness and echo clients).
+    let deadline = Instant::now() + WAIT;
+    while open_fds() > baseline + 4 {
+        assert!(Instant::now() < deadline, "fds: {baseline} before, {} after", open_fds());
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    echo("a new client after the flood");
+}
