@@ -26,7 +26,8 @@ kv_cluster_cleanup() {
 }
 
 # Starts the three nodes with data under a new /tmp/<name>.XXXXXX (DATA; node i logs to
-# $DATA/n<i>.log), passes the remaining arguments to every node, and waits (up to 20 s) until
+# $DATA/n<i>.log), passes the remaining arguments to every node (with a shared secret minted for
+# the run unless they name a peer authentication mode), and waits (up to 20 s) until
 # every partition group has a leader. Sets DATA, PIDS and ENDPOINTS (the client addresses,
 # comma-separated).
 kv_cluster_start() {
@@ -35,13 +36,20 @@ kv_cluster_start() {
   PIDS=()
   trap kv_cluster_cleanup EXIT
   ENDPOINTS=""
-  local i peer client role out
+  local i peer client role out auth=()
+  # Peers must authenticate: unless the caller chose a mode (--insecure, mutual TLS or its own
+  # secret), the nodes share a secret minted for this run.
+  if [[ " $* " != *" --insecure "* && " $* " != *" --peer-tls-cert "* \
+        && " $* " != *" --cluster-secret-file "* && -z "${KVSTORE_CLUSTER_SECRET:-}" ]]; then
+    (umask 077; head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n' >"$DATA/secret")
+    auth=(--cluster-secret-file "$DATA/secret")
+  fi
   for i in 0 1 2; do
     peer="127.0.0.1:$((BASE_PEER + i))"
     client="127.0.0.1:$((BASE_CLIENT + i))"
     if [ "$i" = 0 ]; then role=(--expect 3); else role=(--join "127.0.0.1:$BASE_PEER"); fi
     RUST_LOG=${RUST_LOG:-warn} "$KVSTORE" node --peer "$peer" --client "$client" \
-      --data-dir "$DATA/n$i" "${role[@]}" "$@" >"$DATA/n$i.log" 2>&1 &
+      --data-dir "$DATA/n$i" "${role[@]}" "${auth[@]}" "$@" >"$DATA/n$i.log" 2>&1 &
     PIDS+=($!)
     ENDPOINTS="${ENDPOINTS:+$ENDPOINTS,}$client"
   done
