@@ -358,6 +358,17 @@ fn a_partition_without_a_leader_answers_tryagain() {
     assert!(error.is_tryagain(), "{error}");
 }
 
+/// redis-cli's output (trimmed) for `args` against `addr`; it must exit with success.
+fn redis_cli(addr: SocketAddr, args: &[&str]) -> String {
+    let out = Command::new("redis-cli")
+        .args(["-h", &addr.ip().to_string(), "-p", &addr.port().to_string()])
+        .args(args)
+        .output()
+        .expect("run redis-cli");
+    assert!(out.status.success(), "redis-cli {args:?}: {out:?}");
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
 /// Whether `command` runs and succeeds.
 fn runs(command: &mut Command) -> bool {
     command.output().is_ok_and(|o| o.status.success())
@@ -384,15 +395,7 @@ fn redis_tools_work() {
     }
     let c = TestCluster::start("tools");
     let [a, b, _] = c.endpoints()[..] else { unreachable!() };
-    let cli = |addr: SocketAddr, args: &[&str]| {
-        let out = Command::new("redis-cli")
-            .args(["-h", &addr.ip().to_string(), "-p", &addr.port().to_string()])
-            .args(args)
-            .output()
-            .expect("run redis-cli");
-        assert!(out.status.success(), "redis-cli {args:?}: {out:?}");
-        String::from_utf8_lossy(&out.stdout).trim().to_string()
-    };
+    let cli = redis_cli;
     assert_eq!(cli(a, &["SET", "greeting", "hello"]), "OK");
     assert_eq!(cli(b, &["GET", "greeting"]), "hello");
     assert_eq!(cli(b, &["CAS", "greeting", "hello", "world"]), "1");
@@ -578,16 +581,8 @@ fn check_auth_replies(a: SocketAddr) {
 
 /// redis-cli with and without `-a`, and redis-benchmark `-a`.
 fn check_redis_tools_with_password(a: SocketAddr, b: SocketAddr) {
-    let cli = |addr: SocketAddr, auth: &[&str], args: &[&str]| {
-        let out = Command::new("redis-cli")
-            .args(["-h", &addr.ip().to_string(), "-p", &addr.port().to_string()])
-            .args(auth)
-            .args(args)
-            .output()
-            .expect("run redis-cli");
-        assert!(out.status.success(), "redis-cli {args:?}: {out:?}");
-        String::from_utf8_lossy(&out.stdout).trim().to_string()
-    };
+    let cli =
+        |addr: SocketAddr, auth: &[&str], args: &[&str]| redis_cli(addr, &[auth, args].concat());
     let with = ["--no-auth-warning", "-a", PASSWORD];
     assert_eq!(cli(a, &with, &["SET", "tool-key", "hello"]), "OK");
     assert_eq!(cli(b, &with, &["GET", "tool-key"]), "hello");
@@ -687,15 +682,7 @@ fn string_and_key_commands_work_through_redis_cli_and_redis_py() {
     }
     let c = TestCluster::start("strings");
     let [a, b, _] = c.endpoints()[..] else { unreachable!() };
-    let cli = |addr: SocketAddr, args: &[&str]| {
-        let out = Command::new("redis-cli")
-            .args(["-h", &addr.ip().to_string(), "-p", &addr.port().to_string()])
-            .args(args)
-            .output()
-            .expect("run redis-cli");
-        assert!(out.status.success(), "redis-cli {args:?}: {out:?}");
-        String::from_utf8_lossy(&out.stdout).trim().to_string()
-    };
+    let cli = redis_cli;
     assert_eq!(cli(a, &["FLUSHALL"]), "OK");
     assert_eq!(cli(b, &["DBSIZE"]), "0");
     // Counters.
