@@ -20,8 +20,9 @@
 //! | `FLUSHALL`, `FLUSHDB` | one `Flush` per partition | each partition's flush is atomic; not atomic across partitions |
 
 use crate::partition::partition_of;
+use crate::resp::parse_i64;
 use crate::resp::RespValue;
-use crate::store::strings::{parse_float, parse_integer};
+use crate::store::strings::parse_float;
 use crate::store::{Bin, Op, OpResult, Pair, Refusal, SetCondition, SCAN_POSITION_END};
 
 use super::{check_key, check_value, CommandError, CommandLimits, CommandSpec};
@@ -188,7 +189,7 @@ pub fn parse(
         }
         "setrange" => {
             let key = check_key(take(1), limits)?;
-            let offset = parse_integer(&take(2)).ok_or(CommandError::NotAnInteger)?;
+            let offset = parse_i64(&take(2)).ok_or(CommandError::NotAnInteger)?;
             let offset = u64::try_from(offset)
                 .map_err(|_| CommandError::Invalid("offset is out of range"))?;
             let value = check_value(take(3), limits)?;
@@ -215,8 +216,8 @@ pub fn parse(
         }
         "getrange" => {
             let key = check_key(take(1), limits)?;
-            let start = parse_integer(&take(2)).ok_or(CommandError::NotAnInteger)?;
-            let end = parse_integer(&take(3)).ok_or(CommandError::NotAnInteger)?;
+            let start = parse_i64(&take(2)).ok_or(CommandError::NotAnInteger)?;
+            let end = parse_i64(&take(3)).ok_or(CommandError::NotAnInteger)?;
             one(Op::Get { key }, Shape::Range(start, end))
         }
         "exists" | "mget" | "del" | "unlink" => per_key(name, args, limits)?,
@@ -247,8 +248,7 @@ pub fn parse(
 /// `INCR`, `DECR`, `INCRBY n`, `DECRBY n`, `INCRBYFLOAT f` on `key`; `amount` is the third
 /// argument, present exactly when the arity says so.
 fn parse_counter(name: &str, key: Vec<u8>, amount: Option<&Vec<u8>>) -> Result<Op, CommandError> {
-    let integer =
-        || amount.and_then(|amount| parse_integer(amount)).ok_or(CommandError::NotAnInteger);
+    let integer = || amount.and_then(|amount| parse_i64(amount)).ok_or(CommandError::NotAnInteger);
     let by = match name {
         "incr" => 1,
         "decr" => -1,
@@ -324,7 +324,7 @@ pub fn parse_set(mut args: Vec<Vec<u8>>, limits: &CommandLimits) -> Result<Work,
             b"KEEPTTL" if !expiry => keep_ttl = true,
             b"EX" | b"PX" | b"EXAT" | b"PXAT" if !expiry && !keep_ttl => {
                 let Some(amount) = args.get(index + 1) else { return Err(CommandError::Syntax) };
-                let amount = parse_integer(amount).ok_or(CommandError::NotAnInteger)?;
+                let amount = parse_i64(amount).ok_or(CommandError::NotAnInteger)?;
                 if amount <= 0 {
                     return Err(CommandError::Invalid("invalid expire time in 'set' command"));
                 }
@@ -367,7 +367,7 @@ fn parse_getex_options(options: &[Vec<u8>]) -> Result<(), CommandError> {
             b"PERSIST" if !seen => {}
             b"EX" | b"PX" | b"EXAT" | b"PXAT" if !seen => {
                 let Some(amount) = options.get(index + 1) else { return Err(CommandError::Syntax) };
-                let amount = parse_integer(amount).ok_or(CommandError::NotAnInteger)?;
+                let amount = parse_i64(amount).ok_or(CommandError::NotAnInteger)?;
                 if amount <= 0 {
                     return Err(CommandError::Invalid("invalid expire time in 'getex' command"));
                 }
@@ -401,7 +401,7 @@ fn parse_scan(args: Vec<Vec<u8>>) -> Result<Work, CommandError> {
         match args[index].to_ascii_lowercase().as_slice() {
             b"match" => pattern = Some(argument.clone()),
             b"count" => {
-                count = parse_integer(argument).ok_or(CommandError::NotAnInteger)?;
+                count = parse_i64(argument).ok_or(CommandError::NotAnInteger)?;
                 if count < 1 {
                     return Err(CommandError::Syntax);
                 }

@@ -226,9 +226,11 @@ impl std::error::Error for RespError {}
 /// digits cover every `i64`, and a little slack keeps the error message about the number.
 const HEADER_BYTES_MAX: usize = 24;
 
-/// Parses a RESP length or integer strictly: an optional `-`, then decimal digits without
-/// leading zeros (except `0` itself), fitting an `i64`. This is what Redis' `string2ll` accepts.
-fn parse_i64(digits: &[u8]) -> Option<i64> {
+/// Parses a decimal integer strictly: an optional `-`, then decimal digits without leading
+/// zeros (except `0` itself), fitting an `i64`; nothing else (no `+`, no spaces). This is what
+/// Redis' `string2ll` accepts: RESP lengths and integers, and the integer arguments and values of
+/// the string commands (`INCRBY`, `SETRANGE`, a value `INCR` reads…).
+pub fn parse_i64(digits: &[u8]) -> Option<i64> {
     let (negative, magnitude) = match digits {
         [b'-', rest @ ..] => (true, rest),
         _ => (false, digits),
@@ -290,9 +292,18 @@ mod tests {
         assert_eq!(parse_i64(b"-1"), Some(-1));
         assert_eq!(parse_i64(b"9223372036854775807"), Some(i64::MAX));
         assert_eq!(parse_i64(b"-9223372036854775808"), Some(i64::MIN));
-        for bad in
-            [&b""[..], b"-", b"-0", b"01", b"+1", b" 1", b"1 ", b"9223372036854775808", b"1a"]
-        {
+        for bad in [
+            &b""[..],
+            b"-",
+            b"-0",
+            b"01",
+            b"+1",
+            b" 1",
+            b"1 ",
+            b"1.0",
+            b"9223372036854775808",
+            b"1a",
+        ] {
             assert_eq!(parse_i64(bad), None, "{:?}", bad.escape_ascii().to_string());
         }
     }

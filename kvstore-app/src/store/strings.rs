@@ -8,6 +8,7 @@
 //! spaces), and a float result is printed without exponent.
 
 use super::{Op, OpResult, Refusal, Store};
+use crate::resp::parse_i64;
 
 /// One change a write makes to the store.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -110,7 +111,7 @@ impl Store {
     fn integer_at(&self, key: &[u8]) -> Result<i64, Refusal> {
         match self.get(key) {
             None => Ok(0),
-            Some(bytes) => parse_integer(bytes).ok_or(Refusal::NotAnInteger),
+            Some(bytes) => parse_i64(bytes).ok_or(Refusal::NotAnInteger),
         }
     }
 
@@ -144,35 +145,6 @@ impl Store {
 
 fn put(key: &[u8], text: String) -> Change<'_> {
     Change::Put(key, text.into_bytes())
-}
-
-/// A decimal 64-bit integer as Redis' `string2ll` reads it: an optional `-`, then `0` alone or
-/// digits without a leading zero; nothing else (no `+`, no spaces), and no overflow.
-pub fn parse_integer(bytes: &[u8]) -> Option<i64> {
-    let (negative, digits) = match bytes.split_first() {
-        Some((b'-', rest)) => (true, rest),
-        _ => (false, bytes),
-    };
-    match digits {
-        [] => return None,
-        [b'0'] if !negative => return Some(0),
-        [b'1'..=b'9', ..] => {}
-        _ => return None,
-    }
-    let mut value: i64 = 0;
-    for &digit in digits {
-        if !digit.is_ascii_digit() {
-            return None;
-        }
-        let digit = i64::from(digit - b'0');
-        // Accumulate negatively: i64::MIN has no positive counterpart.
-        value = value.checked_mul(10)?.checked_sub(digit)?;
-    }
-    if negative {
-        Some(value)
-    } else {
-        value.checked_neg()
-    }
 }
 
 /// A float as `INCRBYFLOAT` reads it: a decimal or exponent form (`1.5`, `-2e3`, `inf`), no
@@ -242,19 +214,6 @@ mod tests {
 
     fn value(text: &str) -> OpResult {
         OpResult::Value(Some(k(text)))
-    }
-
-    #[test]
-    fn integers_are_read_as_redis_string2ll_reads_them() {
-        assert_eq!(parse_integer(b"0"), Some(0));
-        assert_eq!(parse_integer(b"-12"), Some(-12));
-        assert_eq!(parse_integer(b"9223372036854775807"), Some(i64::MAX));
-        assert_eq!(parse_integer(b"-9223372036854775808"), Some(i64::MIN));
-        for bad in
-            [&b""[..], b"-", b"+1", b"01", b"-0", b" 1", b"1 ", b"1.0", b"9223372036854775808"]
-        {
-            assert_eq!(parse_integer(bad), None, "{:?}", String::from_utf8_lossy(bad));
-        }
     }
 
     #[test]

@@ -40,7 +40,8 @@
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fmt;
 
-use crate::store::strings::{format_float, parse_float, parse_integer};
+use crate::resp::parse_i64;
+use crate::store::strings::{format_float, parse_float};
 use crate::store::{Op, OpResult, Refusal, SetCondition};
 
 /// Which client issued an operation (for the explanation; the check does not need it).
@@ -371,7 +372,7 @@ impl Kind {
             Kind::IncrBy { by, seen } => {
                 let old = match values.bytes(state) {
                     None => Ok(0),
-                    Some(bytes) => parse_integer(bytes).ok_or(Refusal::NotAnInteger),
+                    Some(bytes) => parse_i64(bytes).ok_or(Refusal::NotAnInteger),
                 };
                 let outcome = old.and_then(|old| old.checked_add(by).ok_or(Refusal::Overflow));
                 if seen.is_some_and(|seen| seen != outcome) {
