@@ -251,6 +251,7 @@ fn too_open_mode(_metadata: &std::fs::Metadata) -> Option<u32> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::test_dir::TempDir;
 
     fn password(text: &str) -> Password {
         Password::new(text.as_bytes().to_vec())
@@ -344,8 +345,8 @@ mod tests {
 
     #[test]
     fn the_password_comes_from_one_source_and_must_not_be_empty() {
-        let dir = std::env::temp_dir().join(format!("kvstore-auth-test-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
+        let scratch = TempDir::new("auth-sources");
+        let dir = scratch.path();
         let file = dir.join("pass");
         std::fs::write(&file, "from-file\r\nsecond line\n").unwrap();
         let expect = |text: &str| Ok(ClientAuth::with_password(password(text)));
@@ -359,15 +360,14 @@ mod tests {
         assert!(load_requirepass(None, Some(&file), None).unwrap_err().contains("empty"));
         let missing = dir.join("missing");
         assert!(load_requirepass(None, Some(&missing), None).unwrap_err().contains("missing"));
-        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[cfg(unix)]
     #[test]
     fn a_password_file_readable_by_others_is_flagged() {
         use std::os::unix::fs::PermissionsExt;
-        let dir = std::env::temp_dir().join(format!("kvstore-auth-mode-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
+        let scratch = TempDir::new("auth-mode");
+        let dir = scratch.path();
         let file = dir.join("pass");
         std::fs::write(&file, "pw").unwrap();
         let set_mode = |mode| std::fs::set_permissions(&file, PermissionsExt::from_mode(mode));
@@ -377,6 +377,5 @@ mod tests {
         assert_eq!(too_open_mode(&std::fs::metadata(&file).unwrap()), Some(0o644));
         set_mode(0o640).unwrap();
         assert_eq!(too_open_mode(&std::fs::metadata(&file).unwrap()), Some(0o640));
-        std::fs::remove_dir_all(&dir).unwrap();
     }
 }

@@ -132,6 +132,7 @@ pub fn check_and_stamp(
 mod tests {
     use super::*;
     use crate::partition::LookupTable;
+    use crate::test_dir::TempDir;
     use kompics_net::NodeAddr;
 
     fn cluster(id: u64) -> ClusterTable {
@@ -141,37 +142,31 @@ mod tests {
         ClusterTable { cluster_id: id, cluster_name: "c".into(), table }
     }
 
-    fn temp_dir(name: &str) -> PathBuf {
-        let dir = std::env::temp_dir().join(format!("kvstore-dd-{name}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
-        dir
-    }
-
     #[test]
     fn own_directories_are_stamped_once_and_accepted_again() {
-        let dir = temp_dir("own");
+        let scratch = TempDir::new("data-dir-own");
+        let dir = scratch.path();
         let mine = [PartitionId(0), PartitionId(2)];
-        check_and_stamp(&dir, &cluster(0xab), &mine).unwrap();
+        check_and_stamp(dir, &cluster(0xab), &mine).unwrap();
         let stamp = std::fs::read_to_string(dir.join("p2").join(STAMP_FILE)).unwrap();
         assert_eq!(stamp, "00000000000000ab c\n");
         assert!(!dir.join("p1").exists());
         std::fs::write(dir.join("p0").join("log.0"), b"entries").unwrap();
-        check_and_stamp(&dir, &cluster(0xab), &mine).unwrap();
+        check_and_stamp(dir, &cluster(0xab), &mine).unwrap();
         // Not a partition directory: ignored.
         std::fs::create_dir_all(dir.join("p01")).unwrap();
         std::fs::create_dir_all(dir.join("pX")).unwrap();
-        assert_eq!(partition_dirs(&dir).unwrap().len(), 2);
-        std::fs::remove_dir_all(&dir).unwrap();
+        assert_eq!(partition_dirs(dir).unwrap().len(), 2);
     }
 
     #[test]
     fn another_clusters_directories_are_named_and_nothing_is_created() {
-        let dir = temp_dir("foreign");
-        check_and_stamp(&dir, &cluster(1), &[PartitionId(0)]).unwrap();
+        let scratch = TempDir::new("data-dir-foreign");
+        let dir = scratch.path();
+        check_and_stamp(dir, &cluster(1), &[PartitionId(0)]).unwrap();
         std::fs::create_dir_all(dir.join("p1")).unwrap();
         std::fs::write(dir.join("p1").join("acceptedEpoch"), "7\n").unwrap();
-        let error = check_and_stamp(&dir, &cluster(2), &[PartitionId(0), PartitionId(2)])
+        let error = check_and_stamp(dir, &cluster(2), &[PartitionId(0), PartitionId(2)])
             .expect_err("another cluster's data");
         let p0 = dir.join("p0").display().to_string();
         let p1 = dir.join("p1").display().to_string();
@@ -179,6 +174,5 @@ mod tests {
         assert!(error.contains(&format!("{p1} (no cluster.id: an unknown cluster)")), "{error}");
         assert!(error.contains("move them away"), "{error}");
         assert!(!dir.join("p2").exists(), "nothing created on refusal");
-        std::fs::remove_dir_all(&dir).unwrap();
     }
 }

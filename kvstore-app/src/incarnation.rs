@@ -91,37 +91,31 @@ pub fn advance(data_dir: &Path) -> Result<Incarnation, IncarnationError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn temp_dir(name: &str) -> PathBuf {
-        let dir = std::env::temp_dir().join(format!("kvstore-inc-{name}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
-        dir
-    }
+    use crate::test_dir::TempDir;
 
     #[test]
     fn each_start_takes_a_larger_number_than_every_earlier_one() {
-        let dir = temp_dir("grow");
-        assert_eq!(advance(&dir).unwrap(), Incarnation(1));
-        assert_eq!(advance(&dir).unwrap(), Incarnation(2));
+        let scratch = TempDir::new("incarnation-grow");
+        let dir = scratch.path();
+        assert_eq!(advance(dir).unwrap(), Incarnation(1));
+        assert_eq!(advance(dir).unwrap(), Incarnation(2));
         std::fs::write(dir.join(INCARNATION_FILE), "41\n").unwrap();
-        assert_eq!(advance(&dir).unwrap(), Incarnation(42));
+        assert_eq!(advance(dir).unwrap(), Incarnation(42));
         assert_eq!(std::fs::read_to_string(dir.join(INCARNATION_FILE)).unwrap(), "42\n");
-        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]
     fn a_damaged_file_is_refused_and_left_as_it_is() {
-        let dir = temp_dir("bad");
+        let scratch = TempDir::new("incarnation-bad");
+        let dir = scratch.path();
         let file = dir.join(INCARNATION_FILE);
         for bad in ["", "x\n", "-1\n", "+3\n", "3 \n"] {
             std::fs::write(&file, bad).unwrap();
-            let error = advance(&dir).unwrap_err();
+            let error = advance(dir).unwrap_err();
             assert!(matches!(error, IncarnationError::Corrupt(..)), "{bad:?}: {error}");
             assert_eq!(std::fs::read_to_string(&file).unwrap(), bad);
         }
         std::fs::write(&file, format!("{}\n", u64::MAX)).unwrap();
-        assert!(matches!(advance(&dir), Err(IncarnationError::Exhausted(_))));
-        std::fs::remove_dir_all(&dir).unwrap();
+        assert!(matches!(advance(dir), Err(IncarnationError::Exhausted(_))));
     }
 }

@@ -91,5 +91,8 @@ pub mod resp;
 pub mod store;
 pub mod tools;
 
+#[cfg(test)]
+mod test_dir;
+
 /// The history checker, at the path the simulation tests know it by; it lives in [`tools`].
 pub use tools::linearizability;

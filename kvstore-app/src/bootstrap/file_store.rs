@@ -170,41 +170,23 @@ impl TableStore for FileTableStore {
 mod tests {
     use super::*;
     use crate::bootstrap::test_support::{addr, sample};
-
-    /// A directory under the system's temporary directory, removed on drop.
-    struct TempDir(PathBuf);
-
-    impl TempDir {
-        fn new(name: &str) -> TempDir {
-            let dir = std::env::temp_dir()
-                .join(format!("kvstore-bootstrap-{name}-{}", std::process::id()));
-            let _ = fs::remove_dir_all(&dir);
-            fs::create_dir_all(&dir).unwrap();
-            TempDir(dir)
-        }
-    }
-
-    impl Drop for TempDir {
-        fn drop(&mut self) {
-            let _ = fs::remove_dir_all(&self.0);
-        }
-    }
+    use crate::test_dir::TempDir;
 
     #[test]
     fn a_table_round_trips_through_the_file() {
-        let dir = TempDir::new("roundtrip");
-        let mut store = FileTableStore::new(dir.0.join("data"));
+        let dir = TempDir::new("bootstrap-roundtrip");
+        let mut store = FileTableStore::new(dir.path().join("data"));
         assert_eq!(store.load(), Ok(None), "no directory, no table");
         store.save(&sample(7)).unwrap();
         assert_eq!(store.load(), Ok(Some(sample(7))));
-        assert_eq!(FileTableStore::new(dir.0.join("data")).load(), Ok(Some(sample(7))));
+        assert_eq!(FileTableStore::new(dir.path().join("data")).load(), Ok(Some(sample(7))));
         assert!(store.location().ends_with("cluster.table"));
     }
 
     #[test]
     fn a_save_replaces_the_table_atomically() {
-        let dir = TempDir::new("atomic");
-        let mut store = FileTableStore::new(&dir.0);
+        let dir = TempDir::new("bootstrap-atomic");
+        let mut store = FileTableStore::new(dir.path());
         store.save(&sample(1)).unwrap();
         store.save(&sample(2)).unwrap();
         assert_eq!(store.load(), Ok(Some(sample(2))));
@@ -215,7 +197,7 @@ mod tests {
         // ...and the next save goes through it.
         store.save(&sample(3)).unwrap();
         assert_eq!(store.load(), Ok(Some(sample(3))));
-        let names: Vec<String> = fs::read_dir(&dir.0)
+        let names: Vec<String> = fs::read_dir(dir.path())
             .unwrap()
             .map(|e| e.unwrap().file_name().into_string().unwrap())
             .collect();
@@ -223,7 +205,7 @@ mod tests {
     }
 
     fn load_error(dir: &TempDir, bytes: &[u8]) -> String {
-        let mut store = FileTableStore::new(&dir.0);
+        let mut store = FileTableStore::new(dir.path());
         fs::write(store.path(), bytes).unwrap();
         let error = store.load().expect_err("a damaged file is an error").to_string();
         assert!(error.contains(&store.path().display().to_string()), "names the file: {error}");
@@ -232,7 +214,7 @@ mod tests {
 
     #[test]
     fn a_damaged_file_is_an_error_naming_the_file() {
-        let dir = TempDir::new("corrupt");
+        let dir = TempDir::new("bootstrap-corrupt");
         let good = FileTableStore::encode(&sample(9)).unwrap();
         for cut in [0, 5, HEADER_LEN - 1, HEADER_LEN, good.len() - 1] {
             let error = load_error(&dir, &good[..cut]);
@@ -259,7 +241,7 @@ mod tests {
         bad[8] = 2; // the version
         assert!(load_error(&dir, &bad).contains("version 2 is not supported"));
         assert!(matches!(
-            FileTableStore::new(&dir.0).load(),
+            FileTableStore::new(dir.path()).load(),
             Err(TableStoreError::UnsupportedVersion { version: 2, supported: 1, .. })
         ));
         // A checksummed payload that is not a valid table (here: a group with a node twice).
