@@ -169,7 +169,7 @@ struct Connection {
     name: Vec<u8>,
     opened: Time,
     last_command_at: Time,
-    last_command: String,
+    last_command: Vec<u8>,
 }
 
 impl Connection {
@@ -275,7 +275,7 @@ impl RespFrontend {
             };
             let connection = ConnectionInfo { client_id: c.client_id, protocol: c.protocol };
             c.slots.push_back(Slot::Waiting(c.protocol));
-            c.last_command = clients::command_name(request.args());
+            clients::remember_command(&mut c.last_command, request.args());
             c.last_command_at = now;
             // Unknown commands and wrong arities are refused before authentication is looked
             // at, as in Redis.
@@ -555,7 +555,7 @@ impl Require<ByteStream> for RespFrontend {
                         name: Vec::new(),
                         opened: ctx.now(),
                         last_command_at: ctx.now(),
-                        last_command: String::new(),
+                        last_command: Vec::new(),
                     },
                 );
                 if self.partition_count.is_none() {

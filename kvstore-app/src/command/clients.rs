@@ -184,20 +184,27 @@ pub fn time_reply(since_epoch: Duration) -> RespValue {
     ])
 }
 
-/// The name of a request's command for `CLIENT LIST`'s `cmd` field: lowercase, with
-/// `|subcommand` for commands that have them (`client|list`), at most 64 characters.
-pub fn command_name(args: &[Vec<u8>]) -> String {
-    const WITH_SUBCOMMANDS: &[&str] = &["client", "config", "command"];
-    let name = args
-        .first()
-        .map(|name| String::from_utf8_lossy(name).to_ascii_lowercase())
-        .unwrap_or_default();
-    let mut full = match args.get(1) {
-        Some(sub) if WITH_SUBCOMMANDS.contains(&name.as_str()) => {
-            format!("{name}|{}", String::from_utf8_lossy(sub).to_ascii_lowercase())
-        }
-        _ => name,
-    };
+/// Keeps in `buf` the name of a request's command as sent, with `|subcommand` for commands that
+/// have them (`CLIENT LIST`). Called for every request, so it only copies bytes into `buf`'s
+/// allocation (each part bounded); [`command_name`] formats them when `CLIENT LIST` asks.
+pub fn remember_command(buf: &mut Vec<u8>, args: &[Vec<u8>]) {
+    const WITH_SUBCOMMANDS: &[&[u8]] = &[b"client", b"config", b"command"];
+    /// Far more than the 64 characters shown, whatever control bytes are dropped.
+    const PART_MAX: usize = 256;
+    buf.clear();
+    let Some(name) = args.first() else { return };
+    buf.extend_from_slice(&name[..name.len().min(PART_MAX)]);
+    let has_subcommands = WITH_SUBCOMMANDS.iter().any(|w| name.eq_ignore_ascii_case(w));
+    if let Some(sub) = args.get(1).filter(|_| has_subcommands) {
+        buf.push(b'|');
+        buf.extend_from_slice(&sub[..sub.len().min(PART_MAX)]);
+    }
+}
+
+/// `CLIENT LIST`'s `cmd` field for a command kept by [`remember_command`]: lowercase
+/// (`client|list`), without spaces or control bytes, at most 64 characters.
+pub fn command_name(remembered: &[u8]) -> String {
+    let mut full = String::from_utf8_lossy(remembered).to_ascii_lowercase();
     // Shown inside a space-separated line: no spaces, no control bytes.
     full.retain(|c| c.is_ascii_graphic());
     full.chars().take(64).collect()
@@ -286,8 +293,13 @@ mod tests {
             time_reply(Duration::new(1_700_000_000, 123_456_789)),
             RespValue::array(vec![RespValue::bulk("1700000000"), RespValue::bulk("123456")])
         );
-        assert_eq!(command_name(&args(&["CLIENT", "List"])), "client|list");
-        assert_eq!(command_name(&args(&["GET", "k"])), "get");
-        assert_eq!(command_name(&args(&["a b\r\n"])), "ab");
+        let name = |words: &[&str]| {
+            let mut buf = Vec::new();
+            remember_command(&mut buf, &args(words));
+            command_name(&buf)
+        };
+        assert_eq!(name(&["CLIENT", "List"]), "client|list");
+        assert_eq!(name(&["GET", "k"]), "get");
+        assert_eq!(name(&["a b\r\n"]), "ab");
     }
 }

@@ -187,7 +187,7 @@ impl RespFrontend {
             name: c.name.clone(),
             age: now.saturating_since(c.opened),
             idle: now.saturating_since(c.last_command_at),
-            cmd: c.last_command.clone(),
+            cmd: clients::command_name(&c.last_command),
             resp: c.protocol.version(),
         }
     }
